@@ -1,0 +1,252 @@
+/*
+ * main.c — profshim-collector's command line.
+ *
+ * Exit status: 0 success, 1 the command could not do its work (no collector
+ * running, unwritable file, ...), 2 bad arguments (usage on stderr).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "record.h"
+
+#define PROG "profshim-collector"
+
+static const char usage_text[] =
+	"usage: " PROG " COMMAND [OPTIONS]\n"
+	"\n"
+	"Collects what libprofshim.so records in servers started with\n"
+	"  LD_PRELOAD=/path/to/libprofshim.so ENABLE_PROFILING=true SERVER\n"
+	"\n"
+	"commands:\n"
+	"  record [--pid PID] [--ring PATH] [--out FILE] [--duration S]\n"
+	"         attach to every ring of this user (present and future), or to\n"
+	"         PID and its descendants, or to one ring file; on Ctrl-C or\n"
+	"         SIGTERM, after S seconds, or when the PID tree has exited,\n"
+	"         write FILE (default profshim.json) and exit 0\n"
+	"  dump [--endpoint E] [--function NAME]\n"
+	"         print the running collector's profile JSON; --endpoint keeps\n"
+	"         one endpoint (\"GET /users/:id\"), --function keeps only stacks\n"
+	"         passing through NAME\n"
+	"  reset  clear the running collector's statistics\n"
+	"  save FILE\n"
+	"         write the running collector's profile JSON to FILE\n"
+	"\n"
+	"options for every command:\n"
+	"  --socket PATH  the control socket (default: $PROFSHIM_SOCKET, else\n"
+	"                 $XDG_RUNTIME_DIR/profshim/collector.sock, else\n"
+	"                 /tmp/profshim-UID/collector.sock)\n"
+	"  -h, --help     this text\n"
+	"  --version      print the version\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, PROG ": ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n\n%s", usage_text);
+	return 2;
+}
+
+enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR };
+
+static int parse_pid(const char *s, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v <= 0 || v > INT_MAX)
+		return -EINVAL;
+	*ret = (int)v;
+	return 0;
+}
+
+static int parse_seconds(const char *s, double *ret)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || !(v > 0) || v > 1e9)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int cmd_record(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pid", required_argument, NULL, 'p'},
+		{"ring", required_argument, NULL, 'r'},
+		{"out", required_argument, NULL, 'o'},
+		{"duration", required_argument, NULL, 'd'},
+		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm"};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+p:r:o:d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_pid(optarg, &o.pid) < 0)
+				return usage_error("--pid needs a process id, "
+						   "not '%s'", optarg);
+			break;
+		case 'r':
+			o.ring = optarg;
+			break;
+		case 'o':
+			o.out = optarg;
+			break;
+		case 'd':
+			if (parse_seconds(optarg, &o.duration) < 0)
+				return usage_error("--duration needs a number "
+						   "of seconds above 0, not '%s'",
+						   optarg);
+			break;
+		case OPT_SOCKET:
+			o.socket = optarg;
+			break;
+		case OPT_SHM_DIR:
+			o.shm_dir = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("%s", "bad option for record");
+		}
+	}
+	if (optind < argc)
+		return usage_error("record takes no argument '%s'", argv[optind]);
+	if (o.pid && o.ring)
+		return usage_error("%s", "--pid and --ring cannot go together");
+	return record_run(&o);
+}
+
+static int call(const char *socket, const char *req)
+{
+	char path[256], err[512];
+	int r = control_path(socket, 0, path, sizeof(path));
+
+	if (r < 0) {
+		fprintf(stderr, PROG ": control socket path: %s\n", strerror(-r));
+		return 1;
+	}
+	if (control_call(path, req, stdout, err, sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_control(const char *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"endpoint", required_argument, NULL, 'e'},
+		{"function", required_argument, NULL, 'f'},
+		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *endpoint = "", *function = "", *socket = NULL;
+	char req[PATH_MAX + 64];
+	bool dump = strcmp(cmd, "dump") == 0;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+		case 'f':
+			if (!dump)
+				return usage_error("%s takes no --endpoint or "
+						   "--function", cmd);
+			if (strpbrk(optarg, "\t\n"))
+				return usage_error("'%s' has a tab or newline",
+						   optarg);
+			if (c == 'e')
+				endpoint = optarg;
+			else
+				function = optarg;
+			break;
+		case OPT_SOCKET:
+			socket = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("bad option for %s", cmd);
+		}
+	}
+	if (dump || strcmp(cmd, "reset") == 0) {
+		if (optind < argc)
+			return usage_error("unexpected argument '%s'",
+					   argv[optind]);
+		if (dump)
+			(void)snprintf(req, sizeof(req), "dump\t%s\t%s",
+				       endpoint, function);
+		else
+			(void)snprintf(req, sizeof(req), "reset");
+		return call(socket, req);
+	}
+	/* save FILE: the collector's working directory is not ours, so a
+	 * relative path is made absolute here. */
+	{
+		char dir[PATH_MAX];
+		const char *file;
+
+		if (optind + 1 != argc)
+			return usage_error("%s", "save needs exactly one FILE");
+		file = argv[optind];
+		if (!*file || strpbrk(file, "\t\n"))
+			return usage_error("bad file name '%s'", file);
+		if (file[0] == '/') {
+			(void)snprintf(req, sizeof(req), "save\t%s", file);
+		} else {
+			if (!getcwd(dir, sizeof(dir))) {
+				fprintf(stderr, PROG ": getcwd: %s\n",
+					strerror(errno));
+				return 1;
+			}
+			(void)snprintf(req, sizeof(req), "save\t%s/%s", dir,
+				       file);
+		}
+		return call(socket, req);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2)
+		return usage_error("%s", "a command is needed");
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		puts(PROG " " PROFSHIM_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "record") == 0)
+		return cmd_record(argc - 1, argv + 1);
+	if (strcmp(cmd, "dump") == 0 || strcmp(cmd, "reset") == 0 ||
+	    strcmp(cmd, "save") == 0)
+		return cmd_control(cmd, argc - 1, argv + 1);
+	return usage_error("unknown command '%s'", cmd);
+}

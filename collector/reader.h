@@ -1,0 +1,93 @@
+/*
+ * reader.h — the collector's side of a shim ring: attach, validate, drain.
+ *
+ * A ring is untrusted input: a buggy or hostile process of the same user
+ * could write anything into it. Every size, offset, index and length is
+ * checked before use; records are copied out of the shared mapping before
+ * they are decoded, so a writer changing bytes underneath cannot make a
+ * checked length unchecked. A ring that breaks a rule is reported once as
+ * corrupt (reader_error()) and not read further.
+ */
+#ifndef PROFSHIM_READER_H
+#define PROFSHIM_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring_format.h"
+
+struct reader;
+
+enum reader_kind { READER_SAMPLE = 1, READER_REQUEST = 2 };
+
+struct reader_event {
+	enum reader_kind kind;
+	uint64_t req_id;
+	uint32_t tid;
+	const char *endpoint;  /* NULL: outside any request */
+	uint16_t flags;        /* RING_REQ_* for requests */
+	/* REQUEST */
+	double start;          /* seconds since the epoch */
+	uint64_t duration_ns;
+	uint32_t status;
+	/* SAMPLE */
+	uint32_t nframes;
+	const uint64_t *frames; /* leaf first; valid during the callback */
+};
+
+struct reader_counters {
+	uint64_t dropped_samples;
+	uint64_t dropped_events;
+	uint64_t dropped_requests;
+	uint64_t skipped_samples;
+	uint64_t untracked_conns;
+	uint64_t overflow_endpoints;
+};
+
+/*
+ * Map and validate the ring file at path. Only files owned by the caller's
+ * uid with no group or other permission are accepted. On failure returns a
+ * negative errno and writes a one-line reason to err.
+ */
+int reader_open(const char *path, struct reader **ret, char *err,
+		size_t errlen);
+
+void reader_close(struct reader *r);
+
+/*
+ * Deliver up to `max` committed records to cb, in ring order, and release
+ * their space to the shim. Returns the number delivered, or -EBADMSG when the
+ * ring is corrupt (reason in reader_error()); a callback's negative return
+ * stops the drain and is returned.
+ */
+int reader_drain(struct reader *r, size_t max,
+		 int (*cb)(void *arg, const struct reader_event *ev),
+		 void *arg);
+
+/* Number of module map entries the shim has published. */
+uint32_t reader_module_count(const struct reader *r);
+
+/*
+ * Copy the published module map entries into out (at most outcap), made
+ * safe to use (paths NUL-terminated, build id lengths and ranges bounded);
+ * returns how many were copied.
+ */
+uint32_t reader_modules(struct reader *r, struct ring_module *out,
+			uint32_t outcap);
+
+void reader_counters(const struct reader *r, struct reader_counters *ret);
+
+uint32_t reader_pid(const struct reader *r);
+uint32_t reader_ppid(const struct reader *r);
+const char *reader_exe(const struct reader *r);
+const char *reader_path(const struct reader *r);
+const struct ring_header *reader_header(const struct reader *r);
+
+/* True when the shim marked the process as exited normally. */
+bool reader_exited(const struct reader *r);
+
+/* The reason the ring was found corrupt, or NULL. */
+const char *reader_error(const struct reader *r);
+
+#endif /* PROFSHIM_READER_H */

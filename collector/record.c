@@ -1,0 +1,552 @@
+/*
+ * record.c — the collector's main loop (see record.h).
+ *
+ * Single-threaded: every ~10 ms it drains each attached ring, every 100 ms
+ * it looks for new rings and for processes that have ended, and in between
+ * it answers control requests. A ring whose process has ended is drained to
+ * the last record, its module map kept for symbols, and its file removed.
+ */
+#include "record.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "control.h"
+#include "reader.h"
+#include "stats.h"
+#include "symbols.h"
+
+#define RECORD_BATCH 65536
+#define RECORD_SCAN_NS 100000000ull
+
+struct attached {
+	struct reader *r;
+	char name[128];
+	int proc;
+	uint32_t nmods;
+	unsigned long long starttime;
+};
+
+struct recorder {
+	const struct record_opts *o;
+	struct stats *stats;
+	struct symbols *syms;
+	struct attached *att;
+	size_t natt, att_cap;
+	char **ignored;          /* ring names seen and not ours */
+	size_t nignored;
+	int ctl;
+	bool saw_any;
+	struct ring_module mods[RING_MODULES_MAX];
+};
+
+static volatile sig_atomic_t record_stop;
+
+static void record_on_signal(int sig)
+{
+	(void)sig;
+	record_stop = 1;
+}
+
+static uint64_t record_now(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Read state and start time of pid from /proc. Returns false when the
+ * process does not exist or is a zombie (it has ended, its parent has not
+ * yet reaped it).
+ */
+static bool record_proc(int pid, int *ret_ppid, unsigned long long *ret_start)
+{
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
+	char state;
+	int ppid;
+	unsigned long long start = 0;
+
+	(void)snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c %d", &state, &ppid) != 2)
+		return false;
+	/* Field 22 is the start time; p + 2 is field 3. */
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		start = strtoull(p + 1, NULL, 10);
+	if (ret_ppid)
+		*ret_ppid = ppid;
+	if (ret_start)
+		*ret_start = start;
+	return state != 'Z' && state != 'X';
+}
+
+/* True when pid is root or descends from it (live processes only). */
+static bool record_descends(int pid, int root)
+{
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		int ppid;
+
+		if (pid == root)
+			return true;
+		if (!record_proc(pid, &ppid, NULL))
+			return false;
+		pid = ppid;
+	}
+	return pid == root;
+}
+
+static bool record_tracked(struct recorder *rc, int pid)
+{
+	for (size_t i = 0; i < rc->natt; i++)
+		if ((int)reader_pid(rc->att[i].r) == pid)
+			return true;
+	return false;
+}
+
+static bool record_ignored(struct recorder *rc, const char *name)
+{
+	for (size_t i = 0; i < rc->nignored; i++)
+		if (strcmp(rc->ignored[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void record_ignore(struct recorder *rc, const char *name)
+{
+	char **n = realloc(rc->ignored, (rc->nignored + 1) * sizeof(*n));
+
+	if (!n)
+		return;
+	rc->ignored = n;
+	rc->ignored[rc->nignored] = strdup(name);
+	if (rc->ignored[rc->nignored])
+		rc->nignored++;
+}
+
+static bool record_ring_name(const char *name)
+{
+	const char *p = name;
+	int dots = 0;
+
+	if (strncmp(p, "profshim.", 9) != 0)
+		return false;
+	for (p += 9; *p; p++) {
+		if (*p == '.')
+			dots++;
+		else if (*p < '0' || *p > '9')
+			return false;
+	}
+	return dots == 1 && p[-1] != '.';
+}
+
+/* The shim appends to the module map after dlopen: copy it when it grew. */
+static void record_refresh_modules(struct recorder *rc, struct attached *a)
+{
+	uint32_t n;
+
+	if (reader_module_count(a->r) == a->nmods)
+		return;
+	n = reader_modules(a->r, rc->mods, RING_MODULES_MAX);
+	if (stats_set_modules(rc->stats, a->proc, rc->mods, n) == 0)
+		a->nmods = n;
+}
+
+static int record_attach(struct recorder *rc, const char *path,
+			 const char *name)
+{
+	struct attached *a;
+	struct reader *r;
+	char err[200];
+	int pid, proc;
+
+	if (reader_open(path, &r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "profshim-collector: skipping %s: %s\n", path,
+			err);
+		return -1;
+	}
+	pid = (int)reader_pid(r);
+	if (rc->o->pid && !rc->o->ring && pid != rc->o->pid &&
+	    !record_descends(pid, rc->o->pid) &&
+	    !record_tracked(rc, (int)reader_ppid(r))) {
+		reader_close(r);
+		return 0;
+	}
+	if (rc->natt == rc->att_cap) {
+		size_t n = rc->att_cap ? rc->att_cap * 2 : 16;
+		struct attached *na = realloc(rc->att, n * sizeof(*na));
+
+		if (!na) {
+			reader_close(r);
+			return -1;
+		}
+		rc->att = na;
+		rc->att_cap = n;
+	}
+	proc = stats_process(rc->stats, (uint32_t)pid, reader_ppid(r),
+			     reader_exe(r));
+	if (proc < 0) {
+		reader_close(r);
+		return -1;
+	}
+	a = &rc->att[rc->natt++];
+	memset(a, 0, sizeof(*a));
+	a->r = r;
+	a->proc = proc;
+	(void)snprintf(a->name, sizeof(a->name), "%s", name);
+	(void)record_proc(pid, NULL, &a->starttime);
+	record_refresh_modules(rc, a);
+	rc->saw_any = true;
+	fprintf(stderr, "profshim-collector: attached to pid %d (%s)\n", pid,
+		reader_exe(r));
+	return 1;
+}
+
+static void record_scan(struct recorder *rc)
+{
+	const char *dir = rc->o->shm_dir;
+	struct dirent *de;
+	DIR *d;
+
+	if (rc->o->ring) {
+		if (rc->natt == 0 && !rc->saw_any) {
+			const char *base = strrchr(rc->o->ring, '/');
+
+			if (record_attach(rc, rc->o->ring,
+					  base ? base + 1 : rc->o->ring) <= 0)
+				rc->saw_any = true; /* nothing more to wait for */
+		}
+		return;
+	}
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[512];
+		bool known = false;
+
+		if (!record_ring_name(de->d_name))
+			continue;
+		for (size_t i = 0; i < rc->natt && !known; i++)
+			known = strcmp(rc->att[i].name, de->d_name) == 0;
+		if (known || record_ignored(rc, de->d_name))
+			continue;
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (record_attach(rc, path, de->d_name) <= 0)
+			record_ignore(rc, de->d_name);
+	}
+	closedir(d);
+}
+
+static int record_event(void *arg, const struct reader_event *ev)
+{
+	struct attached *a = ((void **)arg)[1];
+	struct recorder *rc = ((void **)arg)[0];
+
+	return stats_event(rc->stats, a->proc, ev);
+}
+
+/* Drain one ring; returns records drained, or -1 when it was dropped. */
+static int record_drain_one(struct recorder *rc, struct attached *a)
+{
+	void *arg[2] = {rc, a};
+	struct reader_counters c;
+	int n;
+
+	record_refresh_modules(rc, a);
+	n = reader_drain(a->r, RECORD_BATCH, record_event, arg);
+	reader_counters(a->r, &c);
+	stats_set_counters(rc->stats, a->proc, &c);
+	if (n == -EBADMSG) {
+		fprintf(stderr, "profshim-collector: %s: %s; no longer reading it\n",
+			reader_path(a->r), reader_error(a->r));
+		return -1;
+	}
+	if (n == -ENOMEM) {
+		fprintf(stderr, "profshim-collector: out of memory while "
+				"aggregating; records left in the ring\n");
+		return 0;
+	}
+	return n;
+}
+
+static void record_detach(struct recorder *rc, size_t i, bool remove_file)
+{
+	struct attached *a = &rc->att[i];
+
+	stats_set_exited(rc->stats, a->proc);
+	if (remove_file)
+		(void)unlink(reader_path(a->r));
+	else
+		record_ignore(rc, a->name);
+	reader_close(a->r);
+	rc->att[i] = rc->att[--rc->natt];
+}
+
+static size_t record_drain_all(struct recorder *rc)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < rc->natt;) {
+		int n = record_drain_one(rc, &rc->att[i]);
+
+		if (n < 0) {
+			record_detach(rc, i, false);
+			continue;
+		}
+		total += (size_t)n;
+		i++;
+	}
+	return total;
+}
+
+/* Detach rings whose process has ended, after draining them dry. */
+static void record_reap(struct recorder *rc)
+{
+	for (size_t i = 0; i < rc->natt;) {
+		struct attached *a = &rc->att[i];
+		unsigned long long start = 0;
+		int pid = (int)reader_pid(a->r), n;
+		bool alive = record_proc(pid, NULL, &start) &&
+			     (a->starttime == 0 || start == a->starttime);
+
+		if (alive) {
+			i++;
+			continue;
+		}
+		while ((n = record_drain_one(rc, a)) > 0)
+			;
+		record_detach(rc, i, n == 0);
+	}
+}
+
+static bool record_done(struct recorder *rc)
+{
+	if (rc->o->ring)
+		return rc->saw_any && rc->natt == 0;
+	if (rc->o->pid)
+		return !record_proc(rc->o->pid, NULL, NULL) && rc->natt == 0;
+	return false;
+}
+
+static char *record_dumps(struct recorder *rc, const char *endpoint,
+			  const char *function)
+{
+	json_t *j = stats_json(rc->stats, rc->syms, endpoint, function);
+	char *s;
+
+	if (!j)
+		return NULL;
+	s = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	return s;
+}
+
+/* Write the profile to path atomically (temporary file, then rename). */
+static int record_write(struct recorder *rc, const char *path, char *err,
+			size_t errlen)
+{
+	char tmp[4200];
+	char *s = record_dumps(rc, NULL, NULL);
+	FILE *f;
+	int ok;
+
+	if (!s) {
+		(void)snprintf(err, errlen, "out of memory building the JSON");
+		return -1;
+	}
+	(void)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	f = fopen(tmp, "we");
+	if (!f) {
+		(void)snprintf(err, errlen, "cannot write %.300s: %s", tmp,
+			       strerror(errno));
+		free(s);
+		return -1;
+	}
+	ok = fputs(s, f) >= 0 && fputc('\n', f) != EOF;
+	ok = (fclose(f) == 0) && ok;
+	free(s);
+	if (!ok || rename(tmp, path) < 0) {
+		(void)snprintf(err, errlen, "cannot write %.300s: %s", path,
+			       strerror(errno));
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void record_control(struct recorder *rc)
+{
+	char req[4200], err[512];
+	int fd;
+
+	while ((fd = control_accept(rc->ctl, req, sizeof(req))) > 0) {
+		char *fields[3] = {req, NULL, NULL};
+		char *s;
+
+		for (int i = 1; i < 3; i++) {
+			char *tab = fields[i - 1] ? strchr(fields[i - 1], '\t') : NULL;
+
+			if (tab) {
+				*tab = '\0';
+				fields[i] = tab + 1;
+			}
+		}
+		if (strcmp(fields[0], "dump") == 0) {
+			(void)record_drain_all(rc);
+			s = record_dumps(rc,
+					 fields[1] && *fields[1] ? fields[1] : NULL,
+					 fields[2] && *fields[2] ? fields[2] : NULL);
+			if (s) {
+				size_t len = strlen(s);
+
+				s[len] = '\n';
+				control_reply(fd, 1, s, len + 1);
+				free(s);
+			} else {
+				control_reply(fd, 0, "out of memory", 13);
+			}
+		} else if (strcmp(fields[0], "reset") == 0) {
+			(void)record_drain_all(rc);
+			stats_reset(rc->stats);
+			control_reply(fd, 1, "", 0);
+		} else if (strcmp(fields[0], "save") == 0 && fields[1] &&
+			   fields[1][0] == '/') {
+			(void)record_drain_all(rc);
+			if (record_write(rc, fields[1], err, sizeof(err)) == 0)
+				control_reply(fd, 1, "", 0);
+			else
+				control_reply(fd, 0, err, strlen(err));
+		} else {
+			control_reply(fd, 0, "unknown request", 15);
+		}
+	}
+}
+
+int record_run(const struct record_opts *o)
+{
+	struct recorder rc = {.o = o, .ctl = -1};
+	char path[256], err[512];
+	uint64_t start = record_now(), last_scan = 0;
+	uint64_t reqs, samples, eps;
+	struct sigaction sa;
+	int r, status = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = record_on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)signal(SIGPIPE, SIG_IGN);
+
+	if (o->pid && !o->ring && !record_proc(o->pid, NULL, NULL)) {
+		fprintf(stderr, "profshim-collector: no running process %d\n",
+			o->pid);
+		return 1;
+	}
+	r = control_path(o->socket, 1, path, sizeof(path));
+	if (r == 0)
+		r = rc.ctl = control_listen(path);
+	if (r == -EADDRINUSE) {
+		fprintf(stderr,
+			"profshim-collector: another collector is running (it "
+			"answers at %s); stop it, or give this one its own "
+			"--socket\n",
+			path);
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "profshim-collector: control socket %s: %s\n",
+			path, strerror(-r));
+		return 1;
+	}
+	rc.stats = stats_new();
+	rc.syms = symbols_new();
+	if (!rc.stats || !rc.syms) {
+		fprintf(stderr, "profshim-collector: out of memory\n");
+		status = 1;
+		goto out;
+	}
+	if (o->ring)
+		fprintf(stderr, "profshim-collector: reading ring %s\n", o->ring);
+	else if (o->pid)
+		fprintf(stderr,
+			"profshim-collector: recording pid %d and its "
+			"children; stops when they exit or on Ctrl-C\n",
+			o->pid);
+	else
+		fprintf(stderr,
+			"profshim-collector: recording every profshim ring of "
+			"uid %u; stop with Ctrl-C\n",
+			(unsigned)getuid());
+
+	while (!record_stop) {
+		uint64_t now = record_now();
+		size_t n;
+
+		if (now - last_scan >= RECORD_SCAN_NS) {
+			last_scan = now;
+			record_scan(&rc);
+			record_reap(&rc);
+			if (record_done(&rc))
+				break;
+		}
+		if (o->duration > 0 && (double)(now - start) / 1e9 >= o->duration)
+			break;
+		n = record_drain_all(&rc);
+		record_control(&rc);
+		if (n == 0) {
+			struct pollfd p = {.fd = rc.ctl, .events = POLLIN};
+
+			(void)poll(&p, 1, 10);
+		}
+	}
+	(void)record_drain_all(&rc);
+	if (record_write(&rc, o->out, err, sizeof(err)) < 0) {
+		fprintf(stderr, "profshim-collector: %s\n", err);
+		status = 1;
+		goto out;
+	}
+	stats_totals(rc.stats, &reqs, &samples, &eps);
+	fprintf(stderr,
+		"profshim-collector: wrote %s: %llu requests in %llu "
+		"endpoints, %llu samples\n",
+		o->out, (unsigned long long)reqs, (unsigned long long)eps,
+		(unsigned long long)samples);
+out:
+	for (size_t i = 0; i < rc.natt; i++)
+		reader_close(rc.att[i].r);
+	free(rc.att);
+	for (size_t i = 0; i < rc.nignored; i++)
+		free(rc.ignored[i]);
+	free(rc.ignored);
+	if (rc.ctl >= 0) {
+		(void)close(rc.ctl);
+		(void)unlink(path);
+	}
+	stats_free(rc.stats);
+	symbols_free(rc.syms);
+	return status;
+}

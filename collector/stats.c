@@ -1,0 +1,595 @@
+/*
+ * stats.c — aggregation and the profile JSON (see stats.h).
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hist.h"
+#include "table.h"
+
+#define STATS_NO_REQUEST "(no request)"
+
+struct process {
+	uint32_t pid;
+	uint32_t ppid;
+	char *exe;
+	bool exited;
+	struct ring_module *mods;
+	uint32_t nmods;
+	struct reader_counters now;   /* latest values read from the ring */
+	struct reader_counters base;  /* values at the last reset */
+};
+
+struct endpoint {
+	uint64_t calls;
+	uint64_t total_ns;
+	uint64_t sampled_calls;
+	uint64_t samples;
+	uint64_t status[6];           /* 1xx..5xx, then none/other */
+	struct hist hist;
+};
+
+struct kept {
+	uint64_t req_id;
+	uint32_t proc;
+	uint32_t tid;
+	uint32_t endpoint;            /* id in stats.names */
+	uint32_t status;
+	uint32_t samples;
+	uint16_t flags;
+	double start;
+	uint64_t duration_ns;
+};
+
+struct stats {
+	struct process *procs;
+	size_t nprocs, procs_cap;
+
+	struct intern names;          /* endpoint names -> endpoint ids */
+	struct endpoint **eps;        /* by endpoint id, NULL until used */
+	size_t eps_cap;
+
+	struct intern stacks;         /* (proc, frames...) -> stack id */
+	struct pairmap stack_counts;  /* (endpoint id, stack id) -> samples */
+	struct pairmap pending;       /* (proc, req_id) -> samples so far */
+
+	struct kept slow[STATS_KEEP_SLOW];   /* min-heap by duration */
+	size_t nslow;
+	struct kept recent[STATS_KEEP_RECENT];
+	size_t nrecent, recent_next;
+	struct kept *manual;
+	size_t nmanual, manual_cap;
+
+	uint64_t requests;
+	uint64_t samples;
+};
+
+struct stats *stats_new(void)
+{
+	return calloc(1, sizeof(struct stats));
+}
+
+static void stats_clear(struct stats *s)
+{
+	for (size_t i = 0; i < s->eps_cap; i++)
+		free(s->eps[i]);
+	free(s->eps);
+	s->eps = NULL;
+	s->eps_cap = 0;
+	intern_free(&s->names);
+	intern_free(&s->stacks);
+	pairmap_free(&s->stack_counts);
+	pairmap_free(&s->pending);
+	free(s->manual);
+	s->manual = NULL;
+	s->nmanual = s->manual_cap = 0;
+	s->nslow = s->nrecent = s->recent_next = 0;
+	s->requests = s->samples = 0;
+}
+
+void stats_free(struct stats *s)
+{
+	if (!s)
+		return;
+	stats_clear(s);
+	for (size_t i = 0; i < s->nprocs; i++) {
+		free(s->procs[i].exe);
+		free(s->procs[i].mods);
+	}
+	free(s->procs);
+	free(s);
+}
+
+void stats_reset(struct stats *s)
+{
+	stats_clear(s);
+	for (size_t i = 0; i < s->nprocs; i++)
+		s->procs[i].base = s->procs[i].now;
+}
+
+int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
+		  const char *exe)
+{
+	struct process *p;
+
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i].pid == pid && !s->procs[i].exited)
+			return (int)i;
+	if (s->nprocs == s->procs_cap) {
+		size_t n = s->procs_cap ? s->procs_cap * 2 : 16;
+		struct process *np = realloc(s->procs, n * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		s->procs = np;
+		s->procs_cap = n;
+	}
+	p = &s->procs[s->nprocs];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->ppid = ppid;
+	p->exe = strdup(exe ? exe : "");
+	if (!p->exe)
+		return -ENOMEM;
+	return (int)s->nprocs++;
+}
+
+int stats_set_modules(struct stats *s, int proc, const struct ring_module *m,
+		      uint32_t n)
+{
+	struct process *p = &s->procs[proc];
+	struct ring_module *mods;
+
+	if (n == p->nmods)
+		return 0;
+	mods = realloc(p->mods, (n ? n : 1) * sizeof(*mods));
+	if (!mods)
+		return -ENOMEM;
+	memcpy(mods, m, n * sizeof(*mods));
+	p->mods = mods;
+	p->nmods = n;
+	return 0;
+}
+
+void stats_set_counters(struct stats *s, int proc,
+			const struct reader_counters *c)
+{
+	s->procs[proc].now = *c;
+}
+
+void stats_set_exited(struct stats *s, int proc)
+{
+	s->procs[proc].exited = true;
+}
+
+void stats_totals(const struct stats *s, uint64_t *ret_requests,
+		  uint64_t *ret_samples, uint64_t *ret_endpoints)
+{
+	*ret_requests = s->requests;
+	*ret_samples = s->samples;
+	*ret_endpoints = s->names.count;
+}
+
+/* Endpoint id and statistics for a name, created when new. */
+static int64_t stats_endpoint(struct stats *s, const char *name,
+			      struct endpoint **ret)
+{
+	int64_t id = intern_put(&s->names, name, strlen(name));
+
+	if (id < 0)
+		return id;
+	if ((size_t)id >= s->eps_cap) {
+		size_t n = s->eps_cap ? s->eps_cap * 2 : 64;
+		struct endpoint **np;
+
+		while (n <= (size_t)id)
+			n *= 2;
+		np = realloc(s->eps, n * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		memset(np + s->eps_cap, 0, (n - s->eps_cap) * sizeof(*np));
+		s->eps = np;
+		s->eps_cap = n;
+	}
+	if (!s->eps[id]) {
+		s->eps[id] = calloc(1, sizeof(struct endpoint));
+		if (!s->eps[id])
+			return -ENOMEM;
+	}
+	*ret = s->eps[id];
+	return id;
+}
+
+static void stats_heap_down(struct kept *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		struct kept t;
+
+		if (l < n && h[l].duration_ns < h[m].duration_ns)
+			m = l;
+		if (r < n && h[r].duration_ns < h[m].duration_ns)
+			m = r;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void stats_keep(struct stats *s, const struct kept *k)
+{
+	if (s->nslow < STATS_KEEP_SLOW) {
+		size_t i = s->nslow++;
+
+		s->slow[i] = *k;
+		while (i > 0 && s->slow[(i - 1) / 2].duration_ns >
+					s->slow[i].duration_ns) {
+			struct kept t = s->slow[i];
+
+			s->slow[i] = s->slow[(i - 1) / 2];
+			s->slow[(i - 1) / 2] = t;
+			i = (i - 1) / 2;
+		}
+	} else if (k->duration_ns > s->slow[0].duration_ns) {
+		s->slow[0] = *k;
+		stats_heap_down(s->slow, s->nslow, 0);
+	}
+	s->recent[s->recent_next] = *k;
+	s->recent_next = (s->recent_next + 1) % STATS_KEEP_RECENT;
+	if (s->nrecent < STATS_KEEP_RECENT)
+		s->nrecent++;
+	if ((k->flags & RING_REQ_MANUAL) && s->nmanual < STATS_MANUAL_MAX) {
+		if (s->nmanual == s->manual_cap) {
+			size_t n = s->manual_cap ? s->manual_cap * 2 : 16;
+			struct kept *np = realloc(s->manual, n * sizeof(*np));
+
+			if (!np)
+				return;
+			s->manual = np;
+			s->manual_cap = n;
+		}
+		s->manual[s->nmanual++] = *k;
+	}
+}
+
+static int stats_request(struct stats *s, int proc,
+			 const struct reader_event *ev)
+{
+	struct endpoint *e;
+	int64_t id = stats_endpoint(s, ev->endpoint, &e);
+	uint64_t *pending;
+	struct kept k;
+	unsigned cls;
+
+	if (id < 0)
+		return (int)id;
+	e->calls++;
+	e->total_ns += ev->duration_ns;
+	hist_add(&e->hist, ev->duration_ns);
+	cls = ev->status >= 100 && ev->status < 600 ? ev->status / 100 - 1 : 5;
+	e->status[cls]++;
+	if (ev->flags & RING_REQ_SAMPLED)
+		e->sampled_calls++;
+	s->requests++;
+
+	memset(&k, 0, sizeof(k));
+	pending = pairmap_find(&s->pending, (uint64_t)proc, ev->req_id);
+	if (pending) {
+		k.samples = (uint32_t)*pending;
+		pairmap_del(&s->pending, (uint64_t)proc, ev->req_id);
+	}
+	k.req_id = ev->req_id;
+	k.proc = (uint32_t)proc;
+	k.tid = ev->tid;
+	k.endpoint = (uint32_t)id;
+	k.status = ev->status;
+	k.flags = ev->flags;
+	k.start = ev->start;
+	k.duration_ns = ev->duration_ns;
+	stats_keep(s, &k);
+	return 0;
+}
+
+static int stats_sample(struct stats *s, int proc, const struct reader_event *ev)
+{
+	uint64_t key[1 + RING_MAX_FRAMES];
+	struct endpoint *e;
+	int64_t id, stack;
+	uint64_t *count;
+
+	id = stats_endpoint(s, ev->endpoint ? ev->endpoint : STATS_NO_REQUEST,
+			    &e);
+	if (id < 0)
+		return (int)id;
+	key[0] = (uint64_t)proc;
+	memcpy(key + 1, ev->frames, ev->nframes * sizeof(uint64_t));
+	stack = intern_put(&s->stacks, key, (1 + ev->nframes) * sizeof(uint64_t));
+	if (stack < 0)
+		return (int)stack;
+	count = pairmap_put(&s->stack_counts, (uint64_t)id, (uint64_t)stack);
+	if (!count)
+		return -ENOMEM;
+	(*count)++;
+	e->samples++;
+	s->samples++;
+	if (ev->req_id) {
+		count = pairmap_put(&s->pending, (uint64_t)proc, ev->req_id);
+		if (!count)
+			return -ENOMEM;
+		(*count)++;
+	}
+	return 0;
+}
+
+int stats_event(struct stats *s, int proc, const struct reader_event *ev)
+{
+	if (ev->kind == READER_REQUEST)
+		return stats_request(s, proc, ev);
+	return stats_sample(s, proc, ev);
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+struct func_acc {
+	const char *function;
+	const char *module;
+	uint64_t self;
+	uint64_t total;
+	uint64_t seen;   /* stack serial that last counted total */
+};
+
+struct func_table {
+	struct func_acc *v;
+	size_t n, cap;
+	struct pairmap index;   /* (function ptr, module ptr) -> v index + 1 */
+};
+
+static struct func_acc *func_get(struct func_table *t, const char *f,
+				 const char *m)
+{
+	uint64_t *slot = pairmap_put(&t->index, (uintptr_t)f, (uintptr_t)m);
+
+	if (!slot)
+		return NULL;
+	if (!*slot) {
+		if (t->n == t->cap) {
+			size_t n = t->cap ? t->cap * 2 : 64;
+			struct func_acc *nv = realloc(t->v, n * sizeof(*nv));
+
+			if (!nv)
+				return NULL;
+			t->v = nv;
+			t->cap = n;
+		}
+		t->v[t->n] = (struct func_acc){.function = f, .module = m};
+		*slot = ++t->n;
+	}
+	return &t->v[*slot - 1];
+}
+
+static int func_cmp(const void *a, const void *b)
+{
+	const struct func_acc *x = a, *y = b;
+
+	if (x->self != y->self)
+		return x->self < y->self ? 1 : -1;
+	if (x->total != y->total)
+		return x->total < y->total ? 1 : -1;
+	return strcmp(x->function, y->function);
+}
+
+static double ns_to_s(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/*
+ * Per-endpoint stacks: symbolize each, keep those passing `function`, and
+ * accumulate self and total samples per function. Returns the number of
+ * samples kept.
+ */
+static uint64_t stats_functions(struct stats *s, struct symbols *syms,
+				uint64_t ep_id, const char *function,
+				struct func_table *ft)
+{
+	struct symbols_frame fr[RING_MAX_FRAMES];
+	uint64_t kept = 0, serial = 0;
+
+	for (size_t i = 0; i < s->stack_counts.cap; i++) {
+		const struct pairmap_slot *sl = &s->stack_counts.slots[i];
+		const uint64_t *key;
+		const struct process *p;
+		size_t len, n;
+		bool pass;
+
+		if (!sl->used || sl->k1 != ep_id)
+			continue;
+		key = intern_get(&s->stacks, (uint32_t)sl->k2, &len);
+		n = len / sizeof(uint64_t) - 1;
+		p = &s->procs[key[0]];
+		pass = function == NULL;
+		for (size_t j = 0; j < n; j++) {
+			symbols_lookup(syms, p->mods, p->nmods, key[1 + j], j > 0,
+				       &fr[j]);
+			if (!pass && strcmp(fr[j].function, function) == 0)
+				pass = true;
+		}
+		if (!pass || n == 0)
+			continue;
+		kept += sl->v;
+		serial++;
+		for (size_t j = 0; j < n; j++) {
+			struct func_acc *a =
+				func_get(ft, fr[j].function, fr[j].module);
+
+			if (!a)
+				return kept;
+			if (j == 0)
+				a->self += sl->v;
+			if (a->seen != serial) {
+				a->seen = serial;
+				a->total += sl->v;
+			}
+		}
+	}
+	return kept;
+}
+
+static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
+				   uint64_t id, const char *function)
+{
+	static const char *const cls[6] = {"1xx", "2xx", "3xx",
+					   "4xx", "5xx", "other"};
+	struct endpoint *e = s->eps[id];
+	struct func_table ft = {0};
+	json_t *o = json_object(), *st = json_object(), *top = json_array();
+	uint64_t samples = e->samples;
+
+	if (e->samples)
+		samples = stats_functions(s, syms, id, function, &ft);
+	if (function && samples == 0)
+		goto none;
+	qsort(ft.v, ft.n, sizeof(*ft.v), func_cmp);
+	for (size_t i = 0; i < ft.n && i < STATS_TOP_FUNCTIONS; i++)
+		json_array_append_new(
+			top, json_pack("{s:s, s:s, s:I, s:I}", "function",
+				       ft.v[i].function, "module", ft.v[i].module,
+				       "self_samples", (json_int_t)ft.v[i].self,
+				       "total_samples",
+				       (json_int_t)ft.v[i].total));
+	for (int i = 0; i < 6; i++)
+		if (e->status[i])
+			json_object_set_new(st, cls[i],
+					    json_integer((json_int_t)e->status[i]));
+	json_object_set_new(o, "calls", json_integer((json_int_t)e->calls));
+	json_object_set_new(o, "total_time", json_real(ns_to_s(e->total_ns)));
+	json_object_set_new(o, "min_time", json_real(ns_to_s(e->hist.min)));
+	json_object_set_new(o, "max_time", json_real(ns_to_s(e->hist.max)));
+	json_object_set_new(o, "avg_time",
+			    json_real(e->calls ? ns_to_s(e->total_ns) /
+							 (double)e->calls
+					       : 0.0));
+	json_object_set_new(o, "p50_time",
+			    json_real(ns_to_s(hist_quantile(&e->hist, 0.50))));
+	json_object_set_new(o, "p95_time",
+			    json_real(ns_to_s(hist_quantile(&e->hist, 0.95))));
+	json_object_set_new(o, "p99_time",
+			    json_real(ns_to_s(hist_quantile(&e->hist, 0.99))));
+	json_object_set_new(o, "sampled_calls",
+			    json_integer((json_int_t)e->sampled_calls));
+	json_object_set_new(o, "samples", json_integer((json_int_t)samples));
+	json_object_set_new(o, "status", st);
+	json_object_set_new(o, "top_functions", top);
+	free(ft.v);
+	pairmap_free(&ft.index);
+	return o;
+none:
+	free(ft.v);
+	pairmap_free(&ft.index);
+	json_decref(o);
+	json_decref(st);
+	json_decref(top);
+	return NULL;
+}
+
+static int kept_cmp(const void *a, const void *b)
+{
+	const struct kept *x = *(const struct kept *const *)a;
+	const struct kept *y = *(const struct kept *const *)b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	if (x->proc != y->proc)
+		return x->proc < y->proc ? -1 : 1;
+	return x->req_id < y->req_id ? -1 : x->req_id > y->req_id;
+}
+
+static json_t *stats_requests_json(struct stats *s, const char *endpoint)
+{
+	size_t n = s->nslow + s->nrecent + s->nmanual, m = 0;
+	const struct kept **all = calloc(n ? n : 1, sizeof(*all));
+	json_t *arr = json_array();
+
+	if (!all)
+		return arr;
+	for (size_t i = 0; i < s->nslow; i++)
+		all[m++] = &s->slow[i];
+	for (size_t i = 0; i < s->nrecent; i++)
+		all[m++] = &s->recent[i];
+	for (size_t i = 0; i < s->nmanual; i++)
+		all[m++] = &s->manual[i];
+	qsort(all, m, sizeof(*all), kept_cmp);
+	for (size_t i = 0; i < m; i++) {
+		const struct kept *k = all[i];
+		const char *name = intern_get(&s->names, k->endpoint, NULL);
+		char id[48];
+
+		if (i > 0 && all[i - 1]->proc == k->proc &&
+		    all[i - 1]->req_id == k->req_id)
+			continue; /* kept as both slow and recent */
+		if (endpoint && strcmp(endpoint, name) != 0)
+			continue;
+		(void)snprintf(id, sizeof(id), "%" PRIu32 "-%" PRIu32 "-%" PRIu32,
+			       s->procs[k->proc].pid, (uint32_t)(k->req_id >> 32),
+			       (uint32_t)k->req_id);
+		json_array_append_new(
+			arr,
+			json_pack("{s:s, s:I, s:I, s:s, s:f, s:f, s:I, s:b, s:b, s:I}",
+				  "id", id, "pid",
+				  (json_int_t)s->procs[k->proc].pid, "tid",
+				  (json_int_t)k->tid, "endpoint", name, "start",
+				  k->start, "duration", ns_to_s(k->duration_ns),
+				  "status", (json_int_t)k->status, "sampled",
+				  (k->flags & RING_REQ_SAMPLED) != 0, "manual",
+				  (k->flags & RING_REQ_MANUAL) != 0, "samples",
+				  (json_int_t)k->samples));
+	}
+	free(all);
+	return arr;
+}
+
+json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
+		   const char *function)
+{
+	json_t *root, *data = json_object(), *procs = json_array();
+	uint64_t ds = 0, de = 0, dr = 0, sk = 0;
+
+	for (size_t id = 0; id < s->names.count; id++) {
+		const char *name = intern_get(&s->names, (uint32_t)id, NULL);
+		json_t *e;
+
+		if (!s->eps[id] || (endpoint && strcmp(endpoint, name) != 0))
+			continue;
+		e = stats_endpoint_json(s, syms, id, function);
+		if (e)
+			json_object_set_new(data, name, e);
+	}
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct process *p = &s->procs[i];
+
+		ds += p->now.dropped_samples - p->base.dropped_samples;
+		de += p->now.dropped_events - p->base.dropped_events;
+		dr += p->now.dropped_requests - p->base.dropped_requests;
+		sk += p->now.skipped_samples - p->base.skipped_samples;
+		json_array_append_new(
+			procs, json_pack("{s:I, s:I, s:s, s:b}", "pid",
+					 (json_int_t)p->pid, "ppid",
+					 (json_int_t)p->ppid, "exe", p->exe,
+					 "exited", p->exited));
+	}
+	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}}",
+			 "version", 1, "data", data, "requests",
+			 stats_requests_json(s, endpoint), "processes", procs,
+			 "dropped", "samples", (json_int_t)ds, "events",
+			 (json_int_t)de, "requests", (json_int_t)dr,
+			 "skipped_samples", (json_int_t)sk);
+	return root;
+}

@@ -1,0 +1,64 @@
+/*
+ * stats.h — what the collector knows: processes, per-endpoint statistics,
+ * stack samples and the bounded list of kept requests; and the profile JSON
+ * of DESIGN.md built from it.
+ *
+ * Every request is counted and timed per endpoint (calls, total, min, max,
+ * percentiles from struct hist, status classes). Samples are aggregated per
+ * endpoint as raw address stacks and symbolized only when JSON is built.
+ * Kept requests: the ~100 slowest, the ~100 most recent, and every manual
+ * (?profile=1) request up to STATS_MANUAL_MAX.
+ */
+#ifndef PROFSHIM_STATS_H
+#define PROFSHIM_STATS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "reader.h"
+#include "symbols.h"
+
+#define STATS_KEEP_SLOW 100
+#define STATS_KEEP_RECENT 100
+#define STATS_MANUAL_MAX 10000
+#define STATS_TOP_FUNCTIONS 25
+
+struct stats;
+
+struct stats *stats_new(void);
+void stats_free(struct stats *s);
+
+/* Forget every count, sample and kept request; processes stay known. */
+void stats_reset(struct stats *s);
+
+/* Index of the process with this pid, added when new; negative errno. */
+int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
+		  const char *exe);
+
+/* Replace a process' module map (validated entries). */
+int stats_set_modules(struct stats *s, int proc, const struct ring_module *m,
+		      uint32_t n);
+
+/* Record the ring's latest counters (absolute values) for a process. */
+void stats_set_counters(struct stats *s, int proc,
+			const struct reader_counters *c);
+
+void stats_set_exited(struct stats *s, int proc);
+
+/* Account one drained record of process `proc`. Negative errno: ENOMEM. */
+int stats_event(struct stats *s, int proc, const struct reader_event *ev);
+
+/* Totals, for progress lines. */
+void stats_totals(const struct stats *s, uint64_t *ret_requests,
+		  uint64_t *ret_samples, uint64_t *ret_endpoints);
+
+/*
+ * Build the profile JSON. `endpoint` keeps one endpoint; `function` keeps
+ * only stacks passing through that function (an endpoint with none is left
+ * out). Either may be NULL. Returns a new reference or NULL (ENOMEM).
+ */
+json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
+		   const char *function);
+
+#endif /* PROFSHIM_STATS_H */

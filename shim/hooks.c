@@ -1,0 +1,1039 @@
+/*
+ * hooks.c — the shim's entry points: interposed libc socket calls, the
+ * per-connection request lifecycle, and the constructor.
+ *
+ * A connection is tracked from accept()/accept4() to close(). Bytes the
+ * server reads feed an HTTP/1.x request delimiter (http.h); bytes it writes
+ * feed a response delimiter. A request starts at its first byte and ends
+ * when its response is complete (or the connection closes); then one
+ * RING_REC_REQUEST record goes to the ring. Responses answer requests in
+ * order, so each connection keeps a small queue of requests read but not yet
+ * answered (pipelining). Connections that do not speak HTTP are timed per
+ * read-after-write turn under "TCP :<port>".
+ *
+ * Rules every hook keeps (a server's production traffic runs through them):
+ *   - the real call is made first, exactly as asked, and its result and
+ *     errno are returned unchanged; nothing here blocks or changes blocking;
+ *   - with profiling off, a hook is one predictable branch and a jump;
+ *   - no malloc, no locks, no stdio: the connection table is reserved at
+ *     start-up, parsers work in place, records go to the lock-free ring;
+ *   - a connection used by two threads at once is tracked by whichever gets
+ *     there first; the other call is passed through untracked (never waits).
+ * The one exception to "no waiting" is the first request of a process, whose
+ * thread creates the ring; others wait for it a bounded number of yields.
+ */
+/* The build may ask for 64-bit file offsets, which makes glibc's headers
+ * rename sendfile to sendfile64; the shim defines both names itself. */
+#undef _FILE_OFFSET_BITS
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env.h"
+#include "http.h"
+#include "modmap.h"
+#include "ring.h"
+#include "sampler.h"
+
+#define HOOK __attribute__((visibility("default")))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define CONN_MAX 65536      /* fds tracked; beyond: counted, passed through */
+#define CONN_QUEUE 16       /* requests read but not yet answered */
+#define RING_WAIT_YIELDS 2000
+
+enum conn_state { CONN_NONE = 0, CONN_HTTP, CONN_TCP, CONN_BROKEN };
+
+/* A request read on a connection and not yet answered. */
+struct pending {
+	uint64_t req_id;
+	uint64_t start_ns;
+	uint64_t last_write_ns;
+	uint32_t endpoint;
+	uint16_t status;
+	uint8_t how;            /* enum sampler_how */
+	uint8_t line : 1;       /* request line seen: endpoint is set */
+	uint8_t responding : 1; /* response bytes were written */
+	uint8_t manual : 1;
+	uint8_t head : 1;
+};
+
+struct conn {
+	_Atomic uint8_t busy;
+	uint8_t state;        /* enum conn_state */
+	uint8_t qhead, qlen;
+	uint8_t resp_broken;  /* responses are not HTTP: end them by turns */
+	uint8_t http_seen;    /* at least one request line was parsed */
+	uint16_t port;        /* local port, for "TCP :<port>" */
+	int owner;            /* pid of the process that accepted or adopted */
+	struct http_req req;
+	struct http_resp resp;
+	struct pending q[CONN_QUEUE];
+};
+
+/* The real functions, resolved with dlsym(RTLD_NEXT) at start-up, or at
+ * first use when a hook runs before the constructor. */
+static int (*real_accept)(int, struct sockaddr *, socklen_t *);
+static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
+static ssize_t (*real_recv)(int, void *, size_t, int);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *,
+				socklen_t *);
+static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_readv)(int, const struct iovec *, int);
+static ssize_t (*real_send)(int, const void *, size_t, int);
+static ssize_t (*real_sendto)(int, const void *, size_t, int,
+			      const struct sockaddr *, socklen_t);
+static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
+static ssize_t (*real_sendfile64)(int, int, off64_t *, size_t);
+static int (*real_close)(int);
+static ssize_t (*real_read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real_recv_chk)(int, void *, size_t, size_t, int);
+static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int,
+				    struct sockaddr *, socklen_t *);
+static void *(*real_dlopen)(const char *, int);
+static int (*real_dlclose)(void *);
+static int (*real_sigaction)(int, const struct sigaction *,
+			     struct sigaction *);
+static sighandler_t (*real_signal)(int, sighandler_t);
+
+static bool hooks_on;            /* ENABLE_PROFILING and start-up succeeded */
+static struct env_config hooks_cfg;
+static struct conn *conns;       /* CONN_MAX entries, reserved, not touched */
+static int hooks_pid;            /* this process (updated after fork) */
+static char hooks_exe[RING_EXE_MAX];
+
+static _Atomic(struct ring_header *) hooks_ring;
+static atomic_int hooks_ring_state; /* 0 none, 1 creating, 2 ready, 3 failed */
+static _Atomic uint64_t hooks_untracked; /* counted before the ring exists */
+
+static _Atomic uint64_t manual_window;   /* second of the manual cap */
+static _Atomic uint32_t manual_used;
+
+static __thread uint64_t hooks_rng;
+static __thread uint32_t hooks_seq;
+static __thread int hooks_tid;
+
+#define RESOLVE(name, sym)                                                    \
+	do {                                                                  \
+		if (!real_##name)                                             \
+			real_##name = dlsym(RTLD_NEXT, sym);                  \
+	} while (0)
+
+static void hooks_warn(const char *line)
+{
+	(void)!syscall(SYS_write, 2, line, strlen(line));
+	(void)!syscall(SYS_write, 2, "\n", 1);
+}
+
+static uint64_t hooks_now(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the ring, created at a process' first request ---------------------- */
+
+static struct ring_header *hooks_ring_make(void)
+{
+	struct ring_header *h = NULL;
+	int expected = 0;
+	char line[160];
+	int r;
+
+	if (atomic_compare_exchange_strong(&hooks_ring_state, &expected, 1)) {
+		r = ring_create(&hooks_cfg, hooks_exe, &h);
+		if (r < 0) {
+			(void)snprintf(line, sizeof(line),
+				       "profshim: cannot create the ring in "
+				       "/dev/shm (%s); profiling is off in "
+				       "process %d",
+				       strerror(-r), hooks_pid);
+			hooks_warn(line);
+			atomic_store(&hooks_ring_state, 3);
+			return NULL;
+		}
+		(void)modmap_scan(h, hooks_exe);
+		ring_count(&h->untracked_conns, atomic_exchange(&hooks_untracked, 0));
+		atomic_store_explicit(&hooks_ring, h, memory_order_release);
+		sampler_attach(h);
+		atomic_store(&hooks_ring_state, 2);
+		return h;
+	}
+	for (int i = 0; i < RING_WAIT_YIELDS &&
+			atomic_load(&hooks_ring_state) == 1; i++)
+		(void)sched_yield();
+	return atomic_load_explicit(&hooks_ring, memory_order_acquire);
+}
+
+static inline struct ring_header *hooks_ring_get(void)
+{
+	struct ring_header *h =
+		atomic_load_explicit(&hooks_ring, memory_order_acquire);
+
+	return h ? h : hooks_ring_make();
+}
+
+/* ---- per-request decisions ------------------------------------------------ */
+
+static uint64_t hooks_random(void)
+{
+	uint64_t x = hooks_rng;
+
+	if (UNLIKELY(x == 0))
+		x = hooks_now() ^ ((uint64_t)(uintptr_t)&hooks_rng << 16) ^
+		    0x2545f4914f6cdd1dULL;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	hooks_rng = x;
+	return x;
+}
+
+static uint64_t hooks_req_id(void)
+{
+	if (UNLIKELY(hooks_tid == 0))
+		hooks_tid = (int)syscall(SYS_gettid);
+	return ((uint64_t)(uint32_t)hooks_tid << 32) | ++hooks_seq;
+}
+
+/* At most manual_max_per_sec forced requests per second per process. */
+static bool hooks_manual_allowed(uint64_t now)
+{
+	uint64_t sec = now / 1000000000ull;
+	uint64_t win = atomic_load_explicit(&manual_window, memory_order_relaxed);
+
+	if (win != sec &&
+	    atomic_compare_exchange_strong(&manual_window, &win, sec))
+		atomic_store(&manual_used, 0);
+	return atomic_fetch_add(&manual_used, 1) < hooks_cfg.manual_max_per_sec;
+}
+
+static enum sampler_how hooks_decide(bool manual_asked, uint64_t now)
+{
+	if (!sampler_ready())
+		return SAMPLER_OFF;
+	if (manual_asked && hooks_cfg.manual && hooks_manual_allowed(now))
+		return SAMPLER_MANUAL;
+	if (hooks_cfg.sample_rate >= 1.0)
+		return SAMPLER_RATE;
+	if (hooks_cfg.sample_rate > 0.0 &&
+	    (double)(hooks_random() >> 11) * 0x1.0p-53 < hooks_cfg.sample_rate)
+		return SAMPLER_RATE;
+	return SAMPLER_OFF;
+}
+
+/* ---- the request queue of a connection ------------------------------------ */
+
+static inline struct pending *conn_front(struct conn *c)
+{
+	return c->qlen ? &c->q[c->qhead] : NULL;
+}
+
+static inline struct pending *conn_back(struct conn *c)
+{
+	return c->qlen ? &c->q[(c->qhead + c->qlen - 1) % CONN_QUEUE] : NULL;
+}
+
+/* The calling thread serves request e from now on. */
+static void conn_serve(struct pending *e)
+{
+	sampler_enter(e->req_id, e->endpoint, (enum sampler_how)e->how);
+}
+
+static void conn_emit(const struct pending *e, uint64_t end_ns,
+		      uint16_t flags, uint32_t samples)
+{
+	struct ring_header *h = hooks_ring_get();
+	struct ring_request *r;
+	uint64_t pos;
+
+	if (!h)
+		return;
+	if (e->how != SAMPLER_OFF)
+		flags |= RING_REQ_SAMPLED;
+	if (e->how == SAMPLER_MANUAL)
+		flags |= RING_REQ_MANUAL;
+	r = (struct ring_request *)ring_reserve(h, sizeof(*r), RING_REC_REQUEST,
+						flags, &pos);
+	if (!r) {
+		ring_count(&h->dropped_events, 1);
+		ring_count(&h->dropped_requests, 1);
+		return;
+	}
+	r->req_id = e->req_id;
+	r->tid = (uint32_t)(e->req_id >> 32);
+	r->endpoint = e->endpoint;
+	r->start_ns = e->start_ns;
+	r->duration_ns = end_ns > e->start_ns ? end_ns - e->start_ns : 0;
+	r->status = e->status;
+	r->samples = samples;
+	ring_commit(&r->rec, pos);
+}
+
+/*
+ * Complete the front request. A request whose line never completed has no
+ * endpoint and is not reported. The next request in the queue, if its line
+ * is known, is served by this thread from now on.
+ */
+static void conn_finish(struct conn *c, uint64_t end_ns, uint16_t flags)
+{
+	struct pending *e = conn_front(c);
+	uint32_t samples;
+
+	if (!e)
+		return;
+	samples = sampler_leave(e->req_id);
+	if (e->line)
+		conn_emit(e, end_ns, flags, samples);
+	c->qhead = (uint8_t)((c->qhead + 1) % CONN_QUEUE);
+	c->qlen--;
+	e = conn_front(c);
+	if (e && e->line)
+		conn_serve(e);
+}
+
+static void conn_reset(struct conn *c, int state)
+{
+	c->state = (uint8_t)state;
+	c->qhead = c->qlen = 0;
+	c->resp_broken = 0;
+	c->http_seen = 0;
+	c->port = 0;
+	c->owner = hooks_pid;
+	http_req_init(&c->req);
+	http_resp_init(&c->resp);
+}
+
+static uint16_t conn_local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/* Open a new request at the back of the queue. */
+static struct pending *conn_push(struct conn *c, uint64_t now)
+{
+	struct pending *e;
+
+	if (c->qlen == CONN_QUEUE) {
+		/* More unanswered requests than a queue holds: the pairing
+		 * of responses to requests is lost, so stop tracking. */
+		struct ring_header *h = hooks_ring_get();
+
+		if (h) {
+			ring_count(&h->dropped_events, c->qlen);
+			ring_count(&h->dropped_requests, c->qlen);
+		}
+		c->state = CONN_BROKEN;
+		c->qlen = 0;
+		return NULL;
+	}
+	e = &c->q[(c->qhead + c->qlen) % CONN_QUEUE];
+	memset(e, 0, sizeof(*e));
+	e->req_id = hooks_req_id();
+	e->start_ns = now;
+	e->endpoint = RING_ENDPOINT_NONE;
+	c->qlen++;
+	return e;
+}
+
+/* A non-HTTP turn starts: it is a request named "TCP :<port>". */
+static void conn_tcp_turn(struct conn *c, int fd, uint64_t now)
+{
+	struct ring_header *h = hooks_ring_get();
+	char name[32];
+	struct pending *e;
+
+	if (!h)
+		return;
+	if (!c->port)
+		c->port = conn_local_port(fd);
+	e = conn_push(c, now);
+	if (!e)
+		return;
+	(void)snprintf(name, sizeof(name), "TCP :%u", c->port);
+	e->endpoint = ring_endpoint(h, name, hooks_cfg.max_endpoints);
+	e->line = 1;
+	e->how = (uint8_t)hooks_decide(false, now);
+	conn_serve(e);
+}
+
+static void conn_on_tcp_read(struct conn *c, int fd)
+{
+	struct pending *e = conn_front(c);
+	uint64_t now = hooks_now();
+
+	if (e && e->responding) {
+		/* Read after write: the previous turn ended at its last
+		 * write. */
+		conn_finish(c, e->last_write_ns, RING_REQ_TCP);
+		e = NULL;
+	}
+	if (!e)
+		conn_tcp_turn(c, fd, now);
+}
+
+static void conn_line(struct conn *c, uint64_t now)
+{
+	struct ring_header *h = hooks_ring_get();
+	struct pending *e = conn_back(c);
+
+	if (!e || !h)
+		return;
+	e->endpoint = ring_endpoint(h, c->req.endpoint, hooks_cfg.max_endpoints);
+	e->head = c->req.head;
+	e->manual = c->req.manual;
+	e->line = 1;
+	e->how = (uint8_t)hooks_decide(c->req.manual, now);
+	c->http_seen = 1;
+	if (e == conn_front(c))
+		conn_serve(e);
+}
+
+/* Bytes the server read from a connection. */
+static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
+{
+	enum http_req_event ev;
+	size_t used;
+
+	if (c->state == CONN_TCP) {
+		conn_on_tcp_read(c, fd);
+		return;
+	}
+	while (n > 0 && c->state == CONN_HTTP) {
+		used = http_req_feed(&c->req, buf, n, &ev);
+		buf += used;
+		n -= used;
+		switch (ev) {
+		case HTTP_REQ_START: {
+			uint64_t now = hooks_now();
+			struct pending *f = conn_front(c);
+
+			/* Responses that are not HTTP cannot say where they
+			 * end: a new request ends those already answered. */
+			while (c->resp_broken && f && f->responding) {
+				conn_finish(c, f->last_write_ns, 0);
+				f = conn_front(c);
+			}
+			(void)conn_push(c, now);
+			break;
+		}
+		case HTTP_REQ_LINE:
+			conn_line(c, hooks_now());
+			break;
+		case HTTP_REQ_ERROR:
+			if (!c->http_seen) {
+				/* Not HTTP at all: time read/write turns. */
+				c->qlen = 0;
+				c->state = CONN_TCP;
+				conn_on_tcp_read(c, fd);
+			} else {
+				c->state = CONN_BROKEN;
+			}
+			return;
+		default:
+			break;
+		}
+		if (used == 0 && ev == HTTP_REQ_NONE)
+			break;
+	}
+}
+
+/* Response bytes the server wrote (buf == NULL: n bytes of sendfile). */
+static void conn_on_write(struct conn *c, const char *buf, size_t n)
+{
+	enum http_resp_event ev;
+	struct pending *e = conn_front(c);
+	uint64_t now;
+	size_t used;
+
+	if (!e)
+		return; /* nothing was asked: a greeting, or a late error page */
+	now = hooks_now();
+	if (c->state == CONN_TCP || c->resp_broken) {
+		e->responding = 1;
+		e->last_write_ns = now;
+		return;
+	}
+	while (n > 0 && (e = conn_front(c)) != NULL) {
+		used = buf ? http_resp_feed(&c->resp, buf, n, e->head, &ev)
+			   : http_resp_skip(&c->resp, n, &ev);
+		if (buf)
+			buf += used;
+		n -= used;
+		e->responding = 1;
+		e->last_write_ns = now;
+		switch (ev) {
+		case HTTP_RESP_STATUS:
+			e->status = c->resp.status;
+			break;
+		case HTTP_RESP_DONE:
+			conn_finish(c, now, 0);
+			break;
+		case HTTP_RESP_ERROR:
+			c->resp_broken = 1;
+			return;
+		default:
+			break;
+		}
+		if (used == 0 && ev == HTTP_RESP_NONE)
+			break;
+	}
+}
+
+/* The connection is closing: end what it still holds. */
+static void conn_on_close(struct conn *c)
+{
+	uint64_t now = hooks_now();
+	struct pending *e;
+
+	while ((e = conn_front(c)) != NULL) {
+		if (e->responding)
+			conn_finish(c, e->last_write_ns,
+				    c->state == CONN_TCP ? RING_REQ_TCP : 0);
+		else
+			conn_finish(c, now, RING_REQ_ABORTED |
+				    (c->state == CONN_TCP ? RING_REQ_TCP : 0));
+	}
+	c->state = CONN_NONE;
+}
+
+/*
+ * Look up the tracked connection for fd and take it, or NULL. The unlocked
+ * state check keeps untracked fds (files, pipes) at a load and a compare.
+ */
+static inline struct conn *conn_take(int fd)
+{
+	struct conn *c;
+
+	if ((unsigned)fd >= CONN_MAX || !conns)
+		return NULL;
+	c = &conns[fd];
+	if (c->state == CONN_NONE)
+		return NULL;
+	if (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+		return NULL;
+	if (c->state == CONN_NONE) {
+		atomic_store_explicit(&c->busy, 0, memory_order_release);
+		return NULL;
+	}
+	sampler_block();
+	return c;
+}
+
+static inline void conn_give(struct conn *c)
+{
+	sampler_unblock();
+	atomic_store_explicit(&c->busy, 0, memory_order_release);
+}
+
+static void conn_accepted(int fd)
+{
+	struct conn *c;
+
+	if ((unsigned)fd >= CONN_MAX) {
+		struct ring_header *h = atomic_load(&hooks_ring);
+
+		if (h)
+			ring_count(&h->untracked_conns, 1);
+		else
+			atomic_fetch_add(&hooks_untracked, 1);
+		return;
+	}
+	c = &conns[fd];
+	if (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+		return;
+	sampler_block();
+	conn_reset(c, CONN_HTTP);
+	sampler_unblock();
+	atomic_store_explicit(&c->busy, 0, memory_order_release);
+}
+
+/*
+ * A connection inherited across fork belongs to the process that uses it:
+ * a child adopts it at its first read or write.
+ */
+static inline struct conn *conn_take_using(int fd)
+{
+	struct conn *c = conn_take(fd);
+
+	if (c && UNLIKELY(c->owner != hooks_pid))
+		c->owner = hooks_pid;
+	return c;
+}
+
+static void hooks_read_done(int fd, const void *buf, ssize_t n)
+{
+	struct conn *c;
+
+	if (n <= 0 || !(c = conn_take_using(fd)))
+		return;
+	conn_on_read(c, fd, buf, (size_t)n);
+	conn_give(c);
+}
+
+static void hooks_readv_done(int fd, const struct iovec *iov, int iovcnt,
+			     ssize_t n)
+{
+	struct conn *c;
+
+	if (n <= 0 || !(c = conn_take_using(fd)))
+		return;
+	for (int i = 0; i < iovcnt && n > 0; i++) {
+		size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
+
+		conn_on_read(c, fd, iov[i].iov_base, k);
+		n -= (ssize_t)k;
+	}
+	conn_give(c);
+}
+
+static void hooks_write_done(int fd, const void *buf, ssize_t n)
+{
+	struct conn *c;
+
+	if (n <= 0 || !(c = conn_take_using(fd)))
+		return;
+	conn_on_write(c, buf, (size_t)n);
+	conn_give(c);
+}
+
+static void hooks_writev_done(int fd, const struct iovec *iov, int iovcnt,
+			      ssize_t n)
+{
+	struct conn *c;
+
+	if (n <= 0 || !(c = conn_take_using(fd)))
+		return;
+	for (int i = 0; i < iovcnt && n > 0; i++) {
+		size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
+
+		conn_on_write(c, iov[i].iov_base, k);
+		n -= (ssize_t)k;
+	}
+	conn_give(c);
+}
+
+/* ---- the interposed functions --------------------------------------------- */
+
+HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int r;
+
+	RESOLVE(accept, "accept");
+	r = real_accept(fd, addr, len);
+	if (UNLIKELY(hooks_on) && r >= 0) {
+		int saved = errno;
+
+		conn_accepted(r);
+		errno = saved;
+	}
+	return r;
+}
+
+HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int r;
+
+	RESOLVE(accept4, "accept4");
+	r = real_accept4(fd, addr, len, flags);
+	if (UNLIKELY(hooks_on) && r >= 0) {
+		int saved = errno;
+
+		conn_accepted(r);
+		errno = saved;
+	}
+	return r;
+}
+
+/* Shared tail of every read-like hook: account n bytes read into buf. */
+#define READ_TAIL(fd, buf, r)                                                 \
+	do {                                                                  \
+		if (UNLIKELY(hooks_on) && (r) > 0) {                          \
+			int saved_ = errno;                                   \
+			hooks_read_done((fd), (buf), (r));                    \
+			errno = saved_;                                       \
+		}                                                             \
+	} while (0)
+
+#define WRITE_TAIL(fd, buf, r)                                                \
+	do {                                                                  \
+		if (UNLIKELY(hooks_on) && (r) > 0) {                          \
+			int saved_ = errno;                                   \
+			hooks_write_done((fd), (buf), (r));                   \
+			errno = saved_;                                       \
+		}                                                             \
+	} while (0)
+
+HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	ssize_t r;
+
+	RESOLVE(recv, "recv");
+	r = real_recv(fd, buf, n, flags);
+	if (!(flags & MSG_PEEK))
+		READ_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	ssize_t r;
+
+	RESOLVE(recv_chk, "__recv_chk");
+	r = real_recv_chk(fd, buf, n, buflen, flags);
+	if (!(flags & MSG_PEEK))
+		READ_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+		      struct sockaddr *addr, socklen_t *len)
+{
+	ssize_t r;
+
+	RESOLVE(recvfrom, "recvfrom");
+	r = real_recvfrom(fd, buf, n, flags, addr, len);
+	if (!(flags & MSG_PEEK))
+		READ_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+			    int flags, struct sockaddr *addr, socklen_t *len)
+{
+	ssize_t r;
+
+	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+	r = real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+	if (!(flags & MSG_PEEK))
+		READ_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t r;
+
+	RESOLVE(recvmsg, "recvmsg");
+	r = real_recvmsg(fd, msg, flags);
+	if (UNLIKELY(hooks_on) && r > 0 && !(flags & MSG_PEEK)) {
+		int saved = errno;
+
+		hooks_readv_done(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+		errno = saved;
+	}
+	return r;
+}
+
+HOOK ssize_t read(int fd, void *buf, size_t n)
+{
+	ssize_t r;
+
+	RESOLVE(read, "read");
+	r = real_read(fd, buf, n);
+	READ_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	ssize_t r;
+
+	RESOLVE(read_chk, "__read_chk");
+	r = real_read_chk(fd, buf, n, buflen);
+	READ_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	ssize_t r;
+
+	RESOLVE(readv, "readv");
+	r = real_readv(fd, iov, iovcnt);
+	if (UNLIKELY(hooks_on) && r > 0) {
+		int saved = errno;
+
+		hooks_readv_done(fd, iov, iovcnt, r);
+		errno = saved;
+	}
+	return r;
+}
+
+HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	ssize_t r;
+
+	RESOLVE(send, "send");
+	r = real_send(fd, buf, n, flags);
+	WRITE_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+		    const struct sockaddr *addr, socklen_t len)
+{
+	ssize_t r;
+
+	RESOLVE(sendto, "sendto");
+	r = real_sendto(fd, buf, n, flags, addr, len);
+	WRITE_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t r;
+
+	RESOLVE(sendmsg, "sendmsg");
+	r = real_sendmsg(fd, msg, flags);
+	if (UNLIKELY(hooks_on) && r > 0) {
+		int saved = errno;
+
+		hooks_writev_done(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+		errno = saved;
+	}
+	return r;
+}
+
+HOOK ssize_t write(int fd, const void *buf, size_t n)
+{
+	ssize_t r;
+
+	RESOLVE(write, "write");
+	r = real_write(fd, buf, n);
+	WRITE_TAIL(fd, buf, r);
+	return r;
+}
+
+HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	ssize_t r;
+
+	RESOLVE(writev, "writev");
+	r = real_writev(fd, iov, iovcnt);
+	if (UNLIKELY(hooks_on) && r > 0) {
+		int saved = errno;
+
+		hooks_writev_done(fd, iov, iovcnt, r);
+		errno = saved;
+	}
+	return r;
+}
+
+HOOK ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	ssize_t r;
+
+	RESOLVE(sendfile, "sendfile");
+	r = real_sendfile(out, in, off, n);
+	WRITE_TAIL(out, NULL, r);
+	return r;
+}
+
+HOOK ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
+{
+	ssize_t r;
+
+	RESOLVE(sendfile64, "sendfile64");
+	r = real_sendfile64(out, in, off, n);
+	WRITE_TAIL(out, NULL, r);
+	return r;
+}
+
+HOOK int close(int fd)
+{
+	RESOLVE(close, "close");
+	if (UNLIKELY(hooks_on)) {
+		int saved = errno;
+		struct conn *c = conn_take(fd);
+
+		if (c) {
+			/* An inherited connection a child never used is the
+			 * parent's business: forget it without reporting. */
+			if (c->owner == hooks_pid)
+				conn_on_close(c);
+			c->state = CONN_NONE;
+			conn_give(c);
+		}
+		errno = saved;
+	}
+	return real_close(fd);
+}
+
+/*
+ * dlopen and dlclose hold the dynamic loader's lock while they change the
+ * list of loaded objects; unwinding then could deadlock or read a list in
+ * flux, so the sampler skips the thread meanwhile. New objects go into the
+ * module map afterwards.
+ */
+HOOK void *dlopen(const char *file, int mode)
+{
+	void *r;
+
+	RESOLVE(dlopen, "dlopen");
+	if (!hooks_on)
+		return real_dlopen(file, mode);
+	sampler_block();
+	r = real_dlopen(file, mode);
+	sampler_unblock();
+	if (r) {
+		int saved = errno;
+		struct ring_header *h = atomic_load(&hooks_ring);
+
+		if (h)
+			(void)modmap_scan(h, hooks_exe);
+		errno = saved;
+	}
+	return r;
+}
+
+HOOK int dlclose(void *handle)
+{
+	int r;
+
+	RESOLVE(dlclose, "dlclose");
+	if (!hooks_on)
+		return real_dlclose(handle);
+	sampler_block();
+	r = real_dlclose(handle);
+	sampler_unblock();
+	return r;
+}
+
+/* An application that installs its own SIGPROF handler keeps it. */
+HOOK int sigaction(int sig, const struct sigaction *act,
+		   struct sigaction *old)
+{
+	RESOLVE(sigaction, "sigaction");
+	if (UNLIKELY(hooks_on) && sig == SIGPROF && act &&
+	    !sampler_is_own_handler(act->sa_flags & SA_SIGINFO
+					    ? (const void *)act->sa_sigaction
+					    : (const void *)act->sa_handler) &&
+	    sampler_ready())
+		sampler_stand_aside("the program installed its own SIGPROF "
+				    "handler");
+	return real_sigaction(sig, act, old);
+}
+
+HOOK sighandler_t signal(int sig, sighandler_t handler)
+{
+	RESOLVE(signal, "signal");
+	if (UNLIKELY(hooks_on) && sig == SIGPROF && sampler_ready())
+		sampler_stand_aside("the program installed its own SIGPROF "
+				    "handler");
+	return real_signal(sig, handler);
+}
+
+/* ---- start-up, fork, exit ------------------------------------------------- */
+
+static void hooks_atfork_child(void)
+{
+	struct ring_header *h = atomic_exchange(&hooks_ring, NULL);
+
+	hooks_pid = (int)syscall(SYS_getpid);
+	hooks_tid = 0;
+	hooks_seq = 0;
+	hooks_rng = 0;
+	sampler_fork_child();
+	atomic_store(&hooks_ring_state, 0);
+	ring_unmap(h);
+}
+
+static void hooks_resolve_all(void)
+{
+	RESOLVE(accept, "accept");
+	RESOLVE(accept4, "accept4");
+	RESOLVE(recv, "recv");
+	RESOLVE(recvfrom, "recvfrom");
+	RESOLVE(recvmsg, "recvmsg");
+	RESOLVE(read, "read");
+	RESOLVE(readv, "readv");
+	RESOLVE(send, "send");
+	RESOLVE(sendto, "sendto");
+	RESOLVE(sendmsg, "sendmsg");
+	RESOLVE(write, "write");
+	RESOLVE(writev, "writev");
+	RESOLVE(sendfile, "sendfile");
+	RESOLVE(sendfile64, "sendfile64");
+	RESOLVE(close, "close");
+	RESOLVE(read_chk, "__read_chk");
+	RESOLVE(recv_chk, "__recv_chk");
+	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+	RESOLVE(dlopen, "dlopen");
+	RESOLVE(dlclose, "dlclose");
+	RESOLVE(sigaction, "sigaction");
+	RESOLVE(signal, "signal");
+}
+
+__attribute__((constructor)) static void hooks_init(void)
+{
+	ssize_t n;
+	int r;
+
+	hooks_resolve_all();
+	env_load(&hooks_cfg, getenv, hooks_warn);
+	if (!hooks_cfg.enabled)
+		return; /* pure pass-through: no memory, no handler, no timer */
+
+	hooks_pid = (int)syscall(SYS_getpid);
+	n = readlink("/proc/self/exe", hooks_exe, sizeof(hooks_exe) - 1);
+	hooks_exe[n > 0 ? n : 0] = '\0';
+
+	/* Reserved, not committed: pages appear as connections use them. */
+	conns = mmap(NULL, sizeof(struct conn) * CONN_MAX,
+		     PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (conns == MAP_FAILED) {
+		conns = NULL;
+		hooks_warn("profshim: cannot reserve the connection table; "
+			   "profiling is off");
+		return;
+	}
+	r = sampler_init(&hooks_cfg);
+	(void)r; /* -EBUSY: requests are still timed, without stacks */
+	if (pthread_atfork(NULL, NULL, hooks_atfork_child) != 0) {
+		hooks_warn("profshim: pthread_atfork failed; profiling is off");
+		return;
+	}
+	hooks_on = true;
+}
+
+__attribute__((destructor)) static void hooks_fini(void)
+{
+	struct ring_header *h = atomic_load(&hooks_ring);
+
+	if (h)
+		atomic_store((_Atomic uint32_t *)&h->exited, 1);
+}

@@ -1,0 +1,1283 @@
+/*
+ * http.c — incremental HTTP/1.x delimiter (see http.h for the interface).
+ *
+ * Everything here is a byte-at-a-time state machine over caller-owned state:
+ * no allocation, no locks, no library calls, no system calls. Each byte costs
+ * a bounded amount of work; a body or chunk payload is skipped in one step
+ * per call whatever its size. Nothing is ever read outside buf[0..len), and
+ * nothing but the method, the templated path and the status is kept.
+ *
+ * Layout:
+ *   - character classes and the path templater (shared by http_req_feed()
+ *     and http_template_path(), so both always agree);
+ *   - header and body framing (struct http_msg_state), shared by requests
+ *     and responses: Content-Length, Transfer-Encoding, chunked coding with
+ *     extensions and trailers, and bodies that last until the close;
+ *   - the request line parser and http_req_feed();
+ *   - the status line parser, http_resp_feed() and http_resp_skip().
+ *
+ * Leniency: a bare LF ends any line where CRLF is expected, and a CR is
+ * otherwise ignored where a line may end. Everything that frames a message
+ * (method, version, Content-Length, chunk sizes) is checked strictly, since a
+ * mistake there would desynchronise every later request on the connection.
+ */
+#include "http.h"
+
+/* ------------------------------------------------------------------------ */
+/* Character classes                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Returns true when c is an ASCII decimal digit. */
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Returns the value of the hex digit c, or -1 when c is not one. */
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Returns true when c is a hex digit of either case. */
+static bool is_hex(unsigned char c)
+{
+	return hex_value(c) >= 0;
+}
+
+/* Returns true when c is an ASCII letter of either case. */
+static bool is_alpha(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Returns c lowercased when it is an ASCII uppercase letter, else c. */
+static unsigned char to_lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Returns true when c is optional whitespace (SP or HTAB). */
+static bool is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Returns true when c is an ASCII control byte (0x00-0x1f or DEL). */
+static bool is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* Returns true when c may appear in a method: uppercase letters, '-', '_'. */
+static bool is_method_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+}
+
+/* Returns true when c may follow the first letter of a URI scheme. */
+static bool is_scheme_char(unsigned char c)
+{
+	return is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+}
+
+/* Largest Content-Length accepted: what fits in an off_t. */
+#define MAX_CONTENT_LENGTH ((uint64_t)INT64_MAX)
+
+/* ------------------------------------------------------------------------ */
+/* Path templater                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The templater writes into out[0..cap) and keeps a position that saturates
+ * at cap + 1, so that a segment that began before the end of the buffer can
+ * still be rewound and rewritten as ":id", while everything past the end is
+ * dropped. The result is exactly the full templated path truncated to cap
+ * bytes. seg_flags holds what the current segment may still be.
+ */
+#define SEG_DIGITS 0x01 /* every byte so far is a decimal digit */
+#define SEG_HEX 0x02    /* every byte so far is a hex digit */
+#define SEG_UUID 0x04   /* the bytes so far match 8-4-4-4-12 hex */
+#define SEG_ALL (SEG_DIGITS | SEG_HEX | SEG_UUID)
+#define TPL_FED 0x80    /* at least one path byte was given */
+
+#define UUID_LEN 36
+#define HEX_ID_MIN 16
+
+/* Appends c at the output position, dropping it past the end of out. */
+static void tpl_put(struct http_tpl_state *t, char *out, size_t cap, char c)
+{
+	if (t->pos < cap)
+		out[t->pos] = c;
+	if (t->pos <= cap)
+		t->pos++;
+}
+
+/* Starts a new segment at the current output position. */
+static void tpl_seg_begin(struct http_tpl_state *t)
+{
+	t->seg_pos = t->pos;
+	t->seg_len = 0;
+	t->seg_flags = (uint8_t)((t->seg_flags & TPL_FED) | SEG_ALL);
+}
+
+/*
+ * Starts templating a path whose output begins at position base of the
+ * buffer. Whatever was written before base is left alone.
+ */
+static void tpl_begin(struct http_tpl_state *t, size_t base)
+{
+	t->pos = base;
+	t->seg_flags = 0;
+	tpl_seg_begin(t);
+}
+
+/* Returns true when the UUID form has a '-' at segment offset i. */
+static bool uuid_dash_at(unsigned i)
+{
+	return i == 8 || i == 13 || i == 18 || i == 23;
+}
+
+/* Narrows what the current segment can be, given its next byte c. */
+static void tpl_classify(struct http_tpl_state *t, unsigned char c)
+{
+	unsigned i = t->seg_len;
+
+	if (!is_digit(c))
+		t->seg_flags &= (uint8_t)~SEG_DIGITS;
+	if (!is_hex(c))
+		t->seg_flags &= (uint8_t)~SEG_HEX;
+	if (i >= UUID_LEN || (uuid_dash_at(i) ? c != '-' : !is_hex(c)))
+		t->seg_flags &= (uint8_t)~SEG_UUID;
+	if (t->seg_len < UINT8_MAX)
+		t->seg_len++;
+}
+
+/* Returns true when the finished current segment is an id. */
+static bool tpl_seg_is_id(const struct http_tpl_state *t)
+{
+	if (t->seg_len == 0)
+		return false;
+	if (t->seg_flags & SEG_DIGITS)
+		return true;
+	if ((t->seg_flags & SEG_HEX) && t->seg_len >= HEX_ID_MIN)
+		return true;
+	return (t->seg_flags & SEG_UUID) && t->seg_len == UUID_LEN;
+}
+
+/* Ends the current segment, rewriting it as ":id" when it is an id. */
+static void tpl_seg_end(struct http_tpl_state *t, char *out, size_t cap)
+{
+	if (!tpl_seg_is_id(t))
+		return;
+	t->pos = t->seg_pos;
+	tpl_put(t, out, cap, ':');
+	tpl_put(t, out, cap, 'i');
+	tpl_put(t, out, cap, 'd');
+}
+
+/* Gives the templater the next path byte c. */
+static void tpl_byte(struct http_tpl_state *t, char *out, size_t cap,
+		     unsigned char c)
+{
+	t->seg_flags |= TPL_FED;
+	if (c == '/') {
+		tpl_seg_end(t, out, cap);
+		tpl_put(t, out, cap, '/');
+		tpl_seg_begin(t);
+		return;
+	}
+	tpl_classify(t, c);
+	tpl_put(t, out, cap, (char)c);
+}
+
+/*
+ * Ends the path: templates its last segment (or writes "/" for an empty
+ * path), NUL-terminates out at out[min(pos, cap)] and returns that length.
+ * out must have room for cap + 1 bytes.
+ */
+static size_t tpl_finish(struct http_tpl_state *t, char *out, size_t cap)
+{
+	size_t n;
+
+	if (t->seg_flags & TPL_FED)
+		tpl_seg_end(t, out, cap);
+	else
+		tpl_put(t, out, cap, '/');
+	n = t->pos < cap ? t->pos : cap;
+	out[n] = '\0';
+	return n;
+}
+
+size_t http_template_path(const char *path, size_t len, char *out,
+			  size_t outsz)
+{
+	const unsigned char *s = (const unsigned char *)path;
+	struct http_tpl_state t;
+	size_t i;
+
+	if (outsz == 0)
+		return 0;
+	tpl_begin(&t, 0);
+	/*
+	 * A query string is never part of a path, and a NUL cannot be part of
+	 * the C string returned: the path ends at the first '?' or NUL.
+	 */
+	for (i = 0; i < len && s[i] != '?' && s[i] != '\0'; i++)
+		tpl_byte(&t, out, outsz - 1, s[i]);
+	return tpl_finish(&t, out, outsz - 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Header and body framing                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* States of struct http_msg_state; zero is "at the start of a header line". */
+enum msg_state {
+	M_LINE_START = 0, /* start of a header line, or of the empty line */
+	M_NAME,           /* in a header name */
+	M_SKIP_LINE,      /* in a line that does not matter, until LF */
+	M_CL_VALUE,       /* in a Content-Length value */
+	M_TE_VALUE,       /* in a Transfer-Encoding value */
+	M_CHUNK_SIZE,     /* in a chunk size */
+	M_CHUNK_WS,       /* whitespace after a chunk size */
+	M_CHUNK_EXT,      /* in chunk extensions, until LF */
+	M_CHUNK_CR,       /* CR after a chunk size: LF must follow */
+	M_CHUNK_DATA,     /* in chunk data: remaining bytes to skip */
+	M_CHUNK_END,      /* after chunk data: CRLF or LF must follow */
+	M_CHUNK_END_CR,   /* CR after chunk data: LF must follow */
+	M_TRAILER_START,  /* start of a trailer line, or of the empty line */
+	M_TRAILER_LINE,   /* in a trailer line, until LF */
+	M_BODY_LENGTH,    /* in a Content-Length body: remaining bytes */
+	M_BODY_CLOSE,     /* in a body that lasts until the close */
+};
+
+/* struct http_msg_state.flags: what the headers said so far. */
+#define MF_LENGTH 0x01  /* a Content-Length was seen; remaining holds it */
+#define MF_TE 0x02      /* a Transfer-Encoding with codings was seen */
+#define MF_CHUNKED 0x04 /* the last transfer coding is chunked */
+
+/* aux in M_NAME: the header names the current name may still be. */
+#define NAME_CL 0x01
+#define NAME_TE 0x02
+
+/* aux in M_CL_VALUE. */
+#define CLV_DIGITS 0x01 /* digits were seen */
+#define CLV_AFTER 0x02  /* whitespace followed the digits */
+
+/* aux in M_TE_VALUE: the current coding and the last complete one. */
+#define TOK_ANY 0x01          /* the current coding has a byte */
+#define TOK_BAD 0x02          /* the current coding is not "chunked" */
+#define TOK_WS 0x04           /* whitespace followed the current coding */
+#define TOK_SEEN 0x08         /* this header listed at least one coding */
+#define TOK_LAST_CHUNKED 0x10 /* the last complete coding was "chunked" */
+
+/* aux in M_CHUNK_SIZE. */
+#define CHUNK_DIGITS 0x01
+
+/* What the framing layer tells the request or response parser. */
+enum msg_event {
+	MSG_NONE = 0,
+	MSG_HEADERS_END, /* the empty line ending the headers was consumed */
+	MSG_DONE,        /* the body ended */
+	MSG_ERROR,       /* malformed framing */
+};
+
+static const char name_cl[] = "content-length";
+static const char name_te[] = "transfer-encoding";
+static const char coding_chunked[] = "chunked";
+
+#define NAME_CL_LEN (sizeof(name_cl) - 1)
+#define NAME_TE_LEN (sizeof(name_te) - 1)
+#define CHUNKED_LEN (sizeof(coding_chunked) - 1)
+
+/* Resets m to "expecting the first header line". */
+static void msg_init(struct http_msg_state *m)
+{
+	m->remaining = 0;
+	m->value = 0;
+	m->state = M_LINE_START;
+	m->flags = 0;
+	m->idx = 0;
+	m->aux = 0;
+}
+
+/* Moves m to state s with its scratch fields cleared. */
+static void msg_enter(struct http_msg_state *m, uint8_t s)
+{
+	m->state = s;
+	m->idx = 0;
+	m->aux = 0;
+	m->value = 0;
+}
+
+/* Narrows the candidate header names with byte c at offset m->idx. */
+static void hdr_name_match(struct http_msg_state *m, unsigned char c)
+{
+	unsigned i = m->idx;
+
+	c = to_lower(c);
+	if (i >= NAME_CL_LEN || c != (unsigned char)name_cl[i])
+		m->aux &= (uint8_t)~NAME_CL;
+	if (i >= NAME_TE_LEN || c != (unsigned char)name_te[i])
+		m->aux &= (uint8_t)~NAME_TE;
+	if (m->idx < UINT8_MAX)
+		m->idx++;
+}
+
+/* Handles the first byte of a header line. */
+static enum msg_event hdr_line_start(struct http_msg_state *m,
+				     unsigned char c)
+{
+	if (c == '\n')
+		return MSG_HEADERS_END;
+	if (c == '\r')
+		return MSG_NONE;
+	if (is_ows(c) || c == ':') {
+		/* An obsolete line folding or an empty name: not of interest. */
+		msg_enter(m, M_SKIP_LINE);
+		return MSG_NONE;
+	}
+	msg_enter(m, M_NAME);
+	m->aux = NAME_CL | NAME_TE;
+	hdr_name_match(m, c);
+	return MSG_NONE;
+}
+
+/* Handles a byte of a header name: the colon picks the value parser. */
+static enum msg_event hdr_name(struct http_msg_state *m, unsigned char c)
+{
+	if (c == '\n') {
+		/* A line without a colon carries nothing we use. */
+		msg_enter(m, M_LINE_START);
+		return MSG_NONE;
+	}
+	if (c != ':') {
+		hdr_name_match(m, c);
+		return MSG_NONE;
+	}
+	if ((m->aux & NAME_CL) && m->idx == NAME_CL_LEN)
+		msg_enter(m, M_CL_VALUE);
+	else if ((m->aux & NAME_TE) && m->idx == NAME_TE_LEN)
+		msg_enter(m, M_TE_VALUE);
+	else
+		msg_enter(m, M_SKIP_LINE);
+	return MSG_NONE;
+}
+
+/*
+ * Ends a Content-Length header: the value must have digits, and a repeated
+ * header must repeat the same value.
+ */
+static enum msg_event hdr_cl_end(struct http_msg_state *m)
+{
+	if (!(m->aux & CLV_DIGITS))
+		return MSG_ERROR;
+	if ((m->flags & MF_LENGTH) && m->remaining != m->value)
+		return MSG_ERROR;
+	m->remaining = m->value;
+	m->flags |= MF_LENGTH;
+	msg_enter(m, M_LINE_START);
+	return MSG_NONE;
+}
+
+/*
+ * Handles a byte of a Content-Length value: optional whitespace, decimal
+ * digits that fit in MAX_CONTENT_LENGTH, optional whitespace, end of line.
+ * Anything else, including a list of values, is an error.
+ */
+static enum msg_event hdr_cl_value(struct http_msg_state *m, unsigned char c)
+{
+	uint64_t d;
+
+	if (c == '\n')
+		return hdr_cl_end(m);
+	if (is_ows(c) || c == '\r') {
+		if (m->aux & CLV_DIGITS)
+			m->aux |= CLV_AFTER;
+		return MSG_NONE;
+	}
+	if (!is_digit(c) || (m->aux & CLV_AFTER))
+		return MSG_ERROR;
+	d = (uint64_t)(c - '0');
+	if (m->value > (MAX_CONTENT_LENGTH - d) / 10)
+		return MSG_ERROR;
+	m->value = m->value * 10 + d;
+	m->aux |= CLV_DIGITS;
+	return MSG_NONE;
+}
+
+/* Ends one transfer coding of a Transfer-Encoding list. */
+static void hdr_te_token_end(struct http_msg_state *m)
+{
+	if (!(m->aux & TOK_ANY))
+		return;
+	if (!(m->aux & TOK_BAD) && m->idx == CHUNKED_LEN)
+		m->aux |= TOK_LAST_CHUNKED;
+	else
+		m->aux &= (uint8_t)~TOK_LAST_CHUNKED;
+	m->aux |= TOK_SEEN;
+	m->aux &= (uint8_t)~(TOK_ANY | TOK_BAD | TOK_WS);
+	m->idx = 0;
+}
+
+/*
+ * Ends a Transfer-Encoding header. Several headers form one list, so the
+ * last header that lists a coding decides whether the body is chunked.
+ */
+static void hdr_te_end(struct http_msg_state *m)
+{
+	hdr_te_token_end(m);
+	if (m->aux & TOK_SEEN) {
+		m->flags |= MF_TE;
+		if (m->aux & TOK_LAST_CHUNKED)
+			m->flags |= MF_CHUNKED;
+		else
+			m->flags &= (uint8_t)~MF_CHUNKED;
+	}
+	msg_enter(m, M_LINE_START);
+}
+
+/*
+ * Handles a byte of a Transfer-Encoding value: a comma-separated list of
+ * codings, each matched case-insensitively against "chunked". A coding with
+ * parameters or inner whitespace is not "chunked".
+ */
+static enum msg_event hdr_te_value(struct http_msg_state *m, unsigned char c)
+{
+	if (c == '\n') {
+		hdr_te_end(m);
+		return MSG_NONE;
+	}
+	if (c == ',') {
+		hdr_te_token_end(m);
+		return MSG_NONE;
+	}
+	if (is_ows(c) || c == '\r') {
+		if (m->aux & TOK_ANY)
+			m->aux |= TOK_WS;
+		return MSG_NONE;
+	}
+	if ((m->aux & TOK_WS) || m->idx >= CHUNKED_LEN ||
+	    to_lower(c) != (unsigned char)coding_chunked[m->idx])
+		m->aux |= TOK_BAD;
+	else
+		m->idx++;
+	m->aux |= TOK_ANY;
+	return MSG_NONE;
+}
+
+/* Ends a chunk-size line: a zero size starts the trailer section. */
+static enum msg_event chunk_size_end(struct http_msg_state *m)
+{
+	uint64_t size = m->value;
+
+	if (size == 0) {
+		msg_enter(m, M_TRAILER_START);
+		return MSG_NONE;
+	}
+	msg_enter(m, M_CHUNK_DATA);
+	m->remaining = size;
+	return MSG_NONE;
+}
+
+/*
+ * Handles a byte of a chunk size: at least one hex digit, then optional
+ * whitespace, ';' extensions, CRLF or LF. Sizes that do not fit in 60 bits
+ * are an error.
+ */
+static enum msg_event chunk_size(struct http_msg_state *m, unsigned char c)
+{
+	int v = hex_value(c);
+
+	if (v >= 0) {
+		if (m->value >> 59)
+			return MSG_ERROR;
+		m->value = (m->value << 4) | (uint64_t)v;
+		m->aux |= CHUNK_DIGITS;
+		return MSG_NONE;
+	}
+	if (!(m->aux & CHUNK_DIGITS))
+		return MSG_ERROR;
+	if (is_ows(c))
+		m->state = M_CHUNK_WS;
+	else if (c == ';')
+		m->state = M_CHUNK_EXT;
+	else if (c == '\r')
+		m->state = M_CHUNK_CR;
+	else if (c == '\n')
+		return chunk_size_end(m);
+	else
+		return MSG_ERROR;
+	return MSG_NONE;
+}
+
+/* Handles whitespace after a chunk size, before ';' or the line end. */
+static enum msg_event chunk_ws(struct http_msg_state *m, unsigned char c)
+{
+	if (is_ows(c))
+		return MSG_NONE;
+	if (c == ';')
+		m->state = M_CHUNK_EXT;
+	else if (c == '\r')
+		m->state = M_CHUNK_CR;
+	else if (c == '\n')
+		return chunk_size_end(m);
+	else
+		return MSG_ERROR;
+	return MSG_NONE;
+}
+
+/* Handles the byte after chunk data: CRLF or LF must end the chunk. */
+static enum msg_event chunk_end(struct http_msg_state *m, unsigned char c)
+{
+	if (c == '\r' && m->state == M_CHUNK_END) {
+		m->state = M_CHUNK_END_CR;
+		return MSG_NONE;
+	}
+	if (c != '\n')
+		return MSG_ERROR;
+	msg_enter(m, M_CHUNK_SIZE);
+	return MSG_NONE;
+}
+
+/* Handles the first byte of a trailer line; the empty line ends the body. */
+static enum msg_event trailer_start(struct http_msg_state *m, unsigned char c)
+{
+	if (c == '\n')
+		return MSG_DONE;
+	if (c != '\r')
+		m->state = M_TRAILER_LINE;
+	return MSG_NONE;
+}
+
+/*
+ * Advances m by one byte c in any per-byte state (everything but the bulk
+ * states M_CHUNK_DATA, M_BODY_LENGTH and M_BODY_CLOSE).
+ */
+static enum msg_event msg_step(struct http_msg_state *m, unsigned char c)
+{
+	switch (m->state) {
+	case M_LINE_START:
+		return hdr_line_start(m, c);
+	case M_NAME:
+		return hdr_name(m, c);
+	case M_SKIP_LINE:
+		if (c == '\n')
+			msg_enter(m, M_LINE_START);
+		return MSG_NONE;
+	case M_CL_VALUE:
+		return hdr_cl_value(m, c);
+	case M_TE_VALUE:
+		return hdr_te_value(m, c);
+	case M_CHUNK_SIZE:
+		return chunk_size(m, c);
+	case M_CHUNK_WS:
+		return chunk_ws(m, c);
+	case M_CHUNK_EXT:
+		return c == '\n' ? chunk_size_end(m) : MSG_NONE;
+	case M_CHUNK_CR:
+		return c == '\n' ? chunk_size_end(m) : MSG_ERROR;
+	case M_CHUNK_END:
+	case M_CHUNK_END_CR:
+		return chunk_end(m, c);
+	case M_TRAILER_START:
+		return trailer_start(m, c);
+	case M_TRAILER_LINE:
+		if (c == '\n')
+			m->state = M_TRAILER_START;
+		return MSG_NONE;
+	default:
+		return MSG_ERROR;
+	}
+}
+
+/* Returns true when m skips bytes in bulk without looking at them. */
+static bool msg_is_bulk(const struct http_msg_state *m)
+{
+	return m->state == M_CHUNK_DATA || m->state == M_BODY_LENGTH ||
+	       m->state == M_BODY_CLOSE;
+}
+
+/*
+ * Skips up to n body bytes in a bulk state without looking at them. Returns
+ * how many were skipped and sets *ev to MSG_DONE when a Content-Length body
+ * ended with the last of them.
+ */
+static uint64_t msg_bulk(struct http_msg_state *m, uint64_t n,
+			 enum msg_event *ev)
+{
+	uint64_t take;
+
+	*ev = MSG_NONE;
+	if (m->state == M_BODY_CLOSE)
+		return n;
+	take = n < m->remaining ? n : m->remaining;
+	m->remaining -= take;
+	if (m->remaining == 0) {
+		if (m->state == M_BODY_LENGTH)
+			*ev = MSG_DONE;
+		else
+			msg_enter(m, M_CHUNK_END);
+	}
+	return take;
+}
+
+/*
+ * Consumes header or body bytes from b[0..len) until the first framing event
+ * or the end of the buffer. Returns the count consumed, including the byte
+ * that caused the event.
+ */
+static size_t msg_feed(struct http_msg_state *m, const unsigned char *b,
+		       size_t len, enum msg_event *ev)
+{
+	size_t off = 0;
+
+	*ev = MSG_NONE;
+	while (off < len && *ev == MSG_NONE) {
+		if (msg_is_bulk(m))
+			off += (size_t)msg_bulk(m, len - off, ev);
+		else
+			*ev = msg_step(m, b[off++]);
+	}
+	return off;
+}
+
+/* Starts a body of n bytes; returns MSG_DONE at once when n is zero. */
+static enum msg_event msg_body_length(struct http_msg_state *m, uint64_t n)
+{
+	if (n == 0)
+		return MSG_DONE;
+	msg_enter(m, M_BODY_LENGTH);
+	m->remaining = n;
+	return MSG_NONE;
+}
+
+/* Starts a chunked body. */
+static enum msg_event msg_body_chunked(struct http_msg_state *m)
+{
+	msg_enter(m, M_CHUNK_SIZE);
+	m->remaining = 0;
+	return MSG_NONE;
+}
+
+/* Starts a body that lasts until the connection closes: it never ends. */
+static enum msg_event msg_body_close(struct http_msg_state *m)
+{
+	msg_enter(m, M_BODY_CLOSE);
+	m->remaining = 0;
+	return MSG_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* struct http_req.state; zero is "expecting a new request". */
+enum req_state {
+	R_IDLE = 0,    /* before a request: CR and LF are skipped */
+	R_METHOD,      /* in the method */
+	R_TARGET,      /* in the request target */
+	R_VERSION,     /* in "HTTP/1.x" */
+	R_VERSION_END, /* after the version: CRLF or LF must follow */
+	R_MSG,         /* in the headers or the body (struct http_msg_state) */
+	R_ERROR,       /* not HTTP/1.x: nothing more is consumed */
+};
+
+/* struct http_req.target: which part of the request target we are in. */
+enum req_target {
+	T_EMPTY = 0,   /* no byte of the target yet */
+	T_PATH,        /* in the path (origin-form, or anything unrecognised) */
+	T_AUTHORITY,   /* in the authority of an absolute-form target */
+	T_QUERY,       /* in the query string */
+};
+
+/* struct http_req.scheme: progress of "scheme://" at the target's start. */
+enum req_scheme {
+	S_START = 0,   /* nothing seen yet */
+	S_NAME,        /* a letter, then scheme characters */
+	S_COLON,       /* "scheme:" */
+	S_SLASH,       /* "scheme:/" */
+	S_OFF,         /* not an absolute-form target */
+};
+
+/* struct http_req.query: the query parameter matcher. */
+enum req_query {
+	Q_NAME = 0,    /* in a parameter name that may still be "profile" */
+	Q_VALUE,       /* in the value of a "profile" parameter */
+	Q_SKIP,        /* in a parameter of no interest, until '&' */
+};
+
+static const char version_prefix[] = "HTTP/1.";
+static const char param_profile[] = "profile";
+
+#define VERSION_PREFIX_LEN (sizeof(version_prefix) - 1)
+#define PARAM_PROFILE_LEN (sizeof(param_profile) - 1)
+#define METHOD_LEN_MAX (HTTP_METHOD_MAX - 1)
+#define ENDPOINT_CAP (HTTP_ENDPOINT_MAX - 1)
+
+/* The values of profile= that ask for a manual profile, in any case. */
+static const struct {
+	char text[8];
+	uint8_t len;
+} profile_values[] = { { "1", 1 }, { "true", 4 }, { "yes", 3 } };
+
+#define PROFILE_VALUES (sizeof(profile_values) / sizeof(profile_values[0]))
+#define PROFILE_MASK_ALL ((1u << PROFILE_VALUES) - 1)
+
+/* Resets the parts of p that describe the request being parsed. */
+static void req_reset(struct http_req *p)
+{
+	p->state = R_IDLE;
+	p->method_len = 0;
+	p->idx = 0;
+	p->target = T_EMPTY;
+	p->scheme = S_START;
+	p->query = Q_NAME;
+	p->query_idx = 0;
+	p->query_mask = 0;
+	p->kept = 0;
+	tpl_begin(&p->tpl, 0);
+	msg_init(&p->msg);
+}
+
+void http_req_init(struct http_req *p)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(p->endpoint); i++)
+		p->endpoint[i] = '\0';
+	p->manual = false;
+	p->head = false;
+	req_reset(p);
+}
+
+/* Handles a byte between requests: the first method byte starts one. */
+static enum http_req_event req_idle(struct http_req *p, unsigned char c)
+{
+	if (c == '\r' || c == '\n')
+		return HTTP_REQ_NONE;
+	if (!is_method_char(c))
+		return HTTP_REQ_ERROR;
+	req_reset(p);
+	p->manual = false;
+	p->head = false;
+	p->state = R_METHOD;
+	tpl_put(&p->tpl, p->endpoint, ENDPOINT_CAP, (char)c);
+	p->method_len = 1;
+	return HTTP_REQ_START;
+}
+
+/* Handles a byte of the method; a space ends it and starts the target. */
+static enum http_req_event req_method(struct http_req *p, unsigned char c)
+{
+	if (c == ' ') {
+		p->head = p->method_len == 4 && p->endpoint[0] == 'H' &&
+			  p->endpoint[1] == 'E' && p->endpoint[2] == 'A' &&
+			  p->endpoint[3] == 'D';
+		tpl_put(&p->tpl, p->endpoint, ENDPOINT_CAP, ' ');
+		tpl_begin(&p->tpl, p->tpl.pos);
+		p->state = R_TARGET;
+		return HTTP_REQ_NONE;
+	}
+	if (!is_method_char(c) || p->method_len >= METHOD_LEN_MAX)
+		return HTTP_REQ_ERROR;
+	tpl_put(&p->tpl, p->endpoint, ENDPOINT_CAP, (char)c);
+	p->method_len++;
+	return HTTP_REQ_NONE;
+}
+
+/* Gives the templater a path byte, keeping only HTTP_TARGET_MAX of them. */
+static void req_path_byte(struct http_req *p, unsigned char c)
+{
+	if (p->kept >= HTTP_TARGET_MAX)
+		return;
+	p->kept++;
+	tpl_byte(&p->tpl, p->endpoint, ENDPOINT_CAP, c);
+}
+
+/*
+ * Follows "scheme://" at the start of the target. Returns true when byte c
+ * completes it: the target is in absolute form, and what was given to the
+ * templater so far was the scheme, not the path.
+ */
+static bool req_scheme_byte(struct http_req *p, unsigned char c)
+{
+	switch (p->scheme) {
+	case S_START:
+		p->scheme = is_alpha(c) ? S_NAME : S_OFF;
+		return false;
+	case S_NAME:
+		if (c == ':')
+			p->scheme = S_COLON;
+		else if (!is_scheme_char(c))
+			p->scheme = S_OFF;
+		return false;
+	case S_COLON:
+		p->scheme = c == '/' ? S_SLASH : S_OFF;
+		return false;
+	case S_SLASH:
+		p->scheme = S_OFF;
+		return c == '/';
+	default:
+		return false;
+	}
+}
+
+/* Handles a byte of the path, where '?' starts the query string. */
+static void req_target_path(struct http_req *p, unsigned char c)
+{
+	if (c == '?') {
+		p->target = T_QUERY;
+		return;
+	}
+	if (req_scheme_byte(p, c)) {
+		/* Absolute form: restart the path after the authority. */
+		tpl_begin(&p->tpl, (size_t)p->method_len + 1);
+		p->kept = 0;
+		p->target = T_AUTHORITY;
+		return;
+	}
+	req_path_byte(p, c);
+}
+
+/* Handles a byte of the authority of an absolute-form target. */
+static void req_target_authority(struct http_req *p, unsigned char c)
+{
+	if (c == '?') {
+		p->target = T_QUERY;
+	} else if (c == '/') {
+		p->target = T_PATH;
+		req_path_byte(p, c);
+	}
+}
+
+/* Ends a query parameter: a "profile" value of 1, true or yes sets manual. */
+static void req_query_param_end(struct http_req *p)
+{
+	unsigned k;
+
+	if (p->query == Q_VALUE) {
+		for (k = 0; k < PROFILE_VALUES; k++) {
+			if ((p->query_mask & (1u << k)) &&
+			    p->query_idx == profile_values[k].len)
+				p->manual = true;
+		}
+	}
+	p->query = Q_NAME;
+	p->query_idx = 0;
+	p->query_mask = 0;
+}
+
+/* Narrows the candidate values of a "profile" parameter with byte c. */
+static void req_query_value_byte(struct http_req *p, unsigned char c)
+{
+	unsigned k, i = p->query_idx;
+
+	for (k = 0; k < PROFILE_VALUES; k++) {
+		if (i >= profile_values[k].len ||
+		    to_lower(c) != (unsigned char)profile_values[k].text[i])
+			p->query_mask &= (uint8_t)~(1u << k);
+	}
+	if (p->query_idx < UINT8_MAX)
+		p->query_idx++;
+}
+
+/* Handles a byte of the query string, looking for profile=1|true|yes. */
+static void req_query_byte(struct http_req *p, unsigned char c)
+{
+	if (c == '&') {
+		req_query_param_end(p);
+		return;
+	}
+	switch (p->query) {
+	case Q_NAME:
+		if (c == '=' && p->query_idx == PARAM_PROFILE_LEN) {
+			p->query = Q_VALUE;
+			p->query_idx = 0;
+			p->query_mask = PROFILE_MASK_ALL;
+		} else if (p->query_idx < PARAM_PROFILE_LEN &&
+			   to_lower(c) ==
+				   (unsigned char)param_profile[p->query_idx]) {
+			p->query_idx++;
+		} else {
+			p->query = Q_SKIP;
+		}
+		break;
+	case Q_VALUE:
+		req_query_value_byte(p, c);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Ends the target: the endpoint is complete and the version comes next. */
+static void req_target_end(struct http_req *p)
+{
+	if (p->target == T_QUERY)
+		req_query_param_end(p);
+	tpl_finish(&p->tpl, p->endpoint, ENDPOINT_CAP);
+	p->state = R_VERSION;
+	p->idx = 0;
+}
+
+/*
+ * Handles a byte of the request target. A space ends it. A control byte
+ * (CR or LF of an HTTP/0.9 request, NUL, ...) or an empty target is an error:
+ * servers refuse them, and the endpoint must stay a plain C string.
+ */
+static enum http_req_event req_target(struct http_req *p, unsigned char c)
+{
+	if (is_ctl(c))
+		return HTTP_REQ_ERROR;
+	if (c == ' ') {
+		if (p->target == T_EMPTY)
+			return HTTP_REQ_ERROR;
+		req_target_end(p);
+		return HTTP_REQ_NONE;
+	}
+	switch (p->target) {
+	case T_EMPTY:
+		p->target = T_PATH;
+		req_target_path(p, c);
+		break;
+	case T_PATH:
+		req_target_path(p, c);
+		break;
+	case T_AUTHORITY:
+		req_target_authority(p, c);
+		break;
+	default:
+		req_query_byte(p, c);
+		break;
+	}
+	return HTTP_REQ_NONE;
+}
+
+/* Handles a byte of the version, which must be "HTTP/1." and a digit. */
+static enum http_req_event req_version(struct http_req *p, unsigned char c)
+{
+	if (p->idx < VERSION_PREFIX_LEN) {
+		if (c != (unsigned char)version_prefix[p->idx])
+			return HTTP_REQ_ERROR;
+		p->idx++;
+		return HTTP_REQ_NONE;
+	}
+	if (!is_digit(c))
+		return HTTP_REQ_ERROR;
+	p->state = R_VERSION_END;
+	return HTTP_REQ_NONE;
+}
+
+/* Handles the end of the request line: the headers come next. */
+static enum http_req_event req_version_end(struct http_req *p,
+					   unsigned char c)
+{
+	if (c == '\r')
+		return HTTP_REQ_NONE;
+	if (c != '\n')
+		return HTTP_REQ_ERROR;
+	msg_init(&p->msg);
+	p->state = R_MSG;
+	return HTTP_REQ_LINE;
+}
+
+/* Advances the request line parser by one byte c. */
+static enum http_req_event req_line_step(struct http_req *p, unsigned char c)
+{
+	switch (p->state) {
+	case R_IDLE:
+		return req_idle(p, c);
+	case R_METHOD:
+		return req_method(p, c);
+	case R_TARGET:
+		return req_target(p, c);
+	case R_VERSION:
+		return req_version(p, c);
+	case R_VERSION_END:
+		return req_version_end(p, c);
+	default:
+		return HTTP_REQ_ERROR;
+	}
+}
+
+/*
+ * Picks the request body's framing once the headers ended: chunked when the
+ * last transfer coding is chunked (even with a Content-Length), an error for
+ * any other transfer coding (its length cannot be known), else the
+ * Content-Length, else no body.
+ */
+static enum msg_event req_body_start(struct http_req *p)
+{
+	struct http_msg_state *m = &p->msg;
+
+	if (m->flags & MF_CHUNKED)
+		return msg_body_chunked(m);
+	if (m->flags & MF_TE)
+		return MSG_ERROR;
+	if (m->flags & MF_LENGTH)
+		return msg_body_length(m, m->remaining);
+	return MSG_DONE;
+}
+
+/* Feeds header and body bytes; returns the count consumed. */
+static size_t req_feed_msg(struct http_req *p, const unsigned char *b,
+			   size_t len, enum http_req_event *ev)
+{
+	enum msg_event mev;
+	size_t n = msg_feed(&p->msg, b, len, &mev);
+
+	if (mev == MSG_HEADERS_END)
+		mev = req_body_start(p);
+	if (mev == MSG_DONE) {
+		req_reset(p);
+		*ev = HTTP_REQ_DONE;
+	} else if (mev == MSG_ERROR) {
+		*ev = HTTP_REQ_ERROR;
+	}
+	return n;
+}
+
+size_t http_req_feed(struct http_req *p, const char *buf, size_t len,
+		     enum http_req_event *ret_event)
+{
+	const unsigned char *b = (const unsigned char *)buf;
+	enum http_req_event ev = HTTP_REQ_NONE;
+	size_t off = 0;
+
+	if (p->state == R_ERROR) {
+		*ret_event = HTTP_REQ_ERROR;
+		return 0;
+	}
+	while (off < len && ev == HTTP_REQ_NONE) {
+		if (p->state == R_MSG)
+			off += req_feed_msg(p, b + off, len - off, &ev);
+		else
+			ev = req_line_step(p, b[off++]);
+	}
+	if (ev == HTTP_REQ_ERROR)
+		p->state = R_ERROR;
+	*ret_event = ev;
+	return off;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Responses                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* struct http_resp.state; zero is "expecting a new response". */
+enum resp_state {
+	P_VERSION = 0, /* in "HTTP/1." and its minor digit */
+	P_SP,          /* the space before the status code */
+	P_CODE,        /* in the three-digit status code */
+	P_CODE_END,    /* after the code: a space, CRLF or LF */
+	P_REASON,      /* in the reason phrase, until LF */
+	P_MSG,         /* in the headers or the body */
+	P_ERROR,       /* not HTTP/1.x: nothing more is consumed */
+};
+
+/* struct http_resp.flags. */
+#define RF_INTERIM 0x01 /* a 1xx other than 101: skipped without an event */
+#define RF_SWITCH 0x02  /* 101: the connection leaves HTTP after it */
+
+#define STATUS_SWITCHING_PROTOCOLS 101
+#define STATUS_NO_CONTENT 204
+#define STATUS_NOT_MODIFIED 304
+
+/* Resets the parts of p that describe the response being parsed. */
+static void resp_reset(struct http_resp *p)
+{
+	p->state = P_VERSION;
+	p->idx = 0;
+	p->flags = 0;
+	msg_init(&p->msg);
+}
+
+void http_resp_init(struct http_resp *p)
+{
+	p->status = 0;
+	resp_reset(p);
+}
+
+/* Handles a byte of "HTTP/1.x"; anything else is not an HTTP response. */
+static enum http_resp_event resp_version(struct http_resp *p, unsigned char c)
+{
+	if (p->idx < VERSION_PREFIX_LEN) {
+		if (c != (unsigned char)version_prefix[p->idx])
+			return HTTP_RESP_ERROR;
+		p->idx++;
+		return HTTP_RESP_NONE;
+	}
+	if (!is_digit(c))
+		return HTTP_RESP_ERROR;
+	p->state = P_SP;
+	return HTTP_RESP_NONE;
+}
+
+/* Handles a digit of the status code, which must be 100 or more. */
+static enum http_resp_event resp_code(struct http_resp *p, unsigned char c)
+{
+	if (!is_digit(c) || (p->idx == 0 && c == '0'))
+		return HTTP_RESP_ERROR;
+	p->status = (uint16_t)(p->status * 10 + (c - '0'));
+	if (++p->idx == 3)
+		p->state = P_CODE_END;
+	return HTTP_RESP_NONE;
+}
+
+/*
+ * Ends the status line. An interim 1xx is parsed silently; any other status
+ * is reported, 101 included since nothing HTTP follows it.
+ */
+static enum http_resp_event resp_line_end(struct http_resp *p)
+{
+	p->state = P_MSG;
+	msg_init(&p->msg);
+	if (p->status == STATUS_SWITCHING_PROTOCOLS) {
+		p->flags |= RF_SWITCH;
+		return HTTP_RESP_STATUS;
+	}
+	if (p->status < 200) {
+		p->flags |= RF_INTERIM;
+		return HTTP_RESP_NONE;
+	}
+	return HTTP_RESP_STATUS;
+}
+
+/* Advances the status line parser by one byte c. */
+static enum http_resp_event resp_line_step(struct http_resp *p,
+					   unsigned char c)
+{
+	switch (p->state) {
+	case P_VERSION:
+		return resp_version(p, c);
+	case P_SP:
+		if (c != ' ')
+			return HTTP_RESP_ERROR;
+		p->state = P_CODE;
+		p->idx = 0;
+		p->status = 0;
+		return HTTP_RESP_NONE;
+	case P_CODE:
+		return resp_code(p, c);
+	case P_CODE_END:
+		if (c == ' ')
+			p->state = P_REASON;
+		else if (c == '\n')
+			return resp_line_end(p);
+		else if (c != '\r')
+			return HTTP_RESP_ERROR;
+		return HTTP_RESP_NONE;
+	case P_REASON:
+		return c == '\n' ? resp_line_end(p) : HTTP_RESP_NONE;
+	default:
+		return HTTP_RESP_ERROR;
+	}
+}
+
+/*
+ * Picks the response body's framing once the headers ended (RFC 9112 6.3):
+ * none for 1xx, HEAD, 204 and 304; until the close after 101; chunked when
+ * the last transfer coding is chunked; until the close for any other
+ * transfer coding; the Content-Length; else until the close. An interim
+ * response ends here silently and the parser expects the next status line.
+ */
+static enum msg_event resp_body_start(struct http_resp *p, bool head)
+{
+	struct http_msg_state *m = &p->msg;
+
+	if (p->flags & RF_INTERIM) {
+		resp_reset(p);
+		return MSG_NONE;
+	}
+	if (p->flags & RF_SWITCH)
+		return msg_body_close(m);
+	if (head || p->status == STATUS_NO_CONTENT ||
+	    p->status == STATUS_NOT_MODIFIED)
+		return MSG_DONE;
+	if (m->flags & MF_CHUNKED)
+		return msg_body_chunked(m);
+	if (m->flags & MF_TE)
+		return msg_body_close(m);
+	if (m->flags & MF_LENGTH)
+		return msg_body_length(m, m->remaining);
+	return msg_body_close(m);
+}
+
+/* Turns a framing event into a response event, resetting after DONE. */
+static enum http_resp_event resp_msg_event(struct http_resp *p,
+					   enum msg_event mev, bool head)
+{
+	if (mev == MSG_HEADERS_END)
+		mev = resp_body_start(p, head);
+	if (mev == MSG_DONE) {
+		resp_reset(p);
+		return HTTP_RESP_DONE;
+	}
+	return mev == MSG_ERROR ? HTTP_RESP_ERROR : HTTP_RESP_NONE;
+}
+
+size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
+		      bool head, enum http_resp_event *ret_event)
+{
+	const unsigned char *b = (const unsigned char *)buf;
+	enum http_resp_event ev = HTTP_RESP_NONE;
+	enum msg_event mev;
+	size_t off = 0;
+
+	if (p->state == P_ERROR) {
+		*ret_event = HTTP_RESP_ERROR;
+		return 0;
+	}
+	while (off < len && ev == HTTP_RESP_NONE) {
+		if (p->state == P_MSG) {
+			off += msg_feed(&p->msg, b + off, len - off, &mev);
+			ev = resp_msg_event(p, mev, head);
+		} else {
+			ev = resp_line_step(p, b[off++]);
+		}
+	}
+	if (ev == HTTP_RESP_ERROR)
+		p->state = P_ERROR;
+	*ret_event = ev;
+	return off;
+}
+
+/*
+ * Sendfile'd bytes are body bytes when a body is being skipped: they count
+ * against a Content-Length body (DONE when it completes) or the current
+ * chunk's data, and vanish into a body that lasts until the close. Bytes past
+ * the end of the current chunk, and bytes outside any body, cannot be parsed
+ * unseen: they are consumed without an event and the parser stays where it
+ * was (best effort; servers sendfile exactly a body or a chunk's data).
+ */
+size_t http_resp_skip(struct http_resp *p, uint64_t n,
+		      enum http_resp_event *ret_event)
+{
+	enum msg_event mev = MSG_NONE;
+	uint64_t took;
+
+	*ret_event = HTTP_RESP_NONE;
+	if (p->state == P_ERROR) {
+		*ret_event = HTTP_RESP_ERROR;
+		return 0;
+	}
+	if (n > SIZE_MAX)
+		n = SIZE_MAX;
+	if (p->state != P_MSG || !msg_is_bulk(&p->msg))
+		return (size_t)n;
+	took = msg_bulk(&p->msg, n, &mev);
+	if (mev == MSG_DONE) {
+		resp_reset(p);
+		*ret_event = HTTP_RESP_DONE;
+		return (size_t)took;
+	}
+	return (size_t)n;
+}

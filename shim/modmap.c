@@ -1,0 +1,119 @@
+/*
+ * modmap.c — records loaded ELF objects into the ring's module map.
+ */
+#include "modmap.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static pthread_mutex_t modmap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct modmap_ctx {
+	struct ring_header *h;
+	struct ring_module *mods;
+	uint32_t count;
+	const char *exe;
+	int full;
+};
+
+/* Copy the NT_GNU_BUILD_ID note of an object, if it has one. */
+static void modmap_build_id(const struct dl_phdr_info *info,
+			    struct ring_module *m)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const uint8_t *p, *end;
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+		end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+			const uint8_t *name = p + sizeof(*n);
+			const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
+
+			if (desc + n->n_descsz > end)
+				break;
+			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0 && n->n_descsz > 0 &&
+			    n->n_descsz <= RING_BUILD_ID_MAX) {
+				memcpy(m->build_id, desc, n->n_descsz);
+				m->build_id_len = n->n_descsz;
+				return;
+			}
+			p = desc + ((n->n_descsz + 3) & ~3u);
+		}
+	}
+}
+
+static int modmap_known(const struct modmap_ctx *c, uint64_t bias,
+			const char *path)
+{
+	for (uint32_t i = 0; i < c->count; i++)
+		if (c->mods[i].bias == bias &&
+		    strcmp(c->mods[i].path, path) == 0)
+			return 1;
+	return 0;
+}
+
+static int modmap_one(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct modmap_ctx *c = arg;
+	const char *path = info->dlpi_name;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	struct ring_module *m;
+
+	if (!path || !path[0])
+		path = c->exe;
+	if (path[0] != '/')
+		return 0; /* the vDSO and other objects with no file */
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_LOAD)
+			continue;
+		if (info->dlpi_addr + ph->p_vaddr < lo)
+			lo = info->dlpi_addr + ph->p_vaddr;
+		if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > hi)
+			hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+	}
+	if (hi <= lo || modmap_known(c, info->dlpi_addr, path))
+		return 0;
+	if (c->count >= c->h->modules_cap) {
+		c->full = 1;
+		return 1;
+	}
+	m = &c->mods[c->count];
+	memset(m, 0, sizeof(*m));
+	m->bias = info->dlpi_addr;
+	m->lo = lo;
+	m->hi = hi;
+	(void)snprintf(m->path, sizeof(m->path), "%s", path);
+	modmap_build_id(info, m);
+	c->count++;
+	atomic_store_explicit((_Atomic uint32_t *)&c->h->modules_count,
+			      c->count, memory_order_release);
+	return 0;
+}
+
+int modmap_scan(struct ring_header *h, const char *exe)
+{
+	struct modmap_ctx c = {
+		.h = h,
+		.mods = (struct ring_module *)((uint8_t *)h + h->modules_off),
+		.exe = exe,
+	};
+	uint32_t before;
+
+	pthread_mutex_lock(&modmap_lock);
+	c.count = before = h->modules_count;
+	(void)dl_iterate_phdr(modmap_one, &c);
+	pthread_mutex_unlock(&modmap_lock);
+	return c.full ? -ENOSPC : (int)(c.count - before);
+}

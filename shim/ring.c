@@ -1,0 +1,274 @@
+/*
+ * ring.c — the producer side of the shared-memory ring (see ring_format.h for
+ * the protocol and the barrier pairing).
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_CAS_TRIES 64
+#define RING_ENDPOINT_PROBES 64
+
+#define A(p) ((_Atomic uint64_t *)(p))
+#define A32(p) ((_Atomic uint32_t *)(p))
+
+static uint64_t ring_clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* FNV-1a: short names, called once per request. */
+static uint32_t ring_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static void ring_init_header(struct ring_header *h,
+			     const struct env_config *cfg, const char *exe,
+			     uint64_t total, uint32_t ep_cap, uint64_t ep_off,
+			     uint64_t mod_off, uint64_t data_off)
+{
+	h->magic = RING_MAGIC;
+	h->version = RING_VERSION;
+	h->header_size = sizeof(*h);
+	h->total_size = total;
+	h->pid = (uint32_t)getpid();
+	h->ppid = (uint32_t)getppid();
+	h->start_realtime_ns = ring_clock_ns(CLOCK_REALTIME);
+	h->start_monotonic_ns = ring_clock_ns(CLOCK_MONOTONIC);
+	(void)snprintf(h->exe, sizeof(h->exe), "%s", exe);
+	h->sample_rate = cfg->sample_rate;
+	h->hz = cfg->hz;
+	h->manual_hz = cfg->manual_hz;
+	h->max_depth = cfg->max_depth;
+	h->clock = cfg->clock;
+	h->mode = cfg->mode;
+	h->endpoints_off = ep_off;
+	h->endpoints_cap = ep_cap;
+	h->modules_off = mod_off;
+	h->modules_cap = RING_MODULES_MAX;
+	h->data_off = data_off;
+	h->data_size = cfg->ring_size;
+}
+
+/*
+ * The segment is created under a temporary name and hard-linked to its final
+ * name only once initialised, so a collector never maps a half-written
+ * header. link() fails with EEXIST where rename() would overwrite the ring of
+ * an earlier image of this pid (after exec), so <n> is raised until it works.
+ */
+int ring_create(const struct env_config *cfg, const char *exe,
+		struct ring_header **ret_ring)
+{
+	char tmp_name[64], tmp_path[96], final_path[96];
+	uint32_t ep_cap = 16;
+	uint64_t ep_off, mod_off, data_off, total;
+	struct ring_header *h;
+	int fd, r, n;
+
+	while (ep_cap < 2u * cfg->max_endpoints + 2)
+		ep_cap *= 2;
+	ep_off = RING_ALIGN_UP(sizeof(struct ring_header));
+	mod_off = ep_off + (uint64_t)ep_cap * sizeof(struct ring_endpoint);
+	mod_off = (mod_off + 4095) & ~4095ull;
+	data_off = mod_off + RING_MODULES_MAX * sizeof(struct ring_module);
+	data_off = (data_off + 4095) & ~4095ull;
+	total = data_off + cfg->ring_size;
+
+	(void)snprintf(tmp_name, sizeof(tmp_name), "/.profshim.%d.%ld.tmp",
+		       (int)getpid(), (long)syscall(SYS_gettid));
+	fd = shm_open(tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	(void)snprintf(tmp_path, sizeof(tmp_path), "/dev/shm%s", tmp_name);
+	if (ftruncate(fd, (off_t)total) < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	h = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h == MAP_FAILED) {
+		r = -errno;
+		goto err_unlink;
+	}
+	(void)syscall(SYS_close, fd);
+	fd = -1;
+	ring_init_header(h, cfg, exe, total, ep_cap, ep_off, mod_off, data_off);
+
+	for (n = 0; n < 1000; n++) {
+		(void)snprintf(final_path, sizeof(final_path), "%s%d.%d",
+			       RING_PATH_PREFIX, (int)getpid(), n);
+		if (link(tmp_path, final_path) == 0)
+			break;
+		if (errno != EEXIST) {
+			r = -errno;
+			goto err_unmap;
+		}
+	}
+	if (n == 1000) {
+		r = -EEXIST;
+		goto err_unmap;
+	}
+	(void)unlink(tmp_path);
+	*ret_ring = h;
+	return 0;
+
+err_unmap:
+	(void)munmap(h, total);
+err_unlink:
+	if (fd >= 0)
+		(void)syscall(SYS_close, fd);
+	(void)shm_unlink(tmp_name);
+	return r;
+}
+
+void ring_unmap(struct ring_header *h)
+{
+	if (h)
+		(void)munmap(h, h->total_size);
+}
+
+static inline uint8_t *ring_data(struct ring_header *h)
+{
+	return (uint8_t *)h + h->data_off;
+}
+
+/*
+ * Reservation. A record never wraps: when it does not fit before the end of
+ * the data area, the reservation also takes the bytes up to the end. If those
+ * are at least a record header long they are marked with a PAD record;
+ * fewer than sizeof(struct ring_rec) bytes before the end are skipped by the
+ * consumer by the same rule, without a header.
+ */
+struct ring_rec *ring_reserve(struct ring_header *h, uint32_t len,
+			      uint16_t type, uint16_t flags, uint64_t *ret_pos)
+{
+	const uint64_t size = h->data_size;
+	uint64_t head = atomic_load_explicit(A(&h->head), memory_order_relaxed);
+	uint64_t off, need, tail;
+	struct ring_rec *rec;
+
+	if (len > size / 2)
+		return NULL;
+	for (int i = 0; i < RING_CAS_TRIES; i++) {
+		tail = atomic_load_explicit(A(&h->tail), memory_order_acquire);
+		off = head & (size - 1);
+		need = off + len > size ? (size - off) + len : len;
+		if (head + need - tail > size)
+			return NULL;
+		if (atomic_compare_exchange_weak_explicit(
+			    A(&h->head), &head, head + need,
+			    memory_order_relaxed, memory_order_relaxed))
+			goto reserved;
+	}
+	return NULL;
+
+reserved:
+	if (need != len) {
+		uint64_t gap = size - off;
+
+		if (gap >= sizeof(struct ring_rec)) {
+			struct ring_rec *pad =
+				(struct ring_rec *)(ring_data(h) + off);
+
+			pad->len = (uint32_t)gap;
+			pad->type = RING_REC_PAD;
+			pad->flags = 0;
+			atomic_store_explicit(A(&pad->seq), head ^ RING_SEQ_KEY,
+					      memory_order_release);
+		}
+		head += gap;
+	}
+	rec = (struct ring_rec *)(ring_data(h) + (head & (size - 1)));
+	rec->len = len;
+	rec->type = type;
+	rec->flags = flags;
+	*ret_pos = head;
+	return rec;
+}
+
+void ring_commit(struct ring_rec *rec, uint64_t pos)
+{
+	atomic_store_explicit(A(&rec->seq), pos ^ RING_SEQ_KEY,
+			      memory_order_release);
+}
+
+void ring_count(uint64_t *counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(A(counter), n, memory_order_relaxed);
+}
+
+uint32_t ring_endpoint(struct ring_header *h, const char *name,
+		       unsigned max_endpoints)
+{
+	struct ring_endpoint *eps =
+		(struct ring_endpoint *)((uint8_t *)h + h->endpoints_off);
+	const uint32_t mask = h->endpoints_cap - 1;
+	uint32_t hash = ring_hash(name);
+	size_t len = strlen(name);
+	bool other = false;
+
+	if (len >= RING_ENDPOINT_NAME_MAX)
+		len = RING_ENDPOINT_NAME_MAX - 1;
+again:
+	for (uint32_t i = 0; i < RING_ENDPOINT_PROBES; i++) {
+		uint32_t idx = (hash + i) & mask;
+		struct ring_endpoint *e = &eps[idx];
+		uint32_t st = atomic_load_explicit(A32(&e->state),
+						   memory_order_acquire);
+
+		if (st == RING_EP_READY) {
+			if (e->hash == hash && memcmp(e->name, name, len) == 0 &&
+			    e->name[len] == '\0')
+				return idx;
+			continue;
+		}
+		if (st == RING_EP_BUSY)
+			continue; /* being written: never wait, probe on */
+		/* Empty: the name is new. Past the limit, count it as OTHER. */
+		if (!other && atomic_load_explicit(A32(&h->endpoints_used),
+						   memory_order_relaxed) >=
+				      max_endpoints) {
+			ring_count(&h->overflow_endpoints, 1);
+			break;
+		}
+		if (!atomic_compare_exchange_strong_explicit(
+			    A32(&e->state), &st, RING_EP_BUSY,
+			    memory_order_acquire, memory_order_relaxed)) {
+			i--; /* lost the slot: look at it again */
+			continue;
+		}
+		e->hash = hash;
+		memcpy(e->name, name, len);
+		e->name[len] = '\0';
+		atomic_store_explicit(A32(&e->state), RING_EP_READY,
+				      memory_order_release);
+		if (!other)
+			atomic_fetch_add_explicit(A32(&h->endpoints_used), 1,
+						  memory_order_relaxed);
+		return idx;
+	}
+	if (other)
+		return RING_ENDPOINT_NONE;
+	other = true;
+	name = "OTHER";
+	len = 5;
+	hash = ring_hash(name);
+	goto again;
+}

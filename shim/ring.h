@@ -1,0 +1,57 @@
+/*
+ * ring.h — the shim's side of the shared-memory ring (format and protocol in
+ * ring_format.h).
+ *
+ * ring_create() runs in a hook, never in the signal handler. Everything else
+ * here is async-signal-safe and lock-free: no allocation, no locks, no stdio,
+ * bounded work (a bounded number of CAS retries; past it the record is
+ * dropped and counted). Re-entrant: a signal handler may write a record while
+ * the interrupted code on the same thread is between ring_reserve() and
+ * ring_commit().
+ */
+#ifndef PROFSHIM_RING_H
+#define PROFSHIM_RING_H
+
+#include <stdint.h>
+
+#include "env.h"
+#include "ring_format.h"
+
+/*
+ * Create, initialise and publish a new segment /dev/shm/profshim.<pid>.<n>
+ * for this process image, mapped shared. On success stores the mapping in
+ * *ret_ring and returns 0; returns a negative errno otherwise. `exe` is the
+ * path of the main executable.
+ */
+int ring_create(const struct env_config *cfg, const char *exe,
+		struct ring_header **ret_ring);
+
+/* Unmap a segment (fork child: the parent's ring is not ours). */
+void ring_unmap(struct ring_header *h);
+
+/*
+ * Reserve `len` bytes (a multiple of RING_ALIGN, at least
+ * sizeof(struct ring_rec)) for a record of `type`. Returns the record, whose
+ * header fields are already set but not yet committed, or NULL when the ring
+ * is full. *ret_pos receives the position ring_commit() needs.
+ * Async-signal-safe.
+ */
+struct ring_rec *ring_reserve(struct ring_header *h, uint32_t len,
+			      uint16_t type, uint16_t flags, uint64_t *ret_pos);
+
+/* Publish a record reserved at position `pos`. Async-signal-safe. */
+void ring_commit(struct ring_rec *rec, uint64_t pos);
+
+/* Add n to one of the header's counters. Async-signal-safe. */
+void ring_count(uint64_t *counter, uint64_t n);
+
+/*
+ * Return the endpoint index for `name` (NUL-terminated), interning it when
+ * new. Beyond `max_endpoints` distinct names, returns the index of "OTHER".
+ * Lock-free; never waits for another thread. Async-signal-safe, but only
+ * called from hooks.
+ */
+uint32_t ring_endpoint(struct ring_header *h, const char *name,
+		       unsigned max_endpoints);
+
+#endif /* PROFSHIM_RING_H */

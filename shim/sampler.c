@@ -1,0 +1,409 @@
+/*
+ * sampler.c — per-thread timers and the SIGPROF handler (see sampler.h).
+ */
+#define UNW_LOCAL_ONLY
+#include "sampler.h"
+
+#include <errno.h>
+#include <libunwind.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "ring.h"
+
+/* Frames of the handler itself (handler, unw_backtrace, the signal
+ * trampoline) that unw_backtrace reports before the interrupted one. */
+#define SAMPLER_SKIP_MAX 8
+#define SAMPLER_TIMERS_MAX 4096
+
+enum { TIMER_RATE = 0, TIMER_MANUAL = 1 };
+
+/*
+ * Per-thread state. The handler reads it on the same thread it was written
+ * by, so plain loads and stores with compiler barriers are enough.
+ */
+struct sampler_thread {
+	volatile uint64_t req_id;   /* request served, 0 when none */
+	volatile uint32_t endpoint;
+	volatile int active;        /* a timer is armed for the request */
+	volatile int busy;          /* inside the shim or the handler */
+	volatile uint32_t samples;  /* taken for req_id */
+	int armed;                  /* TIMER_* armed, or -1 */
+	int tid;
+	bool created[2];
+	timer_t timers[2];
+	int slots[2];               /* index in sampler_timers, or -1 */
+};
+
+static __thread struct sampler_thread sampler_tls = {
+	.armed = -1, .slots = {-1, -1},
+};
+
+static struct env_config sampler_cfg;
+static _Atomic(struct ring_header *) sampler_ring;
+static atomic_bool sampler_on;
+static pthread_key_t sampler_key;
+
+/*
+ * Every timer the shim created, so that standing aside can delete them all
+ * from one thread (timer ids are process-wide). 0 is an empty slot.
+ */
+static _Atomic uintptr_t sampler_timers[SAMPLER_TIMERS_MAX];
+
+static int sampler_gettid(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
+static void sampler_write(const char *msg)
+{
+	(void)!syscall(SYS_write, 2, msg, strlen(msg));
+}
+
+/* Unsigned LEB128. Async-signal-safe. */
+static uint8_t *sampler_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* Encode frames, leaf first: see struct ring_sample. Async-signal-safe. */
+static size_t sampler_encode(uint8_t *out, void *const *ips, int n)
+{
+	uint8_t *p = out;
+	uint64_t prev = 0;
+
+	for (int i = 0; i < n; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)ips[i];
+
+		if (i == 0) {
+			p = sampler_varint(p, a);
+		} else {
+			int64_t d = (int64_t)(a - prev);
+
+			p = sampler_varint(p, ((uint64_t)d << 1) ^
+						      (uint64_t)(d >> 63));
+		}
+		prev = a;
+	}
+	return (size_t)(p - out);
+}
+
+static uint64_t sampler_now(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Take one sample of the interrupted context. Async-signal-safe. */
+static void sampler_take(struct sampler_thread *t, struct ring_header *h,
+			 const ucontext_t *uc)
+{
+	void *ips[RING_MAX_FRAMES + SAMPLER_SKIP_MAX];
+	uint8_t enc[RING_MAX_FRAMES * 10];
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	int n, first = -1;
+	size_t nbytes;
+	uint32_t len;
+	uint64_t pos;
+	struct ring_sample *s;
+
+	n = unw_backtrace(ips, (int)sampler_cfg.max_depth + SAMPLER_SKIP_MAX);
+	for (int i = 0; i < n && i < SAMPLER_SKIP_MAX; i++) {
+		if ((uintptr_t)ips[i] == pc) {
+			first = i;
+			break;
+		}
+	}
+	if (first < 0) {
+		/* The interrupted frame was not found (no unwind info for the
+		 * handler's callers): record the interrupted pc alone. */
+		ips[0] = (void *)pc;
+		first = 0;
+		n = 1;
+	}
+	n -= first;
+	if (n > (int)sampler_cfg.max_depth)
+		n = (int)sampler_cfg.max_depth;
+	nbytes = sampler_encode(enc, ips + first, n);
+	len = (uint32_t)RING_ALIGN_UP(sizeof(*s) + nbytes);
+	s = (struct ring_sample *)ring_reserve(h, len, RING_REC_SAMPLE, 0,
+					       &pos);
+	if (!s) {
+		ring_count(&h->dropped_samples, 1);
+		return;
+	}
+	s->req_id = t->req_id;
+	s->tid = (uint32_t)t->tid;
+	s->endpoint = t->endpoint;
+	s->time_ns = sampler_now();
+	s->nframes = (uint16_t)n;
+	s->nbytes = (uint16_t)nbytes;
+	s->reserved = 0;
+	memcpy(s + 1, enc, nbytes);
+	ring_commit(&s->rec, pos);
+	t->samples++;
+}
+
+static void sampler_handler(int sig, siginfo_t *si, void *ucv)
+{
+	int saved_errno = errno;
+	struct sampler_thread *t = &sampler_tls;
+	struct ring_header *h =
+		atomic_load_explicit(&sampler_ring, memory_order_acquire);
+
+	(void)sig;
+	(void)si;
+	if (!h || !t->active)
+		goto out; /* a tick that raced with disarming: nothing to do */
+	if (t->busy) {
+		ring_count(&h->skipped_samples, 1);
+		goto out;
+	}
+	t->busy = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	sampler_take(t, h, ucv);
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy = 0;
+out:
+	errno = saved_errno;
+}
+
+bool sampler_is_own_handler(const void *handler)
+{
+	return handler == (const void *)sampler_handler;
+}
+
+static void sampler_unregister(struct sampler_thread *t)
+{
+	for (int k = 0; k < 2; k++) {
+		if (!t->created[k])
+			continue;
+		if (t->slots[k] >= 0) {
+			uintptr_t want = (uintptr_t)t->timers[k] + 1;
+
+			/* Only delete it if stand-aside has not already. */
+			if (atomic_compare_exchange_strong(
+				    &sampler_timers[t->slots[k]], &want, 0))
+				(void)timer_delete(t->timers[k]);
+		}
+		t->created[k] = false;
+		t->slots[k] = -1;
+	}
+	t->armed = -1;
+	t->active = 0;
+}
+
+/* pthread key destructor: a thread that created timers is exiting. */
+static void sampler_thread_exit(void *arg)
+{
+	(void)arg;
+	sampler_unregister(&sampler_tls);
+}
+
+int sampler_init(const struct env_config *cfg)
+{
+	struct sigaction sa, old;
+
+	sampler_cfg = *cfg;
+	if (sigaction(SIGPROF, NULL, &old) == 0 &&
+	    (old.sa_flags & SA_SIGINFO ? (void *)old.sa_sigaction != NULL
+				       : (old.sa_handler != SIG_DFL &&
+					  old.sa_handler != SIG_IGN))) {
+		sampler_write("profshim: the program has its own SIGPROF "
+			      "handler; profshim times requests but takes no "
+			      "stack samples in this process\n");
+		return -EBUSY;
+	}
+	/* Per-thread caches: the handler never takes libunwind's global
+	 * cache lock. */
+	(void)unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	if (pthread_key_create(&sampler_key, sampler_thread_exit) != 0)
+		return -EAGAIN;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sampler_handler;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGPROF, &sa, NULL) < 0)
+		return -errno;
+	atomic_store(&sampler_on, true);
+	return 0;
+}
+
+bool sampler_ready(void)
+{
+	return atomic_load_explicit(&sampler_on, memory_order_relaxed);
+}
+
+void sampler_attach(struct ring_header *h)
+{
+	atomic_store_explicit(&sampler_ring, h, memory_order_release);
+}
+
+static int sampler_create_timer(struct sampler_thread *t, int k)
+{
+	struct sigevent sev;
+	void *warm[4];
+
+	if (t->created[k])
+		return 0;
+	if (!t->tid)
+		t->tid = sampler_gettid();
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIGPROF;
+	sev._sigev_un._tid = t->tid;
+	if (timer_create(k == TIMER_MANUAL || sampler_cfg.clock == RING_CLOCK_WALL
+				 ? CLOCK_MONOTONIC
+				 : CLOCK_THREAD_CPUTIME_ID,
+			 &sev, &t->timers[k]) < 0)
+		return -errno;
+	t->created[k] = true;
+	t->slots[k] = -1;
+	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
+		uintptr_t empty = 0;
+
+		if (atomic_compare_exchange_strong(
+			    &sampler_timers[i], &empty,
+			    (uintptr_t)t->timers[k] + 1)) {
+			t->slots[k] = i;
+			break;
+		}
+	}
+	(void)pthread_setspecific(sampler_key, (void *)1);
+	/* libunwind sets up its per-thread trace cache on first use, which
+	 * may allocate: do it now, outside any signal handler. */
+	(void)unw_backtrace(warm, 4);
+	return 0;
+}
+
+static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
+{
+	struct itimerspec its;
+	long period = 1000000000L / (long)(hz ? hz : 1);
+
+	memset(&its, 0, sizeof(its));
+	if (k >= 0) {
+		its.it_interval.tv_sec = period / 1000000000L;
+		its.it_interval.tv_nsec = period % 1000000000L;
+		its.it_value = its.it_interval;
+	}
+	if (t->armed >= 0 && t->armed != k) {
+		struct itimerspec zero;
+
+		memset(&zero, 0, sizeof(zero));
+		(void)timer_settime(t->timers[t->armed], 0, &zero, NULL);
+		t->armed = -1;
+	}
+	if (k >= 0 && t->armed != k) {
+		if (timer_settime(t->timers[k], 0, &its, NULL) == 0)
+			t->armed = k;
+	}
+}
+
+void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)
+{
+	struct sampler_thread *t = &sampler_tls;
+	int k = how == SAMPLER_MANUAL ? TIMER_MANUAL : TIMER_RATE;
+
+	t->busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+	t->req_id = req_id;
+	t->endpoint = endpoint;
+	t->samples = 0;
+	if (how == SAMPLER_OFF || !sampler_ready() ||
+	    sampler_create_timer(t, k) < 0) {
+		t->active = 0;
+		sampler_arm(t, -1, 0);
+	} else {
+		t->active = 1;
+		sampler_arm(t, k, how == SAMPLER_MANUAL ? sampler_cfg.manual_hz
+							: sampler_cfg.hz);
+	}
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy--;
+}
+
+uint32_t sampler_leave(uint64_t req_id)
+{
+	struct sampler_thread *t = &sampler_tls;
+	uint32_t n;
+
+	if (t->req_id != req_id)
+		return 0;
+	t->busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+	n = t->samples;
+	t->active = 0;
+	t->req_id = 0;
+	t->samples = 0;
+	sampler_arm(t, -1, 0);
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy--;
+	return n;
+}
+
+uint64_t sampler_current(void)
+{
+	return sampler_tls.req_id;
+}
+
+void sampler_block(void)
+{
+	sampler_tls.busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+void sampler_unblock(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	sampler_tls.busy--;
+}
+
+void sampler_fork_child(void)
+{
+	struct sampler_thread *t = &sampler_tls;
+
+	/* Timers are not inherited by a child; the registry and the ring
+	 * belong to the parent. */
+	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++)
+		atomic_store(&sampler_timers[i], 0);
+	t->created[0] = t->created[1] = false;
+	t->slots[0] = t->slots[1] = -1;
+	t->armed = -1;
+	t->active = 0;
+	t->req_id = 0;
+	t->tid = 0;
+	atomic_store(&sampler_ring, NULL);
+}
+
+void sampler_stand_aside(const char *why)
+{
+	bool was = atomic_exchange(&sampler_on, false);
+
+	if (!was)
+		return;
+	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
+		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
+
+		if (v)
+			(void)timer_delete((timer_t)(v - 1));
+	}
+	sampler_write("profshim: ");
+	sampler_write(why);
+	sampler_write("; profshim times requests but takes no more stack "
+		      "samples in this process\n");
+}

@@ -1,0 +1,372 @@
+/*
+ * fuzz_http.c — libFuzzer target for the HTTP/1.x delimiter (http.h).
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishim \
+ *         shim/http.c test/fuzz/fuzz_http.c -o fuzz_http
+ *   ./fuzz_http test/fuzz/corpus_http
+ *
+ * Input: four control bytes, then the payload. The control bytes choose the
+ * sizes of the pieces the payload is fed in (a size byte of 0xff means "the
+ * rest"), whether the response answers a HEAD request, and the output size
+ * given to http_template_path(). Every piece is copied into its own heap
+ * block of exactly its size, so AddressSanitizer catches any read past it.
+ *
+ * Checked invariants:
+ *   - a feed consumes at most what it was given, and something whenever it
+ *     reports no error and was given something;
+ *   - events come in order (START, LINE, DONE / STATUS, DONE) and nothing is
+ *     consumed after an error;
+ *   - the endpoint is NUL-terminated, starts with the method that was fed and
+ *     a space, and holds no query, space or line break;
+ *   - feeding in pieces gives exactly the events, offsets and outputs that
+ *     feeding everything at once gives;
+ *   - the templated path of an origin-form target is exactly what
+ *     http_template_path() makes of its first HTTP_TARGET_MAX bytes;
+ *   - a truncated template is a prefix of the untruncated one.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define CTL_BYTES 4
+#define LOG_MAX 4096
+
+/* One reported event, with what the parser exposed at that moment. */
+struct rec {
+	int ev;
+	size_t at;
+	char endpoint[HTTP_ENDPOINT_MAX];
+	bool manual;
+	bool head;
+	uint16_t status;
+};
+
+struct log {
+	size_t n;
+	struct rec rec[LOG_MAX];
+};
+
+static struct log log_whole, log_pieces;
+
+/* Stops the fuzzer with a crash that points at the broken invariant. */
+#define ASSERT(cond)                                                          \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			__builtin_trap();                                     \
+	} while (0)
+
+/* Returns the size of piece number i: from the control bytes, or the rest. */
+static size_t piece_size(const uint8_t *ctl, size_t i, size_t rest)
+{
+	uint8_t c = ctl[i % 3];
+
+	if (c == 0xff || (size_t)c % 64 + 1 > rest)
+		return rest;
+	return (size_t)c % 64 + 1;
+}
+
+/* Returns a heap copy of s[0..n) of exactly n bytes (1 when n is 0). */
+static char *exact_copy(const uint8_t *s, size_t n)
+{
+	char *d = malloc(n ? n : 1);
+
+	ASSERT(d != NULL);
+	if (n)
+		memcpy(d, s, n);
+	return d;
+}
+
+/* Appends an event to a log; overly long logs just stop growing. */
+static struct rec *log_add(struct log *log, int ev, size_t at)
+{
+	struct rec *r;
+
+	if (log->n >= LOG_MAX)
+		return NULL;
+	r = &log->rec[log->n++];
+	memset(r, 0, sizeof(*r));
+	r->ev = ev;
+	r->at = at;
+	return r;
+}
+
+/*
+ * Checks the endpoint reported by HTTP_REQ_LINE for a request whose first
+ * byte (the first method byte) is at payload offset start.
+ */
+static void check_endpoint(const struct http_req *p, const uint8_t *payload,
+			   size_t len, size_t start)
+{
+	size_t n = strnlen(p->endpoint, HTTP_ENDPOINT_MAX), i;
+
+	ASSERT(n < HTTP_ENDPOINT_MAX);
+	for (i = 0; start + i < len && payload[start + i] != ' '; i++) {
+		ASSERT(i < HTTP_METHOD_MAX - 1);
+		ASSERT(p->endpoint[i] == (char)payload[start + i]);
+	}
+	ASSERT(i > 0 && p->endpoint[i] == ' ');
+	ASSERT(p->head == (i == 4 && memcmp(p->endpoint, "HEAD", 4) == 0));
+	for (i++; i < n; i++) {
+		char c = p->endpoint[i];
+
+		ASSERT(c != '?' && c != ' ' && c != '\r' && c != '\n');
+	}
+}
+
+/*
+ * Feeds payload[0..len) to a request parser in pieces (whole when ctl is
+ * NULL), checking every return, and records the events in log.
+ */
+static void run_req(const uint8_t *ctl, const uint8_t *payload, size_t len,
+		    struct log *log)
+{
+	struct http_req p;
+	size_t off = 0, piece = 0, start = 0;
+	int expect = HTTP_REQ_START;
+
+	http_req_init(&p);
+	log->n = 0;
+	while (off < len) {
+		size_t n = ctl ? piece_size(ctl, piece++, len - off) : len - off;
+		char *buf = exact_copy(payload + off, n);
+		size_t used = 0;
+		bool failed = false;
+
+		while (used < n && !failed) {
+			enum http_req_event ev = HTTP_REQ_NONE;
+			size_t c = http_req_feed(&p, buf + used, n - used, &ev);
+			struct rec *r;
+
+			ASSERT(c <= n - used);
+			used += c;
+			if (ev == HTTP_REQ_NONE) {
+				ASSERT(used == n);
+				continue;
+			}
+			r = log_add(log, ev, off + used);
+			if (ev == HTTP_REQ_ERROR) {
+				enum http_req_event again = HTTP_REQ_NONE;
+
+				ASSERT(http_req_feed(&p, buf, n, &again) == 0);
+				ASSERT(again == HTTP_REQ_ERROR);
+				failed = true;
+				continue;
+			}
+			ASSERT(c > 0);
+			ASSERT((int)ev == expect);
+			if (ev == HTTP_REQ_START) {
+				start = off + used - 1;
+				expect = HTTP_REQ_LINE;
+			} else if (ev == HTTP_REQ_LINE) {
+				check_endpoint(&p, payload, len, start);
+				if (r) {
+					memcpy(r->endpoint, p.endpoint,
+					       sizeof(r->endpoint));
+					r->manual = p.manual;
+					r->head = p.head;
+				}
+				expect = HTTP_REQ_DONE;
+			} else {
+				expect = HTTP_REQ_START;
+			}
+		}
+		free(buf);
+		off += n;
+		if (failed)
+			return;
+	}
+}
+
+/* Feeds payload[0..len) to a response parser, like run_req(). */
+static void run_resp(const uint8_t *ctl, bool head, const uint8_t *payload,
+		     size_t len, struct log *log)
+{
+	struct http_resp p;
+	size_t off = 0, piece = 0;
+	int expect = HTTP_RESP_STATUS;
+
+	http_resp_init(&p);
+	log->n = 0;
+	while (off < len) {
+		size_t n = ctl ? piece_size(ctl, piece++, len - off) : len - off;
+		char *buf = exact_copy(payload + off, n);
+		size_t used = 0;
+		bool failed = false;
+
+		while (used < n && !failed) {
+			enum http_resp_event ev = HTTP_RESP_NONE;
+			size_t c = http_resp_feed(&p, buf + used, n - used,
+						  head, &ev);
+			struct rec *r;
+
+			ASSERT(c <= n - used);
+			used += c;
+			if (ev == HTTP_RESP_NONE) {
+				ASSERT(used == n);
+				continue;
+			}
+			r = log_add(log, ev, off + used);
+			if (r)
+				r->status = p.status;
+			if (ev == HTTP_RESP_ERROR) {
+				failed = true;
+				continue;
+			}
+			ASSERT(c > 0);
+			ASSERT((int)ev == expect);
+			if (ev == HTTP_RESP_STATUS)
+				ASSERT(p.status >= 100 && p.status <= 999 &&
+				       (p.status >= 200 || p.status == 101));
+			expect = ev == HTTP_RESP_STATUS ? HTTP_RESP_DONE
+							: HTTP_RESP_STATUS;
+		}
+		free(buf);
+		off += n;
+		if (failed)
+			return;
+	}
+}
+
+/* Checks that two logs hold the same events, offsets and outputs. */
+static void check_same(const struct log *a, const struct log *b)
+{
+	size_t i;
+
+	ASSERT(a->n == b->n);
+	for (i = 0; i < a->n; i++) {
+		const struct rec *x = &a->rec[i], *y = &b->rec[i];
+
+		ASSERT(x->ev == y->ev && x->at == y->at);
+		ASSERT(strcmp(x->endpoint, y->endpoint) == 0);
+		ASSERT(x->manual == y->manual && x->head == y->head);
+		ASSERT(x->status == y->status);
+	}
+}
+
+/*
+ * Feeds the payload to a response parser with sendfile'd gaps between the
+ * pieces, checking only the return values.
+ */
+static void run_resp_skips(const uint8_t *ctl, const uint8_t *payload,
+			   size_t len)
+{
+	struct http_resp p;
+	size_t off = 0, piece = 0;
+
+	http_resp_init(&p);
+	while (off < len) {
+		size_t n = piece_size(ctl, piece++, len - off);
+		char *buf = exact_copy(payload + off, n);
+		size_t used = 0;
+		enum http_resp_event ev = HTTP_RESP_NONE;
+		uint64_t gap = (uint64_t)ctl[piece % 3] * 3;
+
+		while (used < n && ev != HTTP_RESP_ERROR) {
+			size_t c = http_resp_feed(&p, buf + used, n - used,
+						  false, &ev);
+
+			ASSERT(c <= n - used);
+			used += c;
+		}
+		free(buf);
+		off += n;
+		if (ev == HTTP_RESP_ERROR)
+			return;
+		while (gap > 0) {
+			size_t c = http_resp_skip(&p, gap, &ev);
+
+			ASSERT(c <= gap);
+			if (ev == HTTP_RESP_ERROR)
+				return;
+			ASSERT(c > 0);
+			gap -= c;
+		}
+	}
+}
+
+/* Checks http_template_path() on the payload with a chosen output size. */
+static void check_template(const uint8_t *payload, size_t len, size_t outsz)
+{
+	static char full[8 * 65536], cut[256];
+	char *in = exact_copy(payload, len);
+	size_t nf, nc;
+
+	if (len * 2 + 2 > sizeof(full)) {
+		free(in);
+		return;
+	}
+	nf = http_template_path(in, len, full, sizeof(full));
+	ASSERT(nf == strlen(full) && nf >= 1 && nf <= len * 2 + 1);
+	ASSERT(strchr(full, '?') == NULL);
+	nc = http_template_path(in, len, cut, outsz);
+	if (outsz == 0) {
+		ASSERT(nc == 0);
+	} else {
+		ASSERT(nc < outsz && nc == strlen(cut));
+		ASSERT(nc == (nf < outsz - 1 ? nf : outsz - 1));
+		ASSERT(memcmp(cut, full, nc) == 0);
+	}
+	free(in);
+}
+
+/*
+ * When the payload is an origin-form path (no space, control byte or '?'),
+ * checks that the request parser
+ * templates it exactly like http_template_path() on its kept bytes.
+ */
+static void check_path_agreement(const uint8_t *payload, size_t len)
+{
+	static char req[65536 + 64];
+	char want[HTTP_ENDPOINT_MAX];
+	struct http_req p;
+	enum http_req_event ev = HTTP_REQ_NONE;
+	size_t i, n, used = 0, kept = len < HTTP_TARGET_MAX ? len
+							     : HTTP_TARGET_MAX;
+	char *buf;
+
+	if (len == 0 || payload[0] != '/' || len > 65536)
+		return;
+	for (i = 0; i < len; i++)
+		if (payload[i] <= ' ' || payload[i] == 0x7f ||
+		    payload[i] == '?')
+			return;
+	memcpy(req, "GET ", 4);
+	memcpy(req + 4, payload, len);
+	memcpy(req + 4 + len, " HTTP/1.1\r\n", 11);
+	n = 4 + len + 11;
+	buf = exact_copy((const uint8_t *)req, n);
+	http_req_init(&p);
+	while (used < n && ev != HTTP_REQ_LINE && ev != HTTP_REQ_ERROR)
+		used += http_req_feed(&p, buf + used, n - used, &ev);
+	free(buf);
+	ASSERT(ev == HTTP_REQ_LINE && used == n);
+	memcpy(want, "GET ", 4);
+	http_template_path((const char *)payload, kept, want + 4,
+			   sizeof(want) - 4);
+	ASSERT(strcmp(p.endpoint, want) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *ctl = data, *payload = data + CTL_BYTES;
+	size_t len;
+
+	if (size < CTL_BYTES)
+		return 0;
+	len = size - CTL_BYTES;
+
+	run_req(NULL, payload, len, &log_whole);
+	run_req(ctl, payload, len, &log_pieces);
+	check_same(&log_whole, &log_pieces);
+
+	run_resp(NULL, ctl[3] & 1, payload, len, &log_whole);
+	run_resp(ctl, ctl[3] & 1, payload, len, &log_pieces);
+	check_same(&log_whole, &log_pieces);
+	run_resp_skips(ctl, payload, len);
+
+	check_template(payload, len, ctl[3] >> 1);
+	check_path_agreement(payload, len);
+	return 0;
+}

@@ -1,0 +1,187 @@
+/*
+ * cpuserver — an HTTP/1.1 test server whose endpoints burn CPU in distinctly
+ * named functions, so tests can check that each endpoint's top function is
+ * its own.
+ *
+ *   cpuserver [PORT]      listen on 127.0.0.1:PORT (0 or none: any free
+ *                         port); prints "listening on PORT" when ready
+ *
+ * Endpoints (GET, keep-alive, thread per connection):
+ *   /alpha?ms=N   burn_alpha() for N ms of CPU (default 20)
+ *   /beta?ms=N    burn_beta()
+ *   /gamma?ms=N   burn_gamma()
+ *   /fast         answers at once
+ * Anything else: 404. Requests with a body are read and the body ignored.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile unsigned long sink;
+
+static double cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+#define BURN(name, mul)                                                       \
+	__attribute__((noinline)) void name(double ms)                        \
+	{                                                                     \
+		double end = cpu_ms() + ms;                                   \
+		unsigned long x = sink;                                       \
+		while (cpu_ms() < end)                                        \
+			for (int i = 0; i < 20000; i++)                       \
+				x = x * (mul) + (unsigned long)i;             \
+		sink = x;                                                     \
+	}
+
+BURN(burn_alpha, 6364136223846793005ul)
+BURN(burn_beta, 2862933555777941757ul)
+BURN(burn_gamma, 3202034522624059733ul)
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void respond(int fd, int status, const char *body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\n\r\n",
+			 status, status == 200 ? "OK" : "Not Found",
+			 strlen(body));
+
+	(void)write_all(fd, head, (size_t)n);
+	(void)write_all(fd, body, strlen(body));
+}
+
+static void handle(int fd, const char *target)
+{
+	const char *q = strchr(target, '?');
+	size_t plen = q ? (size_t)(q - target) : strlen(target);
+	double ms = 20;
+
+	if (q && strstr(q, "ms="))
+		ms = atof(strstr(q, "ms=") + 3);
+	if (plen == 6 && strncmp(target, "/alpha", 6) == 0) {
+		burn_alpha(ms);
+		respond(fd, 200, "alpha\n");
+	} else if (plen == 5 && strncmp(target, "/beta", 5) == 0) {
+		burn_beta(ms);
+		respond(fd, 200, "beta\n");
+	} else if (plen == 6 && strncmp(target, "/gamma", 6) == 0) {
+		burn_gamma(ms);
+		respond(fd, 200, "gamma\n");
+	} else if (plen == 5 && strncmp(target, "/fast", 5) == 0) {
+		respond(fd, 200, "fast\n");
+	} else {
+		respond(fd, 404, "not found\n");
+	}
+}
+
+/* Serve one keep-alive connection: requests are read into a buffer and
+ * handled in order. */
+static void *serve(void *arg)
+{
+	int fd = (int)(long)arg;
+	char buf[65536];
+	size_t have = 0;
+
+	for (;;) {
+		char *end = NULL, method[16], target[2048];
+		size_t body = 0, hlen;
+		ssize_t n;
+		char *cl;
+
+		while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+			if (have == sizeof(buf))
+				goto out;
+			n = read(fd, buf + have, sizeof(buf) - have);
+			if (n <= 0)
+				goto out;
+			have += (size_t)n;
+		}
+		hlen = (size_t)(end - buf) + 4;
+		*end = '\0';
+		if (sscanf(buf, "%15s %2047s", method, target) != 2)
+			goto out;
+		cl = strcasestr(buf, "\r\ncontent-length:");
+		if (cl)
+			body = strtoul(cl + 17, NULL, 10);
+		while (have < hlen + body) {
+			if (hlen + body > sizeof(buf))
+				goto out;
+			n = read(fd, buf + have, sizeof(buf) - have);
+			if (n <= 0)
+				goto out;
+			have += (size_t)n;
+		}
+		handle(fd, target);
+		memmove(buf, buf + hlen + body, have - hlen - body);
+		have -= hlen + body;
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int one = 1, lfd;
+
+	signal(SIGPIPE, SIG_IGN);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons(argc > 1 ? (unsigned short)atoi(argv[1]) : 0);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 128) < 0) {
+		perror("cpuserver: listen");
+		return 1;
+	}
+	getsockname(lfd, (struct sockaddr *)&sa, &len);
+	printf("listening on %d\n", ntohs(sa.sin_port));
+	fflush(stdout);
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		pthread_t t;
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("cpuserver: accept");
+			return 1;
+		}
+		if (pthread_create(&t, NULL, serve, (void *)(long)fd) != 0) {
+			close(fd);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}

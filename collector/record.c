@@ -126,6 +126,21 @@ static bool record_tracked(struct recorder *rc, int pid)
 	return false;
 }
 
+/*
+ * With --pid, a ring belongs to the recording when its process is the root
+ * or descends from it. A process that has already exited (a worker that
+ * served and quit before the first scan) no longer has a /proc entry, so the
+ * parent recorded in its ring is checked too.
+ */
+static bool record_wanted(struct recorder *rc, const struct reader *r)
+{
+	int pid = (int)reader_pid(r), ppid = (int)reader_ppid(r);
+	int root = rc->o->pid;
+
+	return pid == root || ppid == root || record_descends(pid, root) ||
+	       record_descends(ppid, root) || record_tracked(rc, ppid);
+}
+
 static bool record_ignored(struct recorder *rc, const char *name)
 {
 	for (size_t i = 0; i < rc->nignored; i++)
@@ -188,9 +203,7 @@ static int record_attach(struct recorder *rc, const char *path,
 		return -1;
 	}
 	pid = (int)reader_pid(r);
-	if (rc->o->pid && !rc->o->ring && pid != rc->o->pid &&
-	    !record_descends(pid, rc->o->pid) &&
-	    !record_tracked(rc, (int)reader_ppid(r))) {
+	if (rc->o->pid && !rc->o->ring && !record_wanted(rc, r)) {
 		reader_close(r);
 		return 0;
 	}

@@ -12,7 +12,12 @@
  *      A file that is missing, not ELF, or of another build stays unusable
  *      for good; a transient failure (out of file descriptors or memory) is
  *      retried on a later lookup and its results are not cached.
- *   3. Results are cached per (file, offset relative to the module's bias)
+ *   3. Function names come from dwfl_module_addrinfo() (.symtab, .dynsym or
+ *      .gnu_debugdata) and file:line from dwfl_module_getsrc(). libdwfl
+ *      finds a compile unit through .debug_aranges only, which clang does
+ *      not emit by default, so when that fails the file's compile unit
+ *      ranges are read once into a sorted table and searched instead.
+ *   4. Results are cached per (file, offset relative to the module's bias)
  *      in an open-addressing hash table, so a repeated address costs one
  *      module scan, one file-table probe and one cache probe.
  *
@@ -65,15 +70,23 @@
 #define FALLBACK_NAME_MAX (RING_MODULE_PATH_MAX + 32)
 
 enum file_state {
-	FILE_NEW = 0,  /* not open: never opened, closed, or failed transiently */
+	FILE_NEW = 0,  /* not open: new, closed, or failed transiently */
 	FILE_OK,       /* dwfl and mod are usable */
 	FILE_BAD,      /* missing, not ELF, or a different build: never used */
+};
+
+/* One address range of a compile unit, in DWARF addresses. */
+struct cu_range {
+	Dwarf_Addr lo;
+	Dwarf_Addr hi;
+	Dwarf_Die cu;
 };
 
 /*
  * One ELF file, identified by its path and the build id the module map
  * recorded for it (empty when the map has none). `path` and `module` are
- * interned strings; `dwfl` is owned and freed by symbols_free().
+ * interned strings; `dwfl` and `cu_ranges` belong to the file while it is
+ * open and are freed when it is closed.
  */
 struct sym_file {
 	uint64_t hash;
@@ -86,7 +99,11 @@ struct sym_file {
 	uint64_t last_used;         /* symbols.tick at its last use */
 	Dwfl *dwfl;
 	Dwfl_Module *mod;
-	GElf_Addr dwfl_bias;        /* Dwfl address = file address + dwfl_bias */
+	GElf_Addr dwfl_bias;        /* Dwfl address - file address */
+	bool cu_ranges_read;        /* cu_ranges was built (maybe empty) */
+	struct cu_range *cu_ranges; /* sorted by lo, or NULL */
+	size_t ncu_ranges;
+	Dwarf_Addr cu_bias;         /* Dwfl address - DWARF address */
 };
 
 /*
@@ -203,8 +220,10 @@ static char *arena_copy(struct symbols *s, const char *str, size_t len)
 	char *p;
 
 	if (!b || b->size - b->used < need) {
-		size_t size = need > ARENA_BLOCK_SIZE / 4 ? need : ARENA_BLOCK_SIZE;
+		size_t size = ARENA_BLOCK_SIZE;
 
+		if (need > ARENA_BLOCK_SIZE / 4)
+			size = need;
 		b = malloc(sizeof(*b) + size);
 		if (!b)
 			return NULL;
@@ -269,7 +288,8 @@ static int strings_intern(struct symbols *s, const char *str, size_t len,
 	for (i = h & s->strs_mask; s->strs[i].str; i = (i + 1) & s->strs_mask) {
 		const struct sym_str *e = &s->strs[i];
 
-		if (e->hash == h && e->len == len && memcmp(e->str, str, len) == 0) {
+		if (e->hash == h && e->len == len &&
+		    memcmp(e->str, str, len) == 0) {
 			*ret = e->str;
 			return 0;
 		}
@@ -283,12 +303,39 @@ static int strings_intern(struct symbols *s, const char *str, size_t len,
 	return 0;
 }
 
+/*
+ * Intern "<module>+0x<value>", or "0x<value>" when module is NULL. Returns
+ * the string, or NULL when out of memory.
+ */
+static const char *strings_format(struct symbols *s, const char *module,
+				  uint64_t value)
+{
+	char buf[FALLBACK_NAME_MAX];
+	const char *ret;
+	int n;
+
+	if (module)
+		n = snprintf(buf, sizeof(buf), "%s+0x%" PRIx64, module, value);
+	else
+		n = snprintf(buf, sizeof(buf), "0x%" PRIx64, value);
+	if (n < 0)
+		return NULL;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (strings_intern(s, buf, (size_t)n, &ret) < 0)
+		return NULL;
+	return ret;
+}
+
 /* Double the file index, or create it. Returns 0 or -ENOMEM. */
 static int files_grow_index(struct symbols *s)
 {
-	size_t cap = s->file_slots ? (s->file_mask + 1) * 2 : FILES_INITIAL_SLOTS;
-	uint32_t *t = calloc(cap, sizeof(*t));
+	size_t cap = FILES_INITIAL_SLOTS;
+	uint32_t *t;
 
+	if (s->file_slots)
+		cap = (s->file_mask + 1) * 2;
+	t = calloc(cap, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	for (uint32_t id = 1; id <= s->nfiles; id++) {
@@ -479,30 +526,6 @@ out:
 }
 
 /*
- * Format into an interned string. Returns the string, or NULL when out of
- * memory.
- */
-static const char *strings_format(struct symbols *s, const char *module,
-				  uint64_t value)
-{
-	char buf[FALLBACK_NAME_MAX];
-	const char *ret;
-	int n;
-
-	if (module)
-		n = snprintf(buf, sizeof(buf), "%s+0x%" PRIx64, module, value);
-	else
-		n = snprintf(buf, sizeof(buf), "0x%" PRIx64, value);
-	if (n < 0)
-		return NULL;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	if (strings_intern(s, buf, (size_t)n, &ret) < 0)
-		return NULL;
-	return ret;
-}
-
-/*
  * True for a file_open() error that may go away by itself: out of file
  * descriptors or memory, or interrupted. Such a file is tried again later.
  */
@@ -510,6 +533,102 @@ static bool error_is_transient(int r)
 {
 	return r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -EINTR ||
 	       r == -EAGAIN;
+}
+
+/* Release everything f holds open. Its cached results stay valid. */
+static void file_close(struct sym_file *f)
+{
+	if (f->dwfl)
+		dwfl_end(f->dwfl);
+	f->dwfl = NULL;
+	f->mod = NULL;
+	free(f->cu_ranges);
+	f->cu_ranges = NULL;
+	f->ncu_ranges = 0;
+	f->cu_ranges_read = false;
+}
+
+/* qsort() order of compile unit ranges: by start address. */
+static int cu_range_compare(const void *a, const void *b)
+{
+	const struct cu_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/*
+ * Read the address ranges of every compile unit of f into f->cu_ranges,
+ * sorted. Returns 0 (also when f has no DWARF, leaving the table empty) or
+ * -ENOMEM, in which case the table is left empty and unread.
+ */
+static int file_read_cu_ranges(struct sym_file *f)
+{
+	struct cu_range *t = NULL;
+	size_t n = 0, cap = 0;
+	Dwarf_Die *cu = NULL;
+	Dwarf_Addr bias = 0;
+
+	while ((cu = dwfl_module_nextcu(f->mod, cu, &bias)) != NULL) {
+		Dwarf_Addr base, lo, hi;
+		ptrdiff_t off = 0;
+
+		while ((off = dwarf_ranges(cu, off, &base, &lo, &hi)) > 0) {
+			if (lo >= hi)
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct cu_range *nt;
+
+				nt = realloc(t, ncap * sizeof(*t));
+				if (!nt) {
+					free(t);
+					return -ENOMEM;
+				}
+				t = nt;
+				cap = ncap;
+			}
+			t[n++] = (struct cu_range){
+				.lo = lo, .hi = hi, .cu = *cu,
+			};
+		}
+	}
+	if (n > 0)
+		qsort(t, n, sizeof(*t), cu_range_compare);
+	f->cu_ranges = t;
+	f->ncu_ranges = n;
+	f->cu_bias = bias;
+	f->cu_ranges_read = true;
+	return 0;
+}
+
+/*
+ * The line table row for Dwfl address `a` found through f's compile unit
+ * ranges, or NULL. Used when libdwfl's own lookup, which needs
+ * .debug_aranges, found nothing.
+ */
+static Dwarf_Line *file_find_line(struct sym_file *f, GElf_Addr a)
+{
+	size_t lo = 0, hi;
+	Dwarf_Addr da;
+
+	if (!f->cu_ranges_read && file_read_cu_ranges(f) < 0)
+		return NULL;
+	if (f->ncu_ranges == 0 || a < f->cu_bias)
+		return NULL;
+	da = a - f->cu_bias;
+	/* Find the last range starting at or below da. */
+	hi = f->ncu_ranges;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->cu_ranges[mid].lo <= da)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || da >= f->cu_ranges[lo - 1].hi)
+		return NULL;
+	return dwarf_getsrc_die(&f->cu_ranges[lo - 1].cu, da);
 }
 
 /* Close the least recently used open Dwfl, if any. */
@@ -520,14 +639,14 @@ static void files_close_lru(struct symbols *s)
 	for (uint32_t i = 0; i < s->nfiles; i++) {
 		struct sym_file *f = &s->files[i];
 
-		if (f->state == FILE_OK && (!lru || f->last_used < lru->last_used))
+		if (f->state != FILE_OK)
+			continue;
+		if (!lru || f->last_used < lru->last_used)
 			lru = f;
 	}
 	if (!lru)
 		return;
-	dwfl_end(lru->dwfl);
-	lru->dwfl = NULL;
-	lru->mod = NULL;
+	file_close(lru);
 	lru->state = FILE_NEW;
 	s->nopen--;
 }
@@ -549,6 +668,7 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 	GElf_Sym sym;
 	GElf_Addr a;
 	Dwfl_Line *line;
+	Dwarf_Line *dline;
 	Dwarf_Addr line_addr;
 	int lineno, r;
 
@@ -583,9 +703,15 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 
 		line = dwfl_module_getsrc(f->mod, a);
 		lineno = 0;
-		src = line ? dwfl_lineinfo(line, &line_addr, &lineno, NULL,
-					   NULL, NULL)
-			   : NULL;
+		if (line) {
+			src = dwfl_lineinfo(line, &line_addr, &lineno, NULL,
+					    NULL, NULL);
+		} else {
+			dline = file_find_line(f, a);
+			src = dline ? dwarf_linesrc(dline, NULL, NULL) : NULL;
+			if (src && dwarf_lineno(dline, &lineno) != 0)
+				src = NULL;
+		}
 		if (src && src[0] && lineno > 0) {
 			if (strings_intern(s, src, strlen(src), &e->src) == 0)
 				e->line = lineno;
@@ -697,10 +823,8 @@ void symbols_free(struct symbols *s)
 
 	if (!s)
 		return;
-	for (uint32_t i = 0; i < s->nfiles; i++) {
-		if (s->files[i].dwfl)
-			dwfl_end(s->files[i].dwfl);
-	}
+	for (uint32_t i = 0; i < s->nfiles; i++)
+		file_close(&s->files[i]);
 	for (b = s->blocks; b; b = next) {
 		next = b->next;
 		free(b);

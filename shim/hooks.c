@@ -72,6 +72,7 @@ struct pending {
 	uint8_t responding : 1; /* response bytes were written */
 	uint8_t manual : 1;
 	uint8_t head : 1;
+	uint8_t emitted : 1;    /* its record is already in the ring */
 };
 
 struct conn {
@@ -293,20 +294,34 @@ static void conn_emit(const struct pending *e, uint64_t end_ns,
 }
 
 /*
- * Complete the front request. A request whose line never completed has no
- * endpoint and is not reported. The next request in the queue, if its line
- * is known, is served by this thread from now on.
+ * Report request e as complete at end_ns: stop sampling it on this thread
+ * and write its record, once. A request whose line never completed has no
+ * endpoint and is not reported.
+ */
+static void conn_complete(struct pending *e, uint64_t end_ns, uint16_t flags)
+{
+	uint32_t samples;
+
+	if (e->emitted)
+		return;
+	e->emitted = 1;
+	samples = sampler_leave(e->req_id);
+	if (e->line)
+		conn_emit(e, end_ns, flags, samples);
+}
+
+/*
+ * Remove the front request, completing it if that was not done yet. The
+ * next request in the queue, if its line is known, is served by this thread
+ * from now on.
  */
 static void conn_finish(struct conn *c, uint64_t end_ns, uint16_t flags)
 {
 	struct pending *e = conn_front(c);
-	uint32_t samples;
 
 	if (!e)
 		return;
-	samples = sampler_leave(e->req_id);
-	if (e->line)
-		conn_emit(e, end_ns, flags, samples);
+	conn_complete(e, end_ns, flags);
 	c->qhead = (uint8_t)((c->qhead + 1) % CONN_QUEUE);
 	c->qlen--;
 	e = conn_front(c);
@@ -469,6 +484,54 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 	}
 }
 
+/*
+ * Before a write: if these bytes, once written, complete one or more
+ * responses, report those requests now. A server may be killed the moment
+ * its client has the answer; a record written after the system call could be
+ * lost then, one written before it cannot. The look-ahead runs on a copy of
+ * the response parser; conn_on_write() later feeds the bytes really written
+ * and only dequeues what was reported here. If the write falls short, the
+ * request's duration ends at the start of the write that was to finish it.
+ */
+static void conn_before_write(struct conn *c, const struct iovec *iov,
+			      int iovcnt)
+{
+	struct http_resp look;
+	enum http_resp_event ev;
+	uint16_t status = 0;
+	uint8_t i = 0;
+
+	if (c->state != CONN_HTTP || c->resp_broken || c->qlen == 0)
+		return;
+	look = c->resp;
+	for (int k = 0; k < iovcnt; k++) {
+		const char *buf = iov[k].iov_base;
+		size_t n = iov[k].iov_len, used;
+
+		while (n > 0 && i < c->qlen) {
+			struct pending *e = &c->q[(c->qhead + i) % CONN_QUEUE];
+
+			used = buf ? http_resp_feed(&look, buf, n, e->head, &ev)
+				   : http_resp_skip(&look, n, &ev);
+			if (buf)
+				buf += used;
+			n -= used;
+			if (ev == HTTP_RESP_STATUS) {
+				status = look.status;
+			} else if (ev == HTTP_RESP_DONE) {
+				if (status)
+					e->status = status;
+				conn_complete(e, hooks_now(), 0);
+				status = 0;
+				i++;
+			} else if (ev == HTTP_RESP_ERROR ||
+				   (used == 0 && ev == HTTP_RESP_NONE)) {
+				return;
+			}
+		}
+	}
+}
+
 /* Response bytes the server wrote (buf == NULL: n bytes of sendfile). */
 static void conn_on_write(struct conn *c, const char *buf, size_t n)
 {
@@ -618,6 +681,24 @@ static void hooks_readv_done(int fd, const struct iovec *iov, int iovcnt,
 	conn_give(c);
 }
 
+/*
+ * Before a write-like call of iovcnt pieces (base NULL: sendfile bytes).
+ * The buffers are read before the kernel has checked them; only tracked
+ * connections with a request waiting for its response get here, where the
+ * server is writing that response from memory it owns.
+ */
+static void hooks_before_write(int fd, const struct iovec *iov, int iovcnt)
+{
+	int saved = errno;
+	struct conn *c;
+
+	if (!iov || iovcnt <= 0 || !(c = conn_take_using(fd)))
+		return;
+	conn_before_write(c, iov, iovcnt);
+	conn_give(c);
+	errno = saved;
+}
+
 static void hooks_write_done(int fd, const void *buf, ssize_t n)
 {
 	struct conn *c;
@@ -683,6 +764,15 @@ HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 			int saved_ = errno;                                   \
 			hooks_read_done((fd), (buf), (r));                    \
 			errno = saved_;                                       \
+		}                                                             \
+	} while (0)
+
+/* Shared head of every write-like hook: look ahead at n bytes of buf. */
+#define WRITE_HEAD(fd, buf, n)                                                \
+	do {                                                                  \
+		if (UNLIKELY(hooks_on)) {                                     \
+			struct iovec iov_ = {(void *)(buf), (n)};             \
+			hooks_before_write((fd), &iov_, 1);                   \
 		}                                                             \
 	} while (0)
 
@@ -796,6 +886,7 @@ HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ssize_t r;
 
 	RESOLVE(send, "send");
+	WRITE_HEAD(fd, buf, n);
 	r = real_send(fd, buf, n, flags);
 	WRITE_TAIL(fd, buf, r);
 	return r;
@@ -807,6 +898,7 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	ssize_t r;
 
 	RESOLVE(sendto, "sendto");
+	WRITE_HEAD(fd, buf, n);
 	r = real_sendto(fd, buf, n, flags, addr, len);
 	WRITE_TAIL(fd, buf, r);
 	return r;
@@ -817,6 +909,8 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t r;
 
 	RESOLVE(sendmsg, "sendmsg");
+	if (UNLIKELY(hooks_on) && msg)
+		hooks_before_write(fd, msg->msg_iov, (int)msg->msg_iovlen);
 	r = real_sendmsg(fd, msg, flags);
 	if (UNLIKELY(hooks_on) && r > 0) {
 		int saved = errno;
@@ -832,6 +926,7 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 	ssize_t r;
 
 	RESOLVE(write, "write");
+	WRITE_HEAD(fd, buf, n);
 	r = real_write(fd, buf, n);
 	WRITE_TAIL(fd, buf, r);
 	return r;
@@ -842,6 +937,8 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	ssize_t r;
 
 	RESOLVE(writev, "writev");
+	if (UNLIKELY(hooks_on))
+		hooks_before_write(fd, iov, iovcnt);
 	r = real_writev(fd, iov, iovcnt);
 	if (UNLIKELY(hooks_on) && r > 0) {
 		int saved = errno;
@@ -857,6 +954,7 @@ HOOK ssize_t sendfile(int out, int in, off_t *off, size_t n)
 	ssize_t r;
 
 	RESOLVE(sendfile, "sendfile");
+	WRITE_HEAD(out, NULL, n);
 	r = real_sendfile(out, in, off, n);
 	WRITE_TAIL(out, NULL, r);
 	return r;
@@ -867,6 +965,7 @@ HOOK ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 	ssize_t r;
 
 	RESOLVE(sendfile64, "sendfile64");
+	WRITE_HEAD(out, NULL, n);
 	r = real_sendfile64(out, in, off, n);
 	WRITE_TAIL(out, NULL, r);
 	return r;

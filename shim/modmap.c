@@ -71,8 +71,11 @@ static int modmap_one(struct dl_phdr_info *info, size_t size, void *arg)
 
 	if (!path || !path[0])
 		path = c->exe;
-	if (path[0] != '/')
-		return 0; /* the vDSO and other objects with no file */
+	if (strncmp(path, "linux-vdso", 10) == 0 ||
+	    strncmp(path, "linux-gate", 10) == 0)
+		path = "[vdso]"; /* no file: the collector names it alone */
+	else if (path[0] != '/')
+		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 

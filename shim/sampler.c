@@ -40,6 +40,8 @@ struct sampler_thread {
 	bool created[2];
 	timer_t timers[2];
 	int slots[2];               /* index in sampler_timers, or -1 */
+	struct timespec left[2];    /* time to the next tick when disarmed */
+	uint64_t rng;
 };
 
 static __thread struct sampler_thread sampler_tls = {
@@ -273,6 +275,7 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 		return -errno;
 	t->created[k] = true;
 	t->slots[k] = -1;
+	t->left[k].tv_sec = t->left[k].tv_nsec = 0;
 	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
 		uintptr_t empty = 0;
 
@@ -290,28 +293,46 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 	return 0;
 }
 
+/*
+ * Arm timer k (or none, k < 0) on this thread. A timer keeps its phase
+ * across requests: disarming saves the time left to its next tick, arming
+ * resumes from there. Otherwise a request shorter than one period would
+ * never be sampled, however many of them a thread serves; this way samples
+ * stay proportional to the time spent in sampled requests. A timer's first
+ * arming starts at a random phase.
+ */
 static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
 {
-	struct itimerspec its;
+	struct itimerspec its, old;
 	long period = 1000000000L / (long)(hz ? hz : 1);
 
-	memset(&its, 0, sizeof(its));
-	if (k >= 0) {
-		its.it_interval.tv_sec = period / 1000000000L;
-		its.it_interval.tv_nsec = period % 1000000000L;
-		its.it_value = its.it_interval;
-	}
 	if (t->armed >= 0 && t->armed != k) {
-		struct itimerspec zero;
-
-		memset(&zero, 0, sizeof(zero));
-		(void)timer_settime(t->timers[t->armed], 0, &zero, NULL);
+		memset(&its, 0, sizeof(its));
+		if (timer_settime(t->timers[t->armed], 0, &its, &old) == 0)
+			t->left[t->armed] = old.it_value;
 		t->armed = -1;
 	}
-	if (k >= 0 && t->armed != k) {
-		if (timer_settime(t->timers[k], 0, &its, NULL) == 0)
-			t->armed = k;
+	if (k < 0 || t->armed == k)
+		return;
+	memset(&its, 0, sizeof(its));
+	its.it_interval.tv_sec = period / 1000000000L;
+	its.it_interval.tv_nsec = period % 1000000000L;
+	its.it_value = t->left[k];
+	if ((its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) ||
+	    its.it_value.tv_sec * 1000000000L + its.it_value.tv_nsec > period) {
+		uint64_t x = t->rng ? t->rng : (uint64_t)t->tid * 0x9e3779b97f4a7c15ull + 1;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		t->rng = x;
+		its.it_value.tv_sec = 0;
+		its.it_value.tv_nsec = 1 + (long)(x % (uint64_t)period);
+		if (its.it_value.tv_nsec >= 1000000000L)
+			its.it_value.tv_nsec = 999999999L;
 	}
+	if (timer_settime(t->timers[k], 0, &its, NULL) == 0)
+		t->armed = k;
 }
 
 void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)

@@ -313,8 +313,8 @@ static void check_template(const uint8_t *payload, size_t len, size_t outsz)
 
 /*
  * When the payload is an origin-form path (no space, control byte or '?'),
- * checks that the request parser
- * templates it exactly like http_template_path() on its kept bytes.
+ * checks that the request parser templates it exactly like
+ * http_template_path() on its first HTTP_TARGET_MAX bytes.
  */
 static void check_path_agreement(const uint8_t *payload, size_t len)
 {

@@ -513,6 +513,7 @@ static void test_chunked_framing_errors(void)
 		"-1\r\n",                     /* sign */
 		"5\rX",                       /* CR without LF */
 		"5 x\r\n",                    /* junk after the size */
+		"5x\r\n",                     /* junk right after the size */
 		"5\r\nhelloX",                /* no CRLF after the data */
 		"5\r\nhello\rX",              /* CR without LF after the data */
 		"5\r\nhello\r\r\n",          /* two CRs after the data */
@@ -529,6 +530,10 @@ static void test_chunked_framing_errors(void)
 	strcpy(in, head);
 	strcat(in, "0000000000000000000000000005\r\nhello\r\n0\r\n\r\n");
 	CHECK_STR(events_of(in), "SLD");
+	/* Lenient but unambiguous: bare LF, whitespace before ';' or the end. */
+	strcpy(in, head);
+	strcat(in, "5\nhello\n5 \t ;x\r\nhello\r\n5  \nhello\r\n0 \n\n");
+	CHECK_STR(events_of(in), "SLD");
 }
 
 static void test_non_http(void)
@@ -541,6 +546,7 @@ static void test_non_http(void)
 		"ABCDEFGHIJKLMNOP / HTTP/1.1\r\n\r\n", /* 16-byte method */
 		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 		"GET / HTTP/2\r\n\r\n",
+		"GET / HTTP/1.x\r\n\r\n",
 		"GET /\r\n",                          /* HTTP/0.9 */
 		"GET  / HTTP/1.1\r\n\r\n",            /* empty target */
 		"GET /a\tb HTTP/1.1\r\n\r\n",         /* control byte */
@@ -565,9 +571,9 @@ static void test_non_http(void)
 	CHECK_STR(events_of(bad[2]), "E");
 	CHECK_STR(events_of(bad[3]), "SE");
 	CHECK_STR(events_of(bad[4]), "SE");
-	for (i = 5; i < 12; i++)
+	for (i = 5; i < 13; i++)
 		CHECK_STR(events_of(bad[i]), "SE");
-	for (i = 12; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 13; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_STR(events_of(bad[i]), "SLE");
 
 	/* After an error nothing more is consumed, until init. */
@@ -681,6 +687,8 @@ static void test_target_forms(void)
 	CHECK_STR(endpoint_of("GET http:/one-slash HTTP/1.1\r\n\r\n"),
 		  "GET http:/one-slash");
 	CHECK_STR(endpoint_of("GET ?q=1 HTTP/1.1\r\n\r\n"), "GET /");
+	CHECK_STR(endpoint_of("GET h^p://x/1 HTTP/1.1\r\n\r\n"),
+		  "GET h^p://x/:id");
 	CHECK_STR(endpoint_of("GET /%41%20b/12 HTTP/1.1\r\n\r\n"),
 		  "GET /%41%20b/:id");
 	CHECK_STR(endpoint_of("HEAD / HTTP/1.1\r\n\r\n"), "HEAD /");
@@ -830,6 +838,10 @@ static void test_transfer_encoding(void)
 	CHECK_STR(events_of("POST / HTTP/1.1\r\nX-Transfer-Encoding: chunked"
 			    "\r\nContent-Length : 5\r\n Content-Length: 5"
 			    "\r\n\r\n"),
+		  "SLD");
+	/* A header line without a colon carries nothing. */
+	CHECK_STR(events_of("POST / HTTP/1.1\r\nNoColonHere\r\n"
+			    "Content-Length: 2\r\n\r\nab"),
 		  "SLD");
 	/* An empty Transfer-Encoding lists nothing. */
 	CHECK_STR(events_of("POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n"),
@@ -1070,6 +1082,10 @@ static void test_resp_errors(void)
 	CHECK_STR(resp_events_of("HTTP/1.1 099 OK\r\n\r\n", false), "E");
 	CHECK_STR(resp_events_of("HTTP/1.1 2000 OK\r\n\r\n", false), "E");
 	CHECK_STR(resp_events_of("HTTP/1.1  200 OK\r\n\r\n", false), "E");
+	CHECK_STR(resp_events_of("HTTP/1.x 200 OK\r\n\r\n", false), "E");
+	CHECK_STR(resp_events_of("HTTP/1.1\t200 OK\r\n\r\n", false), "E");
+	CHECK_STR(resp_events_of("HTTP/1.1 2x0 OK\r\n\r\n", false), "E");
+	CHECK_STR(resp_events_of("HTTP/1.1 200X\r\n\r\n", false), "E");
 	CHECK_STR(resp_events_of("HTTP/1.1 200 OK\r\nContent-Length: x\r\n"
 				 "\r\n",
 				 false),

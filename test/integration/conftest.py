@@ -1,0 +1,231 @@
+"""Shared fixtures for profshim's integration tests.
+
+Every test starts real processes on 127.0.0.1: a server with libprofshim.so
+preloaded, and a real profshim-collector recording that server's process
+tree into a file under the test's tmp_path, with a control socket of its own
+so tests never see each other's collectors.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("PROFSHIM_BUILD", ROOT / "build"))
+SHIM = BUILD / "shim" / "libprofshim.so"
+COLLECTOR = BUILD / "collector" / "profshim-collector"
+CPUSERVER = BUILD / "test" / "cpuserver"
+# The real interpreter binary, not a wrapper script: its symbols are what
+# the profile must show.
+PYTHON = os.path.realpath("/usr/bin/python3")
+
+PROFILING_VARS = [
+    "ENABLE_PROFILING", "PROFILING_SAMPLE_RATE", "PROFILING_MAX_DEPTH",
+    "PROFILING_HZ", "PROFILING_CLOCK", "PROFILING_MODE", "PROFILING_MANUAL",
+    "PROFILING_MANUAL_HZ", "PROFILING_MANUAL_MAX_PER_SEC",
+    "PROFILING_MAX_ENDPOINTS", "PROFILING_RING_SIZE", "LD_PRELOAD",
+]
+
+
+def clean_env(**extra):
+    """The test's environment without any profiling setting, plus extra."""
+    env = {k: v for k, v in os.environ.items() if k not in PROFILING_VARS}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def shim_env(**settings):
+    """Environment that preloads the shim with the given settings."""
+    return clean_env(LD_PRELOAD=str(SHIM), **settings)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Server:
+    """A server process; stopped (and reaped) at the end of the test."""
+
+    def __init__(self, argv, env, port, cwd=None, stop_signal=signal.SIGTERM):
+        self.port = port
+        self.stop_signal = stop_signal
+        self.proc = subprocess.Popen(
+            [str(a) for a in argv], env=env, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self._stderr = None
+        wait_port(port, self.proc)
+
+    def get(self, path, method="GET", body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def stop(self):
+        """Stop the server; returns its stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(self.stop_signal)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._stderr is None:
+            self._stderr = self.proc.stderr.read()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        return self._stderr
+
+
+def keepalive(port, requests):
+    """Send (method, path, body, headers) requests over one keep-alive
+    connection; returns the statuses."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    statuses = []
+    try:
+        for method, path, body, headers in requests:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            r.read()
+            statuses.append(r.status)
+    finally:
+        conn.close()
+    return statuses
+
+
+def raw_exchange(port, payload, timeout=30):
+    """Send raw bytes, read until the server closes; returns the bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    return b"".join(chunks)
+
+
+class Collector:
+    """A running `profshim-collector record` with its own control socket."""
+
+    def __init__(self, tmp_path, pid=None, extra=()):
+        self.tmp = tmp_path
+        self.sock = str(tmp_path / "collector.sock")
+        self.out = tmp_path / "profile.json"
+        argv = [str(COLLECTOR), "record", "--out", str(self.out),
+                "--socket", self.sock]
+        if pid:
+            argv += ["--pid", str(pid)]
+        argv += list(extra)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None:
+                raise RuntimeError("collector exited: " +
+                                   self.proc.stderr.read())
+            if time.monotonic() > deadline:
+                raise TimeoutError("collector did not start")
+            time.sleep(0.02)
+        self.stderr = None
+
+    def run(self, *args, cwd=None):
+        """Run a collector command against this collector."""
+        cmd, rest = args[0], list(args[1:])
+        return subprocess.run(
+            [str(COLLECTOR), cmd, "--socket", self.sock] + rest,
+            capture_output=True, text=True, timeout=60, cwd=cwd)
+
+    def dump(self, *filters):
+        r = self.run("dump", *filters)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def finish(self, timeout=30):
+        """Wait for the collector to end by itself (its process tree
+        exited) and return the profile it wrote."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.stderr = self.proc.stderr.read()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        assert self.proc.returncode == 0, self.stderr
+        return json.loads(self.out.read_text())
+
+    def stop(self, timeout=30):
+        """Stop the collector with SIGINT and return the profile."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.finish(timeout)
+
+
+@pytest.fixture
+def servers():
+    """Servers started by a test, stopped at its end whatever happens."""
+    started = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def collectors():
+    started = []
+    yield started
+    for c in started:
+        if c.proc.poll() is None:
+            c.proc.kill()
+            c.proc.wait()
+
+
+def calls(profile, endpoint):
+    entry = profile["data"].get(endpoint)
+    return entry["calls"] if entry else 0
+
+
+def shm_listing():
+    return set(os.listdir("/dev/shm"))
+
+
+def sigcgt(pid):
+    """The set of signals a process has handlers for."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                mask = int(line.split()[1], 16)
+                return {n + 1 for n in range(64) if mask >> n & 1}
+    return set()
+
+
+def dump_json(obj):
+    return json.dumps(obj, indent=1)[:4000]

@@ -1,0 +1,89 @@
+"""profshim against its own C test server (test/servers/cpuserver.c):
+endpoints whose CPU time goes to distinctly named functions."""
+import signal
+
+from conftest import (CPUSERVER, Collector, Server, calls, dump_json,
+                      free_port, keepalive, shim_env)
+
+
+def start(servers, collectors, tmp_path, **settings):
+    port = free_port()
+    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true",
+                                             **settings), port)
+    servers.append(srv)
+    col = Collector(tmp_path, pid=srv.pid)
+    collectors.append(col)
+    return srv, col
+
+
+def test_each_endpoint_top_function_is_its_own(servers, collectors, tmp_path):
+    srv, col = start(servers, collectors, tmp_path,
+                     PROFILING_SAMPLE_RATE="1.0", PROFILING_HZ="499")
+    reqs = []
+    for _ in range(8):
+        for name in ("alpha", "beta", "gamma"):
+            reqs.append(("GET", f"/{name}?ms=25", None, None))
+    assert keepalive(srv.port, reqs) == [200] * len(reqs)
+    srv.stop()
+    prof = col.finish()
+    for name in ("alpha", "beta", "gamma"):
+        ep = prof["data"][f"GET /{name}"]
+        assert ep["calls"] == 8, dump_json(prof)
+        assert ep["sampled_calls"] == 8
+        assert ep["samples"] >= 20, dump_json(ep)
+        top = ep["top_functions"][0]
+        assert top["function"] == f"burn_{name}", dump_json(ep)
+        assert top["module"] == "cpuserver"
+        # The burn function is the leaf of nearly every sample.
+        assert top["self_samples"] >= 0.8 * ep["samples"], dump_json(ep)
+        callers = {f["function"] for f in ep["top_functions"]}
+        assert "serve" in callers, dump_json(ep)
+    assert prof["dropped"]["samples"] == 0
+    assert prof["dropped"]["events"] == 0
+    assert [p["pid"] for p in prof["processes"]] == [srv.pid]
+
+
+def test_manual_profile_request_with_rate_zero(servers, collectors, tmp_path):
+    srv, col = start(servers, collectors, tmp_path,
+                     PROFILING_SAMPLE_RATE="0")
+    assert srv.get("/alpha?ms=40")[0] == 200
+    assert srv.get("/beta?ms=40&profile=1")[0] == 200
+    assert srv.get("/gamma?ms=40&PROFILE=Yes")[0] == 200
+    assert srv.get("/alpha?ms=40&profile=0")[0] == 200
+    srv.stop()
+    prof = col.finish()
+    assert calls(prof, "GET /alpha") == 2
+    by_ep = {}
+    for r in prof["requests"]:
+        by_ep.setdefault(r["endpoint"], []).append(r)
+    for ep in ("GET /beta", "GET /gamma"):
+        (r,) = by_ep[ep]
+        assert r["manual"] is True and r["sampled"] is True, r
+        # 40 ms of CPU at the manual rate (997 Hz wall clock).
+        assert r["samples"] >= 10, r
+        assert r["status"] == 200
+        assert 0.03 < r["duration"] < 5
+    for r in by_ep["GET /alpha"]:
+        assert r["manual"] is False and r["sampled"] is False
+        assert r["samples"] == 0
+    assert prof["data"]["GET /alpha"]["samples"] == 0
+    assert prof["data"]["GET /beta"]["top_functions"][0]["function"] == \
+        "burn_beta"
+
+
+def test_templated_endpoints_and_status_classes(servers, collectors,
+                                                tmp_path):
+    srv, col = start(servers, collectors, tmp_path,
+                     PROFILING_SAMPLE_RATE="0")
+    paths = ["/users/1", "/users/42?x=1",
+             "/users/0b5d3b1e-8c1f-4d7a-9e2a-3f4b5c6d7e8f",
+             "/users/deadbeefdeadbeef/posts/7", "/fast"]
+    for p in paths:
+        srv.get(p)
+    srv.stop()
+    prof = col.finish()
+    assert calls(prof, "GET /users/:id") == 3, dump_json(prof)
+    assert calls(prof, "GET /users/:id/posts/:id") == 1
+    assert prof["data"]["GET /users/:id"]["status"] == {"4xx": 3}
+    assert prof["data"]["GET /fast"]["status"] == {"2xx": 1}
+    assert "x=1" not in col.out.read_text()

@@ -231,6 +231,10 @@ int main(int argc, char **argv)
 {
 	const char *cmd;
 
+	/* libdw would fetch missing debug information over the network when
+	 * DEBUGINFOD_URLS is set; a profiler should not do that unasked. */
+	if (!getenv("PROFSHIM_DEBUGINFOD"))
+		(void)unsetenv("DEBUGINFOD_URLS");
 	if (argc < 2)
 		return usage_error("%s", "a command is needed");
 	cmd = argv[1];

@@ -69,6 +69,55 @@ struct stats {
 	uint64_t samples;
 };
 
+/*
+ * Copy src into dst (dstsz bytes, NUL-terminated) with every byte that is
+ * not part of valid UTF-8 replaced by '?'. Names come from the wire and from
+ * file systems; JSON needs valid UTF-8.
+ */
+static void stats_utf8(const char *src, char *dst, size_t dstsz)
+{
+	const unsigned char *p = (const unsigned char *)src;
+	size_t o = 0;
+
+	while (*p && o + 1 < dstsz) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 :
+			   (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		bool ok = n > 0 && o + n < dstsz && (n == 1 || *p >= 0xc2) &&
+			  *p <= 0xf4;
+
+		for (size_t i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		/* Overlong 3/4-byte forms, surrogates, beyond U+10FFFF. */
+		if (ok && n == 3)
+			ok = !(p[0] == 0xe0 && p[1] < 0xa0) &&
+			     !(p[0] == 0xed && p[1] >= 0xa0);
+		if (ok && n == 4)
+			ok = !(p[0] == 0xf0 && p[1] < 0x90) &&
+			     !(p[0] == 0xf4 && p[1] >= 0x90);
+		if (!ok) {
+			dst[o++] = '?';
+			p++;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[o++] = (char)p[i];
+		p += n;
+	}
+	dst[o] = '\0';
+}
+
+/* A JSON string for text that may not be valid UTF-8. */
+static json_t *stats_jstr(const char *text)
+{
+	char buf[1024];
+	json_t *j = json_string(text);
+
+	if (j)
+		return j;
+	stats_utf8(text, buf, sizeof(buf));
+	return json_string(buf);
+}
+
 struct stats *stats_new(void)
 {
 	return calloc(1, sizeof(struct stats));
@@ -133,9 +182,10 @@ int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->ppid = ppid;
-	p->exe = strdup(exe ? exe : "");
+	p->exe = malloc(RING_EXE_MAX * 4);
 	if (!p->exe)
 		return -ENOMEM;
+	stats_utf8(exe ? exe : "", p->exe, RING_EXE_MAX * 4);
 	return (int)s->nprocs++;
 }
 
@@ -176,10 +226,14 @@ void stats_totals(const struct stats *s, uint64_t *ret_requests,
 }
 
 /* Endpoint id and statistics for a name, created when new. */
-static int64_t stats_endpoint(struct stats *s, const char *name,
+static int64_t stats_endpoint(struct stats *s, const char *raw,
 			      struct endpoint **ret)
 {
-	int64_t id = intern_put(&s->names, name, strlen(name));
+	char name[RING_ENDPOINT_NAME_MAX * 3];
+	int64_t id;
+
+	stats_utf8(raw, name, sizeof(name));
+	id = intern_put(&s->names, name, strlen(name));
 
 	if (id < 0)
 		return id;
@@ -460,10 +514,10 @@ static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 	qsort(ft.v, ft.n, sizeof(*ft.v), func_cmp);
 	for (size_t i = 0; i < ft.n && i < STATS_TOP_FUNCTIONS; i++)
 		json_array_append_new(
-			top, json_pack("{s:s, s:s, s:I, s:I}", "function",
-				       ft.v[i].function, "module", ft.v[i].module,
-				       "self_samples", (json_int_t)ft.v[i].self,
-				       "total_samples",
+			top, json_pack("{s:o, s:o, s:I, s:I}", "function",
+				       stats_jstr(ft.v[i].function), "module",
+				       stats_jstr(ft.v[i].module), "self_samples",
+				       (json_int_t)ft.v[i].self, "total_samples",
 				       (json_int_t)ft.v[i].total));
 	for (int i = 0; i < 6; i++)
 		if (e->status[i])

@@ -694,8 +694,13 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 		name = dwfl_module_addrinfo(f->mod, a, &sym_off, &sym, NULL,
 					    NULL, NULL);
 		if (name && name[0]) {
-			if (strings_intern(s, name, strlen(name),
-					   &e->function) == 0)
+			/* ".dynsym" names may carry their symbol version
+			 * ("clock_gettime@@GLIBC_2.17"): one function, one name. */
+			size_t nlen = strcspn(name, "@");
+
+			if (nlen == 0)
+				nlen = strlen(name);
+			if (strings_intern(s, name, nlen, &e->function) == 0)
 				e->known = true;
 			else
 				cacheable = false;

@@ -16,10 +16,17 @@
  *   - the request line parser and http_req_feed();
  *   - the status line parser, http_resp_feed() and http_resp_skip().
  *
- * Leniency: a bare LF ends any line where CRLF is expected, and a CR is
- * otherwise ignored where a line may end. Everything that frames a message
- * (method, version, Content-Length, chunk sizes) is checked strictly, since a
- * mistake there would desynchronise every later request on the connection.
+ * Leniency: a bare LF ends any line where CRLF is expected. At the end of
+ * the request line, and in status, header and trailer lines, a stray CR is
+ * ignored; in chunk framing a CR must be followed by LF. Everything that frames a
+ * message (method, version, Content-Length, chunk sizes) is checked strictly,
+ * since a mistake there would desynchronise every later message on the
+ * connection; headers that do not frame anything are skipped unread.
+ *
+ * Two choices beyond the letter of http.h: a 101 (Switching Protocols)
+ * response is reported like a final status and followed by a body that lasts
+ * until the close, since no HTTP comes after it; and a request whose last
+ * transfer coding is not chunked is an error, since its length is unknowable.
  */
 #include "http.h"
 
@@ -747,6 +754,10 @@ static void req_reset(struct http_req *p)
 	msg_init(&p->msg);
 }
 
+/*
+ * Zeroes the whole endpoint: the templater never writes its last byte, so
+ * from here on it is NUL-terminated at every moment, even mid-request.
+ */
 void http_req_init(struct http_req *p)
 {
 	size_t i;

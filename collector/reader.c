@@ -57,7 +57,7 @@ static const char *reader_check_header(const struct ring_header *h,
 		return "bad module map size";
 	if (!reader_pow2(h->data_size) || h->data_size < 4096)
 		return "bad data size";
-	if (h->endpoints_off < sizeof(*h) ||
+	if (h->endpoints_off < sizeof(*h) || h->endpoints_off % RING_ALIGN ||
 	    !reader_range_ok(h->endpoints_off,
 			     (uint64_t)h->endpoints_cap *
 				     sizeof(struct ring_endpoint),
@@ -66,6 +66,7 @@ static const char *reader_check_header(const struct ring_header *h,
 	if (h->modules_off < h->endpoints_off +
 				     (uint64_t)h->endpoints_cap *
 					     sizeof(struct ring_endpoint) ||
+	    h->modules_off % RING_ALIGN ||
 	    !reader_range_ok(h->modules_off,
 			     (uint64_t)h->modules_cap * sizeof(struct ring_module),
 			     file_size))
@@ -282,7 +283,16 @@ int reader_drain(struct reader *r, size_t max,
 		uint64_t seq;
 
 		if (rem < sizeof(struct ring_rec)) {
-			r->tail += rem; /* too short for a PAD header */
+			/* Too short for a PAD header: skipped by rule, but
+			 * only once a producer has reserved past it (the
+			 * record at the start of the area is committed), so
+			 * that tail never passes head. */
+			src = (struct ring_rec *)data;
+			seq = atomic_load_explicit((_Atomic uint64_t *)&src->seq,
+						   memory_order_acquire);
+			if (seq != ((r->tail + rem) ^ RING_SEQ_KEY))
+				break;
+			r->tail += rem;
 			continue;
 		}
 		src = (struct ring_rec *)(data + off);
@@ -297,8 +307,12 @@ int reader_drain(struct reader *r, size_t max,
 			ret = reader_corrupt(r, "bad record length", r->tail);
 			break;
 		}
-		if (rec->type != RING_REC_PAD)
-			memcpy(rec, src, rec->len);
+		if (rec->type != RING_REC_PAD) {
+			struct ring_rec checked = *rec;
+
+			memcpy(rec, src, checked.len);
+			*rec = checked; /* src may have changed since the check */
+		}
 		ret = reader_decode(r, rec, r->tail, &ev);
 		if (ret < 0)
 			break;

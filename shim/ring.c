@@ -170,7 +170,11 @@ struct ring_rec *ring_reserve(struct ring_header *h, uint32_t len,
 		tail = atomic_load_explicit(A(&h->tail), memory_order_acquire);
 		off = head & (size - 1);
 		need = off + len > size ? (size - off) + len : len;
-		if (head + need - tail > size)
+		/* Signed: when the consumer is already past our head, that
+		 * head is stale (read before a signal handler or another
+		 * thread wrote and the consumer drained); the CAS below then
+		 * fails and reloads it, instead of a drop. */
+		if ((int64_t)(head + need - tail) > (int64_t)size)
 			return NULL;
 		if (atomic_compare_exchange_weak_explicit(
 			    A(&h->head), &head, head + need,

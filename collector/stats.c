@@ -395,6 +395,9 @@ int stats_event(struct stats *s, int proc, const struct reader_event *ev)
 struct func_acc {
 	const char *function;
 	const char *module;
+	const char *file;       /* source of the function's hottest leaf */
+	int line;
+	uint64_t line_samples;  /* self samples at that line */
 	uint64_t self;
 	uint64_t total;
 	uint64_t seen;   /* stack serial that last counted total */
@@ -486,8 +489,19 @@ static uint64_t stats_functions(struct stats *s, struct symbols *syms,
 
 			if (!a)
 				return kept;
-			if (j == 0)
+			if (j == 0) {
 				a->self += sl->v;
+				/* Keep the line where most of its own time
+				 * was seen (the stack's count is one line's). */
+				if (fr[j].file && sl->v > a->line_samples) {
+					a->file = fr[j].file;
+					a->line = fr[j].line;
+					a->line_samples = sl->v;
+				}
+			} else if (!a->file && fr[j].file) {
+				a->file = fr[j].file;
+				a->line = fr[j].line;
+			}
 			if (a->seen != serial) {
 				a->seen = serial;
 				a->total += sl->v;
@@ -512,13 +526,19 @@ static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 	if (function && samples == 0)
 		goto none;
 	qsort(ft.v, ft.n, sizeof(*ft.v), func_cmp);
-	for (size_t i = 0; i < ft.n && i < STATS_TOP_FUNCTIONS; i++)
-		json_array_append_new(
-			top, json_pack("{s:o, s:o, s:I, s:I}", "function",
-				       stats_jstr(ft.v[i].function), "module",
-				       stats_jstr(ft.v[i].module), "self_samples",
-				       (json_int_t)ft.v[i].self, "total_samples",
-				       (json_int_t)ft.v[i].total));
+	for (size_t i = 0; i < ft.n && i < STATS_TOP_FUNCTIONS; i++) {
+		json_t *f = json_pack("{s:o, s:o, s:I, s:I}", "function",
+				      stats_jstr(ft.v[i].function), "module",
+				      stats_jstr(ft.v[i].module), "self_samples",
+				      (json_int_t)ft.v[i].self, "total_samples",
+				      (json_int_t)ft.v[i].total);
+
+		if (ft.v[i].file) {
+			json_object_set_new(f, "file", stats_jstr(ft.v[i].file));
+			json_object_set_new(f, "line", json_integer(ft.v[i].line));
+		}
+		json_array_append_new(top, f);
+	}
 	for (int i = 0; i < 6; i++)
 		if (e->status[i])
 			json_object_set_new(st, cls[i],

@@ -57,6 +57,7 @@
 #define CONN_MAX 65536      /* fds tracked; beyond: counted, passed through */
 #define CONN_QUEUE 16       /* requests read but not yet answered */
 #define RING_WAIT_YIELDS 2000
+#define MODMAP_RESCAN_NS 1000000000ull
 
 enum conn_state { CONN_NONE = 0, CONN_HTTP, CONN_TCP, CONN_BROKEN };
 
@@ -111,8 +112,6 @@ static ssize_t (*real_read_chk)(int, void *, size_t, size_t);
 static ssize_t (*real_recv_chk)(int, void *, size_t, size_t, int);
 static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int,
 				    struct sockaddr *, socklen_t *);
-static void *(*real_dlopen)(const char *, int);
-static int (*real_dlclose)(void *);
 static int (*real_sigaction)(int, const struct sigaction *,
 			     struct sigaction *);
 static sighandler_t (*real_signal)(int, sighandler_t);
@@ -126,6 +125,9 @@ static char hooks_exe[RING_EXE_MAX];
 static _Atomic(struct ring_header *) hooks_ring;
 static atomic_int hooks_ring_state; /* 0 none, 1 creating, 2 ready, 3 failed */
 static _Atomic uint64_t hooks_untracked; /* counted before the ring exists */
+
+static _Atomic uint64_t modmap_next;     /* when to look for new objects */
+static atomic_int modmap_busy;           /* one thread scans at a time */
 
 static _Atomic uint64_t manual_window;   /* second of the manual cap */
 static _Atomic uint32_t manual_used;
@@ -175,7 +177,10 @@ static struct ring_header *hooks_ring_make(void)
 			atomic_store(&hooks_ring_state, 3);
 			return NULL;
 		}
+		atomic_store(&modmap_busy, 1);
 		(void)modmap_scan(h, hooks_exe);
+		atomic_store(&modmap_busy, 0);
+		atomic_store(&modmap_next, hooks_now() + MODMAP_RESCAN_NS);
 		ring_count(&h->untracked_conns, atomic_exchange(&hooks_untracked, 0));
 		atomic_store_explicit(&hooks_ring, h, memory_order_release);
 		sampler_attach(h);
@@ -194,6 +199,24 @@ static inline struct ring_header *hooks_ring_get(void)
 		atomic_load_explicit(&hooks_ring, memory_order_acquire);
 
 	return h ? h : hooks_ring_make();
+}
+
+/*
+ * Objects loaded after the ring was created (dlopen) go into the module map
+ * at the next request after at most MODMAP_RESCAN_NS. The shim does not
+ * interpose dlopen: glibc resolves a bare library name with the calling
+ * object's RPATH, and an interposed dlopen would make the shim that caller.
+ */
+static void hooks_rescan(struct ring_header *h, uint64_t now)
+{
+	uint64_t next = atomic_load_explicit(&modmap_next, memory_order_relaxed);
+
+	if (now < next || atomic_exchange(&modmap_busy, 1))
+		return;
+	if (atomic_compare_exchange_strong(&modmap_next, &next,
+					   now + MODMAP_RESCAN_NS))
+		(void)modmap_scan(h, hooks_exe);
+	atomic_store(&modmap_busy, 0);
 }
 
 /* ---- per-request decisions ------------------------------------------------ */
@@ -425,6 +448,7 @@ static void conn_line(struct conn *c, uint64_t now)
 
 	if (!e || !h)
 		return;
+	hooks_rescan(h, now);
 	e->endpoint = ring_endpoint(h, c->req.endpoint, hooks_cfg.max_endpoints);
 	e->head = c->req.head;
 	e->manual = c->req.manual;
@@ -991,46 +1015,6 @@ HOOK int close(int fd)
 	return real_close(fd);
 }
 
-/*
- * dlopen and dlclose hold the dynamic loader's lock while they change the
- * list of loaded objects; unwinding then could deadlock or read a list in
- * flux, so the sampler skips the thread meanwhile. New objects go into the
- * module map afterwards.
- */
-HOOK void *dlopen(const char *file, int mode)
-{
-	void *r;
-
-	RESOLVE(dlopen, "dlopen");
-	if (!hooks_on)
-		return real_dlopen(file, mode);
-	sampler_block();
-	r = real_dlopen(file, mode);
-	sampler_unblock();
-	if (r) {
-		int saved = errno;
-		struct ring_header *h = atomic_load(&hooks_ring);
-
-		if (h)
-			(void)modmap_scan(h, hooks_exe);
-		errno = saved;
-	}
-	return r;
-}
-
-HOOK int dlclose(void *handle)
-{
-	int r;
-
-	RESOLVE(dlclose, "dlclose");
-	if (!hooks_on)
-		return real_dlclose(handle);
-	sampler_block();
-	r = real_dlclose(handle);
-	sampler_unblock();
-	return r;
-}
-
 /* An application that installs its own SIGPROF handler keeps it. */
 HOOK int sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old)
@@ -1090,8 +1074,6 @@ static void hooks_resolve_all(void)
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
-	RESOLVE(dlopen, "dlopen");
-	RESOLVE(dlclose, "dlclose");
 	RESOLVE(sigaction, "sigaction");
 	RESOLVE(signal, "signal");
 }

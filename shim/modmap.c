@@ -6,12 +6,9 @@
 #include <elf.h>
 #include <errno.h>
 #include <link.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-
-static pthread_mutex_t modmap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct modmap_ctx {
 	struct ring_header *h;
@@ -114,9 +111,7 @@ int modmap_scan(struct ring_header *h, const char *exe)
 	};
 	uint32_t before;
 
-	pthread_mutex_lock(&modmap_lock);
 	c.count = before = h->modules_count;
 	(void)dl_iterate_phdr(modmap_one, &c);
-	pthread_mutex_unlock(&modmap_lock);
 	return c.full ? -ENOSPC : (int)(c.count - before);
 }

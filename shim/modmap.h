@@ -3,10 +3,11 @@
  * with its build id, so the collector can symbolize out of process, even
  * after the server has exited.
  *
- * Called from hooks (ring creation, after dlopen), never from the signal
- * handler: it calls dl_iterate_phdr(), which takes the dynamic loader's lock.
- * Serialised by a mutex of its own; entries are appended, never changed, and
- * each is published with a store-release of modules_count.
+ * Called from hooks (ring creation, then at most once a second), never from
+ * the signal handler: it calls dl_iterate_phdr(), which takes the dynamic
+ * loader's lock. Not re-entrant: callers make sure one thread scans at a
+ * time. Entries are appended, never changed, and each is published with a
+ * store-release of modules_count.
  */
 #ifndef PROFSHIM_MODMAP_H
 #define PROFSHIM_MODMAP_H

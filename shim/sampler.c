@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <libunwind.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -49,6 +50,20 @@ static __thread struct sampler_thread sampler_tls = {
 };
 
 static struct env_config sampler_cfg;
+/*
+ * On a cache miss libunwind calls dl_iterate_phdr from the handler, which
+ * waits for the dynamic loader's lock. If the thread holding it (inside
+ * dlopen or dlclose) waits for a lock the interrupted thread holds, say
+ * malloc's, that is a deadlock. glibc publishes loader activity in
+ * _r_debug.r_state (RT_ADD, RT_DELETE while objects are added or removed);
+ * the handler reads it without a lock and skips the sample unless it is
+ * RT_CONSISTENT.
+ */
+static bool sampler_loader_busy(void)
+{
+	return __atomic_load_n(&_r_debug.r_state, __ATOMIC_ACQUIRE) !=
+	       RT_CONSISTENT;
+}
 static _Atomic(struct ring_header *) sampler_ring;
 static atomic_bool sampler_on;
 static pthread_key_t sampler_key;
@@ -171,7 +186,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	(void)si;
 	if (!h || !t->active)
 		goto out; /* a tick that raced with disarming: nothing to do */
-	if (t->busy) {
+	if (t->busy || sampler_loader_busy()) {
 		ring_count(&h->skipped_samples, 1);
 		goto out;
 	}

@@ -34,6 +34,9 @@ def test_each_endpoint_top_function_is_its_own(servers, collectors, tmp_path):
         top = ep["top_functions"][0]
         assert top["function"] == f"burn_{name}", dump_json(ep)
         assert top["module"] == "cpuserver"
+        # Built with debug information: the hottest line is in its source.
+        assert top["file"].endswith("cpuserver.c"), dump_json(top)
+        assert top["line"] > 0
         # The burn function is the leaf of nearly every sample.
         assert top["self_samples"] >= 0.8 * ep["samples"], dump_json(ep)
         callers = {f["function"] for f in ep["top_functions"]}
@@ -87,3 +90,19 @@ def test_templated_endpoints_and_status_classes(servers, collectors,
     assert prof["data"]["GET /users/:id"]["status"] == {"4xx": 3}
     assert prof["data"]["GET /fast"]["status"] == {"2xx": 1}
     assert "x=1" not in col.out.read_text()
+
+
+def test_max_depth_limits_frames(servers, collectors, tmp_path):
+    srv, col = start(servers, collectors, tmp_path,
+                     PROFILING_SAMPLE_RATE="1.0", PROFILING_HZ="499",
+                     PROFILING_MAX_DEPTH="1")
+    assert keepalive(srv.port, [("GET", "/alpha?ms=30", None, None)] * 4) \
+        == [200] * 4
+    srv.stop()
+    ep = col.finish()["data"]["GET /alpha"]
+    assert ep["samples"] >= 20
+    # One frame per sample: every function is a leaf, totals equal selves.
+    for f in ep["top_functions"]:
+        assert f["total_samples"] == f["self_samples"], dump_json(ep)
+    assert sum(f["self_samples"] for f in ep["top_functions"]) == \
+        ep["samples"]

@@ -13,6 +13,7 @@
 #include "table.h"
 
 #define STATS_NO_REQUEST "(no request)"
+#define STATS_PENDING_MAX 100000
 
 struct process {
 	uint32_t pid;
@@ -375,6 +376,10 @@ static int stats_sample(struct stats *s, int proc, const struct reader_event *ev
 	e->samples++;
 	s->samples++;
 	if (ev->req_id) {
+		/* A request whose record was dropped (ring full) never claims
+		 * its entry: bound the map rather than grow without end. */
+		if (s->pending.count >= STATS_PENDING_MAX)
+			pairmap_free(&s->pending);
 		count = pairmap_put(&s->pending, (uint64_t)proc, ev->req_id);
 		if (!count)
 			return -ENOMEM;

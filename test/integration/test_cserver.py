@@ -106,3 +106,30 @@ def test_max_depth_limits_frames(servers, collectors, tmp_path):
         assert f["total_samples"] == f["self_samples"], dump_json(ep)
     assert sum(f["self_samples"] for f in ep["top_functions"]) == \
         ep["samples"]
+
+
+def test_manual_off_and_per_second_cap(servers, collectors, tmp_path):
+    srv, col = start(servers, collectors, tmp_path,
+                     PROFILING_SAMPLE_RATE="0", PROFILING_MANUAL="off")
+    assert srv.get("/alpha?ms=20&profile=1")[0] == 200
+    srv.stop()
+    prof = col.finish()
+    (r,) = prof["requests"]
+    assert r["manual"] is False and r["sampled"] is False
+    assert prof["data"]["GET /alpha"]["sampled_calls"] == 0
+
+    cap_dir = tmp_path / "cap"
+    cap_dir.mkdir()
+    srv, col = start(servers, collectors, cap_dir,
+                     PROFILING_SAMPLE_RATE="0",
+                     PROFILING_MANUAL_MAX_PER_SEC="5")
+    reqs = [("GET", "/fast?profile=1", None, None)] * 40
+    assert keepalive(srv.port, reqs) == [200] * 40
+    srv.stop()
+    prof = col.finish()
+    ep = prof["data"]["GET /fast"]
+    assert ep["calls"] == 40
+    # 40 quick requests fall into one or two one-second windows.
+    assert 5 <= ep["sampled_calls"] <= 10, dump_json(ep)
+    manual = [r for r in prof["requests"] if r["manual"]]
+    assert len(manual) == ep["sampled_calls"]

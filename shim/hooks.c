@@ -57,6 +57,7 @@
 #define CONN_MAX 65536      /* fds tracked; beyond: counted, passed through */
 #define CONN_QUEUE 16       /* requests read but not yet answered */
 #define RING_WAIT_YIELDS 2000
+#define CONN_WAIT_SPINS 10000
 #define MODMAP_RESCAN_NS 1000000000ull
 
 enum conn_state { CONN_NONE = 0, CONN_HTTP, CONN_TCP, CONN_BROKEN };
@@ -69,9 +70,9 @@ struct pending {
 	uint32_t endpoint;
 	uint16_t status;
 	uint8_t how;            /* enum sampler_how */
+	uint32_t tid;           /* thread that read it */
 	uint8_t line : 1;       /* request line seen: endpoint is set */
 	uint8_t responding : 1; /* response bytes were written */
-	uint8_t manual : 1;
 	uint8_t head : 1;
 	uint8_t emitted : 1;    /* its record is already in the ring */
 };
@@ -82,6 +83,8 @@ struct conn {
 	uint8_t qhead, qlen;
 	uint8_t resp_broken;  /* responses are not HTTP: end them by turns */
 	uint8_t http_seen;    /* at least one request line was parsed */
+	uint8_t overflow;     /* queue overflowed: requests only counted */
+	uint8_t pushed;       /* the request being read is in the queue */
 	uint16_t port;        /* local port, for "TCP :<port>" */
 	int owner;            /* pid of the process that accepted or adopted */
 	struct http_req req;
@@ -134,7 +137,9 @@ static _Atomic uint32_t manual_used;
 
 static __thread uint64_t hooks_rng;
 static __thread uint32_t hooks_seq;
+static __thread uint32_t hooks_serial;  /* this thread's number, from 1 */
 static __thread int hooks_tid;
+static _Atomic uint32_t hooks_serials;
 
 #define RESOLVE(name, sym)                                                    \
 	do {                                                                  \
@@ -235,11 +240,17 @@ static uint64_t hooks_random(void)
 	return x;
 }
 
+/*
+ * Request ids are unique in a process image: the thread's serial number
+ * (not its tid, which the kernel reuses) and a per-thread sequence.
+ */
 static uint64_t hooks_req_id(void)
 {
-	if (UNLIKELY(hooks_tid == 0))
+	if (UNLIKELY(hooks_serial == 0)) {
+		hooks_serial = atomic_fetch_add(&hooks_serials, 1) + 1;
 		hooks_tid = (int)syscall(SYS_gettid);
-	return ((uint64_t)(uint32_t)hooks_tid << 32) | ++hooks_seq;
+	}
+	return ((uint64_t)hooks_serial << 32) | ++hooks_seq;
 }
 
 /* At most manual_max_per_sec forced requests per second per process. */
@@ -307,7 +318,7 @@ static void conn_emit(const struct pending *e, uint64_t end_ns,
 		return;
 	}
 	r->req_id = e->req_id;
-	r->tid = (uint32_t)(e->req_id >> 32);
+	r->tid = e->tid;
 	r->endpoint = e->endpoint;
 	r->start_ns = e->start_ns;
 	r->duration_ns = end_ns > e->start_ns ? end_ns - e->start_ns : 0;
@@ -323,12 +334,15 @@ static void conn_emit(const struct pending *e, uint64_t end_ns,
  */
 static void conn_complete(struct pending *e, uint64_t end_ns, uint16_t flags)
 {
-	uint32_t samples;
+	uint32_t samples = 0;
 
 	if (e->emitted)
 		return;
 	e->emitted = 1;
-	samples = sampler_leave(e->req_id);
+	if (sampler_current() == e->req_id)
+		samples = sampler_leave(e->req_id);
+	else if (e->how != SAMPLER_OFF)
+		sampler_stop(e->req_id); /* served on another thread */
 	if (e->line)
 		conn_emit(e, end_ns, flags, samples);
 }
@@ -358,6 +372,8 @@ static void conn_reset(struct conn *c, int state)
 	c->qhead = c->qlen = 0;
 	c->resp_broken = 0;
 	c->http_seen = 0;
+	c->overflow = 0;
+	c->pushed = 0;
 	c->port = 0;
 	c->owner = hooks_pid;
 	http_req_init(&c->req);
@@ -383,22 +399,22 @@ static struct pending *conn_push(struct conn *c, uint64_t now)
 {
 	struct pending *e;
 
-	if (c->qlen == CONN_QUEUE) {
-		/* More unanswered requests than a queue holds: the pairing
-		 * of responses to requests is lost, so stop tracking. */
+	if (c->overflow || c->qlen == CONN_QUEUE) {
+		/* More unanswered requests than a queue holds: responses can
+		 * no longer be paired with requests. Those queued are still
+		 * answered in order; this one and every later one on the
+		 * connection are counted as dropped requests. */
 		struct ring_header *h = hooks_ring_get();
 
-		if (h) {
-			ring_count(&h->dropped_events, c->qlen);
-			ring_count(&h->dropped_requests, c->qlen);
-		}
-		c->state = CONN_BROKEN;
-		c->qlen = 0;
+		if (h)
+			ring_count(&h->dropped_requests, 1);
+		c->overflow = 1;
 		return NULL;
 	}
 	e = &c->q[(c->qhead + c->qlen) % CONN_QUEUE];
 	memset(e, 0, sizeof(*e));
 	e->req_id = hooks_req_id();
+	e->tid = (uint32_t)hooks_tid;
 	e->start_ns = now;
 	e->endpoint = RING_ENDPOINT_NONE;
 	c->qlen++;
@@ -451,7 +467,6 @@ static void conn_line(struct conn *c, uint64_t now)
 	hooks_rescan(h, now);
 	e->endpoint = ring_endpoint(h, c->req.endpoint, hooks_cfg.max_endpoints);
 	e->head = c->req.head;
-	e->manual = c->req.manual;
 	e->line = 1;
 	e->how = (uint8_t)hooks_decide(c->req.manual, now);
 	c->http_seen = 1;
@@ -484,11 +499,12 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 				conn_finish(c, f->last_write_ns, 0);
 				f = conn_front(c);
 			}
-			(void)conn_push(c, now);
+			c->pushed = conn_push(c, now) != NULL;
 			break;
 		}
 		case HTTP_REQ_LINE:
-			conn_line(c, hooks_now());
+			if (c->pushed)
+				conn_line(c, hooks_now());
 			break;
 		case HTTP_REQ_ERROR:
 			if (!c->http_seen) {
@@ -505,54 +521,6 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 		}
 		if (used == 0 && ev == HTTP_REQ_NONE)
 			break;
-	}
-}
-
-/*
- * Before a write: if these bytes, once written, complete one or more
- * responses, report those requests now. A server may be killed the moment
- * its client has the answer; a record written after the system call could be
- * lost then, one written before it cannot. The look-ahead runs on a copy of
- * the response parser; conn_on_write() later feeds the bytes really written
- * and only dequeues what was reported here. If the write falls short, the
- * request's duration ends at the start of the write that was to finish it.
- */
-static void conn_before_write(struct conn *c, const struct iovec *iov,
-			      int iovcnt)
-{
-	struct http_resp look;
-	enum http_resp_event ev;
-	uint16_t status = 0;
-	uint8_t i = 0;
-
-	if (c->state != CONN_HTTP || c->resp_broken || c->qlen == 0)
-		return;
-	look = c->resp;
-	for (int k = 0; k < iovcnt; k++) {
-		const char *buf = iov[k].iov_base;
-		size_t n = iov[k].iov_len, used;
-
-		while (n > 0 && i < c->qlen) {
-			struct pending *e = &c->q[(c->qhead + i) % CONN_QUEUE];
-
-			used = buf ? http_resp_feed(&look, buf, n, e->head, &ev)
-				   : http_resp_skip(&look, n, &ev);
-			if (buf)
-				buf += used;
-			n -= used;
-			if (ev == HTTP_RESP_STATUS) {
-				status = look.status;
-			} else if (ev == HTTP_RESP_DONE) {
-				if (status)
-					e->status = status;
-				conn_complete(e, hooks_now(), 0);
-				status = 0;
-				i++;
-			} else if (ev == HTTP_RESP_ERROR ||
-				   (used == 0 && ev == HTTP_RESP_NONE)) {
-				return;
-			}
-		}
 	}
 }
 
@@ -605,12 +573,19 @@ static void conn_on_close(struct conn *c)
 	struct pending *e;
 
 	while ((e = conn_front(c)) != NULL) {
-		if (e->responding)
-			conn_finish(c, e->last_write_ns,
-				    c->state == CONN_TCP ? RING_REQ_TCP : 0);
+		uint16_t tcp = c->state == CONN_TCP ? RING_REQ_TCP : 0;
+
+		/* An answered request ends at its last write; one whose
+		 * response the close cuts short (or that got none) is
+		 * reported as aborted. */
+		if (e->responding && (tcp || c->resp_broken ||
+				      http_resp_ends_at_close(&c->resp)))
+			conn_finish(c, e->last_write_ns, tcp);
 		else
-			conn_finish(c, now, RING_REQ_ABORTED |
-				    (c->state == CONN_TCP ? RING_REQ_TCP : 0));
+			conn_finish(c, e->responding ? e->last_write_ns : now,
+				    RING_REQ_ABORTED | tcp);
+		/* Requests behind the first never saw a response byte. */
+		http_resp_init(&c->resp);
 	}
 	c->state = CONN_NONE;
 }
@@ -644,6 +619,25 @@ static inline void conn_give(struct conn *c)
 	atomic_store_explicit(&c->busy, 0, memory_order_release);
 }
 
+/*
+ * Take conn c even if another thread holds it, waiting a bounded time. Used
+ * where skipping would lose requests (close, accept on a reused fd). The
+ * holders never block while holding a connection: they only parse bytes
+ * already read, so the wait is short. Returns false when it timed out.
+ */
+static bool conn_take_wait(struct conn *c)
+{
+	for (int i = 0; i < CONN_WAIT_SPINS; i++) {
+		if (!atomic_exchange_explicit(&c->busy, 1, memory_order_acquire)) {
+			sampler_block();
+			return true;
+		}
+		if (i >= 64)
+			(void)sched_yield();
+	}
+	return false;
+}
+
 static void conn_accepted(int fd)
 {
 	struct conn *c;
@@ -658,12 +652,14 @@ static void conn_accepted(int fd)
 		return;
 	}
 	c = &conns[fd];
-	if (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+	if (!conn_take_wait(c))
 		return;
-	sampler_block();
+	/* State left by a connection closed where the shim could not see it
+	 * (close_range, dup2, fclose): report what it still held. */
+	if (c->state != CONN_NONE && c->owner == hooks_pid)
+		conn_on_close(c);
 	conn_reset(c, CONN_HTTP);
-	sampler_unblock();
-	atomic_store_explicit(&c->busy, 0, memory_order_release);
+	conn_give(c);
 }
 
 /*
@@ -679,13 +675,13 @@ static inline struct conn *conn_take_using(int fd)
 	return c;
 }
 
-static void hooks_read_done(int fd, const void *buf, ssize_t n)
+static void hooks_read_done(int fd, const void *buf, size_t n)
 {
 	struct conn *c;
 
-	if (n <= 0 || !(c = conn_take_using(fd)))
+	if (!(c = conn_take_using(fd)))
 		return;
-	conn_on_read(c, fd, buf, (size_t)n);
+	conn_on_read(c, fd, buf, n);
 	conn_give(c);
 }
 
@@ -705,31 +701,13 @@ static void hooks_readv_done(int fd, const struct iovec *iov, int iovcnt,
 	conn_give(c);
 }
 
-/*
- * Before a write-like call of iovcnt pieces (base NULL: sendfile bytes).
- * The buffers are read before the kernel has checked them; only tracked
- * connections with a request waiting for its response get here, where the
- * server is writing that response from memory it owns.
- */
-static void hooks_before_write(int fd, const struct iovec *iov, int iovcnt)
-{
-	int saved = errno;
-	struct conn *c;
-
-	if (!iov || iovcnt <= 0 || !(c = conn_take_using(fd)))
-		return;
-	conn_before_write(c, iov, iovcnt);
-	conn_give(c);
-	errno = saved;
-}
-
-static void hooks_write_done(int fd, const void *buf, ssize_t n)
+static void hooks_write_done(int fd, const void *buf, size_t n)
 {
 	struct conn *c;
 
-	if (n <= 0 || !(c = conn_take_using(fd)))
+	if (!(c = conn_take_using(fd)))
 		return;
-	conn_on_write(c, buf, (size_t)n);
+	conn_on_write(c, buf, n);
 	conn_give(c);
 }
 
@@ -781,30 +759,35 @@ HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return r;
 }
 
-/* Shared tail of every read-like hook: account n bytes read into buf. */
-#define READ_TAIL(fd, buf, r)                                                 \
+/*
+ * Flags under which a receive call does not hand the server the next bytes
+ * of the stream: MSG_PEEK leaves them to be read again, MSG_TRUNC (TCP)
+ * discards them without copying, MSG_ERRQUEUE reads the error queue.
+ */
+#define RECV_SKIP_FLAGS (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE)
+
+/*
+ * Shared tail of the read-like hooks: account the bytes read into buf. A
+ * call may report more bytes than the buffer holds (MSG_TRUNC on datagram
+ * sockets); only what is in the buffer is looked at.
+ */
+#define READ_TAIL(fd, buf, n, r)                                              \
 	do {                                                                  \
 		if (UNLIKELY(hooks_on) && (r) > 0) {                          \
 			int saved_ = errno;                                   \
-			hooks_read_done((fd), (buf), (r));                    \
+			hooks_read_done((fd), (buf),                          \
+					(size_t)(r) < (n) ? (size_t)(r) : (n)); \
 			errno = saved_;                                       \
 		}                                                             \
 	} while (0)
 
-/* Shared head of every write-like hook: look ahead at n bytes of buf. */
-#define WRITE_HEAD(fd, buf, n)                                                \
-	do {                                                                  \
-		if (UNLIKELY(hooks_on)) {                                     \
-			struct iovec iov_ = {(void *)(buf), (n)};             \
-			hooks_before_write((fd), &iov_, 1);                   \
-		}                                                             \
-	} while (0)
-
-#define WRITE_TAIL(fd, buf, r)                                                \
+/* Shared tail of the write-like hooks (buf NULL: bytes sent from a file). */
+#define WRITE_TAIL(fd, buf, n, r)                                             \
 	do {                                                                  \
 		if (UNLIKELY(hooks_on) && (r) > 0) {                          \
 			int saved_ = errno;                                   \
-			hooks_write_done((fd), (buf), (r));                   \
+			hooks_write_done((fd), (buf),                         \
+					 (size_t)(r) < (n) ? (size_t)(r) : (n)); \
 			errno = saved_;                                       \
 		}                                                             \
 	} while (0)
@@ -815,8 +798,8 @@ HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 	RESOLVE(recv, "recv");
 	r = real_recv(fd, buf, n, flags);
-	if (!(flags & MSG_PEEK))
-		READ_TAIL(fd, buf, r);
+	if (!(flags & RECV_SKIP_FLAGS))
+		READ_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -826,8 +809,8 @@ HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 
 	RESOLVE(recv_chk, "__recv_chk");
 	r = real_recv_chk(fd, buf, n, buflen, flags);
-	if (!(flags & MSG_PEEK))
-		READ_TAIL(fd, buf, r);
+	if (!(flags & RECV_SKIP_FLAGS))
+		READ_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -838,8 +821,8 @@ HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 
 	RESOLVE(recvfrom, "recvfrom");
 	r = real_recvfrom(fd, buf, n, flags, addr, len);
-	if (!(flags & MSG_PEEK))
-		READ_TAIL(fd, buf, r);
+	if (!(flags & RECV_SKIP_FLAGS))
+		READ_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -850,8 +833,8 @@ HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
 	r = real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
-	if (!(flags & MSG_PEEK))
-		READ_TAIL(fd, buf, r);
+	if (!(flags & RECV_SKIP_FLAGS))
+		READ_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -861,7 +844,8 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 	RESOLVE(recvmsg, "recvmsg");
 	r = real_recvmsg(fd, msg, flags);
-	if (UNLIKELY(hooks_on) && r > 0 && !(flags & MSG_PEEK)) {
+	if (UNLIKELY(hooks_on) && r > 0 && !(flags & RECV_SKIP_FLAGS) &&
+	    !(msg->msg_flags & MSG_TRUNC)) {
 		int saved = errno;
 
 		hooks_readv_done(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
@@ -876,7 +860,7 @@ HOOK ssize_t read(int fd, void *buf, size_t n)
 
 	RESOLVE(read, "read");
 	r = real_read(fd, buf, n);
-	READ_TAIL(fd, buf, r);
+	READ_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -886,7 +870,7 @@ HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 	RESOLVE(read_chk, "__read_chk");
 	r = real_read_chk(fd, buf, n, buflen);
-	READ_TAIL(fd, buf, r);
+	READ_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -910,9 +894,8 @@ HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ssize_t r;
 
 	RESOLVE(send, "send");
-	WRITE_HEAD(fd, buf, n);
 	r = real_send(fd, buf, n, flags);
-	WRITE_TAIL(fd, buf, r);
+	WRITE_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -922,9 +905,8 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	ssize_t r;
 
 	RESOLVE(sendto, "sendto");
-	WRITE_HEAD(fd, buf, n);
 	r = real_sendto(fd, buf, n, flags, addr, len);
-	WRITE_TAIL(fd, buf, r);
+	WRITE_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -933,8 +915,6 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t r;
 
 	RESOLVE(sendmsg, "sendmsg");
-	if (UNLIKELY(hooks_on) && msg)
-		hooks_before_write(fd, msg->msg_iov, (int)msg->msg_iovlen);
 	r = real_sendmsg(fd, msg, flags);
 	if (UNLIKELY(hooks_on) && r > 0) {
 		int saved = errno;
@@ -950,9 +930,8 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 	ssize_t r;
 
 	RESOLVE(write, "write");
-	WRITE_HEAD(fd, buf, n);
 	r = real_write(fd, buf, n);
-	WRITE_TAIL(fd, buf, r);
+	WRITE_TAIL(fd, buf, n, r);
 	return r;
 }
 
@@ -961,8 +940,6 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	ssize_t r;
 
 	RESOLVE(writev, "writev");
-	if (UNLIKELY(hooks_on))
-		hooks_before_write(fd, iov, iovcnt);
 	r = real_writev(fd, iov, iovcnt);
 	if (UNLIKELY(hooks_on) && r > 0) {
 		int saved = errno;
@@ -978,9 +955,8 @@ HOOK ssize_t sendfile(int out, int in, off_t *off, size_t n)
 	ssize_t r;
 
 	RESOLVE(sendfile, "sendfile");
-	WRITE_HEAD(out, NULL, n);
 	r = real_sendfile(out, in, off, n);
-	WRITE_TAIL(out, NULL, r);
+	WRITE_TAIL(out, NULL, n, r);
 	return r;
 }
 
@@ -989,25 +965,30 @@ HOOK ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 	ssize_t r;
 
 	RESOLVE(sendfile64, "sendfile64");
-	WRITE_HEAD(out, NULL, n);
 	r = real_sendfile64(out, in, off, n);
-	WRITE_TAIL(out, NULL, r);
+	WRITE_TAIL(out, NULL, n, r);
 	return r;
 }
 
 HOOK int close(int fd)
 {
 	RESOLVE(close, "close");
-	if (UNLIKELY(hooks_on)) {
+	if (UNLIKELY(hooks_on) && (unsigned)fd < CONN_MAX && conns &&
+	    conns[fd].state != CONN_NONE) {
 		int saved = errno;
-		struct conn *c = conn_take(fd);
+		struct conn *c = &conns[fd];
 
-		if (c) {
-			/* An inherited connection a child never used is the
-			 * parent's business: forget it without reporting. */
-			if (c->owner == hooks_pid)
+		if (conn_take_wait(c)) {
+			/* A vfork child shares the parent's memory without
+			 * running fork handlers: what it closes is the
+			 * parent's business. So is a connection a fork child
+			 * inherited but never used. */
+			bool mine = (int)syscall(SYS_getpid) == hooks_pid;
+
+			if (mine && c->state != CONN_NONE && c->owner == hooks_pid)
 				conn_on_close(c);
-			c->state = CONN_NONE;
+			if (mine)
+				c->state = CONN_NONE;
 			conn_give(c);
 		}
 		errno = saved;

@@ -1111,6 +1111,14 @@ static void resp_reset(struct http_resp *p)
 	msg_init(&p->msg);
 }
 
+bool http_resp_ends_at_close(const struct http_resp *p)
+{
+	if (p->state == P_MSG)
+		return p->msg.state == M_BODY_CLOSE;
+	/* Nothing of a response yet, or not HTTP: nothing was cut short. */
+	return (p->state == P_VERSION && p->idx == 0) || p->state == P_ERROR;
+}
+
 void http_resp_init(struct http_resp *p)
 {
 	p->status = 0;

@@ -137,6 +137,15 @@ size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
 		      bool head, enum http_resp_event *ret_event);
 
 /*
+ * True when closing the connection now leaves the response being written
+ * complete: its body lasts until the close, or no byte of a response has
+ * been fed since the last one ended, or the bytes were not HTTP. False when
+ * the close cuts a response short (in its head, or before the end of a
+ * Content-Length or chunked body).
+ */
+bool http_resp_ends_at_close(const struct http_resp *p);
+
+/*
  * Account for n response bytes the caller cannot see (sendfile). Returns the
  * number of bytes accounted (<= n) up to the first event, like
  * http_resp_feed(); bytes outside a body are treated as opaque body bytes.

@@ -76,7 +76,7 @@ enum ring_mode { RING_MODE_REQUEST = 0, RING_MODE_CONTINUOUS = 1 };
 /*
  * Segment header. Fields above `head` are written once by the shim before the
  * segment is published (the file is created under a temporary name and
- * renamed into place), so the collector may read them without ordering.
+ * hard-linked to its final name), so the collector may read them without ordering.
  */
 struct ring_header {
 	uint64_t magic;

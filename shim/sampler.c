@@ -22,7 +22,8 @@
 /* Frames of the handler itself (handler, unw_backtrace, the signal
  * trampoline) that unw_backtrace reports before the interrupted one. */
 #define SAMPLER_SKIP_MAX 8
-#define SAMPLER_TIMERS_MAX 4096
+#define SAMPLER_TIMERS_MAX 16384
+#define SAMPLER_STOPPED_MAX 4096
 
 enum { TIMER_RATE = 0, TIMER_MANUAL = 1 };
 
@@ -73,6 +74,16 @@ static pthread_key_t sampler_key;
  * from one thread (timer ids are process-wide). 0 is an empty slot.
  */
 static _Atomic uintptr_t sampler_timers[SAMPLER_TIMERS_MAX];
+static atomic_uint sampler_timers_hint;
+
+/*
+ * Requests completed by a thread other than the one serving them (one
+ * thread reads a request, another writes the response). The serving
+ * thread's handler finds its request here at its next tick and disarms its
+ * own timer. Slots are overwritten freely: a lost entry only means the
+ * serving thread keeps sampling until it touches another request.
+ */
+static _Atomic uint64_t sampler_stopped[SAMPLER_STOPPED_MAX];
 
 static int sampler_gettid(void)
 {
@@ -186,6 +197,19 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	(void)si;
 	if (!h || !t->active)
 		goto out; /* a tick that raced with disarming: nothing to do */
+	if (atomic_load_explicit(&sampler_stopped[t->req_id % SAMPLER_STOPPED_MAX],
+				 memory_order_relaxed) == t->req_id) {
+		struct itimerspec zero;
+
+		/* Completed elsewhere: stop (timer_settime is
+		 * async-signal-safe). */
+		memset(&zero, 0, sizeof(zero));
+		if (t->armed >= 0)
+			(void)timer_settime(t->timers[t->armed], 0, &zero, NULL);
+		t->armed = -1;
+		t->active = 0;
+		goto out;
+	}
 	if (t->busy || sampler_loader_busy()) {
 		ring_count(&h->skipped_samples, 1);
 		goto out;
@@ -245,9 +269,11 @@ int sampler_init(const struct env_config *cfg)
 			      "stack samples in this process\n");
 		return -EBUSY;
 	}
-	/* Per-thread caches: the handler never takes libunwind's global
-	 * cache lock. */
-	(void)unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	/* No DWARF state cache: with the global one libunwind takes a mutex
+	 * in the handler on a trace-cache miss (Debian builds it without
+	 * per-thread caches, and asking for them gives the global one). The
+	 * fast path, unw_backtrace's per-thread trace cache, is unaffected. */
+	(void)unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE);
 	if (pthread_key_create(&sampler_key, sampler_thread_exit) != 0)
 		return -EAGAIN;
 	memset(&sa, 0, sizeof(sa));
@@ -292,14 +318,23 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 	t->slots[k] = -1;
 	t->left[k].tv_sec = t->left[k].tv_nsec = 0;
 	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
+		unsigned idx = (atomic_fetch_add(&sampler_timers_hint, 1) + (unsigned)i) %
+			       SAMPLER_TIMERS_MAX;
 		uintptr_t empty = 0;
 
 		if (atomic_compare_exchange_strong(
-			    &sampler_timers[i], &empty,
+			    &sampler_timers[idx], &empty,
 			    (uintptr_t)t->timers[k] + 1)) {
-			t->slots[k] = i;
+			t->slots[k] = (int)idx;
 			break;
 		}
+	}
+	if (t->slots[k] < 0) {
+		/* Every slot taken: a timer standing aside could not delete
+		 * is one it must not create. This thread is not sampled. */
+		(void)timer_delete(t->timers[k]);
+		t->created[k] = false;
+		return -ENOSPC;
 	}
 	(void)pthread_setspecific(sampler_key, (void *)1);
 	/* libunwind sets up its per-thread trace cache on first use, which
@@ -368,6 +403,14 @@ void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)
 		t->active = 1;
 		sampler_arm(t, k, how == SAMPLER_MANUAL ? sampler_cfg.manual_hz
 							: sampler_cfg.hz);
+		/* Standing aside may have swept the registry between the
+		 * check above and the arming: look again, and take this
+		 * thread's timers back if so (sampler_unregister and the
+		 * sweep agree through the registry slot who deletes). */
+		if (!atomic_load(&sampler_on)) {
+			t->active = 0;
+			sampler_unregister(t);
+		}
 	}
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy--;
@@ -390,6 +433,12 @@ uint32_t sampler_leave(uint64_t req_id)
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy--;
 	return n;
+}
+
+void sampler_stop(uint64_t req_id)
+{
+	atomic_store_explicit(&sampler_stopped[req_id % SAMPLER_STOPPED_MAX],
+			      req_id, memory_order_relaxed);
 }
 
 uint64_t sampler_current(void)

@@ -57,6 +57,12 @@ void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how);
  */
 uint32_t sampler_leave(uint64_t req_id);
 
+/*
+ * Request `req_id` was completed by a thread other than the one serving it:
+ * that thread stops sampling it at its next tick. Lock-free; best effort.
+ */
+void sampler_stop(uint64_t req_id);
+
 /* Request the shim is serving on this thread, 0 when none. */
 uint64_t sampler_current(void);
 

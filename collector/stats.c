@@ -32,6 +32,7 @@ struct endpoint {
 	uint64_t sampled_calls;
 	uint64_t samples;
 	uint64_t status[6];           /* 1xx..5xx, then none/other */
+	uint64_t aborted;             /* closed before a complete response */
 	struct hist hist;
 };
 
@@ -333,6 +334,8 @@ static int stats_request(struct stats *s, int proc,
 	e->status[cls]++;
 	if (ev->flags & RING_REQ_SAMPLED)
 		e->sampled_calls++;
+	if (ev->flags & RING_REQ_ABORTED)
+		e->aborted++;
 	s->requests++;
 
 	memset(&k, 0, sizeof(k));
@@ -566,6 +569,7 @@ static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 			    json_integer((json_int_t)e->sampled_calls));
 	json_object_set_new(o, "samples", json_integer((json_int_t)samples));
 	json_object_set_new(o, "status", st);
+	json_object_set_new(o, "aborted", json_integer((json_int_t)e->aborted));
 	json_object_set_new(o, "top_functions", top);
 	free(ft.v);
 	pairmap_free(&ft.index);
@@ -621,7 +625,7 @@ static json_t *stats_requests_json(struct stats *s, const char *endpoint)
 			       (uint32_t)k->req_id);
 		json_array_append_new(
 			arr,
-			json_pack("{s:s, s:I, s:I, s:s, s:f, s:f, s:I, s:b, s:b, s:I}",
+			json_pack("{s:s, s:I, s:I, s:s, s:f, s:f, s:I, s:b, s:b, s:I, s:b}",
 				  "id", id, "pid",
 				  (json_int_t)s->procs[k->proc].pid, "tid",
 				  (json_int_t)k->tid, "endpoint", name, "start",
@@ -629,7 +633,8 @@ static json_t *stats_requests_json(struct stats *s, const char *endpoint)
 				  "status", (json_int_t)k->status, "sampled",
 				  (k->flags & RING_REQ_SAMPLED) != 0, "manual",
 				  (k->flags & RING_REQ_MANUAL) != 0, "samples",
-				  (json_int_t)k->samples));
+				  (json_int_t)k->samples, "aborted",
+				  (k->flags & RING_REQ_ABORTED) != 0));
 	}
 	free(all);
 	return arr;

@@ -17,10 +17,11 @@
  *   - with profiling off, a hook is one predictable branch and a jump;
  *   - no malloc, no locks, no stdio: the connection table is reserved at
  *     start-up, parsers work in place, records go to the lock-free ring;
- *   - a connection used by two threads at once is tracked by whichever gets
- *     there first; the other call is passed through untracked (never waits).
- * The one exception to "no waiting" is the first request of a process, whose
- * thread creates the ring; others wait for it a bounded number of yields.
+ *   - a connection used by two threads at once is parsed by one at a time:
+ *     the second waits, a bounded time, for the first to finish parsing
+ *     bytes it already has (it never holds a connection across a call);
+ *   - the first request of a process creates the ring; other threads wait
+ *     for it a bounded number of yields.
  */
 /* The build may ask for 64-bit file offsets, which makes glibc's headers
  * rename sendfile to sendfile64; the shim defines both names itself. */
@@ -37,6 +38,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -79,6 +81,7 @@ struct pending {
 
 struct conn {
 	_Atomic uint8_t busy;
+	_Atomic uint16_t writers; /* write-like calls in flight on it */
 	uint8_t state;        /* enum conn_state */
 	uint8_t qhead, qlen;
 	uint8_t resp_broken;  /* responses are not HTTP: end them by turns */
@@ -118,6 +121,10 @@ static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int,
 static int (*real_sigaction)(int, const struct sigaction *,
 			     struct sigaction *);
 static sighandler_t (*real_signal)(int, sighandler_t);
+static int (*real_setitimer)(__itimer_which_t, const struct itimerval *,
+			      struct itimerval *);
+static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *,
+				  void *(*)(void *), void *);
 
 static bool hooks_on;            /* ENABLE_PROFILING and start-up succeeded */
 static struct env_config hooks_cfg;
@@ -271,7 +278,7 @@ static enum sampler_how hooks_decide(bool manual_asked, uint64_t now)
 		return SAMPLER_OFF;
 	if (manual_asked && hooks_cfg.manual && hooks_manual_allowed(now))
 		return SAMPLER_MANUAL;
-	if (hooks_cfg.sample_rate >= 1.0)
+	if (hooks_cfg.mode == RING_MODE_CONTINUOUS || hooks_cfg.sample_rate >= 1.0)
 		return SAMPLER_RATE;
 	if (hooks_cfg.sample_rate > 0.0 &&
 	    (double)(hooks_random() >> 11) * 0x1.0p-53 < hooks_cfg.sample_rate)
@@ -590,9 +597,14 @@ static void conn_on_close(struct conn *c)
 	c->state = CONN_NONE;
 }
 
+static bool conn_take_wait(struct conn *c);
+
 /*
  * Look up the tracked connection for fd and take it, or NULL. The unlocked
  * state check keeps untracked fds (files, pipes) at a load and a compare.
+ * A connection another thread holds is waited for (briefly: see
+ * conn_take_wait), since skipping its bytes would lose or mis-pair requests
+ * of servers that read on one thread and write on another.
  */
 static inline struct conn *conn_take(int fd)
 {
@@ -603,13 +615,13 @@ static inline struct conn *conn_take(int fd)
 	c = &conns[fd];
 	if (c->state == CONN_NONE)
 		return NULL;
-	if (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+	if (!conn_take_wait(c))
 		return NULL;
 	if (c->state == CONN_NONE) {
+		sampler_unblock();
 		atomic_store_explicit(&c->busy, 0, memory_order_release);
 		return NULL;
 	}
-	sampler_block();
 	return c;
 }
 
@@ -628,7 +640,8 @@ static inline void conn_give(struct conn *c)
 static bool conn_take_wait(struct conn *c)
 {
 	for (int i = 0; i < CONN_WAIT_SPINS; i++) {
-		if (!atomic_exchange_explicit(&c->busy, 1, memory_order_acquire)) {
+		if (!atomic_load_explicit(&c->busy, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(&c->busy, 1, memory_order_acquire)) {
 			sampler_block();
 			return true;
 		}
@@ -781,13 +794,35 @@ HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		}                                                             \
 	} while (0)
 
+/*
+ * Write-like hooks count themselves in flight on a tracked connection from
+ * before the call until its bytes are accounted, so that a close() on
+ * another thread (the client saw the response and hung up) waits for them
+ * instead of reporting an answered request as aborted.
+ */
+static inline struct conn *hooks_write_begin(int fd)
+{
+	struct conn *c;
+
+	if (!hooks_on || (unsigned)fd >= CONN_MAX || !conns)
+		return NULL;
+	c = &conns[fd];
+	if (c->state == CONN_NONE)
+		return NULL;
+	atomic_fetch_add_explicit(&c->writers, 1, memory_order_acq_rel);
+	return c;
+}
+
 /* Shared tail of the write-like hooks (buf NULL: bytes sent from a file). */
-#define WRITE_TAIL(fd, buf, n, r)                                             \
+#define WRITE_TAIL(wc, fd, buf, n, r)                                         \
 	do {                                                                  \
-		if (UNLIKELY(hooks_on) && (r) > 0) {                          \
+		if (UNLIKELY(wc)) {                                           \
 			int saved_ = errno;                                   \
-			hooks_write_done((fd), (buf),                         \
-					 (size_t)(r) < (n) ? (size_t)(r) : (n)); \
+			if ((r) > 0)                                          \
+				hooks_write_done((fd), (buf),                 \
+						 (size_t)(r) < (n) ? (size_t)(r) : (n)); \
+			atomic_fetch_sub_explicit(&(wc)->writers, 1,          \
+						  memory_order_acq_rel);      \
 			errno = saved_;                                       \
 		}                                                             \
 	} while (0)
@@ -891,35 +926,43 @@ HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 
 HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(send, "send");
+	wc = hooks_write_begin(fd);
 	r = real_send(fd, buf, n, flags);
-	WRITE_TAIL(fd, buf, n, r);
+	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
 
 HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 		    const struct sockaddr *addr, socklen_t len)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(sendto, "sendto");
+	wc = hooks_write_begin(fd);
 	r = real_sendto(fd, buf, n, flags, addr, len);
-	WRITE_TAIL(fd, buf, n, r);
+	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
 
 HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(sendmsg, "sendmsg");
+	wc = hooks_write_begin(fd);
 	r = real_sendmsg(fd, msg, flags);
-	if (UNLIKELY(hooks_on) && r > 0) {
+	if (UNLIKELY(wc)) {
 		int saved = errno;
 
-		hooks_writev_done(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+		if (r > 0)
+			hooks_writev_done(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+		atomic_fetch_sub_explicit(&wc->writers, 1, memory_order_acq_rel);
 		errno = saved;
 	}
 	return r;
@@ -927,24 +970,30 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(write, "write");
+	wc = hooks_write_begin(fd);
 	r = real_write(fd, buf, n);
-	WRITE_TAIL(fd, buf, n, r);
+	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
 
 HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(writev, "writev");
+	wc = hooks_write_begin(fd);
 	r = real_writev(fd, iov, iovcnt);
-	if (UNLIKELY(hooks_on) && r > 0) {
+	if (UNLIKELY(wc)) {
 		int saved = errno;
 
-		hooks_writev_done(fd, iov, iovcnt, r);
+		if (r > 0)
+			hooks_writev_done(fd, iov, iovcnt, r);
+		atomic_fetch_sub_explicit(&wc->writers, 1, memory_order_acq_rel);
 		errno = saved;
 	}
 	return r;
@@ -952,21 +1001,25 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 
 HOOK ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(sendfile, "sendfile");
+	wc = hooks_write_begin(out);
 	r = real_sendfile(out, in, off, n);
-	WRITE_TAIL(out, NULL, n, r);
+	WRITE_TAIL(wc, out, NULL, n, r);
 	return r;
 }
 
 HOOK ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 {
+	struct conn *wc;
 	ssize_t r;
 
 	RESOLVE(sendfile64, "sendfile64");
+	wc = hooks_write_begin(out);
 	r = real_sendfile64(out, in, off, n);
-	WRITE_TAIL(out, NULL, n, r);
+	WRITE_TAIL(wc, out, NULL, n, r);
 	return r;
 }
 
@@ -978,6 +1031,11 @@ HOOK int close(int fd)
 		int saved = errno;
 		struct conn *c = &conns[fd];
 
+		for (int i = 0; i < CONN_WAIT_SPINS &&
+				atomic_load_explicit(&c->writers,
+						     memory_order_acquire); i++)
+			if (i >= 64)
+				(void)sched_yield();
 		if (conn_take_wait(c)) {
 			/* A vfork child shares the parent's memory without
 			 * running fork handlers: what it closes is the
@@ -1020,6 +1078,76 @@ HOOK sighandler_t signal(int sig, sighandler_t handler)
 	return real_signal(sig, handler);
 }
 
+/* A program that profiles itself with ITIMER_PROF gets the SIGPROFs. */
+HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
+		   struct itimerval *old)
+{
+	RESOLVE(setitimer, "setitimer");
+	if (UNLIKELY(hooks_on) && which == ITIMER_PROF && nv &&
+	    (nv->it_value.tv_sec || nv->it_value.tv_usec) && sampler_ready())
+		sampler_stand_aside("the program set an ITIMER_PROF timer");
+	return real_setitimer(which, nv, old);
+}
+
+/*
+ * Continuous mode samples every thread: a thread the program creates starts
+ * in hooks_thread_main(), which arms its timer and runs the program's
+ * routine. The routine and its argument travel in a slot of a fixed pool,
+ * not in memory allocated here; with every slot taken (more than
+ * HOOKS_STARTS threads starting at the same instant) a thread starts
+ * unwrapped and is not sampled.
+ */
+#define HOOKS_STARTS 1024
+
+struct hooks_start {
+	atomic_int used;
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static struct hooks_start hooks_starts[HOOKS_STARTS];
+static atomic_uint hooks_starts_hint;
+
+static void *hooks_thread_main(void *p)
+{
+	struct hooks_start *slot = p;
+	void *(*fn)(void *) = slot->fn;
+	void *arg = slot->arg;
+
+	atomic_store_explicit(&slot->used, 0, memory_order_release);
+	sampler_thread_start();
+	return fn(arg);
+}
+
+HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+			void *(*fn)(void *), void *arg)
+{
+	struct hooks_start *slot = NULL;
+	int r;
+
+	RESOLVE(pthread_create, "pthread_create");
+	if (!hooks_on || hooks_cfg.mode != RING_MODE_CONTINUOUS ||
+	    !sampler_ready())
+		return real_pthread_create(thread, attr, fn, arg);
+	for (unsigned i = 0; i < HOOKS_STARTS && !slot; i++) {
+		unsigned k = (atomic_fetch_add(&hooks_starts_hint, 1) + i) %
+			     HOOKS_STARTS;
+		int free_ = 0;
+
+		if (atomic_compare_exchange_strong(&hooks_starts[k].used,
+						   &free_, 1))
+			slot = &hooks_starts[k];
+	}
+	if (!slot)
+		return real_pthread_create(thread, attr, fn, arg);
+	slot->fn = fn;
+	slot->arg = arg;
+	r = real_pthread_create(thread, attr, hooks_thread_main, slot);
+	if (r != 0)
+		atomic_store(&slot->used, 0);
+	return r;
+}
+
 /* ---- start-up, fork, exit ------------------------------------------------- */
 
 static void hooks_atfork_child(void)
@@ -1033,6 +1161,12 @@ static void hooks_atfork_child(void)
 	sampler_fork_child();
 	atomic_store(&hooks_ring_state, 0);
 	ring_unmap(h);
+	/* The child's one thread goes on being sampled, into a ring of its
+	 * own, in continuous mode; in request mode at its first request. */
+	if (hooks_cfg.mode == RING_MODE_CONTINUOUS) {
+		(void)hooks_ring_get();
+		sampler_thread_start();
+	}
 }
 
 static void hooks_resolve_all(void)
@@ -1057,6 +1191,8 @@ static void hooks_resolve_all(void)
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
 	RESOLVE(sigaction, "sigaction");
 	RESOLVE(signal, "signal");
+	RESOLVE(setitimer, "setitimer");
+	RESOLVE(pthread_create, "pthread_create");
 }
 
 __attribute__((constructor)) static void hooks_init(void)
@@ -1090,6 +1226,11 @@ __attribute__((constructor)) static void hooks_init(void)
 		return;
 	}
 	hooks_on = true;
+	/* Continuous mode samples from the start, requests or not. */
+	if (hooks_cfg.mode == RING_MODE_CONTINUOUS) {
+		(void)hooks_ring_get();
+		sampler_thread_start();
+	}
 }
 
 __attribute__((destructor)) static void hooks_fini(void)

@@ -201,14 +201,21 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 				 memory_order_relaxed) == t->req_id) {
 		struct itimerspec zero;
 
-		/* Completed elsewhere: stop (timer_settime is
-		 * async-signal-safe). */
-		memset(&zero, 0, sizeof(zero));
-		if (t->armed >= 0)
-			(void)timer_settime(t->timers[t->armed], 0, &zero, NULL);
-		t->armed = -1;
-		t->active = 0;
-		goto out;
+		/* Completed elsewhere. In continuous mode at the base rate,
+		 * go on sampling outside any request; otherwise stop
+		 * (timer_settime is async-signal-safe). */
+		t->req_id = 0;
+		t->endpoint = RING_ENDPOINT_NONE;
+		if (sampler_cfg.mode != RING_MODE_CONTINUOUS ||
+		    t->armed != TIMER_RATE) {
+			memset(&zero, 0, sizeof(zero));
+			if (t->armed >= 0)
+				(void)timer_settime(t->timers[t->armed], 0,
+						    &zero, NULL);
+			t->armed = -1;
+			t->active = 0;
+			goto out;
+		}
 	}
 	if (t->busy || sampler_loader_busy()) {
 		ring_count(&h->skipped_samples, 1);
@@ -385,16 +392,24 @@ static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
 		t->armed = k;
 }
 
-void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)
+/*
+ * Point the calling thread's sampling at (req_id, endpoint): arm the timer
+ * `how` asks for, or none. In continuous mode a thread is always sampled:
+ * SAMPLER_OFF means the base rate, and outside requests the samples go to
+ * req_id 0, endpoint RING_ENDPOINT_NONE.
+ */
+static void sampler_set(struct sampler_thread *t, uint64_t req_id,
+			uint32_t endpoint, enum sampler_how how)
 {
-	struct sampler_thread *t = &sampler_tls;
-	int k = how == SAMPLER_MANUAL ? TIMER_MANUAL : TIMER_RATE;
+	int k;
 
+	if (how == SAMPLER_OFF && sampler_cfg.mode == RING_MODE_CONTINUOUS)
+		how = SAMPLER_RATE;
+	k = how == SAMPLER_MANUAL ? TIMER_MANUAL : TIMER_RATE;
 	t->busy++;
 	atomic_signal_fence(memory_order_seq_cst);
 	t->req_id = req_id;
 	t->endpoint = endpoint;
-	t->samples = 0;
 	if (how == SAMPLER_OFF || !sampler_ready() ||
 	    sampler_create_timer(t, k) < 0) {
 		t->active = 0;
@@ -416,6 +431,14 @@ void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)
 	t->busy--;
 }
 
+void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)
+{
+	struct sampler_thread *t = &sampler_tls;
+
+	t->samples = 0;
+	sampler_set(t, req_id, endpoint, how);
+}
+
 uint32_t sampler_leave(uint64_t req_id)
 {
 	struct sampler_thread *t = &sampler_tls;
@@ -423,16 +446,16 @@ uint32_t sampler_leave(uint64_t req_id)
 
 	if (t->req_id != req_id)
 		return 0;
-	t->busy++;
-	atomic_signal_fence(memory_order_seq_cst);
 	n = t->samples;
-	t->active = 0;
-	t->req_id = 0;
 	t->samples = 0;
-	sampler_arm(t, -1, 0);
-	atomic_signal_fence(memory_order_seq_cst);
-	t->busy--;
+	sampler_set(t, 0, RING_ENDPOINT_NONE, SAMPLER_OFF);
 	return n;
+}
+
+void sampler_thread_start(void)
+{
+	if (sampler_cfg.mode == RING_MODE_CONTINUOUS)
+		sampler_set(&sampler_tls, 0, RING_ENDPOINT_NONE, SAMPLER_OFF);
 }
 
 void sampler_stop(uint64_t req_id)

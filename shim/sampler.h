@@ -5,7 +5,9 @@
  * Each thread that serves a sampled request gets its own POSIX timer
  * (timer_create with SIGEV_THREAD_ID) on its CPU clock or the wall clock, so
  * it is sampled in proportion to its own time. The timer is armed when the
- * thread starts serving such a request and disarmed when it stops. The
+ * thread starts serving such a request and disarmed when it stops. In
+ * continuous mode every thread's timer runs from its start, and samples
+ * outside requests go to no endpoint. The
  * handler unwinds with libunwind's unw_backtrace() (one call, its fast trace
  * cache), delta-encodes the addresses and writes one record to the ring.
  *
@@ -52,8 +54,9 @@ void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how);
 
 /*
  * The calling thread stops serving `req_id`: disarm its timer if it was
- * serving that request. Returns the number of samples taken for it on this
- * thread since sampler_enter().
+ * serving that request (continuous mode: back to the base rate, outside any
+ * request). Returns the number of samples taken for it on this thread
+ * since sampler_enter().
  */
 uint32_t sampler_leave(uint64_t req_id);
 
@@ -62,6 +65,13 @@ uint32_t sampler_leave(uint64_t req_id);
  * that thread stops sampling it at its next tick. Lock-free; best effort.
  */
 void sampler_stop(uint64_t req_id);
+
+/*
+ * A thread starts (the main thread at start-up, every thread the program
+ * creates, the forking thread in a child): in continuous mode, arm its
+ * timer at the base rate.
+ */
+void sampler_thread_start(void);
 
 /* Request the shim is serving on this thread, 0 when none. */
 uint64_t sampler_current(void);

@@ -10,6 +10,8 @@
  *   /alpha?ms=N   burn_alpha() for N ms of CPU (default 20)
  *   /beta?ms=N    burn_beta()
  *   /gamma?ms=N   burn_gamma()
+ *   /sleep?ms=N   sleeps N ms (default 50) in clock_nanosleep, to an
+ *                 absolute deadline so that signals do not shorten it
  *   /fast         answers at once
  * Anything else: 404. Requests with a body are read and the body ignored.
  */
@@ -46,6 +48,22 @@ static double cpu_ms(void)
 				x = x * (mul) + (unsigned long)i;             \
 		sink = x;                                                     \
 	}
+
+__attribute__((noinline)) static void sleep_ms(double ms)
+{
+	struct timespec end;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)(ms / 1000);
+	end.tv_nsec += (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6);
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL) ==
+	       EINTR)
+		;
+}
 
 BURN(burn_alpha, 6364136223846793005ul)
 BURN(burn_beta, 2862933555777941757ul)
@@ -97,6 +115,9 @@ static void handle(int fd, const char *target)
 	} else if (plen == 6 && strncmp(target, "/gamma", 6) == 0) {
 		burn_gamma(ms);
 		respond(fd, 200, "gamma\n");
+	} else if (plen == 6 && strncmp(target, "/sleep", 6) == 0) {
+		sleep_ms(q && strstr(q, "ms=") ? ms : 50);
+		respond(fd, 200, "slept\n");
 	} else if (plen == 5 && strncmp(target, "/fast", 5) == 0) {
 		respond(fd, 200, "fast\n");
 	} else {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "gc.h"
 #include "record.h"
 
 #define PROG "profshim-collector"
@@ -37,6 +38,8 @@ static const char usage_text[] =
 	"  reset  clear the running collector's statistics\n"
 	"  save FILE\n"
 	"         write the running collector's profile JSON to FILE\n"
+	"  gc [--dry-run] [--verbose]\n"
+	"         remove rings (in /dev/shm) of your processes that have exited\n"
 	"\n"
 	"options for every command:\n"
 	"  --socket PATH  the control socket (default: $PROFSHIM_SOCKET, else\n"
@@ -133,6 +136,42 @@ static int cmd_record(int argc, char **argv)
 	if (o.pid && o.ring)
 		return usage_error("%s", "--pid and --ring cannot go together");
 	return record_run(&o);
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"dry-run", no_argument, NULL, 'n'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *dir = "/dev/shm";
+	bool dry = false, verbose = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+nvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			dry = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case OPT_SHM_DIR:
+			dir = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("%s", "bad option for gc");
+		}
+	}
+	if (optind < argc)
+		return usage_error("gc takes no argument '%s'", argv[optind]);
+	return gc_run(dir, dry, verbose);
 }
 
 static int call(const char *socket, const char *req)
@@ -249,6 +288,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "record") == 0)
 		return cmd_record(argc - 1, argv + 1);
+	if (strcmp(cmd, "gc") == 0)
+		return cmd_gc(argc - 1, argv + 1);
 	if (strcmp(cmd, "dump") == 0 || strcmp(cmd, "reset") == 0 ||
 	    strcmp(cmd, "save") == 0)
 		return cmd_control(cmd, argc - 1, argv + 1);

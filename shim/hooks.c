@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,10 @@ static int (*real_setitimer)(__itimer_which_t, const struct itimerval *,
 			      struct itimerval *);
 static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *,
 				  void *(*)(void *), void *);
+static int (*real_pipe2)(int[2], int);
+static int (*real_dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t,
+					   void *), void *);
+static int (*real_dlclose)(void *);
 
 static bool hooks_on;            /* ENABLE_PROFILING and start-up succeeded */
 static struct env_config hooks_cfg;
@@ -133,6 +138,9 @@ static int hooks_pid;            /* this process (updated after fork) */
 static char hooks_exe[RING_EXE_MAX];
 
 static _Atomic(struct ring_header *) hooks_ring;
+/* In a fork child: the parent's ring, still mapped, whose module map the
+ * child's ring starts from (see modmap_copy). */
+static struct ring_header *hooks_parent_ring;
 static atomic_int hooks_ring_state; /* 0 none, 1 creating, 2 ready, 3 failed */
 static _Atomic uint64_t hooks_untracked; /* counted before the ring exists */
 
@@ -190,7 +198,13 @@ static struct ring_header *hooks_ring_make(void)
 			return NULL;
 		}
 		atomic_store(&modmap_busy, 1);
-		(void)modmap_scan(h, hooks_exe);
+		if (hooks_parent_ring) {
+			(void)modmap_copy(h, hooks_parent_ring);
+			ring_unmap(hooks_parent_ring);
+			hooks_parent_ring = NULL;
+		} else {
+			(void)modmap_scan(h, hooks_exe);
+		}
 		atomic_store(&modmap_busy, 0);
 		atomic_store(&modmap_next, hooks_now() + MODMAP_RESCAN_NS);
 		ring_count(&h->untracked_conns, atomic_exchange(&hooks_untracked, 0));
@@ -226,8 +240,10 @@ static void hooks_rescan(struct ring_header *h, uint64_t now)
 	if (now < next || atomic_exchange(&modmap_busy, 1))
 		return;
 	if (atomic_compare_exchange_strong(&modmap_next, &next,
-					   now + MODMAP_RESCAN_NS))
+					   now + MODMAP_RESCAN_NS)) {
 		(void)modmap_scan(h, hooks_exe);
+		modmap_snapshot_take();
+	}
 	atomic_store(&modmap_busy, 0);
 }
 
@@ -1054,28 +1070,150 @@ HOOK int close(int fd)
 	return real_close(fd);
 }
 
-/* An application that installs its own SIGPROF handler keeps it. */
+/*
+ * A program that takes SIGPROF for itself (its own handler, SIG_IGN, or
+ * SIG_DFL, under which the shim's next tick would kill it) gets it: the
+ * shim stands aside for the process. A vfork child runs in its parent's
+ * memory and often resets every handler before exec; that is not the
+ * parent's choice, so it changes nothing here.
+ */
+static bool hooks_takes_sigprof(const void *handler)
+{
+	return UNLIKELY(hooks_on) && sampler_ready() &&
+	       !sampler_is_own_handler(handler) &&
+	       (int)syscall(SYS_getpid) == hooks_pid;
+}
+
 HOOK int sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old)
 {
 	RESOLVE(sigaction, "sigaction");
-	if (UNLIKELY(hooks_on) && sig == SIGPROF && act &&
-	    !sampler_is_own_handler(act->sa_flags & SA_SIGINFO
-					    ? (const void *)act->sa_sigaction
-					    : (const void *)act->sa_handler) &&
-	    sampler_ready())
-		sampler_stand_aside("the program installed its own SIGPROF "
-				    "handler");
+	if (sig == SIGPROF && act &&
+	    hooks_takes_sigprof(act->sa_flags & SA_SIGINFO
+					? (const void *)act->sa_sigaction
+					: (const void *)act->sa_handler))
+		sampler_stand_aside("the program set its own SIGPROF "
+				    "disposition");
 	return real_sigaction(sig, act, old);
 }
 
 HOOK sighandler_t signal(int sig, sighandler_t handler)
 {
 	RESOLVE(signal, "signal");
-	if (UNLIKELY(hooks_on) && sig == SIGPROF && sampler_ready())
-		sampler_stand_aside("the program installed its own SIGPROF "
-				    "handler");
+	if (sig == SIGPROF && hooks_takes_sigprof((const void *)handler))
+		sampler_stand_aside("the program set its own SIGPROF "
+				    "disposition");
 	return real_signal(sig, handler);
+}
+
+/*
+ * libunwind opens a pipe when it initialises (and again if it finds it
+ * closed), and tests that memory is readable before reading through frames
+ * past the signal frame by writing one byte of it into the pipe with
+ * syscall(SYS_write). Two descriptors the program did not open would show
+ * in its fd table, which programs and test suites check. So a pipe asked
+ * for from inside the shim is not created: libunwind gets two numbers no
+ * descriptor can have (above the kernel's fd limit), and syscall() answers
+ * for them: a read finds the pipe empty (EAGAIN), a write of one byte
+ * succeeds if that byte is readable, tested with process_vm_readv on the
+ * process itself, and fails with EFAULT otherwise. Async-signal-safe.
+ */
+#define HOOKS_FAKE_RD 0x7ffffff0
+#define HOOKS_FAKE_WR 0x7ffffff1
+
+static long (*real_syscall)(long, ...);
+
+static long hooks_fake_pipe(long nr, long fd, const void *addr)
+{
+	char byte;
+	struct iovec local = {&byte, 1}, remote = {(void *)addr, 1};
+
+	if (nr == SYS_read || fd == HOOKS_FAKE_RD) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (real_syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L,
+			 &remote, 1L, 0L) == 1)
+		return 1;
+	errno = EFAULT;
+	return -1;
+}
+
+HOOK long syscall(long nr, ...)
+{
+	va_list ap;
+	long a1, a2, a3, a4, a5, a6;
+
+	va_start(ap, nr);
+	a1 = va_arg(ap, long);
+	a2 = va_arg(ap, long);
+	a3 = va_arg(ap, long);
+	a4 = va_arg(ap, long);
+	a5 = va_arg(ap, long);
+	a6 = va_arg(ap, long);
+	va_end(ap);
+	RESOLVE(syscall, "syscall");
+	if (UNLIKELY((nr == SYS_read || nr == SYS_write) &&
+		     (a1 == HOOKS_FAKE_RD || a1 == HOOKS_FAKE_WR)))
+		return hooks_fake_pipe(nr, a1, (const void *)a2);
+	return real_syscall(nr, a1, a2, a3, a4, a5, a6);
+}
+
+HOOK int pipe2(int fds[2], int flags)
+{
+	RESOLVE(pipe2, "pipe2");
+	if (UNLIKELY(sampler_inside())) {
+		fds[0] = HOOKS_FAKE_RD;
+		fds[1] = HOOKS_FAKE_WR;
+		return 0;
+	}
+	return real_pipe2(fds, flags);
+}
+
+/*
+ * libunwind looks up unwind information through dl_iterate_phdr(), which
+ * takes the dynamic loader's lock. Called from the signal handler, that can
+ * deadlock (the interrupted thread holds malloc's lock, a thread in dlopen
+ * holds the loader's and waits for malloc's). Calls from inside the shim
+ * are answered from a snapshot taken outside the handler (modmap.h); with
+ * no usable snapshot they find nothing, and the stack ends there. Every
+ * other call passes through.
+ */
+HOOK int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
+			 void *data)
+{
+	RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
+	if (UNLIKELY(sampler_inside())) {
+		int r = modmap_snapshot_iterate(cb, data);
+
+		return r < 0 ? 0 : r;
+	}
+	return real_dl_iterate_phdr(cb, data);
+}
+
+/*
+ * dlclose may unmap an object the snapshot describes: the snapshot is
+ * dropped first (samples meanwhile end at the first frame that needs a
+ * lookup) and taken again after.
+ */
+HOOK int dlclose(void *handle)
+{
+	int r;
+
+	RESOLVE(dlclose, "dlclose");
+	if (!hooks_on)
+		return real_dlclose(handle);
+	modmap_change_begin();
+	modmap_snapshot_drop();
+	r = real_dlclose(handle);
+	{
+		int saved = errno;
+
+		modmap_snapshot_take();
+		errno = saved;
+	}
+	modmap_change_end();
+	return r;
 }
 
 /* A program that profiles itself with ITIMER_PROF gets the SIGPROFs. */
@@ -1083,8 +1221,9 @@ HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
 		   struct itimerval *old)
 {
 	RESOLVE(setitimer, "setitimer");
-	if (UNLIKELY(hooks_on) && which == ITIMER_PROF && nv &&
-	    (nv->it_value.tv_sec || nv->it_value.tv_usec) && sampler_ready())
+	if (which == ITIMER_PROF && nv &&
+	    (nv->it_value.tv_sec || nv->it_value.tv_usec) &&
+	    hooks_takes_sigprof(NULL))
 		sampler_stand_aside("the program set an ITIMER_PROF timer");
 	return real_setitimer(which, nv, old);
 }
@@ -1160,7 +1299,15 @@ static void hooks_atfork_child(void)
 	hooks_rng = 0;
 	sampler_fork_child();
 	atomic_store(&hooks_ring_state, 0);
-	ring_unmap(h);
+	/* Keep the parent's ring mapped (never written) until this process
+	 * makes its own, which copies its module map. */
+	if (h) {
+		if (hooks_parent_ring)
+			ring_unmap(hooks_parent_ring);
+		hooks_parent_ring = h;
+	}
+	/* The next look for new objects after a second, not right away. */
+	atomic_store(&modmap_next, hooks_now() + MODMAP_RESCAN_NS);
 	/* The child's one thread goes on being sampled, into a ring of its
 	 * own, in continuous mode; in request mode at its first request. */
 	if (hooks_cfg.mode == RING_MODE_CONTINUOUS) {
@@ -1193,6 +1340,10 @@ static void hooks_resolve_all(void)
 	RESOLVE(signal, "signal");
 	RESOLVE(setitimer, "setitimer");
 	RESOLVE(pthread_create, "pthread_create");
+	RESOLVE(pipe2, "pipe2");
+	RESOLVE(syscall, "syscall");
+	RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
+	RESOLVE(dlclose, "dlclose");
 }
 
 __attribute__((constructor)) static void hooks_init(void)
@@ -1219,6 +1370,7 @@ __attribute__((constructor)) static void hooks_init(void)
 			   "profiling is off");
 		return;
 	}
+	modmap_snapshot_take();
 	r = sampler_init(&hooks_cfg);
 	(void)r; /* -EBUSY: requests are still timed, without stacks */
 	if (pthread_atfork(NULL, NULL, hooks_atfork_child) != 0) {

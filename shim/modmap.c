@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <link.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -114,4 +115,122 @@ int modmap_scan(struct ring_header *h, const char *exe)
 	c.count = before = h->modules_count;
 	(void)dl_iterate_phdr(modmap_one, &c);
 	return c.full ? -ENOSPC : (int)(c.count - before);
+}
+
+int modmap_copy(struct ring_header *dst, const struct ring_header *src)
+{
+	const struct ring_module *from =
+		(const struct ring_module *)((const uint8_t *)src + src->modules_off);
+	struct ring_module *to =
+		(struct ring_module *)((uint8_t *)dst + dst->modules_off);
+	uint32_t n = atomic_load_explicit(
+		(_Atomic uint32_t *)&src->modules_count, memory_order_acquire);
+
+	if (n > dst->modules_cap)
+		n = dst->modules_cap;
+	memcpy(to, from, n * sizeof(*to));
+	atomic_store_explicit((_Atomic uint32_t *)&dst->modules_count, n,
+			      memory_order_release);
+	return (int)n;
+}
+
+/* ---- snapshot of loaded objects for the signal handler ------------------- */
+
+#define SNAP_OBJECTS 256
+#define SNAP_PHDRS 20
+
+struct snap_obj {
+	ElfW(Addr) addr;
+	const char *name;
+	ElfW(Half) phnum;
+	ElfW(Phdr) phdr[SNAP_PHDRS];
+};
+
+struct snap {
+	int n;
+	struct snap_obj obj[SNAP_OBJECTS];
+};
+
+/* Two buffers: a new snapshot is written into the one not in use, then
+ * published; snap_cur is -1 while none is usable. */
+static struct snap snap_buf[2];
+static atomic_int snap_cur = -1;
+static atomic_int snap_busy;
+/* Threads changing what the snapshot describes (dlclose) or the snapshot
+ * itself: while any is, the handler takes no sample. */
+static atomic_int snap_changing;
+
+bool modmap_snapshot_changing(void)
+{
+	return atomic_load_explicit(&snap_changing, memory_order_acquire) != 0;
+}
+
+void modmap_change_begin(void)
+{
+	atomic_fetch_add_explicit(&snap_changing, 1, memory_order_acq_rel);
+}
+
+void modmap_change_end(void)
+{
+	atomic_fetch_sub_explicit(&snap_changing, 1, memory_order_acq_rel);
+}
+
+static int snap_one(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct snap *s = arg;
+	struct snap_obj *o;
+
+	(void)size;
+	if (s->n >= SNAP_OBJECTS)
+		return 1;
+	o = &s->obj[s->n++];
+	o->addr = info->dlpi_addr;
+	o->name = info->dlpi_name;
+	o->phnum = info->dlpi_phnum < SNAP_PHDRS ? info->dlpi_phnum : SNAP_PHDRS;
+	memcpy(o->phdr, info->dlpi_phdr, o->phnum * sizeof(ElfW(Phdr)));
+	return 0;
+}
+
+void modmap_snapshot_take(void)
+{
+	int cur, next;
+
+	if (atomic_exchange(&snap_busy, 1))
+		return;
+	modmap_change_begin();
+	cur = atomic_load(&snap_cur);
+	next = cur == 0 ? 1 : 0;
+	snap_buf[next].n = 0;
+	(void)dl_iterate_phdr(snap_one, &snap_buf[next]);
+	atomic_store_explicit(&snap_cur, next, memory_order_release);
+	modmap_change_end();
+	atomic_store(&snap_busy, 0);
+}
+
+void modmap_snapshot_drop(void)
+{
+	atomic_store_explicit(&snap_cur, -1, memory_order_release);
+}
+
+int modmap_snapshot_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *),
+			    void *data)
+{
+	int cur = atomic_load_explicit(&snap_cur, memory_order_acquire);
+	const struct snap *s;
+	int r = 0;
+
+	if (cur < 0)
+		return -1;
+	s = &snap_buf[cur];
+	for (int i = 0; i < s->n && r == 0; i++) {
+		struct dl_phdr_info info;
+
+		memset(&info, 0, sizeof(info));
+		info.dlpi_addr = s->obj[i].addr;
+		info.dlpi_name = s->obj[i].name;
+		info.dlpi_phdr = s->obj[i].phdr;
+		info.dlpi_phnum = s->obj[i].phnum;
+		r = cb(&info, sizeof(info), data);
+	}
+	return r;
 }

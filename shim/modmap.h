@@ -21,4 +21,48 @@
  */
 int modmap_scan(struct ring_header *h, const char *exe);
 
+/*
+ * Copy the module map of `src` into the empty map of `dst`: a fork child's
+ * address space is its parent's, and a child must not call
+ * dl_iterate_phdr() right after fork (the loader's lock may have been held
+ * by another thread of the parent, and stays held in the child). Returns
+ * the number of modules copied.
+ */
+int modmap_copy(struct ring_header *dst, const struct ring_header *src);
+
 #endif /* PROFSHIM_MODMAP_H */
+
+#ifndef PROFSHIM_MODMAP_SNAPSHOT
+#define PROFSHIM_MODMAP_SNAPSHOT
+#include <link.h>
+#include <stdbool.h>
+
+/*
+ * A copy of what dl_iterate_phdr() reports (load address, name, program
+ * headers of every object), taken in a normal context, so that unwinding
+ * in the signal handler never takes the dynamic loader's lock: a thread
+ * interrupted while holding malloc's lock, unwinding, would otherwise wait
+ * for the loader's lock held by a thread in dlopen waiting for malloc's.
+ *
+ * modmap_snapshot_take() calls dl_iterate_phdr (not from the handler; one
+ * caller at a time, others return at once). modmap_snapshot_drop() makes
+ * the snapshot unusable (before dlclose unmaps an object).
+ * modmap_snapshot_iterate() is async-signal-safe and lock-free: it calls cb
+ * for each object like dl_iterate_phdr, or returns -1 when no usable
+ * snapshot exists.
+ */
+void modmap_snapshot_take(void);
+void modmap_snapshot_drop(void);
+
+/*
+ * Around anything that unmaps objects (dlclose) or rewrites the snapshot:
+ * while one is in progress, modmap_snapshot_changing() is true and the
+ * handler takes no sample (it could read memory being unmapped, or a
+ * snapshot being rewritten). Async-signal-safe to test.
+ */
+void modmap_change_begin(void);
+void modmap_change_end(void);
+bool modmap_snapshot_changing(void);
+int modmap_snapshot_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *),
+			    void *data);
+#endif

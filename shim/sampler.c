@@ -17,6 +17,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "modmap.h"
 #include "ring.h"
 
 /* Frames of the handler itself (handler, unw_backtrace, the signal
@@ -60,10 +61,16 @@ static struct env_config sampler_cfg;
  * the handler reads it without a lock and skips the sample unless it is
  * RT_CONSISTENT.
  */
+static int sampler_gettid(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
 static bool sampler_loader_busy(void)
 {
 	return __atomic_load_n(&_r_debug.r_state, __ATOMIC_ACQUIRE) !=
-	       RT_CONSISTENT;
+		       RT_CONSISTENT ||
+	       modmap_snapshot_changing();
 }
 static _Atomic(struct ring_header *) sampler_ring;
 static atomic_bool sampler_on;
@@ -85,10 +92,6 @@ static atomic_uint sampler_timers_hint;
  */
 static _Atomic uint64_t sampler_stopped[SAMPLER_STOPPED_MAX];
 
-static int sampler_gettid(void)
-{
-	return (int)syscall(SYS_gettid);
-}
 
 static void sampler_write(const char *msg)
 {
@@ -276,11 +279,16 @@ int sampler_init(const struct env_config *cfg)
 			      "stack samples in this process\n");
 		return -EBUSY;
 	}
+	/* libunwind initialises itself on first use; with the thread marked
+	 * as inside the shim, the pipe it opens for memory validation is
+	 * moved out of the program's way (pipe2 in hooks.c). */
+	sampler_tls.busy++;
 	/* No DWARF state cache: with the global one libunwind takes a mutex
 	 * in the handler on a trace-cache miss (Debian builds it without
 	 * per-thread caches, and asking for them gives the global one). The
 	 * fast path, unw_backtrace's per-thread trace cache, is unaffected. */
 	(void)unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE);
+	sampler_tls.busy--;
 	if (pthread_key_create(&sampler_key, sampler_thread_exit) != 0)
 		return -EAGAIN;
 	memset(&sa, 0, sizeof(sa));
@@ -467,6 +475,11 @@ void sampler_stop(uint64_t req_id)
 uint64_t sampler_current(void)
 {
 	return sampler_tls.req_id;
+}
+
+bool sampler_inside(void)
+{
+	return sampler_tls.busy > 0;
 }
 
 void sampler_block(void)

@@ -83,6 +83,9 @@ uint64_t sampler_current(void);
 void sampler_block(void);
 void sampler_unblock(void);
 
+/* True while the calling thread is inside the shim or its handler. */
+bool sampler_inside(void);
+
 /* In a fork child: forget the parent's timers and ring. */
 void sampler_fork_child(void);
 

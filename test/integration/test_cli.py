@@ -142,3 +142,37 @@ def test_record_missing_pid(tmp_path):
                         "--socket", str(tmp_path / "s.sock")],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and "999999999" in r.stderr
+
+
+def test_gc_removes_rings_of_exited_processes(tmp_path):
+    """gc keeps rings of running processes and removes the others."""
+    import os
+    from conftest import CPUSERVER, Server, free_port, shim_env
+
+    port = free_port()
+    alive = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true"),
+                   port)
+    try:
+        alive.get("/fast")
+        port2 = free_port()
+        gone = Server([CPUSERVER, port2], shim_env(ENABLE_PROFILING="true"),
+                      port2)
+        gone.get("/fast")
+        gone.stop()
+        rings = lambda pid: [f for f in os.listdir("/dev/shm")
+                             if f.startswith(f"profshim.{pid}.")]
+        assert rings(alive.pid) and rings(gone.pid)
+        r = subprocess.run([str(COLLECTOR), "gc", "--dry-run", "--verbose"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and f"profshim.{gone.pid}." in r.stdout
+        assert rings(gone.pid)
+        r = subprocess.run([str(COLLECTOR), "gc"], capture_output=True,
+                           text=True)
+        assert r.returncode == 0 and "removed" in r.stdout
+        assert not rings(gone.pid)
+        assert rings(alive.pid)
+    finally:
+        alive.stop()
+        for f in os.listdir("/dev/shm"):
+            if f.startswith(f"profshim.{alive.pid}."):
+                os.unlink("/dev/shm/" + f)

@@ -29,6 +29,7 @@ http {{
     scgi_temp_path {tmp}/scgi;
     sendfile on;
     keepalive_requests 100000;
+    {gzip}
     server {{
         listen 127.0.0.1:{port} reuseport;
         root {tmp}/www;
@@ -40,14 +41,22 @@ http {{
 """
 
 
-def start_nginx(tmp_path, env):
+def start_nginx(tmp_path, env, gzip=False):
     port = free_port()
     (tmp_path / "www" / "static").mkdir(parents=True)
     (tmp_path / "www" / "static" / "index.html").write_bytes(
         b"<html>" + b"x" * 20000 + b"</html>\n")
+    # Compressible but not trivially: gzip at level 9 keeps a core busy.
+    words = [b"profile", b"sample", b"request", b"endpoint", b"worker",
+             b"latency", b"stack", b"thread"]
+    (tmp_path / "www" / "static" / "big.txt").write_bytes(b" ".join(
+        words[(i * 7 + i // 3) % len(words)] + str(i % 97).encode()
+        for i in range(200000)))
     conf = tmp_path / "nginx.conf"
     user = "user root root;" if os.geteuid() == 0 else ""
-    conf.write_text(CONF.format(tmp=tmp_path, port=port, user=user))
+    gz = ("gzip on; gzip_comp_level 9; gzip_min_length 0; "
+          "gzip_types text/plain;") if gzip else ""
+    conf.write_text(CONF.format(tmp=tmp_path, port=port, user=user, gzip=gz))
     return Server([NGINX, "-p", tmp_path, "-c", conf], env, port,
                   stop_signal=signal.SIGQUIT)
 

@@ -118,6 +118,27 @@ def keepalive(port, requests):
     return statuses
 
 
+def parallel_keepalive(port, n_clients, reqs):
+    """n_clients threads each send reqs over a keep-alive connection of
+    their own; every response must be 200."""
+    import threading
+
+    errors = []
+
+    def client():
+        try:
+            assert keepalive(port, reqs) == [200] * len(reqs)
+        except Exception as e:  # reported by the calling thread
+            errors.append(e)
+
+    ts = [threading.Thread(target=client) for _ in range(n_clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+
+
 def raw_exchange(port, payload, timeout=30):
     """Send raw bytes, read until the server closes; returns the bytes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

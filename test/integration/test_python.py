@@ -1,9 +1,7 @@
 """profshim in CPython's http.server.ThreadingHTTPServer, run by the real
 interpreter binary, with a fast endpoint and a CPU-heavy pure-Python one."""
-import threading
-
 from conftest import (PYTHON, Collector, Server, calls, dump_json, free_port,
-                      keepalive, shim_env)
+                      parallel_keepalive, shim_env)
 
 SERVER = r'''
 import http.server, sys
@@ -46,22 +44,9 @@ def test_python_threading_server(servers, collectors, tmp_path):
     collectors.append(col)
 
     n_clients, fast_each, cpu_each = 4, 400, 100
-    errors = []
-
-    def client():
-        try:
-            reqs = [("GET", "/fast", None, None)] * fast_each
-            reqs += [("GET", "/cpu", None, None)] * cpu_each
-            assert keepalive(port, reqs) == [200] * len(reqs)
-        except Exception as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=client) for _ in range(n_clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    reqs = [("GET", "/fast", None, None)] * fast_each
+    reqs += [("GET", "/cpu", None, None)] * cpu_each
+    parallel_keepalive(port, n_clients, reqs)
     srv.stop()
     prof = col.finish()
     total = n_clients * (fast_each + cpu_each)

@@ -1,10 +1,9 @@
 """The sampling engine: every thread, both clocks, workers, continuous
 mode."""
-import threading
 import time
 
 from conftest import (CPUSERVER, Collector, Server, calls, dump_json,
-                      free_port, keepalive, shim_env)
+                      free_port, keepalive, parallel_keepalive, shim_env)
 from test_nginx import start_nginx, worker_pids
 
 
@@ -18,28 +17,11 @@ def start_cpu(servers, collectors, tmp_path, **settings):
     return srv, col
 
 
-def parallel(port, n_clients, reqs):
-    errors = []
-
-    def client():
-        try:
-            assert keepalive(port, reqs) == [200] * len(reqs)
-        except Exception as e:
-            errors.append(e)
-
-    ts = [threading.Thread(target=client) for _ in range(n_clients)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors
-
-
 def test_threaded_server_samples_on_several_threads(servers, collectors,
                                                     tmp_path):
     srv, col = start_cpu(servers, collectors, tmp_path,
                          PROFILING_SAMPLE_RATE="1", PROFILING_HZ="199")
-    parallel(srv.port, 4, [("GET", "/alpha?ms=20", None, None)] * 10)
+    parallel_keepalive(srv.port, 4, [("GET", "/alpha?ms=20", None, None)] * 10)
     srv.stop()
     prof = col.finish()
     assert calls(prof, "GET /alpha") == 40
@@ -87,7 +69,7 @@ def test_nginx_gzip_both_workers_sampled_libz_on_top(servers, collectors,
     collectors.append(col)
     workers = worker_pids(srv.pid)
     hdrs = {"Accept-Encoding": "gzip"}
-    parallel(srv.port, 8, [("GET", "/static/big.txt", None, hdrs)] * 15)
+    parallel_keepalive(srv.port, 8, [("GET", "/static/big.txt", None, hdrs)] * 15)
     srv.stop()
     prof = col.finish()
     ep = prof["data"]["GET /static/big.txt"]

@@ -8,6 +8,7 @@
 #ifndef PROFSHIM_CHECK_H
 #define PROFSHIM_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,6 +58,19 @@ static int check_test_failed;
 		       check_tests, #fn);                                     \
 		check_failures += check_test_failed;                          \
 	} while (0)
+
+/* Tests' random numbers: splitmix64 from a fixed seed (set rng_state to
+ * choose another), the same sequence on every run. */
+static uint64_t rng_state;
+
+static inline uint64_t rng_next(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
 
 static inline int check_done(void)
 {

@@ -53,6 +53,7 @@
 #include "modmap.h"
 #include "ring.h"
 #include "sampler.h"
+#include "unwind.h"
 
 #define HOOK __attribute__((visibility("default")))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -1209,6 +1210,9 @@ HOOK int dlclose(void *handle)
 	{
 		int saved = errno;
 
+		/* Rules cached for the unmapped code would apply to
+		 * whatever is mapped there next. */
+		unwind_forget();
 		modmap_snapshot_take();
 		errno = saved;
 	}
@@ -1229,12 +1233,13 @@ HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
 }
 
 /*
- * Continuous mode samples every thread: a thread the program creates starts
- * in hooks_thread_main(), which arms its timer and runs the program's
- * routine. The routine and its argument travel in a slot of a fixed pool,
- * not in memory allocated here; with every slot taken (more than
- * HOOKS_STARTS threads starting at the same instant) a thread starts
- * unwrapped and is not sampled.
+ * A thread the program creates starts in hooks_thread_main(), which finds
+ * its stack's bounds for the handler's fast walk and, in continuous mode,
+ * arms its timer, then runs the program's routine. The routine and its
+ * argument travel in a slot of a fixed pool, not in memory allocated here;
+ * with every slot taken (more than HOOKS_STARTS threads starting at the
+ * same instant) a thread starts unwrapped: it is walked with libunwind, and
+ * in continuous mode not sampled.
  */
 #define HOOKS_STARTS 1024
 
@@ -1242,6 +1247,7 @@ struct hooks_start {
 	atomic_int used;
 	void *(*fn)(void *);
 	void *arg;
+	size_t stack_size;
 };
 
 static struct hooks_start hooks_starts[HOOKS_STARTS];
@@ -1252,10 +1258,27 @@ static void *hooks_thread_main(void *p)
 	struct hooks_start *slot = p;
 	void *(*fn)(void *) = slot->fn;
 	void *arg = slot->arg;
+	size_t size = slot->stack_size;
 
 	atomic_store_explicit(&slot->used, 0, memory_order_release);
+	sampler_thread_stack(size);
 	sampler_thread_start();
 	return fn(arg);
+}
+
+/* The stack size a thread created with `attr` gets. */
+static size_t hooks_stack_size(const pthread_attr_t *attr)
+{
+	pthread_attr_t def;
+	size_t size = 8u << 20;
+
+	if (attr) {
+		(void)pthread_attr_getstacksize(attr, &size);
+	} else if (pthread_getattr_default_np(&def) == 0) {
+		(void)pthread_attr_getstacksize(&def, &size);
+		(void)pthread_attr_destroy(&def);
+	}
+	return size;
 }
 
 HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
@@ -1265,8 +1288,7 @@ HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 	int r;
 
 	RESOLVE(pthread_create, "pthread_create");
-	if (!hooks_on || hooks_cfg.mode != RING_MODE_CONTINUOUS ||
-	    !sampler_ready())
+	if (!hooks_on || !sampler_ready())
 		return real_pthread_create(thread, attr, fn, arg);
 	for (unsigned i = 0; i < HOOKS_STARTS && !slot; i++) {
 		unsigned k = (atomic_fetch_add(&hooks_starts_hint, 1) + i) %
@@ -1281,6 +1303,7 @@ HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 		return real_pthread_create(thread, attr, fn, arg);
 	slot->fn = fn;
 	slot->arg = arg;
+	slot->stack_size = hooks_stack_size(attr);
 	r = real_pthread_create(thread, attr, hooks_thread_main, slot);
 	if (r != 0)
 		atomic_store(&slot->used, 0);

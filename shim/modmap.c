@@ -6,7 +6,9 @@
 #include <elf.h>
 #include <errno.h>
 #include <link.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,6 +146,9 @@ struct snap_obj {
 	const char *name;
 	ElfW(Half) phnum;
 	ElfW(Phdr) phdr[SNAP_PHDRS];
+	/* For modmap_snapshot_find(): where the code is, and its tables. */
+	uintptr_t text_lo, text_hi;
+	struct modmap_tables tables;
 };
 
 struct snap {
@@ -159,20 +164,85 @@ static atomic_int snap_busy;
 /* Threads changing what the snapshot describes (dlclose) or the snapshot
  * itself: while any is, the handler takes no sample. */
 static atomic_int snap_changing;
+/* Handlers reading the snapshot or objects' memory right now. */
+static atomic_int snap_readers;
 
 bool modmap_snapshot_changing(void)
 {
 	return atomic_load_explicit(&snap_changing, memory_order_acquire) != 0;
 }
 
+/*
+ * A reader announces itself, then looks for a change; a changer announces
+ * itself, then waits for readers. Both sides use sequentially consistent
+ * operations, so at least one of them sees the other: either the reader
+ * backs off, or the changer waits until the reader is done. Readers never
+ * wait, so the changer's wait is bounded by one handler's work.
+ */
+bool modmap_read_begin(void)
+{
+	atomic_fetch_add(&snap_readers, 1);
+	if (atomic_load(&snap_changing) == 0)
+		return true;
+	atomic_fetch_sub(&snap_readers, 1);
+	return false;
+}
+
+void modmap_read_end(void)
+{
+	atomic_fetch_sub_explicit(&snap_readers, 1, memory_order_release);
+}
+
 void modmap_change_begin(void)
 {
-	atomic_fetch_add_explicit(&snap_changing, 1, memory_order_acq_rel);
+	atomic_fetch_add(&snap_changing, 1);
+	while (atomic_load(&snap_readers) != 0)
+		sched_yield();
 }
 
 void modmap_change_end(void)
 {
 	atomic_fetch_sub_explicit(&snap_changing, 1, memory_order_acq_rel);
+}
+
+/*
+ * Where an object's code is (the span of its executable segments) and
+ * where its .eh_frame_hdr is, with the bounds of the loaded segment that
+ * holds it: every read of the unwind tables must stay inside that segment.
+ */
+static void snap_tables(struct snap_obj *o)
+{
+	uintptr_t hdr = 0;
+
+	o->text_lo = UINTPTR_MAX;
+	o->text_hi = 0;
+	memset(&o->tables, 0, sizeof(o->tables));
+	for (int i = 0; i < o->phnum; i++) {
+		const ElfW(Phdr) *ph = &o->phdr[i];
+		uintptr_t lo = o->addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			if (lo < o->text_lo)
+				o->text_lo = lo;
+			if (lo + ph->p_memsz > o->text_hi)
+				o->text_hi = lo + ph->p_memsz;
+		} else if (ph->p_type == PT_GNU_EH_FRAME) {
+			hdr = lo;
+		}
+	}
+	if (!hdr)
+		return;
+	for (int i = 0; i < o->phnum; i++) {
+		const ElfW(Phdr) *ph = &o->phdr[i];
+		uintptr_t lo = o->addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) &&
+		    hdr >= lo && hdr < lo + ph->p_filesz) {
+			o->tables.eh_hdr = hdr;
+			o->tables.seg_lo = lo;
+			o->tables.seg_hi = lo + ph->p_filesz;
+		}
+	}
 }
 
 static int snap_one(struct dl_phdr_info *info, size_t size, void *arg)
@@ -188,6 +258,7 @@ static int snap_one(struct dl_phdr_info *info, size_t size, void *arg)
 	o->name = info->dlpi_name;
 	o->phnum = info->dlpi_phnum < SNAP_PHDRS ? info->dlpi_phnum : SNAP_PHDRS;
 	memcpy(o->phdr, info->dlpi_phdr, o->phnum * sizeof(ElfW(Phdr)));
+	snap_tables(o);
 	return 0;
 }
 
@@ -210,6 +281,27 @@ void modmap_snapshot_take(void)
 void modmap_snapshot_drop(void)
 {
 	atomic_store_explicit(&snap_cur, -1, memory_order_release);
+}
+
+int modmap_snapshot_find(uintptr_t pc, struct modmap_tables *out)
+{
+	int cur = atomic_load_explicit(&snap_cur, memory_order_acquire);
+	const struct snap *s;
+
+	if (cur < 0)
+		return -ENOENT;
+	s = &snap_buf[cur];
+	for (int i = 0; i < s->n; i++) {
+		const struct snap_obj *o = &s->obj[i];
+
+		if (pc >= o->text_lo && pc < o->text_hi) {
+			if (!o->tables.eh_hdr)
+				return -ENOENT;
+			*out = o->tables;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int modmap_snapshot_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *),

@@ -36,6 +36,7 @@ int modmap_copy(struct ring_header *dst, const struct ring_header *src);
 #define PROFSHIM_MODMAP_SNAPSHOT
 #include <link.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * A copy of what dl_iterate_phdr() reports (load address, name, program
@@ -58,11 +59,39 @@ void modmap_snapshot_drop(void);
  * Around anything that unmaps objects (dlclose) or rewrites the snapshot:
  * while one is in progress, modmap_snapshot_changing() is true and the
  * handler takes no sample (it could read memory being unmapped, or a
- * snapshot being rewritten). Async-signal-safe to test.
+ * snapshot being rewritten). modmap_change_begin() returns once no handler
+ * is between modmap_read_begin() and modmap_read_end(); it may yield the
+ * CPU meanwhile, so it is never called from the handler.
  */
 void modmap_change_begin(void);
 void modmap_change_end(void);
 bool modmap_snapshot_changing(void);
+
+/*
+ * The handler brackets everything it reads of the snapshot and of loaded
+ * objects (their unwind tables) with these. modmap_read_begin() returns
+ * false while a change is in progress: the handler then reads nothing and
+ * skips the sample. Async-signal-safe, lock-free, never wait.
+ */
+bool modmap_read_begin(void);
+void modmap_read_end(void);
+
+/*
+ * An object's unwind tables: the address of its .eh_frame_hdr and the
+ * bounds of the loaded segment holding it, which every read of the tables
+ * stays within.
+ */
+struct modmap_tables {
+	uintptr_t eh_hdr;
+	uintptr_t seg_lo, seg_hi;
+};
+
+/*
+ * The tables of the object whose code contains pc, from the snapshot.
+ * Returns 0, or -ENOENT (no snapshot, no such object, or no tables).
+ * Async-signal-safe; only between modmap_read_begin() and _end().
+ */
+int modmap_snapshot_find(uintptr_t pc, struct modmap_tables *out);
 int modmap_snapshot_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *),
 			    void *data);
 #endif

@@ -19,6 +19,7 @@
 
 #include "modmap.h"
 #include "ring.h"
+#include "unwind.h"
 
 /* Frames of the handler itself (handler, unw_backtrace, the signal
  * trampoline) that unw_backtrace reports before the interrupted one. */
@@ -45,6 +46,7 @@ struct sampler_thread {
 	int slots[2];               /* index in sampler_timers, or -1 */
 	struct timespec left[2];    /* time to the next tick when disarmed */
 	uint64_t rng;
+	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
 };
 
 static __thread struct sampler_thread sampler_tls = {
@@ -69,8 +71,7 @@ static int sampler_gettid(void)
 static bool sampler_loader_busy(void)
 {
 	return __atomic_load_n(&_r_debug.r_state, __ATOMIC_ACQUIRE) !=
-		       RT_CONSISTENT ||
-	       modmap_snapshot_changing();
+	       RT_CONSISTENT;
 }
 static _Atomic(struct ring_header *) sampler_ring;
 static atomic_bool sampler_on;
@@ -110,7 +111,7 @@ static uint8_t *sampler_varint(uint8_t *p, uint64_t v)
 }
 
 /* Encode frames, leaf first: see struct ring_sample. Async-signal-safe. */
-static size_t sampler_encode(uint8_t *out, void *const *ips, int n)
+static size_t sampler_encode(uint8_t *out, const uintptr_t *ips, int n)
 {
 	uint8_t *p = out;
 	uint64_t prev = 0;
@@ -139,20 +140,18 @@ static uint64_t sampler_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Take one sample of the interrupted context. Async-signal-safe. */
-static void sampler_take(struct sampler_thread *t, struct ring_header *h,
-			 const ucontext_t *uc)
+/*
+ * The slow path: libunwind's unw_backtrace() from the handler, through the
+ * signal frame, for a thread whose stack bounds are unknown or whose stack
+ * pointer is outside them (an alternate signal stack, a coroutine's
+ * stack). libunwind checks every address it reads. Async-signal-safe.
+ */
+static int sampler_walk_slow(uintptr_t pc, uintptr_t *pcs, int max)
 {
 	void *ips[RING_MAX_FRAMES + SAMPLER_SKIP_MAX];
-	uint8_t enc[RING_MAX_FRAMES * 10];
-	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 	int n, first = -1;
-	size_t nbytes;
-	uint32_t len;
-	uint64_t pos;
-	struct ring_sample *s;
 
-	n = unw_backtrace(ips, (int)sampler_cfg.max_depth + SAMPLER_SKIP_MAX);
+	n = unw_backtrace(ips, max + SAMPLER_SKIP_MAX);
 	for (int i = 0; i < n && i < SAMPLER_SKIP_MAX; i++) {
 		if ((uintptr_t)ips[i] == pc) {
 			first = i;
@@ -162,14 +161,41 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 	if (first < 0) {
 		/* The interrupted frame was not found (no unwind info for the
 		 * handler's callers): record the interrupted pc alone. */
-		ips[0] = (void *)pc;
-		first = 0;
-		n = 1;
+		pcs[0] = pc;
+		return 1;
 	}
 	n -= first;
-	if (n > (int)sampler_cfg.max_depth)
-		n = (int)sampler_cfg.max_depth;
-	nbytes = sampler_encode(enc, ips + first, n);
+	if (n > max)
+		n = max;
+	for (int i = 0; i < n; i++)
+		pcs[i] = (uintptr_t)ips[first + i];
+	return n;
+}
+
+/* Take one sample of the interrupted context. Async-signal-safe. */
+static void sampler_take(struct sampler_thread *t, struct ring_header *h,
+			 const ucontext_t *uc)
+{
+	uintptr_t pcs[RING_MAX_FRAMES];
+	uint8_t enc[RING_MAX_FRAMES * 10];
+	struct unwind_regs regs = {
+		.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP],
+		.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
+		.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
+	};
+	int max = (int)sampler_cfg.max_depth, n;
+	enum unwind_end end = UNWIND_END_BOUNDS;
+	size_t nbytes;
+	uint32_t len;
+	uint64_t pos;
+	struct ring_sample *s;
+
+	if (max > RING_MAX_FRAMES)
+		max = RING_MAX_FRAMES;
+	n = t->stack.hi ? unwind_walk(&regs, &t->stack, pcs, max, &end) : 1;
+	if (n == 1 && end == UNWIND_END_BOUNDS)
+		n = sampler_walk_slow(regs.pc, pcs, max);
+	nbytes = sampler_encode(enc, pcs, n);
 	len = (uint32_t)RING_ALIGN_UP(sizeof(*s) + nbytes);
 	s = (struct ring_sample *)ring_reserve(h, len, RING_REC_SAMPLE, 0,
 					       &pos);
@@ -220,7 +246,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 			goto out;
 		}
 	}
-	if (t->busy || sampler_loader_busy()) {
+	if (t->busy || sampler_loader_busy() || !modmap_read_begin()) {
 		ring_count(&h->skipped_samples, 1);
 		goto out;
 	}
@@ -229,6 +255,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	sampler_take(t, h, ucv);
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy = 0;
+	modmap_read_end();
 out:
 	errno = saved_errno;
 }
@@ -283,12 +310,16 @@ int sampler_init(const struct env_config *cfg)
 	 * as inside the shim, the pipe it opens for memory validation is
 	 * moved out of the program's way (pipe2 in hooks.c). */
 	sampler_tls.busy++;
-	/* No DWARF state cache: with the global one libunwind takes a mutex
-	 * in the handler on a trace-cache miss (Debian builds it without
-	 * per-thread caches, and asking for them gives the global one). The
-	 * fast path, unw_backtrace's per-thread trace cache, is unaffected. */
+	/* libunwind is the slow path (threads of unknown stack). No DWARF
+	 * state cache: with the global one it takes a mutex in the handler
+	 * on a miss (Debian builds it without per-thread caches, and asking
+	 * for them gives the global one). */
 	(void)unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE);
 	sampler_tls.busy--;
+	/* The fast walker's rule cache, and the main thread's stack (the
+	 * constructor runs on it). */
+	if (unwind_init() < 0 || unwind_stack_main(&sampler_tls.stack) < 0)
+		sampler_tls.stack.hi = 0;
 	if (pthread_key_create(&sampler_key, sampler_thread_exit) != 0)
 		return -EAGAIN;
 	memset(&sa, 0, sizeof(sa));
@@ -458,6 +489,18 @@ uint32_t sampler_leave(uint64_t req_id)
 	t->samples = 0;
 	sampler_set(t, 0, RING_ENDPOINT_NONE, SAMPLER_OFF);
 	return n;
+}
+
+void sampler_thread_stack(uintptr_t size)
+{
+	struct sampler_thread *t = &sampler_tls;
+
+	t->busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (unwind_stack_thread(size, &t->stack) < 0)
+		t->stack.hi = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy--;
 }
 
 void sampler_thread_start(void)

@@ -8,8 +8,10 @@
  * thread starts serving such a request and disarmed when it stops. In
  * continuous mode every thread's timer runs from its start, and samples
  * outside requests go to no endpoint. The
- * handler unwinds with libunwind's unw_backtrace() (one call, its fast trace
- * cache), delta-encodes the addresses and writes one record to the ring.
+ * handler walks the stack with unwind.h's walker (cached rules from the
+ * program's .eh_frame, within the thread's known stack), or with libunwind
+ * when the thread's stack is unknown, delta-encodes the addresses and
+ * writes one record to the ring.
  *
  * sampler_init() runs in the shim's constructor. sampler_enter(),
  * sampler_leave() and sampler_attach() run in hooks: they make system calls
@@ -72,6 +74,13 @@ void sampler_stop(uint64_t req_id);
  * timer at the base rate.
  */
 void sampler_thread_start(void);
+
+/*
+ * A thread the program created starts, with `size` bytes of stack: find
+ * its stack's bounds for the handler's fast walk (unwind.h). Threads
+ * without bounds are walked with libunwind, which is slower.
+ */
+void sampler_thread_stack(uintptr_t size);
 
 /* Request the shim is serving on this thread, 0 when none. */
 uint64_t sampler_current(void);

@@ -152,9 +152,13 @@ void unwind_forget(void)
 {
 	if (!unwind_cache)
 		return;
+	/* Store only where something is cached: pages never used stay
+	 * unbacked. */
 	for (unsigned i = 0; i < CACHE_SLOTS; i++)
-		atomic_store_explicit(&unwind_cache[i].tag, 0,
-				      memory_order_relaxed);
+		if (atomic_load_explicit(&unwind_cache[i].tag,
+					 memory_order_relaxed))
+			atomic_store_explicit(&unwind_cache[i].tag, 0,
+					      memory_order_relaxed);
 }
 
 void unwind_stats_get(struct unwind_stats *out)

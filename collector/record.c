@@ -38,6 +38,9 @@ struct attached {
 	unsigned long long starttime;
 };
 
+/* "attached to pid" lines printed before going quiet. */
+#define RECORD_ATTACH_LINES 16
+
 struct recorder {
 	const struct record_opts *o;
 	struct stats *stats;
@@ -48,6 +51,7 @@ struct recorder {
 	size_t nignored;
 	int ctl;
 	bool saw_any;
+	unsigned long attached; /* processes attached so far */
 	struct ring_module mods[RING_MODULES_MAX];
 };
 
@@ -232,8 +236,15 @@ static int record_attach(struct recorder *rc, const char *path,
 	(void)record_proc(pid, NULL, &a->starttime);
 	record_refresh_modules(rc, a);
 	rc->saw_any = true;
-	fprintf(stderr, "profshim-collector: attached to pid %d (%s)\n", pid,
-		reader_exe(r));
+	/* A pre-fork server may start thousands of processes: name the
+	 * first few, then say once that the rest are in the profile. */
+	if (++rc->attached <= RECORD_ATTACH_LINES)
+		fprintf(stderr, "profshim-collector: attached to pid %d (%s)\n",
+			pid, reader_exe(r));
+	else if (rc->attached == RECORD_ATTACH_LINES + 1)
+		fprintf(stderr, "profshim-collector: attaching to more "
+				"processes; the profile's \"processes\" lists "
+				"them all\n");
 	return 1;
 }
 

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,9 +71,13 @@ class Server:
     def __init__(self, argv, env, port, cwd=None, stop_signal=signal.SIGTERM):
         self.port = port
         self.stop_signal = stop_signal
+        # Output to files: a chatty server (one log line per request)
+        # would block on a pipe nobody reads until the end.
+        self._out = tempfile.TemporaryFile(mode="w+")
+        self._err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [str(a) for a in argv], env=env, cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=self._out, stderr=self._err, text=True)
         self.pid = self.proc.pid
         self._stderr = None
         wait_port(port, self.proc)
@@ -96,9 +101,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         if self._stderr is None:
-            self._stderr = self.proc.stderr.read()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            self._err.seek(0)
+            self._stderr = self._err.read()
+            self._out.close()
+            self._err.close()
         return self._stderr
 
 
@@ -164,13 +170,17 @@ class Collector:
         if pid:
             argv += ["--pid", str(pid)]
         argv += list(extra)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        # stderr to a file: a pipe nobody reads until the end would
+        # stall the collector once it fills.
+        self.err_path = tmp_path / "collector.err"
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                         stderr=err, text=True)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None:
                 raise RuntimeError("collector exited: " +
-                                   self.proc.stderr.read())
+                                   self.err_path.read_text())
             if time.monotonic() > deadline:
                 raise TimeoutError("collector did not start")
             time.sleep(0.02)
@@ -197,9 +207,7 @@ class Collector:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-            self.stderr = self.proc.stderr.read()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            self.stderr = self.err_path.read_text()
         assert self.proc.returncode == 0, self.stderr
         return json.loads(self.out.read_text())
 

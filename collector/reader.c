@@ -15,6 +15,15 @@
 #include <unistd.h>
 
 #define READER_REC_MAX 4096
+/* Threads whose last sample is kept to resolve shared frames, by tid. */
+#define READER_THREADS 1024
+
+struct reader_thread {
+	uint32_t tid;
+	uint16_t serial;
+	uint16_t n;      /* 0: no usable last sample */
+	uint64_t frames[RING_MAX_FRAMES];
+};
 
 struct reader {
 	char path[256];
@@ -27,6 +36,8 @@ struct reader {
 	char error[160];
 	uint64_t frames[RING_MAX_FRAMES];
 	uint8_t rec[READER_REC_MAX];
+	struct reader_thread *threads[READER_THREADS];
+	uint64_t samples, sample_bytes, unresolved;
 };
 
 static bool reader_pow2(uint64_t v)
@@ -160,6 +171,8 @@ void reader_close(struct reader *r)
 		return;
 	if (r->map)
 		(void)munmap(r->map, r->size);
+	for (size_t i = 0; i < READER_THREADS; i++)
+		free(r->threads[i]);
 	free(r);
 }
 
@@ -215,6 +228,49 @@ static int reader_frames(struct reader *r, const uint8_t *p, size_t nbytes,
 	return p == end ? 0 : -1;
 }
 
+/*
+ * Complete r->frames with the root-side frames the sample shares with its
+ * thread's previous one, and keep it as that thread's last sample. Returns
+ * false when the previous sample was never read (lost, or read before this
+ * collector started): the sample is counted as unresolved and skipped, as
+ * are the thread's next ones until a standalone sample.
+ */
+static bool reader_thread_link(struct reader *r, const struct ring_sample *s)
+{
+	struct reader_thread **slot = &r->threads[s->tid % READER_THREADS];
+	struct reader_thread *t = *slot;
+	bool ok = true;
+
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t) {
+			r->unresolved++;
+			return false;
+		}
+		*slot = t;
+	}
+	if (s->shared) {
+		if (t->tid != s->tid || t->n < s->shared ||
+		    (uint16_t)(t->serial + 1) != s->serial) {
+			ok = false;
+		} else {
+			memcpy(&r->frames[s->nframes - s->shared],
+			       &t->frames[t->n - s->shared],
+			       s->shared * sizeof(r->frames[0]));
+		}
+	}
+	t->tid = s->tid;
+	t->serial = s->serial;
+	if (!ok) {
+		t->n = 0;
+		r->unresolved++;
+		return false;
+	}
+	t->n = s->nframes;
+	memcpy(t->frames, r->frames, s->nframes * sizeof(r->frames[0]));
+	return true;
+}
+
 static int reader_decode(struct reader *r, const struct ring_rec *rec,
 			 uint64_t pos, struct reader_event *ev)
 {
@@ -226,11 +282,15 @@ static int reader_decode(struct reader *r, const struct ring_rec *rec,
 		const struct ring_sample *s = (const struct ring_sample *)rec;
 
 		if (rec->len < sizeof(*s) || s->nframes > RING_MAX_FRAMES ||
-		    s->nbytes > rec->len - sizeof(*s))
+		    s->shared > s->nframes || s->nbytes > rec->len - sizeof(*s))
 			return reader_corrupt(r, "bad sample record", pos);
 		if (reader_frames(r, (const uint8_t *)(s + 1), s->nbytes,
-				  s->nframes) < 0)
+				  s->nframes - s->shared) < 0)
 			return reader_corrupt(r, "bad sample frames", pos);
+		r->samples++;
+		r->sample_bytes += rec->len;
+		if (!reader_thread_link(r, s))
+			return 0; /* counted as unresolved */
 		ev->kind = READER_SAMPLE;
 		ev->req_id = s->req_id;
 		ev->tid = s->tid;
@@ -374,6 +434,9 @@ void reader_counters(const struct reader *r, struct reader_counters *ret)
 	ret->untracked_conns = LOAD(untracked_conns);
 	ret->overflow_endpoints = LOAD(overflow_endpoints);
 #undef LOAD
+	ret->samples = r->samples;
+	ret->sample_bytes = r->sample_bytes;
+	ret->unresolved_samples = r->unresolved;
 }
 
 uint32_t reader_pid(const struct reader *r) { return r->copy.pid; }

@@ -43,6 +43,10 @@ struct reader_counters {
 	uint64_t skipped_samples;
 	uint64_t untracked_conns;
 	uint64_t overflow_endpoints;
+	/* Counted by the reader, not the shim: */
+	uint64_t samples;             /* sample records read */
+	uint64_t sample_bytes;        /* their size in the ring */
+	uint64_t unresolved_samples;  /* shared frames with a sample never read */
 };
 
 /*

@@ -644,7 +644,7 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		   const char *function)
 {
 	json_t *root, *data = json_object(), *procs = json_array();
-	uint64_t ds = 0, de = 0, dr = 0, sk = 0;
+	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0;
 
 	for (size_t id = 0; id < s->names.count; id++) {
 		const char *name = intern_get(&s->names, (uint32_t)id, NULL);
@@ -663,17 +663,24 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		de += p->now.dropped_events - p->base.dropped_events;
 		dr += p->now.dropped_requests - p->base.dropped_requests;
 		sk += p->now.skipped_samples - p->base.skipped_samples;
+		un += p->now.unresolved_samples - p->base.unresolved_samples;
+		/* samples and sample_bytes: what the ring carried since the
+		 * process started, for sizing rings. */
 		json_array_append_new(
-			procs, json_pack("{s:I, s:I, s:s, s:b}", "pid",
+			procs, json_pack("{s:I, s:I, s:s, s:b, s:I, s:I}", "pid",
 					 (json_int_t)p->pid, "ppid",
 					 (json_int_t)p->ppid, "exe", p->exe,
-					 "exited", p->exited));
+					 "exited", p->exited, "ring_samples",
+					 (json_int_t)p->now.samples,
+					 "ring_sample_bytes",
+					 (json_int_t)p->now.sample_bytes));
 	}
-	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}}",
+	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
 			 "version", 1, "data", data, "requests",
 			 stats_requests_json(s, endpoint), "processes", procs,
 			 "dropped", "samples", (json_int_t)ds, "events",
 			 (json_int_t)de, "requests", (json_int_t)dr,
-			 "skipped_samples", (json_int_t)sk);
+			 "skipped_samples", (json_int_t)sk,
+			 "unresolved_samples", (json_int_t)un);
 	return root;
 }

@@ -49,7 +49,7 @@
 #include <stdint.h>
 
 #define RING_MAGIC 0x314d494853464f52ULL /* "ROFSHIM1" in memory order */
-#define RING_VERSION 1
+#define RING_VERSION 2
 
 #define RING_PATH_PREFIX "/dev/shm/profshim."
 #define RING_SHM_PREFIX "/profshim." /* name given to shm_open() */
@@ -193,12 +193,23 @@ struct ring_request {
 };
 
 /*
- * A stack sample. After the fixed part come `nbytes` bytes encoding
- * `nframes` addresses, leaf first: the first address as an unsigned LEB128
- * varint, each next one as the zigzag-encoded signed difference from the
- * previous address, also LEB128. frames[0] is the interrupted instruction;
- * the others are return addresses.
+ * A stack sample of `nframes` addresses, leaf first: frames[0] is the
+ * interrupted instruction, the others are return addresses.
+ *
+ * Consecutive samples of a thread mostly share their root-side frames, so
+ * a sample stores only what differs from the thread's previous one. After
+ * the fixed part come `nbytes` bytes encoding the first nframes - shared
+ * addresses: the first as an unsigned LEB128 varint, each next one as the
+ * zigzag-encoded signed difference from the previous address, also LEB128.
+ * The last `shared` addresses are the last `shared` addresses of the
+ * previous sample of the same thread in this ring, whose `serial` is this
+ * one's minus 1 (modulo 2^16). A sample with shared == 0 stands alone; the
+ * shim writes one at a thread's first sample, after a sample it could not
+ * write (ring full), and at least every RING_KEYFRAME_EVERY samples, so a
+ * reader that missed one recovers soon.
  */
+#define RING_KEYFRAME_EVERY 64
+
 struct ring_sample {
 	struct ring_rec rec;
 	uint64_t req_id;     /* 0 outside any request */
@@ -207,7 +218,8 @@ struct ring_sample {
 	uint64_t time_ns;    /* CLOCK_MONOTONIC */
 	uint16_t nframes;
 	uint16_t nbytes;
-	uint32_t reserved;
+	uint16_t shared;     /* root-side frames taken from the previous */
+	uint16_t serial;     /* the thread's sample counter, modulo 2^16 */
 	/* uint8_t frames[nbytes]; */
 };
 

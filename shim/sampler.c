@@ -47,6 +47,12 @@ struct sampler_thread {
 	struct timespec left[2];    /* time to the next tick when disarmed */
 	uint64_t rng;
 	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
+	/* The last sample written to the ring, for the next one to share its
+	 * root-side frames (struct ring_sample); last_n 0: none usable. */
+	uint16_t serial;
+	uint16_t since_key;
+	uint16_t last_n;
+	uintptr_t last[RING_MAX_FRAMES];
 };
 
 static __thread struct sampler_thread sampler_tls = {
@@ -190,16 +196,25 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 	uint64_t pos;
 	struct ring_sample *s;
 
+	int shared = 0;
+
 	if (max > RING_MAX_FRAMES)
 		max = RING_MAX_FRAMES;
 	n = t->stack.hi ? unwind_walk(&regs, &t->stack, pcs, max, &end) : 1;
 	if (n == 1 && end == UNWIND_END_BOUNDS)
 		n = sampler_walk_slow(regs.pc, pcs, max);
-	nbytes = sampler_encode(enc, pcs, n);
+	/* Root-side frames in common with this thread's previous sample. */
+	if (t->since_key < RING_KEYFRAME_EVERY - 1)
+		while (shared < n && shared < t->last_n &&
+		       pcs[n - 1 - shared] == t->last[t->last_n - 1 - shared])
+			shared++;
+	nbytes = sampler_encode(enc, pcs, n - shared);
 	len = (uint32_t)RING_ALIGN_UP(sizeof(*s) + nbytes);
 	s = (struct ring_sample *)ring_reserve(h, len, RING_REC_SAMPLE, 0,
 					       &pos);
 	if (!s) {
+		/* The next sample must stand alone. */
+		t->last_n = 0;
 		ring_count(&h->dropped_samples, 1);
 		return;
 	}
@@ -209,9 +224,13 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 	s->time_ns = sampler_now();
 	s->nframes = (uint16_t)n;
 	s->nbytes = (uint16_t)nbytes;
-	s->reserved = 0;
+	s->shared = (uint16_t)shared;
+	s->serial = ++t->serial;
 	memcpy(s + 1, enc, nbytes);
 	ring_commit(&s->rec, pos);
+	t->since_key = shared ? t->since_key + 1 : 0;
+	memcpy(t->last, pcs, (size_t)n * sizeof(pcs[0]));
+	t->last_n = (uint16_t)n;
 	t->samples++;
 }
 
@@ -551,6 +570,7 @@ void sampler_fork_child(void)
 	t->active = 0;
 	t->req_id = 0;
 	t->tid = 0;
+	t->last_n = 0; /* the child's ring starts with a standalone sample */
 	atomic_store(&sampler_ring, NULL);
 }
 

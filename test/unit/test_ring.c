@@ -258,13 +258,17 @@ static uint32_t sample_len(const uint64_t *frames, int n)
 				       enc_frames(enc, frames, n));
 }
 
-/* Writes a SAMPLE record as sampler.c does; 0 or -1 when full. */
-static int put_sample(struct ring_header *h, uint64_t req_id, uint32_t tid,
-		      uint32_t endpoint, uint64_t time_ns,
-		      const uint64_t *frames, int n, uint64_t *ret_pos)
+/*
+ * Writes a SAMPLE record as sampler.c does, its last `shared` frames left
+ * to the thread's previous sample (`serial`); 0 or -1 when full.
+ */
+static int put_sample_linked(struct ring_header *h, uint64_t req_id,
+			     uint32_t tid, uint32_t endpoint, uint64_t time_ns,
+			     const uint64_t *frames, int n, int shared,
+			     uint16_t serial, uint64_t *ret_pos)
 {
 	uint8_t enc[RING_MAX_FRAMES * 10];
-	size_t nbytes = enc_frames(enc, frames, n);
+	size_t nbytes = enc_frames(enc, frames, n - shared);
 	uint32_t len = (uint32_t)RING_ALIGN_UP(sizeof(struct ring_sample) +
 					       nbytes);
 	struct ring_sample *s;
@@ -279,12 +283,22 @@ static int put_sample(struct ring_header *h, uint64_t req_id, uint32_t tid,
 	s->time_ns = time_ns;
 	s->nframes = (uint16_t)n;
 	s->nbytes = (uint16_t)nbytes;
-	s->reserved = 0;
+	s->shared = (uint16_t)shared;
+	s->serial = serial;
 	memcpy(s + 1, enc, nbytes);
 	ring_commit(&s->rec, pos);
 	if (ret_pos)
 		*ret_pos = pos;
 	return 0;
+}
+
+/* A standalone SAMPLE record. */
+static int put_sample(struct ring_header *h, uint64_t req_id, uint32_t tid,
+		      uint32_t endpoint, uint64_t time_ns,
+		      const uint64_t *frames, int n, uint64_t *ret_pos)
+{
+	return put_sample_linked(h, req_id, tid, endpoint, time_ns, frames, n,
+				 0, 0, ret_pos);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1382,7 +1396,8 @@ static void test_corrupt_headers(void)
 		{"magic byte-swapped", F_MAGIC, 0, 1,
 		 __builtin_bswap64(RING_MAGIC), "bad magic"},
 		{"version 0", F_VERSION, 0, 1, 0, "version"},
-		{"version 2", F_VERSION, 0, 1, 2, "version"},
+		{"version next", F_VERSION, 0, 1, RING_VERSION + 1, "version"},
+		{"version previous", F_VERSION, 0, 1, RING_VERSION - 1, "version"},
 		{"version max", F_VERSION, 0, 1, UINT32_MAX, "version"},
 		{"header_size -8", F_HEADER_SIZE, -8, 0, 0, "header size"},
 		{"header_size +8", F_HEADER_SIZE, 8, 0, 0, "header size"},
@@ -1952,12 +1967,64 @@ static void test_racing_writer(void)
 
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Samples that share root-side frames with their thread's previous one
+ * come out whole; one whose previous sample was never read is skipped and
+ * counted, and so are the thread's next ones until a standalone sample.
+ */
+static void test_shared_frames(void)
+{
+	static const uint64_t a[] = {0x1000, 0x2000, 0x3000, 0x4000};
+	static const uint64_t b[] = {0x1111, 0x2000, 0x3000, 0x4000};
+	static const uint64_t c[] = {0x5555, 0x6666, 0x4000};
+	static const uint64_t other[] = {0x9000, 0x9100};
+	struct fixture f;
+	struct sink s = {0};
+	struct reader_counters rc;
+
+	fx_setup(&f, 64 << 10, 1000, true);
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, a, 4, 0, 1, NULL), 0);
+	/* Another thread in between changes nothing for thread 7. */
+	CHECK_EQ(put_sample_linked(f.h, 1, 8, RING_ENDPOINT_NONE, 0, other, 2, 0, 1, NULL), 0);
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, b, 4, 3, 2, NULL), 0);
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, c, 3, 1, 3, NULL), 0);
+	/* Serial 5 follows 3: sample 4 was lost. */
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, b, 4, 2, 5, NULL), 0);
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, b, 4, 3, 6, NULL), 0);
+	/* A standalone sample, then linked ones resolve again. */
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, a, 4, 0, 7, NULL), 0);
+	CHECK_EQ(put_sample_linked(f.h, 1, 7, RING_ENDPOINT_NONE, 0, b, 4, 3, 8, NULL), 0);
+	/* More shared frames than the previous sample had: unresolved. */
+	CHECK_EQ(put_sample_linked(f.h, 1, 8, RING_ENDPOINT_NONE, 0, b, 4, 3, 2, NULL), 0);
+	CHECK_EQ(reader_drain(f.r, 100, sink_cb, &s), 6);
+	if (s.n == 6) {
+		CHECK_EQ(s.v[0].nframes, 4);
+		CHECK_EQ(s.v[1].tid, 8);
+		CHECK_EQ(s.v[2].nframes, 4);
+		CHECK(memcmp(s.v[2].frames, b, sizeof(b)) == 0);
+		CHECK_EQ(s.v[3].nframes, 3);
+		CHECK(memcmp(s.v[3].frames, c, sizeof(c)) == 0);
+		CHECK(memcmp(s.v[4].frames, a, sizeof(a)) == 0);
+		CHECK(memcmp(s.v[5].frames, b, sizeof(b)) == 0);
+	}
+	reader_counters(f.r, &rc);
+	CHECK_EQ(rc.samples, 9);
+	CHECK_EQ(rc.unresolved_samples, 3);
+	CHECK(rc.sample_bytes >= 9 * sizeof(struct ring_sample));
+	/* More shared frames than frames: the ring is corrupt. */
+	CHECK_EQ(put_sample_linked(f.h, 1, 9, RING_ENDPOINT_NONE, 0, a, 2, 3, 1, NULL), 0);
+	CHECK_EQ(reader_drain(f.r, 100, sink_cb, &s), -EBADMSG);
+	sink_free(&s);
+	fx_teardown(&f);
+}
+
 int main(void)
 {
 	struct fixture f;
 	int fd;
 
 	RUN(test_round_trip);
+	RUN(test_shared_frames);
 	RUN(test_callback_stop);
 	RUN(test_wrap_around);
 	RUN(test_short_gap);

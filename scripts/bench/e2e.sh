@@ -99,11 +99,28 @@ endpoint="GET $page"
 tmp=$(mktemp -d)
 ngx_pid=
 col_pid=
+# gone PID SECONDS: wait up to SECONDS for PID (a child of ours) to exit.
+gone() {
+  local _
+  for _ in $(seq $(( $2 * 20 ))); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
 cleanup() {
   # Only the processes this script started, by pid.
-  if [ -n "$ngx_pid" ]; then kill -KILL "$ngx_pid" 2>/dev/null || true; fi
-  if [ -n "$col_pid" ]; then kill -KILL "$col_pid" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
+  if [ -n "$ngx_pid" ]; then
+    kill -KILL "$ngx_pid" 2>/dev/null || true
+    wait "$ngx_pid" 2>/dev/null || true
+  fi
+  if [ -n "$col_pid" ]; then
+    # A --pid collector drains and removes the ring of an exited nginx.
+    gone "$col_pid" 2 || kill -KILL "$col_pid" 2>/dev/null || true
+    wait "$col_pid" 2>/dev/null || true
+  fi
+  # Whatever ring of our (now dead) nginx is left in /dev/shm.
+  if [ -n "$ngx_pid" ]; then rm -f /dev/shm/profshim."$ngx_pid".* 2>/dev/null || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -144,7 +161,7 @@ free_port() {
 # starts it (root in CI) and reads the page from the temp dir.
 write_conf() {
   local dir=$1 port=$2
-  mkdir -p "$dir/logs"
+  mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<EOF
 # One process: setitimer-based profilers are not inherited by fork
 # children, so the process that serves must be the one started.
@@ -182,7 +199,7 @@ EOF
 
 ngx_fail() {
   local dir=$1 why=$2
-  echo "e2e: nginx ($3) $why; its error log ($dir/error.log):" >&2
+  echo "e2e: nginx ($3) $why; its error log:" >&2
   cat "$dir/error.log" >&2 2>/dev/null || true
   if [ -s "$dir/stderr" ]; then
     echo "e2e: nginx stderr:" >&2
@@ -191,13 +208,21 @@ ngx_fail() {
   exit 1
 }
 
-# ready PORT: wait until nginx answers the page with 200 and gzip.
+# ready PORT PID: wait until nginx answers the page with 200 and gzip.
 ready() {
-  "$PY" - "$1" "$page" <<'PY'
+  "$PY" - "$1" "$page" "$2" <<'PY'
 import http.client, sys, time
-port, path = int(sys.argv[1]), sys.argv[2]
+port, path, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 end = time.monotonic() + 10
+def alive():
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 while True:
+    if not alive():
+        print("exited")
+        sys.exit(1)
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         c.request("GET", path, headers={"Accept-Encoding": "gzip"})
@@ -226,9 +251,9 @@ cpu_ticks() {
 
 # stop PID NAME SIGNAL: signal, wait up to 10 s, then SIGKILL.
 stop() {
-  local pid=$1 name=$2 sig=$3 i
+  local pid=$1 name=$2 sig=$3
   kill "-$sig" "$pid" 2>/dev/null || true
-  for i in $(seq 200); do
+  for _ in $(seq 200); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
@@ -262,8 +287,6 @@ PY
 
 results=$tmp/results.tsv
 : >"$results"
-gperf_note=
-col_note=
 
 # run ROUND CONFIG
 run() {
@@ -277,20 +300,6 @@ run() {
     none) ;;
     profshim)
       envs=(LD_PRELOAD="$SHIM" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=1.0 PROFILING_HZ=99)
-      "$COLLECTOR" record --out "$dir/p.json" --socket "$dir/c.sock" \
-        >"$dir/collector.out" 2>&1 &
-      col_pid=$!
-      local i
-      for i in $(seq 200); do
-        [ -S "$dir/c.sock" ] && break
-        kill -0 "$col_pid" 2>/dev/null || break
-        sleep 0.05
-      done
-      if ! [ -S "$dir/c.sock" ]; then
-        echo "e2e: profshim-collector did not start:" >&2
-        cat "$dir/collector.out" >&2
-        exit 1
-      fi
       ;;
     gperftools)
       envs=(LD_PRELOAD="$GPERF" CPUPROFILE="$dir/g.prof" CPUPROFILE_FREQUENCY=100)
@@ -301,11 +310,32 @@ run() {
     >"$dir/stdout" 2>"$dir/stderr" </dev/null &
   ngx_pid=$!
   local why
-  if ! why=$(ready "$port"); then
+  if ! why=$(ready "$port" "$ngx_pid"); then
     if kill -0 "$ngx_pid" 2>/dev/null; then
       ngx_fail "$dir" "does not serve the page on 127.0.0.1:$port: $why" "$cfg"
     else
       ngx_fail "$dir" "failed to start" "$cfg"
+    fi
+  fi
+
+  if [ "$cfg" = profshim ]; then
+    # The collector records this nginx only (--pid), attached as soon as it
+    # serves and before any load: the shim's ring holds what was written
+    # before, so nothing is missed. Without --pid, `record` attaches to
+    # every ring of this uid and would consume the rings of anyone else's
+    # profshim tests running on the machine at the same time.
+    "$COLLECTOR" record --pid "$ngx_pid" --out "$dir/p.json" --socket "$dir/c.sock" \
+      >"$dir/collector.out" 2>&1 &
+    col_pid=$!
+    for _ in $(seq 200); do
+      [ -S "$dir/c.sock" ] && break
+      kill -0 "$col_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if ! [ -S "$dir/c.sock" ]; then
+      echo "e2e: profshim-collector did not start:" >&2
+      cat "$dir/collector.out" >&2
+      exit 1
     fi
   fi
 
@@ -324,7 +354,23 @@ run() {
   parsed=$(parse_wrk "$dir/wrk.out") || die "round $round $cfg: bad wrk run"
   read -r requests rps <<<"$parsed"
 
+  local wparsed wrequests
+  wparsed=$(parse_wrk "$dir/warmup.out") || die "round $round $cfg: bad wrk warm-up run"
+  read -r wrequests _ <<<"$wparsed"
+
   stop "$ngx_pid" nginx QUIT
+  if [ -n "$col_pid" ]; then
+    # Stopped after nginx: a --pid collector notices that nginx exited,
+    # drains its ring to the last record, removes it from /dev/shm, writes
+    # p.json and exits by itself; SIGINT (same effect) if it has not
+    # within 10 s.
+    if ! gone "$col_pid" 10; then
+      echo "e2e: profshim-collector still running 10 s after nginx exited; sending SIGINT" >&2
+      stop "$col_pid" profshim-collector INT
+    fi
+    wait "$col_pid" 2>/dev/null || true
+    col_pid=
+  fi
   ngx_pid=
   if grep -q '\[\(emerg\|alert\|crit\)\]' "$dir/error.log" 2>/dev/null; then
     ngx_fail "$dir" "logged errors" "$cfg"
@@ -335,11 +381,9 @@ run() {
   case $cfg in
     profshim)
       col_ticks=$((col_after - col_before))
-      stop "$col_pid" profshim-collector INT
-      col_pid=
       [ -s "$dir/p.json" ] || { cat "$dir/collector.out" >&2; die "profshim-collector wrote no $dir/p.json"; }
       local check
-      check=$("$PY" - "$dir/p.json" "$endpoint" "$requests" <<'PY'
+      check=$("$PY" - "$dir/p.json" "$endpoint" "$((requests + wrequests + 1))" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))
 ep = p.get("data", {}).get(sys.argv[2])
@@ -349,12 +393,12 @@ if ep.get("samples", 0) <= 0:
     sys.exit(f"endpoint {sys.argv[2]!r} has {ep.get('calls')} calls but no stack samples: "
              "profiling did not happen")
 d = p.get("dropped", {})
-print(f"{ep['calls']} calls, {ep['sampled_calls']} sampled, {ep['samples']} samples, "
-      f"dropped {d.get('samples', 0)} samples/{d.get('events', 0)} events/{d.get('requests', 0)} requests")
+print(f"{ep['calls']} calls (wrk completed {sys.argv[3]}), {ep['sampled_calls']} sampled, {ep['samples']} samples, "
+      f"dropped {d.get('samples', 0)} samples/{d.get('events', 0)} events/{d.get('requests', 0)} requests, "
+      f"skipped {d.get('skipped_samples', 0)} samples")
 PY
 ) || die "round $round profshim: the collector's profile shows no profiling (see above)"
       extra=" (collector: $check)"
-      col_note=$check
       ;;
     gperftools)
       local n
@@ -382,7 +426,6 @@ PY
         die "round $round gperftools: the profile $dir/g.prof has no samples: profiling did not happen"
       fi
       extra=" (gperftools: $n samples)"
-      gperf_note="$n samples"
       ;;
   esac
 
@@ -392,10 +435,10 @@ PY
     "$((after - before))" "$requests" "$clk_tck")
   local label=$cfg
   [ "$cfg" = none ] && label="no-preload"
-  echo "e2e: round $round/$rounds $label $rps req/s $us us/req$extra" >&2
+  printf 'e2e: round %s/%s %s %.1f req/s %s us/req%s\n' "$round" "$rounds" "$label" "$rps" "$us" "$extra" >&2
 }
 
-echo "e2e: nginx $ngx_version, single process, gzip level 6 on a $(( $(stat -c %s "$tmp/www$page") / 1024 )) KB page; wrk ${wrk_args[*]}; $rounds rounds of ${duration}s (+1 s warm-up)" >&2
+echo "e2e: $ngx_version, single process, gzip level 6 on a $(( $(stat -c %s "$tmp/www$page") / 1024 )) KB page; wrk ${wrk_args[*]}; $rounds rounds of ${duration}s (+1 s warm-up)" >&2
 for round in $(seq "$rounds"); do
   run "$round" none
   run "$round" profshim
@@ -427,7 +470,8 @@ print("### End-to-end: nginx gzip under wrk")
 print(f"nginx/{ver.split('/')[-1]} as one process (master_process off, worker_processes 1: "
       f"setitimer profilers are not inherited by fork children), gzip_comp_level 6 on a {kb} KB "
       f"text/html page, `wrk {wargs}`, {rounds} interleaved rounds of {dur} s (+1 s warm-up, "
-      f"fresh nginx per run), {ncpu} CPUs; CPU = nginx utime+stime from /proc/PID/stat")
+      f"fresh nginx per run), {ncpu} CPUs; CPU = nginx utime+stime from /proc/PID/stat "
+      f"({1000 / tck:g} ms ticks)")
 print()
 print("| configuration | req/s median (min–max) | lost | CPU µs/request median (min–max) | added |")
 print("|---|---|---|---|---|")

@@ -115,7 +115,14 @@ int modmap_scan(struct ring_header *h, const char *exe)
 	uint32_t before;
 
 	c.count = before = h->modules_count;
+	/* Called from hooks, dl_iterate_phdr is answered from the snapshot
+	 * (hooks.c), and this reads each object's notes: as a reader, so that
+	 * no dlclose unmaps an object meanwhile. During one, look again at
+	 * the next scan. */
+	if (!modmap_read_begin())
+		return 0;
 	(void)dl_iterate_phdr(modmap_one, &c);
+	modmap_read_end();
 	return c.full ? -ENOSPC : (int)(c.count - before);
 }
 

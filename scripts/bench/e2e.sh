@@ -6,14 +6,15 @@
 #
 #   no preload     the floor
 #   libprofshim    LD_PRELOAD=libprofshim.so ENABLE_PROFILING=true
-#                  PROFILING_SAMPLE_RATE=1.0 PROFILING_HZ=99, with a
-#                  profshim-collector recording (checked to have samples)
+#                  PROFILING_SAMPLE_RATE=1.0 PROFILING_HZ=99, with
+#                  `profshim-collector record --pid NGINX` draining it
+#                  (its profile is checked to have stack samples)
 #   gperftools     LD_PRELOAD=libprofiler.so CPUPROFILE=... CPUPROFILE_FREQUENCY=100
 #
 # nginx runs as ONE process (master_process off; worker_processes 1):
-# setitimer-based profilers (gperftools, and profshim's per-thread timers)
-# are not inherited by fork children, so with a master and workers the
-# process doing the work might not be profiled at all.
+# setitimer-based profilers such as gperftools are not inherited by fork
+# children, so with a master and workers gperftools would profile only the
+# idle master. With one process every profiler sees the serving process.
 #
 # Each run starts a fresh nginx, warms up with 1 s of wrk, then measures
 # DURATION seconds of wrk. Per run: throughput (wrk's Requests/sec) and

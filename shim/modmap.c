@@ -174,11 +174,6 @@ static atomic_int snap_changing;
 /* Handlers reading the snapshot or objects' memory right now. */
 static atomic_int snap_readers;
 
-bool modmap_snapshot_changing(void)
-{
-	return atomic_load_explicit(&snap_changing, memory_order_acquire) != 0;
-}
-
 /*
  * A reader announces itself, then looks for a change; a changer announces
  * itself, then waits for readers. Both sides use sequentially consistent

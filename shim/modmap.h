@@ -57,15 +57,14 @@ void modmap_snapshot_drop(void);
 
 /*
  * Around anything that unmaps objects (dlclose) or rewrites the snapshot:
- * while one is in progress, modmap_snapshot_changing() is true and the
- * handler takes no sample (it could read memory being unmapped, or a
+ * while one is in progress, modmap_read_begin() fails and the handler
+ * takes no sample (it could read memory being unmapped, or a
  * snapshot being rewritten). modmap_change_begin() returns once no handler
  * is between modmap_read_begin() and modmap_read_end(); it may yield the
  * CPU meanwhile, so it is never called from the handler.
  */
 void modmap_change_begin(void);
 void modmap_change_end(void);
-bool modmap_snapshot_changing(void);
 
 /*
  * The handler brackets everything it reads of the snapshot and of loaded

@@ -189,7 +189,7 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 		.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
 		.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
 	};
-	int max = (int)sampler_cfg.max_depth, n;
+	int max = (int)sampler_cfg.max_depth, n = 0;
 	enum unwind_end end = UNWIND_END_BOUNDS;
 	size_t nbytes;
 	uint32_t len;
@@ -200,8 +200,11 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 
 	if (max > RING_MAX_FRAMES)
 		max = RING_MAX_FRAMES;
-	n = t->stack.hi ? unwind_walk(&regs, &t->stack, pcs, max, &end) : 1;
-	if (n == 1 && end == UNWIND_END_BOUNDS)
+	/* The fast walk, unless the stack is unknown or the interrupted
+	 * stack pointer is outside it. */
+	if (t->stack.hi)
+		n = unwind_walk(&regs, &t->stack, pcs, max, &end);
+	if (n <= 1 && end == UNWIND_END_BOUNDS)
 		n = sampler_walk_slow(regs.pc, pcs, max);
 	/* Root-side frames in common with this thread's previous sample. */
 	if (t->since_key < RING_KEYFRAME_EVERY - 1)

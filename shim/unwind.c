@@ -776,7 +776,6 @@ __attribute__((noinline)) int unwind_stack_thread(uintptr_t size,
 	struct unwind_stack probe;
 	uintptr_t pcs[128], top;
 	enum unwind_end end;
-	int n;
 
 	__asm__ volatile("lea 0(%%rip), %0\n\t"
 			 "mov %%rsp, %1\n\t"
@@ -786,9 +785,8 @@ __attribute__((noinline)) int unwind_stack_thread(uintptr_t size,
 	probe.hi = r.sp + size;
 	if (!modmap_read_begin())
 		return -ENOENT;
-	n = unwind_run(&r, &probe, pcs, 128, &end, &top);
+	(void)unwind_run(&r, &probe, pcs, 128, &end, &top);
 	modmap_read_end();
-	(void)n;
 	if (end != UNWIND_END_OUTERMOST)
 		return -ENOENT;
 	st->hi = PAGE_END(top - 1);

@@ -28,6 +28,11 @@
 
 #define MAX_FRAMES 256
 
+/* The registers of the point where this is written, for a walk from it. */
+#define HERE(r)                                                           \
+	__asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" \
+			 : "=r"((r).pc), "=r"((r).sp), "=r"((r).fp))
+
 /* What the handler saw: our walk, libunwind's, and how they compare. */
 struct seen {
 	uintptr_t ours[MAX_FRAMES];
@@ -206,8 +211,7 @@ static void test_depth_limit(void)
 	struct unwind_regs r;
 
 	CHECK_EQ(unwind_stack_main(&st), 0);
-	__asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
-			 : "=r"(r.pc), "=r"(r.sp), "=r"(r.fp));
+	HERE(r);
 	CHECK(modmap_read_begin());
 	CHECK_EQ(unwind_walk(&r, &st, pcs, 2, &end), 2);
 	CHECK_EQ(end, UNWIND_END_DEPTH);
@@ -244,8 +248,7 @@ static void test_outside_stack(void)
 	uintptr_t pcs[8];
 	enum unwind_end end;
 
-	__asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
-			 : "=r"(r.pc), "=r"(r.sp), "=r"(r.fp));
+	HERE(r);
 	CHECK(modmap_read_begin());
 	CHECK_EQ(unwind_walk(&r, &st, pcs, 8, &end), 1);
 	CHECK_EQ(end, UNWIND_END_BOUNDS);

@@ -60,6 +60,7 @@
 #define HOOK __attribute__((visibility("default")))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #define CONN_MAX 65536      /* fds tracked; beyond: counted, passed through */
 #define CONN_QUEUE 16       /* requests read but not yet answered */
@@ -626,7 +627,7 @@ static bool conn_take_wait(struct conn *c);
  * conn_take_wait), since skipping its bytes would lose or mis-pair requests
  * of servers that read on one thread and write on another.
  */
-static inline struct conn *conn_take(int fd)
+static ALWAYS_INLINE struct conn *conn_take(int fd)
 {
 	struct conn *c;
 
@@ -635,7 +636,9 @@ static inline struct conn *conn_take(int fd)
 	c = &conns[fd];
 	if (c->state == CONN_NONE)
 		return NULL;
-	if (!conn_take_wait(c))
+	if (LIKELY(!atomic_exchange_explicit(&c->busy, 1, memory_order_acquire)))
+		sampler_block();
+	else if (!conn_take_wait(c))
 		return NULL;
 	if (c->state == CONN_NONE) {
 		sampler_unblock();
@@ -645,7 +648,7 @@ static inline struct conn *conn_take(int fd)
 	return c;
 }
 
-static inline void conn_give(struct conn *c)
+static ALWAYS_INLINE void conn_give(struct conn *c)
 {
 	sampler_unblock();
 	atomic_store_explicit(&c->busy, 0, memory_order_release);
@@ -657,7 +660,7 @@ static inline void conn_give(struct conn *c)
  * holders never block while holding a connection: they only parse bytes
  * already read, so the wait is short. Returns false when it timed out.
  */
-static bool conn_take_wait(struct conn *c)
+static __attribute__((noinline)) bool conn_take_wait(struct conn *c)
 {
 	for (int i = 0; i < CONN_WAIT_SPINS; i++) {
 		if (!atomic_load_explicit(&c->busy, memory_order_relaxed) &&
@@ -699,7 +702,7 @@ static void conn_accepted(int fd)
  * A connection inherited across fork belongs to the process that uses it:
  * a child adopts it at its first read or write.
  */
-static inline struct conn *conn_take_using(int fd)
+static ALWAYS_INLINE struct conn *conn_take_using(int fd)
 {
 	struct conn *c = conn_take(fd);
 
@@ -708,7 +711,8 @@ static inline struct conn *conn_take_using(int fd)
 	return c;
 }
 
-static void hooks_read_done(int fd, const void *buf, size_t n)
+static ALWAYS_INLINE void hooks_read_done(int fd, const void *buf,
+					    size_t n)
 {
 	struct conn *c;
 
@@ -734,7 +738,8 @@ static void hooks_readv_done(int fd, const struct iovec *iov, int iovcnt,
 	conn_give(c);
 }
 
-static void hooks_write_done(int fd, const void *buf, size_t n)
+static ALWAYS_INLINE void hooks_write_done(int fd, const void *buf,
+					     size_t n)
 {
 	struct conn *c;
 
@@ -1471,6 +1476,8 @@ static void hooks_atfork_child(void)
 	hooks_tid = 0;
 	hooks_seq = 0;
 	hooks_rng = 0;
+	modmap_fork_child();
+	atomic_store(&modmap_busy, 0);
 	sampler_fork_child();
 	atomic_store(&hooks_ring_state, 0);
 	/* Keep the parent's ring mapped (never written) until this process

@@ -2,10 +2,22 @@
  * http.c — incremental HTTP/1.x delimiter (see http.h for the interface).
  *
  * Everything here is a byte-at-a-time state machine over caller-owned state:
- * no allocation, no locks, no library calls, no system calls. Each byte costs
- * a bounded amount of work; a body or chunk payload is skipped in one step
- * per call whatever its size. Nothing is ever read outside buf[0..len), and
- * nothing but the method, the templated path and the status is kept.
+ * no allocation, no locks, no system calls, and no library calls but
+ * memchr() and memcmp(). Each byte costs a bounded amount of work; a body or
+ * chunk payload is skipped in one step per call whatever its size. Nothing is
+ * ever read outside buf[0..len), and nothing but the method, the templated
+ * path and the status is kept.
+ *
+ * Fast paths. The state machine is the definition; on top of it, three fast
+ * paths take the common case a line at a time when the whole line is in the
+ * buffer: a request line in origin form (req_line_fast), a status line
+ * (resp_line_fast), and header lines (hdr_lines_fast), where only
+ * Content-Length is looked into and every other line is skipped with
+ * memchr(). A fast path either consumes complete lines and leaves exactly
+ * the state the byte-at-a-time path would have left, or consumes nothing and
+ * hands the line to it; so feeding a message byte by byte (which never takes
+ * a fast path) and all at once must give the same events at the same
+ * offsets, which the unit tests and the fuzz target check.
  *
  * Layout:
  *   - character classes and the path templater (shared by http_req_feed()
@@ -30,6 +42,8 @@
  */
 #include "http.h"
 
+#include <string.h>
+
 /* ------------------------------------------------------------------------ */
 /* Character classes                                                        */
 /* ------------------------------------------------------------------------ */
@@ -52,6 +66,26 @@ static int hex_value(unsigned char c)
 	return -1;
 }
 
+/*
+ * Byte classes for the fast paths' scans, one table lookup per byte:
+ * method bytes, control bytes (which no request line may hold before its
+ * end), and the space and '?' that end a path.
+ */
+#define CC_METHOD 0x01
+#define CC_CTL 0x02
+#define CC_SPACE 0x04
+#define CC_QMARK 0x08
+
+static const uint8_t char_class[256] = {
+	[0x00 ... 0x1f] = CC_CTL,
+	[0x7f] = CC_CTL,
+	[' '] = CC_SPACE,
+	['?'] = CC_QMARK,
+	['A' ... 'Z'] = CC_METHOD,
+	['-'] = CC_METHOD,
+	['_'] = CC_METHOD,
+};
+
 /* Returns true when c is a hex digit of either case. */
 static bool is_hex(unsigned char c)
 {
@@ -68,6 +102,56 @@ static bool is_alpha(unsigned char c)
 static unsigned char to_lower(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/*
+ * Returns true when b[0..n) equals the text s[0..n) with ASCII letters
+ * compared in any case and every other byte exactly. s holds lowercase
+ * letters and bytes below 'a' only: a byte of b ORed with 0x20 equals a
+ * lowercase letter exactly when it is that letter in either case.
+ */
+static bool lower_eq(const unsigned char *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char w = (unsigned char)s[i];
+
+		if ((w >= 'a' ? (b[i] | 0x20) : b[i]) != w)
+			return false;
+	}
+	return true;
+}
+
+/* Returns the 8 bytes at b as one word (any alignment). */
+static inline uint64_t load8(const void *b)
+{
+	uint64_t v;
+
+	memcpy(&v, b, sizeof(v));
+	return v;
+}
+
+#define CASE_BITS 0x2020202020202020ull
+
+/*
+ * Returns true when the 15 bytes at b are "content-length:" in any case.
+ * Eight bytes at a time: ORing 0x20 lowercases a letter and leaves '-' and
+ * ':' alone, but also turns CR into '-' and SUB into ':', so those two
+ * positions are checked exactly.
+ */
+static inline bool is_cl_name(const unsigned char *b)
+{
+	return (load8(b) | CASE_BITS) == load8("content-") &&
+	       (load8(b + 7) | CASE_BITS) == load8("-length:") &&
+	       b[7] == '-' && b[14] == ':';
+}
+
+/* Same for the 18 bytes "transfer-encoding:". */
+static inline bool is_te_name(const unsigned char *b)
+{
+	return (load8(b) | CASE_BITS) == load8("transfer") &&
+	       (load8(b + 8) | CASE_BITS) == load8("-encodin") &&
+	       (load8(b + 10) | CASE_BITS) == load8("ncoding:") &&
+	       b[8] == '-' && b[17] == ':';
 }
 
 /* Returns true when c is optional whitespace (SP or HTAB). */
@@ -202,6 +286,39 @@ static void tpl_byte(struct http_tpl_state *t, char *out, size_t cap,
 	}
 	tpl_classify(t, c);
 	tpl_put(t, out, cap, (char)c);
+}
+
+/*
+ * Gives the templater the n path bytes s[0..n): the same as n calls of
+ * tpl_byte(), a segment at a time. Once a segment cannot be an id any more
+ * its bytes are only copied.
+ */
+static void tpl_span(struct http_tpl_state *t, char *out, size_t cap,
+		     const unsigned char *s, size_t n)
+{
+	while (n > 0) {
+		size_t run = 0, i = 0, room;
+
+		if (*s == '/') {
+			tpl_byte(t, out, cap, '/');
+			s++;
+			n--;
+			continue;
+		}
+		while (run < n && s[run] != '/')
+			run++;
+		t->seg_flags |= TPL_FED;
+		for (; i < run && (t->seg_flags & SEG_ALL); i++)
+			tpl_classify(t, s[i]);
+		t->seg_len = (uint8_t)(t->seg_len + (run - i) > UINT8_MAX
+					       ? UINT8_MAX
+					       : t->seg_len + (run - i));
+		room = t->pos < cap ? cap - t->pos : 0;
+		memcpy(out + t->pos, s, run < room ? run : room);
+		t->pos = t->pos + run > cap ? cap + 1 : t->pos + run;
+		s += run;
+		n -= run;
+	}
 }
 
 /*
@@ -637,21 +754,121 @@ static uint64_t msg_bulk(struct http_msg_state *m, uint64_t n,
 }
 
 /*
+ * Fast path for a Content-Length value v[0..n) (the line after the colon,
+ * without its LF) in its usual form: optional whitespace, at most 18 digits
+ * (so no overflow check is needed), optional whitespace, an optional CR.
+ * Returns false, changing nothing, for anything else, including a repeated
+ * header with another value: the byte-at-a-time path then decides.
+ */
+static bool hdr_cl_fast(struct http_msg_state *m, const unsigned char *v,
+			size_t n)
+{
+	uint64_t value = 0;
+	size_t i = 0, digits = 0;
+
+	while (i < n && is_ows(v[i]))
+		i++;
+	for (; i < n && is_digit(v[i]) && digits < 18; i++, digits++)
+		value = value * 10 + (uint64_t)(v[i] - '0');
+	while (i < n && is_ows(v[i]))
+		i++;
+	if (i < n && v[i] == '\r')
+		i++;
+	if (digits == 0 || i != n)
+		return false;
+	if ((m->flags & MF_LENGTH) && m->remaining != value)
+		return false;
+	m->remaining = value;
+	m->flags |= MF_LENGTH;
+	return true;
+}
+
+/*
+ * Fast path at the start of a header line: consumes complete header lines
+ * of b[0..len), and the empty line that ends the headers (setting *ev to
+ * MSG_HEADERS_END). A line that is not Content-Length or Transfer-Encoding
+ * is skipped whole; a Content-Length in its usual form is read. Stops at
+ * the first line it leaves to the byte-at-a-time path (Transfer-Encoding,
+ * an unusual Content-Length, a lone CR, a line whose LF is not in the
+ * buffer) and returns the count consumed before it, with m still at
+ * M_LINE_START.
+ */
+static size_t hdr_lines_fast(struct http_msg_state *m, const unsigned char *b,
+			     size_t len, enum msg_event *ev)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const unsigned char *line = b + off, *nl;
+		size_t rest = len - off, n;
+		unsigned char c = to_lower(line[0]);
+
+		if (c == '\n') {
+			*ev = MSG_HEADERS_END;
+			return off + 1;
+		}
+		if (c == '\r') {
+			if (rest < 2 || line[1] != '\n')
+				return off;
+			*ev = MSG_HEADERS_END;
+			return off + 2;
+		}
+		nl = memchr(line, '\n', rest);
+		if (!nl)
+			return off;
+		n = (size_t)(nl - line);
+		if (c == 'c' && n > NAME_CL_LEN && is_cl_name(line)) {
+			if (!hdr_cl_fast(m, line + NAME_CL_LEN + 1,
+					 n - NAME_CL_LEN - 1))
+				return off;
+		} else if (c == 't' && n > NAME_TE_LEN && is_te_name(line)) {
+			return off;
+		}
+		off += n + 1;
+	}
+	return off;
+}
+
+/*
  * Consumes header or body bytes from b[0..len) until the first framing event
  * or the end of the buffer. Returns the count consumed, including the byte
- * that caused the event.
+ * that caused the event. Bodies are skipped in bulk, lines that do not matter
+ * with memchr(), whole header lines by hdr_lines_fast(); the rest goes a
+ * byte at a time through msg_step().
  */
 static size_t msg_feed(struct http_msg_state *m, const unsigned char *b,
 		       size_t len, enum msg_event *ev)
 {
-	size_t off = 0;
+	const unsigned char *nl;
+	size_t off = 0, k;
 
 	*ev = MSG_NONE;
 	while (off < len && *ev == MSG_NONE) {
-		if (msg_is_bulk(m))
+		switch (m->state) {
+		case M_CHUNK_DATA:
+		case M_BODY_LENGTH:
+		case M_BODY_CLOSE:
 			off += (size_t)msg_bulk(m, len - off, ev);
-		else
-			*ev = msg_step(m, b[off++]);
+			continue;
+		case M_LINE_START:
+			k = hdr_lines_fast(m, b + off, len - off, ev);
+			off += k;
+			if (k > 0)
+				continue;
+			break;
+		case M_SKIP_LINE:
+		case M_TRAILER_LINE:
+		case M_CHUNK_EXT:
+			/* Nothing in the line matters but its end. */
+			nl = memchr(b + off, '\n', len - off);
+			if (!nl)
+				return len;
+			off = (size_t)(nl - b);
+			break;
+		default:
+			break;
+		}
+		*ev = msg_step(m, b[off++]);
 	}
 	return off;
 }
@@ -1056,12 +1273,106 @@ static size_t req_feed_msg(struct http_req *p, const unsigned char *b,
 	return n;
 }
 
+/*
+ * Returns true when the query string q[0..n) has a parameter "profile" (any
+ * case) whose value is 1, true or yes (any case): what req_query_byte() and
+ * req_query_param_end() find a byte at a time.
+ */
+static bool query_asks_profile(const unsigned char *q, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		const unsigned char *amp = memchr(q + i, '&', n - i);
+		size_t end = amp ? (size_t)(amp - q) : n;
+		size_t vlen = end - i - (PARAM_PROFILE_LEN + 1);
+
+		if (end - i > PARAM_PROFILE_LEN &&
+		    q[i + PARAM_PROFILE_LEN] == '=' &&
+		    lower_eq(q + i, param_profile, PARAM_PROFILE_LEN)) {
+			for (unsigned k = 0; k < PROFILE_VALUES; k++)
+				if (vlen == profile_values[k].len &&
+				    lower_eq(q + end - vlen,
+					     profile_values[k].text, vlen))
+					return true;
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
+/*
+ * Fast path for the rest of a request line once req_idle() took its first
+ * byte: when the whole line is in b[0..len) and is in its usual form (a
+ * method, one space, an origin-form target, one space, "HTTP/1.x", CRs,
+ * LF), consumes it through the LF, fills the endpoint, manual and head
+ * exactly as the byte-at-a-time path does, and reports HTTP_REQ_LINE.
+ * Returns 0 and leaves the parser's state alone for anything else (bytes
+ * may have been written into the endpoint past its current end, which the
+ * byte-at-a-time path overwrites).
+ */
+static size_t req_line_fast(struct http_req *p, const unsigned char *b,
+			    size_t len, enum http_req_event *ev)
+{
+	const unsigned char *nl = memchr(b, '\n', len);
+	struct http_tpl_state t;
+	size_t end, i = 0, kept = 0, q = 0;
+	unsigned mlen = 1;
+
+	if (!nl)
+		return 0;
+	/* The scans below need no bound: b[end] is the LF, a control byte,
+	 * which is neither a method byte nor part of a target. */
+	end = (size_t)(nl - b);
+	for (; char_class[b[i]] & CC_METHOD; i++)
+		if (mlen++ >= METHOD_LEN_MAX)
+			return 0;
+	if (i >= end || b[i] != ' ' || b[i + 1] != '/')
+		return 0;
+	for (size_t j = 0; j < i; j++)
+		p->endpoint[1 + j] = (char)b[j];
+	p->endpoint[mlen] = ' ';
+	t = p->tpl;
+	tpl_begin(&t, (size_t)mlen + 1);
+	for (q = ++i; !(char_class[b[i]] & (CC_CTL | CC_SPACE | CC_QMARK)); i++)
+		;
+	kept = i - q < HTTP_TARGET_MAX ? i - q : HTTP_TARGET_MAX;
+	tpl_span(&t, p->endpoint, ENDPOINT_CAP, b + q, kept);
+	q = 0;
+	if (b[i] == '?') {
+		q = ++i;
+		while (!(char_class[b[i]] & (CC_CTL | CC_SPACE)))
+			i++;
+	}
+	if (char_class[b[i]] & CC_CTL)
+		return 0;
+	/* " HTTP/1." and a digit, then only CRs before the LF. */
+	if (end - i < VERSION_PREFIX_LEN + 2 || b[i] != ' ' ||
+	    memcmp(b + i + 1, version_prefix, VERSION_PREFIX_LEN) != 0 ||
+	    !is_digit(b[i + 1 + VERSION_PREFIX_LEN]))
+		return 0;
+	for (size_t j = i + VERSION_PREFIX_LEN + 2; j < end; j++)
+		if (b[j] != '\r')
+			return 0;
+	tpl_finish(&t, p->endpoint, ENDPOINT_CAP);
+	p->tpl = t;
+	p->kept = (uint16_t)kept;
+	p->method_len = (uint8_t)mlen;
+	p->head = mlen == 4 && p->endpoint[0] == 'H' && p->endpoint[1] == 'E' &&
+		  p->endpoint[2] == 'A' && p->endpoint[3] == 'D';
+	p->manual = q && query_asks_profile(b + q, i - q);
+	msg_init(&p->msg);
+	p->state = R_MSG;
+	*ev = HTTP_REQ_LINE;
+	return end + 1;
+}
+
 size_t http_req_feed(struct http_req *p, const char *buf, size_t len,
 		     enum http_req_event *ret_event)
 {
 	const unsigned char *b = (const unsigned char *)buf;
 	enum http_req_event ev = HTTP_REQ_NONE;
-	size_t off = 0;
+	size_t off = 0, k;
 
 	if (p->state == R_ERROR) {
 		*ret_event = HTTP_REQ_ERROR;
@@ -1070,6 +1381,9 @@ size_t http_req_feed(struct http_req *p, const char *buf, size_t len,
 	while (off < len && ev == HTTP_REQ_NONE) {
 		if (p->state == R_MSG)
 			off += req_feed_msg(p, b + off, len - off, &ev);
+		else if (p->state == R_METHOD && p->method_len == 1 &&
+			 (k = req_line_fast(p, b + off, len - off, &ev)) > 0)
+			off += k;
 		else
 			ev = req_line_step(p, b[off++]);
 	}
@@ -1243,13 +1557,51 @@ static enum http_resp_event resp_msg_event(struct http_resp *p,
 	return mev == MSG_ERROR ? HTTP_RESP_ERROR : HTTP_RESP_NONE;
 }
 
+/*
+ * Fast path for a whole status line at the start of a response in b[0..len):
+ * "HTTP/1.x", a space, a code of three digits from 100, then a space and a
+ * reason up to the LF, or CRLF, or LF. Consumes it through the LF and ends
+ * it like resp_line_end(); returns 0, changing nothing, for anything else.
+ */
+static size_t resp_line_fast(struct http_resp *p, const unsigned char *b,
+			     size_t len, enum http_resp_event *ev)
+{
+	const size_t code = VERSION_PREFIX_LEN + 2; /* "HTTP/1.1 " */
+	const unsigned char *nl;
+	size_t n;
+
+	if (len < code + 4 || memcmp(b, version_prefix, VERSION_PREFIX_LEN) ||
+	    !is_digit(b[code - 2]) || b[code - 1] != ' ' || b[code] == '0' ||
+	    !is_digit(b[code]) || !is_digit(b[code + 1]) ||
+	    !is_digit(b[code + 2]))
+		return 0;
+	if (b[code + 3] == ' ') {
+		nl = memchr(b + code + 4, '\n', len - code - 4);
+		if (!nl)
+			return 0;
+		n = (size_t)(nl - b) + 1;
+	} else if (b[code + 3] == '\n') {
+		n = code + 4;
+	} else if (b[code + 3] == '\r' && len > code + 4 &&
+		   b[code + 4] == '\n') {
+		n = code + 5;
+	} else {
+		return 0;
+	}
+	p->status = (uint16_t)((b[code] - '0') * 100 + (b[code + 1] - '0') * 10 +
+			       (b[code + 2] - '0'));
+	p->idx = 3;
+	*ev = resp_line_end(p);
+	return n;
+}
+
 size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
 		      bool head, enum http_resp_event *ret_event)
 {
 	const unsigned char *b = (const unsigned char *)buf;
 	enum http_resp_event ev = HTTP_RESP_NONE;
 	enum msg_event mev;
-	size_t off = 0;
+	size_t off = 0, k;
 
 	if (p->state == P_ERROR) {
 		*ret_event = HTTP_RESP_ERROR;
@@ -1259,6 +1611,9 @@ size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
 		if (p->state == P_MSG) {
 			off += msg_feed(&p->msg, b + off, len - off, &mev);
 			ev = resp_msg_event(p, mev, head);
+		} else if (p->state == P_VERSION && p->idx == 0 &&
+			   (k = resp_line_fast(p, b + off, len - off, &ev)) > 0) {
+			off += k;
 		} else {
 			ev = resp_line_step(p, b[off++]);
 		}

@@ -195,11 +195,26 @@ void modmap_read_end(void)
 	atomic_fetch_sub_explicit(&snap_readers, 1, memory_order_release);
 }
 
+/*
+ * A reader is a signal handler a few microseconds from its end, so the wait
+ * is short. It is bounded all the same (about a second of yields): a count
+ * that never drops is a bug, and a hung dlclose would hang the server.
+ */
+#define CHANGE_WAIT_YIELDS 100000
+
 void modmap_change_begin(void)
 {
 	atomic_fetch_add(&snap_changing, 1);
-	while (atomic_load(&snap_readers) != 0)
+	for (int i = 0; i < CHANGE_WAIT_YIELDS &&
+			atomic_load(&snap_readers) != 0; i++)
 		sched_yield();
+}
+
+void modmap_fork_child(void)
+{
+	atomic_store(&snap_readers, 0);
+	atomic_store(&snap_changing, 0);
+	atomic_store(&snap_busy, 0);
 }
 
 void modmap_change_end(void)

@@ -76,6 +76,14 @@ bool modmap_read_begin(void);
 void modmap_read_end(void);
 
 /*
+ * In a fork child (from the atfork handler): the threads that were reading
+ * or changing the snapshot when the parent forked do not exist here, so
+ * their counts would make modmap_change_begin() wait for ever (the child's
+ * first dlclose would hang) or keep every sample skipped. Resets them.
+ */
+void modmap_fork_child(void);
+
+/*
  * An object's unwind tables: the address of its .eh_frame_hdr and the
  * bounds of the loaded segment holding it, which every read of the tables
  * stays within.

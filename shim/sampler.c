@@ -459,8 +459,32 @@ static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
  * SAMPLER_OFF means the base rate, and outside requests the samples go to
  * req_id 0, endpoint RING_ENDPOINT_NONE.
  */
-static void sampler_set(struct sampler_thread *t, uint64_t req_id,
-			uint32_t endpoint, enum sampler_how how)
+static __attribute__((noinline)) void
+sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
+		   uint32_t endpoint, enum sampler_how how);
+
+static inline void sampler_set(struct sampler_thread *t, uint64_t req_id,
+			       uint32_t endpoint, enum sampler_how how)
+{
+	/* The common case of a request that is not sampled, on a thread
+	 * with no timer running: no timer to touch. */
+	if (how == SAMPLER_OFF && t->armed < 0 &&
+	    sampler_cfg.mode != RING_MODE_CONTINUOUS) {
+		t->busy++;
+		atomic_signal_fence(memory_order_seq_cst);
+		t->req_id = req_id;
+		t->endpoint = endpoint;
+		t->active = 0;
+		atomic_signal_fence(memory_order_seq_cst);
+		t->busy--;
+		return;
+	}
+	sampler_set_timers(t, req_id, endpoint, how);
+}
+
+static __attribute__((noinline)) void
+sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
+		   uint32_t endpoint, enum sampler_how how)
 {
 	int k;
 

@@ -65,6 +65,60 @@ def wait_port(port, proc=None, timeout=10.0):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def process_tree(pid):
+    """pid and its descendants that are alive now."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(d.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def open_connections(pid):
+    """TCP sockets of pid's process tree that are not listening."""
+    inodes = set()
+    for p in process_tree(pid):
+        try:
+            fds = list(Path(f"/proc/{p}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[9] in inodes and f[3] != "0A":
+                n += 1
+    return n
+
+
+def wait_connections_closed(pid, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while open_connections(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 class Server:
     """A server process; stopped (and reaped) at the end of the test."""
 
@@ -92,8 +146,16 @@ class Server:
             conn.close()
 
     def stop(self):
-        """Stop the server; returns its stderr."""
+        """Stop the server once it has closed the connections its clients
+        closed (at most 2 s); returns its stderr.
+
+        The shim accounts a response's last bytes just after the write
+        that sent them. A test that stops the server the moment its client
+        has the response could kill a thread preempted in between; waiting
+        for the server's own close() (which comes after that accounting)
+        makes the counts the tests assert deterministic."""
         if self.proc.poll() is None:
+            wait_connections_closed(self.pid)
             self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(timeout=20)

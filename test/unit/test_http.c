@@ -443,6 +443,142 @@ static void test_one_byte_at_a_time(void)
 	}
 }
 
+/*
+ * The fast paths (whole lines at once) and the byte-at-a-time path must
+ * agree on every input: each input here is fed whole, one byte at a time,
+ * and in two pieces split at every offset, and the event logs must be
+ * identical. The inputs are the forms where a fast path must step aside.
+ */
+static const char *const diff_requests[] = {
+	"GET /a/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /a/1 HTTP/1.1\n\n",
+	"GET /a/1 HTTP/1.1\r\r\r\nHost: x\r\n\r\n",
+	"GET /a HTTP/1.1 \r\n\r\n",
+	"GET /a HTTP/1.12\r\n\r\n",
+	"GET /a HTTP/2.0\r\n\r\n",
+	"GET  /a HTTP/1.1\r\n\r\n",
+	"GET http://h/x/7?profile=1 HTTP/1.1\r\n\r\n",
+	"GET * HTTP/1.1\r\n\r\n",
+	"OPTIONS-LONG-METHOD /x HTTP/1.1\r\n\r\n",
+	"GET-_ /x HTTP/1.1\r\n\r\n",
+	"HEAD /x HTTP/1.1\r\n\r\n",
+	"GET /x\x01y HTTP/1.1\r\n\r\n",
+	"GET /x?a\x7f HTTP/1.1\r\n\r\n",
+	"GET /x?profile=1 HTTP/1.1\r\n\r\n",
+	"GET /x?PROFILE=True&b=2 HTTP/1.1\r\n\r\n",
+	"GET /x?a=1&profile=yes HTTP/1.1\r\n\r\n",
+	"GET /x?profile=1x HTTP/1.1\r\n\r\n",
+	"GET /x?profile HTTP/1.1\r\n\r\n",
+	"GET /x?profile= HTTP/1.1\r\n\r\n",
+	"GET /x?profiles=1 HTTP/1.1\r\n\r\n",
+	"GET /x?profile=1=1 HTTP/1.1\r\n\r\n",
+	"GET /x?&&profile=1& HTTP/1.1\r\n\r\n",
+	"GET /x?q=?profile=1 HTTP/1.1\r\n\r\n",
+	"GET /x?profile=yes?x HTTP/1.1\r\n\r\n",
+	"GET /users/123e4567-e89b-12d3-a456-426614174000/x HTTP/1.1\r\n\r\n",
+	"GET /0123456789abcdef0123/x//y/ HTTP/1.1\r\n\r\n",
+	"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\ncontent-length:3\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nCONTENT-LENGTH: \t3 \t\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"POST /p HTTP/1.1\r\nContent-Length: 3,3\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Length: \r3\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Length: 3\r\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Length: 1234567890123456789\r\n\r\n",
+	"POST /p HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	"POST /p HTTP/1.1\r\nContent-Length: 000000000000000000003\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Length:\r\n\r\n",
+	"POST /p HTTP/1.1\r\nContent-Length : 3\r\n\r\nabc",
+	"POST /p HTTP/1.1\r\nContent-Lengthy: 3\r\n\r\n",
+	"POST /p HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nab",
+	"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	"POST /p HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+	"POST /p HTTP/1.1\r\nTransfer-Encodings: chunked\r\nContent-Length: 1\r\n\r\nz",
+	"POST /p HTTP/1.1\r\nX: 1\r\n folded: 2\r\nContent-Length: 1\r\n\r\nz",
+	"POST /p HTTP/1.1\r\n: empty\r\nno colon\r\nContent-Length: 1\r\n\r\nz",
+	"POST /p HTTP/1.1\r\n\rContent-Length: 1\r\n\r\nz",
+	"POST /p HTTP/1.1\nContent-Length: 1\n\nzGET /q HTTP/1.0\n\n",
+	"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	"\r\n\r\nGET /a HTTP/1.1\r\n\r\n",
+};
+
+static const char *const diff_responses[] = {
+	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 200\nContent-Length: 2\n\nok",
+	"HTTP/1.1 200\r\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 200\rX\r\n\r\n",
+	"HTTP/1.1 2000 OK\r\n\r\n",
+	"HTTP/1.1 099 OK\r\n\r\n",
+	"HTTP/1.1  200 OK\r\n\r\n",
+	"HTTP/1.x 200 OK\r\n\r\n",
+	"HTTP/2 200 OK\r\n\r\n",
+	"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+	"HTTP/1.1 101 Switching\r\n\r\nanything",
+	"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Length: 1\r\nCache-Control: x\r\n\r\nzHTTP/1.1 404 Nope\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nzz",
+	"HTTP/1.1 200 OK\r\n\r\nuntil close",
+};
+
+static void diff_one_request(const char *in)
+{
+	size_t len = strlen(in), k;
+	struct http_req p;
+	struct log whole, other;
+
+	http_req_init(&p);
+	feed_req_step(&p, in, len, 0, &whole);
+	http_req_init(&p);
+	feed_req_step(&p, in, len, 1, &other);
+	if (!log_same(&whole, &other))
+		printf("# request fed byte by byte differs: %s\n", in);
+	CHECK(log_same(&whole, &other));
+	for (k = 1; k < len; k++) {
+		http_req_init(&p);
+		feed_req_split(&p, in, len, k, &other);
+		if (!log_same(&whole, &other))
+			printf("# request split at %zu differs: %s\n", k, in);
+		CHECK(log_same(&whole, &other));
+	}
+}
+
+static void diff_one_response(const char *in, bool head)
+{
+	size_t len = strlen(in), k;
+	struct http_resp p;
+	struct log whole, other;
+
+	http_resp_init(&p);
+	feed_resp_step(&p, in, len, 0, head, &whole);
+	for (k = 1; k <= len; k++) {
+		/* k == len: one byte at a time; otherwise split at k. */
+		http_resp_init(&p);
+		memset(&other, 0, sizeof(other));
+		if (k == len)
+			feed_resp_step(&p, in, len, 1, head, &other);
+		else if (feed_resp_piece(&p, in, 0, k, head, &other))
+			feed_resp_piece(&p, in, k, len, head, &other);
+		if (!log_same(&whole, &other))
+			printf("# response (k=%zu) differs: %s\n", k, in);
+		CHECK(log_same(&whole, &other));
+	}
+}
+
+static void test_fast_paths_agree(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(diff_requests) / sizeof(diff_requests[0]); i++)
+		diff_one_request(diff_requests[i]);
+	for (i = 0; i < sizeof(diff_responses) / sizeof(diff_responses[0]); i++) {
+		diff_one_response(diff_responses[i], false);
+		diff_one_response(diff_responses[i], true);
+	}
+}
+
 static void test_post_body_split(void)
 {
 	static const char in[] = "POST /items HTTP/1.1\r\n"
@@ -1181,6 +1317,7 @@ int main(void)
 	RUN(test_keep_alive_two);
 	RUN(test_pipelining_three);
 	RUN(test_one_byte_at_a_time);
+	RUN(test_fast_paths_agree);
 	RUN(test_post_body_split);
 	RUN(test_chunked_every_split);
 	RUN(test_chunked_framing_errors);

@@ -10,7 +10,7 @@ set -euo pipefail
 
 build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
             libdw-dev libelf-dev zlib1g-dev)
-test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git)
+test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

@@ -289,36 +289,47 @@ static void tpl_byte(struct http_tpl_state *t, char *out, size_t cap,
 }
 
 /*
- * Gives the templater the n path bytes s[0..n): the same as n calls of
- * tpl_byte(), a segment at a time. Once a segment cannot be an id any more
- * its bytes are only copied.
+ * Templates a whole origin-form path s[0..n) (it starts with '/') into
+ * out[0..cap) from the position t->pos, NUL-terminates it and returns its
+ * length: the same result as giving every byte to tpl_byte() and then
+ * calling tpl_finish(), but a segment at a time. A segment can be an id only
+ * if it starts with a digit, or is 16 or more bytes long and starts with a
+ * hex digit; only those are looked at byte by byte, the others are copied.
  */
-static void tpl_span(struct http_tpl_state *t, char *out, size_t cap,
-		     const unsigned char *s, size_t n)
+static size_t tpl_path_whole(struct http_tpl_state *t, char *out, size_t cap,
+			     const unsigned char *s, size_t n)
 {
-	while (n > 0) {
-		size_t run = 0, i = 0, room;
+	size_t i = 0;
 
-		if (*s == '/') {
-			tpl_byte(t, out, cap, '/');
-			s++;
-			n--;
+	while (i < n) {
+		size_t start = i, len, room;
+
+		if (s[i] == '/') {
+			tpl_put(t, out, cap, '/');
+			i++;
 			continue;
 		}
-		while (run < n && s[run] != '/')
-			run++;
-		t->seg_flags |= TPL_FED;
-		for (; i < run && (t->seg_flags & SEG_ALL); i++)
-			tpl_classify(t, s[i]);
-		t->seg_len = (uint8_t)(t->seg_len + (run - i) > UINT8_MAX
-					       ? UINT8_MAX
-					       : t->seg_len + (run - i));
+		while (i < n && s[i] != '/')
+			i++;
+		len = i - start;
+		if (is_digit(s[start]) || (len >= HEX_ID_MIN && is_hex(s[start]))) {
+			t->seg_pos = t->pos;
+			t->seg_len = 0;
+			t->seg_flags = SEG_ALL;
+			for (size_t j = start; j < i; j++)
+				tpl_classify(t, s[j]);
+			if (tpl_seg_is_id(t)) {
+				tpl_seg_end(t, out, cap);
+				continue;
+			}
+		}
 		room = t->pos < cap ? cap - t->pos : 0;
-		memcpy(out + t->pos, s, run < room ? run : room);
-		t->pos = t->pos + run > cap ? cap + 1 : t->pos + run;
-		s += run;
-		n -= run;
+		memcpy(out + t->pos, s + start, len < room ? len : room);
+		t->pos = t->pos + len > cap ? cap + 1 : t->pos + len;
 	}
+	n = t->pos < cap ? t->pos : cap;
+	out[n] = '\0';
+	return n;
 }
 
 /*
@@ -1316,7 +1327,7 @@ static size_t req_line_fast(struct http_req *p, const unsigned char *b,
 {
 	const unsigned char *nl = memchr(b, '\n', len);
 	struct http_tpl_state t;
-	size_t end, i = 0, kept = 0, q = 0;
+	size_t end, i = 0, kept = 0, q = 0, path;
 	unsigned mlen = 1;
 
 	if (!nl)
@@ -1337,7 +1348,7 @@ static size_t req_line_fast(struct http_req *p, const unsigned char *b,
 	for (q = ++i; !(char_class[b[i]] & (CC_CTL | CC_SPACE | CC_QMARK)); i++)
 		;
 	kept = i - q < HTTP_TARGET_MAX ? i - q : HTTP_TARGET_MAX;
-	tpl_span(&t, p->endpoint, ENDPOINT_CAP, b + q, kept);
+	path = q;
 	q = 0;
 	if (b[i] == '?') {
 		q = ++i;
@@ -1354,7 +1365,7 @@ static size_t req_line_fast(struct http_req *p, const unsigned char *b,
 	for (size_t j = i + VERSION_PREFIX_LEN + 2; j < end; j++)
 		if (b[j] != '\r')
 			return 0;
-	tpl_finish(&t, p->endpoint, ENDPOINT_CAP);
+	tpl_path_whole(&t, p->endpoint, ENDPOINT_CAP, b + path, kept);
 	p->tpl = t;
 	p->kept = (uint16_t)kept;
 	p->method_len = (uint8_t)mlen;

@@ -80,6 +80,14 @@ static bool sampler_loader_busy(void)
 	       RT_CONSISTENT;
 }
 static _Atomic(struct ring_header *) sampler_ring;
+/*
+ * libunwind takes mutexes of its own. In a fork child, one may be held for
+ * ever by a parent thread that was unwinding when the parent forked (a
+ * stress run caught a child hung in its first libunwind call), so a fork
+ * child never calls libunwind: samples the fast walker cannot take hold
+ * the interrupted pc alone.
+ */
+static atomic_bool sampler_unwind_ok = true;
 static atomic_bool sampler_on;
 static pthread_key_t sampler_key;
 
@@ -204,8 +212,15 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 	 * stack pointer is outside it. */
 	if (t->stack.hi)
 		n = unwind_walk(&regs, &t->stack, pcs, max, &end);
-	if (n <= 1 && end == UNWIND_END_BOUNDS)
-		n = sampler_walk_slow(regs.pc, pcs, max);
+	if (n <= 1 && end == UNWIND_END_BOUNDS) {
+		if (atomic_load_explicit(&sampler_unwind_ok,
+					 memory_order_relaxed)) {
+			n = sampler_walk_slow(regs.pc, pcs, max);
+		} else {
+			pcs[0] = regs.pc;
+			n = 1;
+		}
+	}
 	/* Root-side frames in common with this thread's previous sample. */
 	if (t->since_key < RING_KEYFRAME_EVERY - 1)
 		while (shared < n && shared < t->last_n &&
@@ -407,7 +422,8 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 	(void)pthread_setspecific(sampler_key, (void *)1);
 	/* libunwind sets up its per-thread trace cache on first use, which
 	 * may allocate: do it now, outside any signal handler. */
-	(void)unw_backtrace(warm, 4);
+	if (atomic_load(&sampler_unwind_ok))
+		(void)unw_backtrace(warm, 4);
 	return 0;
 }
 
@@ -587,6 +603,7 @@ void sampler_fork_child(void)
 {
 	struct sampler_thread *t = &sampler_tls;
 
+	atomic_store(&sampler_unwind_ok, false);
 	/* Timers are not inherited by a child; the registry and the ring
 	 * belong to the parent. */
 	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++)

@@ -169,7 +169,7 @@ static bool is_ctl(unsigned char c)
 /* Returns true when c may appear in a method: uppercase letters, '-', '_'. */
 static bool is_method_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+	return char_class[c] & CC_METHOD;
 }
 
 /* Returns true when c may follow the first letter of a URI scheme. */
@@ -966,6 +966,13 @@ static const struct {
 #define PROFILE_VALUES (sizeof(profile_values) / sizeof(profile_values[0]))
 #define PROFILE_MASK_ALL ((1u << PROFILE_VALUES) - 1)
 
+/* Returns true when the method, the first len bytes of ep, is HEAD. */
+static bool method_is_head(const char *ep, unsigned len)
+{
+	return len == 4 && ep[0] == 'H' && ep[1] == 'E' && ep[2] == 'A' &&
+	       ep[3] == 'D';
+}
+
 /* Resets the parts of p that describe the request being parsed. */
 static void req_reset(struct http_req *p)
 {
@@ -1017,9 +1024,7 @@ static enum http_req_event req_idle(struct http_req *p, unsigned char c)
 static enum http_req_event req_method(struct http_req *p, unsigned char c)
 {
 	if (c == ' ') {
-		p->head = p->method_len == 4 && p->endpoint[0] == 'H' &&
-			  p->endpoint[1] == 'E' && p->endpoint[2] == 'A' &&
-			  p->endpoint[3] == 'D';
+		p->head = method_is_head(p->endpoint, p->method_len);
 		tpl_put(&p->tpl, p->endpoint, ENDPOINT_CAP, ' ');
 		tpl_begin(&p->tpl, p->tpl.pos);
 		p->state = R_TARGET;
@@ -1369,8 +1374,7 @@ static size_t req_line_fast(struct http_req *p, const unsigned char *b,
 	p->tpl = t;
 	p->kept = (uint16_t)kept;
 	p->method_len = (uint8_t)mlen;
-	p->head = mlen == 4 && p->endpoint[0] == 'H' && p->endpoint[1] == 'E' &&
-		  p->endpoint[2] == 'A' && p->endpoint[3] == 'D';
+	p->head = method_is_head(p->endpoint, mlen);
 	p->manual = q && query_asks_profile(b + q, i - q);
 	msg_init(&p->msg);
 	p->state = R_MSG;

@@ -455,6 +455,7 @@ static void conn_tcp_turn(struct conn *c, int fd, uint64_t now)
 	struct ring_header *h = hooks_ring_get();
 	char name[32];
 	struct pending *e;
+	int len;
 
 	if (!h)
 		return;
@@ -463,8 +464,9 @@ static void conn_tcp_turn(struct conn *c, int fd, uint64_t now)
 	e = conn_push(c, now);
 	if (!e)
 		return;
-	(void)snprintf(name, sizeof(name), "TCP :%u", c->port);
-	e->endpoint = ring_endpoint(h, name, hooks_cfg.max_endpoints);
+	len = snprintf(name, sizeof(name), "TCP :%u", c->port);
+	e->endpoint = ring_endpoint(h, name, (size_t)len,
+				    hooks_cfg.max_endpoints);
 	e->line = 1;
 	e->how = (uint8_t)hooks_decide(false, now);
 	conn_serve(e);
@@ -493,7 +495,8 @@ static void conn_line(struct conn *c, uint64_t now)
 	if (!e || !h)
 		return;
 	hooks_rescan(h, now);
-	e->endpoint = ring_endpoint(h, c->req.endpoint, hooks_cfg.max_endpoints);
+	e->endpoint = ring_endpoint(h, c->req.endpoint, c->req.endpoint_len,
+				    hooks_cfg.max_endpoints);
 	e->head = c->req.head;
 	e->line = 1;
 	e->how = (uint8_t)hooks_decide(c->req.manual, now);
@@ -502,10 +505,28 @@ static void conn_line(struct conn *c, uint64_t now)
 		conn_serve(e);
 }
 
-/* Bytes the server read from a connection. */
+/* A request starts: open it at the back of the queue. */
+static void conn_start(struct conn *c, uint64_t now)
+{
+	struct pending *f = conn_front(c);
+
+	/* Responses that are not HTTP cannot say where they end: a new
+	 * request ends those already answered. */
+	while (c->resp_broken && f && f->responding) {
+		conn_finish(c, f->last_write_ns, 0);
+		f = conn_front(c);
+	}
+	c->pushed = conn_push(c, now) != NULL;
+}
+
+/*
+ * Bytes the server read from a connection. The clock is read once per call,
+ * and only when a request starts or its line completes.
+ */
 static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 {
-	enum http_req_event ev;
+	uint64_t now = 0;
+	unsigned ev;
 	size_t used;
 
 	if (c->state == CONN_TCP) {
@@ -516,25 +537,13 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 		used = http_req_feed(&c->req, buf, n, &ev);
 		buf += used;
 		n -= used;
-		switch (ev) {
-		case HTTP_REQ_START: {
-			uint64_t now = hooks_now();
-			struct pending *f = conn_front(c);
-
-			/* Responses that are not HTTP cannot say where they
-			 * end: a new request ends those already answered. */
-			while (c->resp_broken && f && f->responding) {
-				conn_finish(c, f->last_write_ns, 0);
-				f = conn_front(c);
-			}
-			c->pushed = conn_push(c, now) != NULL;
-			break;
-		}
-		case HTTP_REQ_LINE:
-			if (c->pushed)
-				conn_line(c, hooks_now());
-			break;
-		case HTTP_REQ_ERROR:
+		if (ev & (HTTP_REQ_START | HTTP_REQ_LINE) && !now)
+			now = hooks_now();
+		if (ev & HTTP_REQ_START)
+			conn_start(c, now);
+		if ((ev & HTTP_REQ_LINE) && c->pushed)
+			conn_line(c, now);
+		if (ev & HTTP_REQ_ERROR) {
 			if (!c->http_seen) {
 				/* Not HTTP at all: time read/write turns. */
 				c->qlen = 0;
@@ -544,10 +553,8 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 				c->state = CONN_BROKEN;
 			}
 			return;
-		default:
-			break;
 		}
-		if (used == 0 && ev == HTTP_REQ_NONE)
+		if (used == 0)
 			break;
 	}
 }
@@ -555,9 +562,9 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 /* Response bytes the server wrote (buf == NULL: n bytes of sendfile). */
 static void conn_on_write(struct conn *c, const char *buf, size_t n)
 {
-	enum http_resp_event ev;
 	struct pending *e = conn_front(c);
 	uint64_t now;
+	unsigned ev;
 	size_t used;
 
 	if (!e)
@@ -576,20 +583,15 @@ static void conn_on_write(struct conn *c, const char *buf, size_t n)
 		n -= used;
 		e->responding = 1;
 		e->last_write_ns = now;
-		switch (ev) {
-		case HTTP_RESP_STATUS:
+		if (ev & HTTP_RESP_STATUS)
 			e->status = c->resp.status;
-			break;
-		case HTTP_RESP_DONE:
+		if (ev & HTTP_RESP_DONE)
 			conn_finish(c, now, 0);
-			break;
-		case HTTP_RESP_ERROR:
+		if (ev & HTTP_RESP_ERROR) {
 			c->resp_broken = 1;
 			return;
-		default:
-			break;
 		}
-		if (used == 0 && ev == HTTP_RESP_NONE)
+		if (used == 0)
 			break;
 	}
 }

@@ -43,6 +43,9 @@
 #include "http.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Character classes                                                        */
@@ -131,6 +134,119 @@ static inline uint64_t load8(const void *b)
 }
 
 #define CASE_BITS 0x2020202020202020ull
+
+/*
+ * Finds the LFs of b[0..len) sixteen bytes at a time and hands them out in
+ * order: one compare per block with SSE2 (every x86-64), a byte loop
+ * elsewhere. Nothing outside b[0..len) is read: a last, partial block is
+ * loaded as the sixteen bytes that end at b[len] when there are that many.
+ */
+struct lf_scan {
+	const unsigned char *b;
+	size_t len;
+	size_t base;   /* offset of the block `mask` describes */
+	uint32_t mask; /* LFs at base + bit, not handed out yet */
+};
+
+/* Bit i is set when b[base + i] is LF, for base + i < len and i < 16. */
+static inline uint32_t lf_block(const unsigned char *b, size_t len,
+				size_t base)
+{
+	uint32_t m = 0;
+
+#if defined(__SSE2__)
+	const __m128i lf = _mm_set1_epi8('\n');
+
+	if (base + 16 <= len)
+		return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(
+			_mm_loadu_si128((const __m128i *)(b + base)), lf));
+	if (len >= 16)
+		return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(
+			       _mm_loadu_si128((const __m128i *)(b + len - 16)),
+			       lf)) >>
+		       (base + 16 - len);
+#endif
+	for (size_t i = base; i < len && i < base + 16; i++)
+		m |= (uint32_t)(b[i] == '\n') << (i - base);
+	return m;
+}
+
+/*
+ * What a request target's scan needs of the sixteen bytes at b[base]
+ * (fewer at the end of b[0..len)): bit i of *end is set when b[base + i] is
+ * a control byte or a space (either ends the target), of *qmark when it is
+ * '?', of *slash when it is '/'.
+ */
+static inline void target_block(const unsigned char *b, size_t len,
+				size_t base, uint32_t *end, uint32_t *qmark,
+				uint32_t *slash)
+{
+	uint32_t e = 0, q = 0, sl = 0;
+	size_t i;
+
+#if defined(__SSE2__)
+	if (len >= 16) {
+		size_t at = base + 16 <= len ? base : len - 16;
+		unsigned shift = (unsigned)(base - at);
+		__m128i x = _mm_loadu_si128((const __m128i *)(b + at));
+		__m128i ctl = _mm_or_si128(
+			_mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x),
+			_mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+
+		*end = (uint32_t)_mm_movemask_epi8(_mm_or_si128(
+			       ctl, _mm_cmpeq_epi8(x, _mm_set1_epi8(' ')))) >>
+		       shift;
+		*qmark = (uint32_t)_mm_movemask_epi8(
+				 _mm_cmpeq_epi8(x, _mm_set1_epi8('?'))) >>
+			 shift;
+		*slash = (uint32_t)_mm_movemask_epi8(
+				 _mm_cmpeq_epi8(x, _mm_set1_epi8('/'))) >>
+			 shift;
+		return;
+	}
+#endif
+	for (i = base; i < len && i < base + 16; i++) {
+		uint32_t bit = 1u << (i - base);
+
+		if (char_class[b[i]] & (CC_CTL | CC_SPACE))
+			e |= bit;
+		if (b[i] == '?')
+			q |= bit;
+		if (b[i] == '/')
+			sl |= bit;
+	}
+	*end = e;
+	*qmark = q;
+	*slash = sl;
+}
+
+/* Starts handing out the LFs of b[0..len) from offset `from` on. */
+static inline void lf_start(struct lf_scan *s, const unsigned char *b,
+			    size_t len, size_t from)
+{
+	s->b = b;
+	s->len = len;
+	s->base = from;
+	s->mask = from < len ? lf_block(b, len, from) : 0;
+}
+
+/* Returns the offset of the next LF not handed out yet, or len. */
+static inline size_t lf_next(struct lf_scan *s)
+{
+	size_t at;
+
+	while (!s->mask) {
+		if (s->len - s->base <= 16) {
+			s->base = s->len;
+			return s->len;
+		}
+		s->base += 16;
+		s->mask = lf_block(s->b, s->len, s->base);
+	}
+	at = s->base + (size_t)__builtin_ctz(s->mask);
+	s->mask &= s->mask - 1;
+	return at;
+}
 
 /*
  * Returns true when the 15 bytes at b are "content-length:" in any case.
@@ -795,39 +911,38 @@ static bool hdr_cl_fast(struct http_msg_state *m, const unsigned char *v,
 }
 
 /*
- * Fast path at the start of a header line: consumes complete header lines
- * of b[0..len), and the empty line that ends the headers (setting *ev to
+ * Fast path at the start of a header line, at offset off of the buffer lfs
+ * scans (its next LF is at or after off): consumes complete header lines,
+ * and the empty line that ends the headers (setting *ev to
  * MSG_HEADERS_END). A line that is not Content-Length or Transfer-Encoding
  * is skipped whole; a Content-Length in its usual form is read. Stops at
  * the first line it leaves to the byte-at-a-time path (Transfer-Encoding,
  * an unusual Content-Length, a lone CR, a line whose LF is not in the
- * buffer) and returns the count consumed before it, with m still at
- * M_LINE_START.
+ * buffer) and returns the offset reached, with m still at M_LINE_START.
  */
-static size_t hdr_lines_fast(struct http_msg_state *m, const unsigned char *b,
-			     size_t len, enum msg_event *ev)
+static size_t hdr_lines_fast(struct http_msg_state *m, struct lf_scan *lfs,
+			     size_t off, enum msg_event *ev)
 {
-	size_t off = 0;
+	const unsigned char *b = lfs->b;
+	const size_t len = lfs->len;
 
 	while (off < len) {
-		const unsigned char *line = b + off, *nl;
-		size_t rest = len - off, n;
-		unsigned char c = to_lower(line[0]);
+		const unsigned char *line = b + off;
+		unsigned char c = line[0] | 0x20; /* lowercase, for letters */
+		size_t nl, n;
 
-		if (c == '\n') {
-			*ev = MSG_HEADERS_END;
-			return off + 1;
-		}
-		if (c == '\r') {
-			if (rest < 2 || line[1] != '\n')
-				return off;
+		if (line[0] == '\r' && len - off >= 2 && line[1] == '\n') {
 			*ev = MSG_HEADERS_END;
 			return off + 2;
 		}
-		nl = memchr(line, '\n', rest);
-		if (!nl)
+		if (line[0] == '\n') {
+			*ev = MSG_HEADERS_END;
+			return off + 1;
+		}
+		nl = lf_next(lfs);
+		if (nl == len || line[0] == '\r')
 			return off;
-		n = (size_t)(nl - line);
+		n = nl - off;
 		if (c == 'c' && n > NAME_CL_LEN && is_cl_name(line)) {
 			if (!hdr_cl_fast(m, line + NAME_CL_LEN + 1,
 					 n - NAME_CL_LEN - 1))
@@ -835,7 +950,7 @@ static size_t hdr_lines_fast(struct http_msg_state *m, const unsigned char *b,
 		} else if (c == 't' && n > NAME_TE_LEN && is_te_name(line)) {
 			return off;
 		}
-		off += n + 1;
+		off = nl + 1;
 	}
 	return off;
 }
@@ -851,6 +966,7 @@ static size_t msg_feed(struct http_msg_state *m, const unsigned char *b,
 		       size_t len, enum msg_event *ev)
 {
 	const unsigned char *nl;
+	struct lf_scan lfs;
 	size_t off = 0, k;
 
 	*ev = MSG_NONE;
@@ -862,10 +978,12 @@ static size_t msg_feed(struct http_msg_state *m, const unsigned char *b,
 			off += (size_t)msg_bulk(m, len - off, ev);
 			continue;
 		case M_LINE_START:
-			k = hdr_lines_fast(m, b + off, len - off, ev);
-			off += k;
-			if (k > 0)
+			lf_start(&lfs, b, len, off);
+			k = hdr_lines_fast(m, &lfs, off, ev);
+			if (k > off) {
+				off = k;
 				continue;
+			}
 			break;
 		case M_SKIP_LINE:
 		case M_TRAILER_LINE:
@@ -1005,10 +1123,10 @@ void http_req_init(struct http_req *p)
 }
 
 /* Handles a byte between requests: the first method byte starts one. */
-static enum http_req_event req_idle(struct http_req *p, unsigned char c)
+static unsigned req_idle(struct http_req *p, unsigned char c)
 {
 	if (c == '\r' || c == '\n')
-		return HTTP_REQ_NONE;
+		return 0;
 	if (!is_method_char(c))
 		return HTTP_REQ_ERROR;
 	req_reset(p);
@@ -1021,20 +1139,20 @@ static enum http_req_event req_idle(struct http_req *p, unsigned char c)
 }
 
 /* Handles a byte of the method; a space ends it and starts the target. */
-static enum http_req_event req_method(struct http_req *p, unsigned char c)
+static unsigned req_method(struct http_req *p, unsigned char c)
 {
 	if (c == ' ') {
 		p->head = method_is_head(p->endpoint, p->method_len);
 		tpl_put(&p->tpl, p->endpoint, ENDPOINT_CAP, ' ');
 		tpl_begin(&p->tpl, p->tpl.pos);
 		p->state = R_TARGET;
-		return HTTP_REQ_NONE;
+		return 0;
 	}
 	if (!is_method_char(c) || p->method_len >= METHOD_LEN_MAX)
 		return HTTP_REQ_ERROR;
 	tpl_put(&p->tpl, p->endpoint, ENDPOINT_CAP, (char)c);
 	p->method_len++;
-	return HTTP_REQ_NONE;
+	return 0;
 }
 
 /* Gives the templater a path byte, keeping only HTTP_TARGET_MAX of them. */
@@ -1167,7 +1285,8 @@ static void req_target_end(struct http_req *p)
 {
 	if (p->target == T_QUERY)
 		req_query_param_end(p);
-	tpl_finish(&p->tpl, p->endpoint, ENDPOINT_CAP);
+	p->endpoint_len =
+		(uint8_t)tpl_finish(&p->tpl, p->endpoint, ENDPOINT_CAP);
 	p->state = R_VERSION;
 	p->idx = 0;
 }
@@ -1177,7 +1296,7 @@ static void req_target_end(struct http_req *p)
  * (CR or LF of an HTTP/0.9 request, NUL, ...) or an empty target is an error:
  * servers refuse them, and the endpoint must stay a plain C string.
  */
-static enum http_req_event req_target(struct http_req *p, unsigned char c)
+static unsigned req_target(struct http_req *p, unsigned char c)
 {
 	if (is_ctl(c))
 		return HTTP_REQ_ERROR;
@@ -1185,7 +1304,7 @@ static enum http_req_event req_target(struct http_req *p, unsigned char c)
 		if (p->target == T_EMPTY)
 			return HTTP_REQ_ERROR;
 		req_target_end(p);
-		return HTTP_REQ_NONE;
+		return 0;
 	}
 	switch (p->target) {
 	case T_EMPTY:
@@ -1202,30 +1321,30 @@ static enum http_req_event req_target(struct http_req *p, unsigned char c)
 		req_query_byte(p, c);
 		break;
 	}
-	return HTTP_REQ_NONE;
+	return 0;
 }
 
 /* Handles a byte of the version, which must be "HTTP/1." and a digit. */
-static enum http_req_event req_version(struct http_req *p, unsigned char c)
+static unsigned req_version(struct http_req *p, unsigned char c)
 {
 	if (p->idx < VERSION_PREFIX_LEN) {
 		if (c != (unsigned char)version_prefix[p->idx])
 			return HTTP_REQ_ERROR;
 		p->idx++;
-		return HTTP_REQ_NONE;
+		return 0;
 	}
 	if (!is_digit(c))
 		return HTTP_REQ_ERROR;
 	p->state = R_VERSION_END;
-	return HTTP_REQ_NONE;
+	return 0;
 }
 
 /* Handles the end of the request line: the headers come next. */
-static enum http_req_event req_version_end(struct http_req *p,
+static unsigned req_version_end(struct http_req *p,
 					   unsigned char c)
 {
 	if (c == '\r')
-		return HTTP_REQ_NONE;
+		return 0;
 	if (c != '\n')
 		return HTTP_REQ_ERROR;
 	msg_init(&p->msg);
@@ -1234,7 +1353,7 @@ static enum http_req_event req_version_end(struct http_req *p,
 }
 
 /* Advances the request line parser by one byte c. */
-static enum http_req_event req_line_step(struct http_req *p, unsigned char c)
+static unsigned req_line_step(struct http_req *p, unsigned char c)
 {
 	switch (p->state) {
 	case R_IDLE:
@@ -1273,7 +1392,7 @@ static enum msg_event req_body_start(struct http_req *p)
 
 /* Feeds header and body bytes; returns the count consumed. */
 static size_t req_feed_msg(struct http_req *p, const unsigned char *b,
-			   size_t len, enum http_req_event *ev)
+			   size_t len, unsigned *ev)
 {
 	enum msg_event mev;
 	size_t n = msg_feed(&p->msg, b, len, &mev);
@@ -1281,10 +1400,10 @@ static size_t req_feed_msg(struct http_req *p, const unsigned char *b,
 	if (mev == MSG_HEADERS_END)
 		mev = req_body_start(p);
 	if (mev == MSG_DONE) {
-		req_reset(p);
-		*ev = HTTP_REQ_DONE;
+		p->state = R_IDLE; /* req_idle() resets the rest */
+		*ev |= HTTP_REQ_DONE;
 	} else if (mev == MSG_ERROR) {
-		*ev = HTTP_REQ_ERROR;
+		*ev |= HTTP_REQ_ERROR;
 	}
 	return n;
 }
@@ -1318,93 +1437,181 @@ static bool query_asks_profile(const unsigned char *q, size_t n)
 }
 
 /*
- * Fast path for the rest of a request line once req_idle() took its first
- * byte: when the whole line is in b[0..len) and is in its usual form (a
- * method, one space, an origin-form target, one space, "HTTP/1.x", CRs,
- * LF), consumes it through the LF, fills the endpoint, manual and head
- * exactly as the byte-at-a-time path does, and reports HTTP_REQ_LINE.
- * Returns 0 and leaves the parser's state alone for anything else (bytes
- * may have been written into the endpoint past its current end, which the
- * byte-at-a-time path overwrites).
+ * Returns true when the path segment s[0..n) may be an id that the
+ * templater rewrites: ids start with a digit, or are 16 or more bytes
+ * starting with a hex digit (tpl_seg_is_id() decides).
  */
-static size_t req_line_fast(struct http_req *p, const unsigned char *b,
-			    size_t len, enum http_req_event *ev)
+static inline bool seg_may_be_id(const unsigned char *s, size_t n)
 {
-	const unsigned char *nl = memchr(b, '\n', len);
-	struct http_tpl_state t;
-	size_t end, i = 0, kept = 0, q = 0, path;
-	unsigned mlen = 1;
+	return n > 0 && (is_digit(s[0]) || (n >= HEX_ID_MIN && is_hex(s[0])));
+}
 
-	if (!nl)
-		return 0;
-	/* The scans below need no bound: b[end] is the LF, a control byte,
-	 * which is neither a method byte nor part of a target. */
-	end = (size_t)(nl - b);
-	for (; char_class[b[i]] & CC_METHOD; i++)
-		if (mlen++ >= METHOD_LEN_MAX)
-			return 0;
-	if (i >= end || b[i] != ' ' || b[i + 1] != '/')
-		return 0;
-	for (size_t j = 0; j < i; j++)
-		p->endpoint[1 + j] = (char)b[j];
-	p->endpoint[mlen] = ' ';
-	t = p->tpl;
-	tpl_begin(&t, (size_t)mlen + 1);
-	for (q = ++i; !(char_class[b[i]] & (CC_CTL | CC_SPACE | CC_QMARK)); i++)
-		;
-	kept = i - q < HTTP_TARGET_MAX ? i - q : HTTP_TARGET_MAX;
-	path = q;
-	q = 0;
-	if (b[i] == '?') {
-		q = ++i;
-		while (!(char_class[b[i]] & (CC_CTL | CC_SPACE)))
-			i++;
+/*
+ * Finds where the origin-form path starting at b[path] (a '/') ends: the
+ * first control byte, space or '?' of b[0..len), sixteen bytes at a time.
+ * Stores it in *ret_end and whether no segment of the path may be an id in
+ * *ret_plain. Returns false when the path runs to the end of the buffer.
+ */
+static bool path_scan(const unsigned char *b, size_t len, size_t path,
+		      size_t *ret_end, bool *ret_plain)
+{
+	uint32_t end, qmark, slash, stop;
+	size_t base, seg = path, k;
+	bool plain = true;
+
+	for (base = path; base < len; base += 16) {
+		target_block(b, len, base, &end, &qmark, &slash);
+		stop = end | qmark;
+		if (stop)
+			slash &= (stop & -stop) - 1; /* slashes before the end */
+		for (; slash; slash &= slash - 1) {
+			k = base + (size_t)__builtin_ctz(slash);
+			plain = plain && !seg_may_be_id(b + seg, k - seg);
+			seg = k + 1;
+		}
+		if (stop) {
+			k = base + (size_t)__builtin_ctz(stop);
+			*ret_plain = plain && !seg_may_be_id(b + seg, k - seg);
+			*ret_end = k;
+			return true;
+		}
 	}
-	if (char_class[b[i]] & CC_CTL)
+	return false;
+}
+
+/*
+ * Finds the end of a query string that starts after the '?' at b[q]: the
+ * first control byte or space after it. Returns false when it runs to the
+ * end of the buffer.
+ */
+static bool query_scan(const unsigned char *b, size_t len, size_t q,
+		       size_t *ret_end)
+{
+	uint32_t end, qmark, slash;
+	size_t base;
+
+	for (base = q + 1; base < len; base += 16) {
+		target_block(b, len, base, &end, &qmark, &slash);
+		if (end) {
+			*ret_end = base + (size_t)__builtin_ctz(end);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Writes the endpoint of a request line whose method is b[0..mlen) and
+ * whose path is b[path..pend): the same as req_idle(), req_method() and
+ * req_path_byte() write a byte at a time. A plain path that fits is copied
+ * whole; others go through the templater a segment at a time.
+ */
+static void req_endpoint_fast(struct http_req *p, const unsigned char *b,
+			      size_t mlen, size_t path, size_t pend, bool plain)
+{
+	size_t n = pend - path, at = mlen + 1;
+	struct http_tpl_state t;
+
+	memcpy(p->endpoint, b, mlen);
+	p->endpoint[mlen] = ' ';
+	if (plain && n <= HTTP_TARGET_MAX && at + n <= ENDPOINT_CAP) {
+		memcpy(p->endpoint + at, b + path, n);
+		p->endpoint[at + n] = '\0';
+		p->endpoint_len = (uint8_t)(at + n);
+		return;
+	}
+	tpl_begin(&t, at);
+	p->endpoint_len = (uint8_t)tpl_path_whole(
+		&t, p->endpoint, ENDPOINT_CAP, b + path,
+		n < HTTP_TARGET_MAX ? n : HTTP_TARGET_MAX);
+}
+
+/*
+ * Fast path for a new request whose first byte is b[0] (the parser is at
+ * R_IDLE): when the request line is whole in b[0..len) and in its usual
+ * form (a method, one space, an origin-form target, one space, "HTTP/1.x",
+ * an optional CR, LF), consumes it, reports HTTP_REQ_START and
+ * HTTP_REQ_LINE with endpoint, manual and head exactly as the
+ * byte-at-a-time path fills them, and goes on with whole header lines
+ * (hdr_lines_fast()) and, once they end, the body: skipped in bulk, up to
+ * HTTP_REQ_DONE when it is all in the buffer. Returns the count consumed,
+ * with the parser where the byte-at-a-time path would be. Returns 0,
+ * leaving the parser's state alone, for any other request line (bytes may
+ * have been written into the endpoint; the byte-at-a-time path, which
+ * starts the request at once, overwrites them).
+ */
+static size_t req_head_fast(struct http_req *p, const unsigned char *b,
+			    size_t len, unsigned *ev)
+{
+	enum msg_event mev = MSG_NONE;
+	size_t i = 0, pend, tend, nl, off;
+	struct lf_scan lfs;
+	bool plain;
+
+	while (i < len && i <= METHOD_LEN_MAX && (char_class[b[i]] & CC_METHOD))
+		i++;
+	if (i == 0 || i > METHOD_LEN_MAX || len - i < 2 || b[i] != ' ' ||
+	    b[i + 1] != '/' || !path_scan(b, len, i + 1, &pend, &plain))
 		return 0;
-	/* " HTTP/1." and a digit, then only CRs before the LF. */
-	if (end - i < VERSION_PREFIX_LEN + 2 || b[i] != ' ' ||
-	    memcmp(b + i + 1, version_prefix, VERSION_PREFIX_LEN) != 0 ||
-	    !is_digit(b[i + 1 + VERSION_PREFIX_LEN]))
+	tend = pend;
+	if (b[pend] == '?' && !query_scan(b, len, pend, &tend))
 		return 0;
-	for (size_t j = i + VERSION_PREFIX_LEN + 2; j < end; j++)
-		if (b[j] != '\r')
-			return 0;
-	tpl_path_whole(&t, p->endpoint, ENDPOINT_CAP, b + path, kept);
-	p->tpl = t;
-	p->kept = (uint16_t)kept;
-	p->method_len = (uint8_t)mlen;
-	p->head = method_is_head(p->endpoint, mlen);
-	p->manual = q && query_asks_profile(b + q, i - q);
-	msg_init(&p->msg);
+	/* " HTTP/1." and a digit, then CRLF or LF. */
+	if (len - tend < 10 || load8(b + tend) != load8(" HTTP/1.") ||
+	    !is_digit(b[tend + 8]))
+		return 0;
+	nl = tend + 9;
+	if (b[nl] == '\r' && nl + 1 < len)
+		nl++;
+	if (b[nl] != '\n')
+		return 0;
+	req_endpoint_fast(p, b, i, i + 1, pend, plain);
+	p->method_len = (uint8_t)i;
+	p->head = method_is_head(p->endpoint, p->method_len);
+	p->manual = tend > pend &&
+		    query_asks_profile(b + pend + 1, tend - pend - 1);
 	p->state = R_MSG;
-	*ev = HTTP_REQ_LINE;
-	return end + 1;
+	msg_init(&p->msg);
+	*ev |= HTTP_REQ_START | HTTP_REQ_LINE;
+
+	lf_start(&lfs, b, len, nl + 1);
+	off = hdr_lines_fast(&p->msg, &lfs, nl + 1, &mev);
+	if (mev == MSG_HEADERS_END)
+		mev = req_body_start(p);
+	if (p->msg.state == M_BODY_LENGTH && off < len)
+		off += (size_t)msg_bulk(&p->msg, len - off, &mev);
+	if (mev == MSG_DONE) {
+		p->state = R_IDLE;
+		*ev |= HTTP_REQ_DONE;
+	} else if (mev == MSG_ERROR) {
+		*ev |= HTTP_REQ_ERROR;
+	}
+	return off;
 }
 
 size_t http_req_feed(struct http_req *p, const char *buf, size_t len,
-		     enum http_req_event *ret_event)
+		     unsigned *ret_events)
 {
 	const unsigned char *b = (const unsigned char *)buf;
-	enum http_req_event ev = HTTP_REQ_NONE;
+	unsigned ev = 0;
 	size_t off = 0, k;
 
 	if (p->state == R_ERROR) {
-		*ret_event = HTTP_REQ_ERROR;
+		*ret_events = HTTP_REQ_ERROR;
 		return 0;
 	}
-	while (off < len && ev == HTTP_REQ_NONE) {
+	while (off < len && !(ev & (HTTP_REQ_DONE | HTTP_REQ_ERROR))) {
 		if (p->state == R_MSG)
 			off += req_feed_msg(p, b + off, len - off, &ev);
-		else if (p->state == R_METHOD && p->method_len == 1 &&
-			 (k = req_line_fast(p, b + off, len - off, &ev)) > 0)
+		else if (p->state == R_IDLE &&
+			 (k = req_head_fast(p, b + off, len - off, &ev)) > 0)
 			off += k;
 		else
-			ev = req_line_step(p, b[off++]);
+			ev |= req_line_step(p, b[off++]);
 	}
-	if (ev == HTTP_REQ_ERROR)
+	if (ev & HTTP_REQ_ERROR)
 		p->state = R_ERROR;
-	*ret_event = ev;
+	*ret_events = ev;
 	return off;
 }
 
@@ -1455,36 +1662,36 @@ void http_resp_init(struct http_resp *p)
 }
 
 /* Handles a byte of "HTTP/1.x"; anything else is not an HTTP response. */
-static enum http_resp_event resp_version(struct http_resp *p, unsigned char c)
+static unsigned resp_version(struct http_resp *p, unsigned char c)
 {
 	if (p->idx < VERSION_PREFIX_LEN) {
 		if (c != (unsigned char)version_prefix[p->idx])
 			return HTTP_RESP_ERROR;
 		p->idx++;
-		return HTTP_RESP_NONE;
+		return 0;
 	}
 	if (!is_digit(c))
 		return HTTP_RESP_ERROR;
 	p->state = P_SP;
-	return HTTP_RESP_NONE;
+	return 0;
 }
 
 /* Handles a digit of the status code, which must be 100 or more. */
-static enum http_resp_event resp_code(struct http_resp *p, unsigned char c)
+static unsigned resp_code(struct http_resp *p, unsigned char c)
 {
 	if (!is_digit(c) || (p->idx == 0 && c == '0'))
 		return HTTP_RESP_ERROR;
 	p->status = (uint16_t)(p->status * 10 + (c - '0'));
 	if (++p->idx == 3)
 		p->state = P_CODE_END;
-	return HTTP_RESP_NONE;
+	return 0;
 }
 
 /*
  * Ends the status line. An interim 1xx is parsed silently; any other status
  * is reported, 101 included since nothing HTTP follows it.
  */
-static enum http_resp_event resp_line_end(struct http_resp *p)
+static unsigned resp_line_end(struct http_resp *p)
 {
 	p->state = P_MSG;
 	msg_init(&p->msg);
@@ -1494,13 +1701,13 @@ static enum http_resp_event resp_line_end(struct http_resp *p)
 	}
 	if (p->status < 200) {
 		p->flags |= RF_INTERIM;
-		return HTTP_RESP_NONE;
+		return 0;
 	}
 	return HTTP_RESP_STATUS;
 }
 
 /* Advances the status line parser by one byte c. */
-static enum http_resp_event resp_line_step(struct http_resp *p,
+static unsigned resp_line_step(struct http_resp *p,
 					   unsigned char c)
 {
 	switch (p->state) {
@@ -1512,7 +1719,7 @@ static enum http_resp_event resp_line_step(struct http_resp *p,
 		p->state = P_CODE;
 		p->idx = 0;
 		p->status = 0;
-		return HTTP_RESP_NONE;
+		return 0;
 	case P_CODE:
 		return resp_code(p, c);
 	case P_CODE_END:
@@ -1522,9 +1729,9 @@ static enum http_resp_event resp_line_step(struct http_resp *p,
 			return resp_line_end(p);
 		else if (c != '\r')
 			return HTTP_RESP_ERROR;
-		return HTTP_RESP_NONE;
+		return 0;
 	case P_REASON:
-		return c == '\n' ? resp_line_end(p) : HTTP_RESP_NONE;
+		return c == '\n' ? resp_line_end(p) : 0;
 	default:
 		return HTTP_RESP_ERROR;
 	}
@@ -1559,9 +1766,9 @@ static enum msg_event resp_body_start(struct http_resp *p, bool head)
 	return msg_body_close(m);
 }
 
-/* Turns a framing event into a response event, resetting after DONE. */
-static enum http_resp_event resp_msg_event(struct http_resp *p,
-					   enum msg_event mev, bool head)
+/* Turns a framing event into response events, resetting after DONE. */
+static unsigned resp_msg_event(struct http_resp *p, enum msg_event mev,
+			       bool head)
 {
 	if (mev == MSG_HEADERS_END)
 		mev = resp_body_start(p, head);
@@ -1569,73 +1776,80 @@ static enum http_resp_event resp_msg_event(struct http_resp *p,
 		resp_reset(p);
 		return HTTP_RESP_DONE;
 	}
-	return mev == MSG_ERROR ? HTTP_RESP_ERROR : HTTP_RESP_NONE;
+	return mev == MSG_ERROR ? HTTP_RESP_ERROR : 0;
 }
 
 /*
- * Fast path for a whole status line at the start of a response in b[0..len):
- * "HTTP/1.x", a space, a code of three digits from 100, then a space and a
- * reason up to the LF, or CRLF, or LF. Consumes it through the LF and ends
- * it like resp_line_end(); returns 0, changing nothing, for anything else.
+ * Fast path at the start of a response in b[0..len): when its status line
+ * is whole and in its usual form ("HTTP/1.x", a space, a code of three
+ * digits from 100, then a space and a reason up to the LF, or CRLF, or LF),
+ * consumes it and ends it like resp_line_end(); then goes on with whole
+ * header lines (hdr_lines_fast(), sharing the scan for LFs) and, once they
+ * end, the body: skipped in bulk, up to HTTP_RESP_DONE when it is all in
+ * the buffer. Returns the count consumed, with the parser where the
+ * byte-at-a-time path would be; 0, changing nothing, for anything else.
  */
-static size_t resp_line_fast(struct http_resp *p, const unsigned char *b,
-			     size_t len, enum http_resp_event *ev)
+static size_t resp_head_fast(struct http_resp *p, const unsigned char *b,
+			     size_t len, bool head, unsigned *ev)
 {
 	const size_t code = VERSION_PREFIX_LEN + 2; /* "HTTP/1.1 " */
-	const unsigned char *nl;
-	size_t n;
+	enum msg_event mev = MSG_NONE;
+	struct lf_scan lfs;
+	size_t nl, off;
 
 	if (len < code + 4 || memcmp(b, version_prefix, VERSION_PREFIX_LEN) ||
 	    !is_digit(b[code - 2]) || b[code - 1] != ' ' || b[code] == '0' ||
 	    !is_digit(b[code]) || !is_digit(b[code + 1]) ||
 	    !is_digit(b[code + 2]))
 		return 0;
-	if (b[code + 3] == ' ') {
-		nl = memchr(b + code + 4, '\n', len - code - 4);
-		if (!nl)
-			return 0;
-		n = (size_t)(nl - b) + 1;
-	} else if (b[code + 3] == '\n') {
-		n = code + 4;
-	} else if (b[code + 3] == '\r' && len > code + 4 &&
-		   b[code + 4] == '\n') {
-		n = code + 5;
-	} else {
+	lf_start(&lfs, b, len, code + 3);
+	nl = lf_next(&lfs);
+	if (nl == len || (nl > code + 3 && b[code + 3] != ' ' &&
+			  !(nl == code + 4 && b[code + 3] == '\r')))
 		return 0;
-	}
 	p->status = (uint16_t)((b[code] - '0') * 100 + (b[code + 1] - '0') * 10 +
 			       (b[code + 2] - '0'));
 	p->idx = 3;
-	*ev = resp_line_end(p);
-	return n;
+	*ev |= resp_line_end(p);
+	if (p->flags & RF_INTERIM)
+		return nl + 1; /* its headers go a byte at a time */
+
+	off = hdr_lines_fast(&p->msg, &lfs, nl + 1, &mev);
+	*ev |= resp_msg_event(p, mev, head);
+	if (p->state == P_MSG && p->msg.state == M_BODY_LENGTH && off < len) {
+		off += (size_t)msg_bulk(&p->msg, len - off, &mev);
+		*ev |= resp_msg_event(p, mev, head);
+	}
+	return off;
 }
 
 size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
-		      bool head, enum http_resp_event *ret_event)
+		      bool head, unsigned *ret_events)
 {
 	const unsigned char *b = (const unsigned char *)buf;
-	enum http_resp_event ev = HTTP_RESP_NONE;
+	unsigned ev = 0;
 	enum msg_event mev;
 	size_t off = 0, k;
 
 	if (p->state == P_ERROR) {
-		*ret_event = HTTP_RESP_ERROR;
+		*ret_events = HTTP_RESP_ERROR;
 		return 0;
 	}
-	while (off < len && ev == HTTP_RESP_NONE) {
+	while (off < len && !(ev & (HTTP_RESP_DONE | HTTP_RESP_ERROR))) {
 		if (p->state == P_MSG) {
 			off += msg_feed(&p->msg, b + off, len - off, &mev);
-			ev = resp_msg_event(p, mev, head);
+			ev |= resp_msg_event(p, mev, head);
 		} else if (p->state == P_VERSION && p->idx == 0 &&
-			   (k = resp_line_fast(p, b + off, len - off, &ev)) > 0) {
+			   (k = resp_head_fast(p, b + off, len - off, head,
+					       &ev)) > 0) {
 			off += k;
 		} else {
-			ev = resp_line_step(p, b[off++]);
+			ev |= resp_line_step(p, b[off++]);
 		}
 	}
-	if (ev == HTTP_RESP_ERROR)
+	if (ev & HTTP_RESP_ERROR)
 		p->state = P_ERROR;
-	*ret_event = ev;
+	*ret_events = ev;
 	return off;
 }
 
@@ -1647,15 +1861,14 @@ size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
  * unseen: they are consumed without an event and the parser stays where it
  * was (best effort; servers sendfile exactly a body or a chunk's data).
  */
-size_t http_resp_skip(struct http_resp *p, uint64_t n,
-		      enum http_resp_event *ret_event)
+size_t http_resp_skip(struct http_resp *p, uint64_t n, unsigned *ret_events)
 {
 	enum msg_event mev = MSG_NONE;
 	uint64_t took;
 
-	*ret_event = HTTP_RESP_NONE;
+	*ret_events = 0;
 	if (p->state == P_ERROR) {
-		*ret_event = HTTP_RESP_ERROR;
+		*ret_events = HTTP_RESP_ERROR;
 		return 0;
 	}
 	if (n > SIZE_MAX)
@@ -1665,7 +1878,7 @@ size_t http_resp_skip(struct http_resp *p, uint64_t n,
 	took = msg_bulk(&p->msg, n, &mev);
 	if (mev == MSG_DONE) {
 		resp_reset(p);
-		*ret_event = HTTP_RESP_DONE;
+		*ret_events = HTTP_RESP_DONE;
 		return (size_t)took;
 	}
 	return (size_t)n;

@@ -34,13 +34,15 @@
 #define HTTP_TARGET_MAX 160    /* raw path bytes kept before templating */
 #define HTTP_ENDPOINT_MAX 120  /* "METHOD /templated/path" including NUL */
 
-enum http_req_event {
-	HTTP_REQ_NONE = 0,  /* all bytes consumed, nothing to report */
-	HTTP_REQ_START,     /* the first byte of a new request was consumed */
-	HTTP_REQ_LINE,      /* the request line is complete: see endpoint */
-	HTTP_REQ_DONE,      /* the request (headers and body) is complete */
-	HTTP_REQ_ERROR,     /* not HTTP/1.x, or malformed: stop feeding */
-};
+/*
+ * What a call to http_req_feed() saw, as bits of its *ret_events. One call
+ * consumes bytes up to the end of one request at most, so the bits set in a
+ * call all belong to the same request and happen in this order.
+ */
+#define HTTP_REQ_START 0x01 /* a new request began: its first byte was fed */
+#define HTTP_REQ_LINE 0x02  /* its request line completed: see endpoint */
+#define HTTP_REQ_DONE 0x04  /* it is complete (headers and body) */
+#define HTTP_REQ_ERROR 0x08 /* not HTTP/1.x, or malformed: stop feeding */
 
 /*
  * Private: the streaming path templater. The templated path is written
@@ -73,6 +75,7 @@ struct http_msg_state {
 struct http_req {
 	/* Outputs, valid from HTTP_REQ_LINE until the next HTTP_REQ_START. */
 	char endpoint[HTTP_ENDPOINT_MAX]; /* "GET /users/:id" */
+	uint8_t endpoint_len; /* strlen(endpoint) */
 	bool manual;        /* query had profile=1|true|yes (any case) */
 	bool head;          /* method is HEAD: its response has no body */
 
@@ -94,23 +97,23 @@ struct http_req {
 void http_req_init(struct http_req *p);
 
 /*
- * Consume bytes from buf[0..len) until the first event or the end of the
- * buffer. Returns the number of bytes consumed (<= len) and stores the event
- * in *ret_event. The caller loops, feeding buf + consumed, until all bytes
- * are consumed. After HTTP_REQ_ERROR the parser consumes nothing more until
- * http_req_init(). HTTP_REQ_START is reported before any byte of the new
- * request is consumed past the first one, so a caller that timestamps it
- * times the request from its first byte.
+ * Consume bytes from buf[0..len) up to the end of the request being read
+ * (HTTP_REQ_DONE), an error, or the end of the buffer, whichever comes
+ * first. Returns the number of bytes consumed (<= len) and stores the events
+ * seen in *ret_events (0 when none). The caller loops, feeding
+ * buf + consumed, until all bytes are consumed: a buffer holding several
+ * pipelined requests takes one call per request. After HTTP_REQ_ERROR the
+ * parser consumes nothing more until http_req_init(). HTTP_REQ_START is
+ * reported by the call that consumed the request's first byte, so a caller
+ * that timestamps it times the request from the read that brought that byte.
  */
 size_t http_req_feed(struct http_req *p, const char *buf, size_t len,
-		     enum http_req_event *ret_event);
+		     unsigned *ret_events);
 
-enum http_resp_event {
-	HTTP_RESP_NONE = 0, /* all bytes consumed, nothing to report */
-	HTTP_RESP_STATUS,   /* the final status line is complete: see status */
-	HTTP_RESP_DONE,     /* the response is complete */
-	HTTP_RESP_ERROR,    /* not an HTTP/1.x response: stop feeding */
-};
+/* What a call to http_resp_feed() saw, as bits, in this order. */
+#define HTTP_RESP_STATUS 0x01 /* the final status line is complete: status */
+#define HTTP_RESP_DONE 0x02   /* the response is complete */
+#define HTTP_RESP_ERROR 0x04  /* not an HTTP/1.x response: stop feeding */
 
 struct http_resp {
 	/* Output, valid from HTTP_RESP_STATUS until the next response. */
@@ -127,14 +130,14 @@ struct http_resp {
 void http_resp_init(struct http_resp *p);
 
 /*
- * Consume response bytes from buf[0..len) until the first event or the end
- * of the buffer; same conventions as http_req_feed(). `head` says the
- * request being answered was HEAD. After HTTP_RESP_DONE the parser expects
- * the next response. A response framed by the end of the connection never
- * reports DONE; the caller ends it at close.
+ * Consume response bytes from buf[0..len) up to the end of the response
+ * being written, an error, or the end of the buffer; same conventions as
+ * http_req_feed(). `head` says the request being answered was HEAD. After
+ * HTTP_RESP_DONE the parser expects the next response. A response framed by
+ * the end of the connection never reports DONE; the caller ends it at close.
  */
 size_t http_resp_feed(struct http_resp *p, const char *buf, size_t len,
-		      bool head, enum http_resp_event *ret_event);
+		      bool head, unsigned *ret_events);
 
 /*
  * True when closing the connection now leaves the response being written
@@ -147,11 +150,10 @@ bool http_resp_ends_at_close(const struct http_resp *p);
 
 /*
  * Account for n response bytes the caller cannot see (sendfile). Returns the
- * number of bytes accounted (<= n) up to the first event, like
+ * number of bytes accounted (<= n) up to the end of the response, like
  * http_resp_feed(); bytes outside a body are treated as opaque body bytes.
  */
-size_t http_resp_skip(struct http_resp *p, uint64_t n,
-		      enum http_resp_event *ret_event);
+size_t http_resp_skip(struct http_resp *p, uint64_t n, unsigned *ret_events);
 
 /*
  * Write the templated form of path[0..len) (no query string) into out

@@ -51,6 +51,28 @@ static uint32_t ring_hash(const char *s, size_t len)
 	return (uint32_t)h;
 }
 
+/*
+ * Returns true when the interned name e (NUL-terminated in its slot) is
+ * exactly s[0..len): eight bytes at a time, since every request compares
+ * its endpoint once. len < RING_ENDPOINT_NAME_MAX.
+ */
+static bool ring_name_eq(const char *e, const char *s, size_t len)
+{
+	uint64_t a, b;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&a, e + i, sizeof(a));
+		memcpy(&b, s + i, sizeof(b));
+		if (a != b)
+			return false;
+	}
+	for (; i < len; i++)
+		if (e[i] != s[i])
+			return false;
+	return e[len] == '\0';
+}
+
 static void ring_init_header(struct ring_header *h,
 			     const struct env_config *cfg, const char *exe,
 			     uint64_t total, uint32_t ep_cap, uint64_t ep_off,
@@ -229,14 +251,17 @@ void ring_count(uint64_t *counter, uint64_t n)
 	atomic_fetch_add_explicit(A(counter), n, memory_order_relaxed);
 }
 
-uint32_t ring_endpoint(struct ring_header *h, const char *name,
+uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
 		       unsigned max_endpoints)
 {
 	struct ring_endpoint *eps =
 		(struct ring_endpoint *)((uint8_t *)h + h->endpoints_off);
 	const uint32_t mask = h->endpoints_cap - 1;
-	size_t len = strnlen(name, RING_ENDPOINT_NAME_MAX - 1);
-	uint32_t hash = ring_hash(name, len);
+	uint32_t hash;
+
+	if (len > RING_ENDPOINT_NAME_MAX - 1)
+		len = RING_ENDPOINT_NAME_MAX - 1;
+	hash = ring_hash(name, len);
 	bool other = false;
 
 again:
@@ -247,8 +272,7 @@ again:
 						   memory_order_acquire);
 
 		if (st == RING_EP_READY) {
-			if (e->hash == hash && memcmp(e->name, name, len) == 0 &&
-			    e->name[len] == '\0')
+			if (e->hash == hash && ring_name_eq(e->name, name, len))
 				return idx;
 			continue;
 		}

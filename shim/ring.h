@@ -46,12 +46,12 @@ void ring_commit(struct ring_rec *rec, uint64_t pos);
 void ring_count(uint64_t *counter, uint64_t n);
 
 /*
- * Return the endpoint index for `name` (NUL-terminated), interning it when
- * new. Beyond `max_endpoints` distinct names, returns the index of "OTHER".
+ * Return the endpoint index for name[0..len) (no NUL needed; cut to
+ * RING_ENDPOINT_NAME_MAX - 1 bytes), interning it when new. Beyond `max_endpoints` distinct names, returns the index of "OTHER".
  * Lock-free; never waits for another thread. Async-signal-safe, but only
  * called from hooks.
  */
-uint32_t ring_endpoint(struct ring_header *h, const char *name,
+uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
 		       unsigned max_endpoints);
 
 #endif /* PROFSHIM_RING_H */

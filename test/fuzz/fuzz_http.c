@@ -14,12 +14,14 @@
  * Checked invariants:
  *   - a feed consumes at most what it was given, and something whenever it
  *     reports no error and was given something;
- *   - events come in order (START, LINE, DONE / STATUS, DONE) and nothing is
- *     consumed after an error;
+ *   - events come in order (START, LINE, DONE / STATUS, DONE), one call
+ *     reports the events of one message at most, and nothing is consumed
+ *     after an error;
  *   - the endpoint is NUL-terminated, starts with the method that was fed and
  *     a space, and holds no query, space or line break;
- *   - feeding in pieces gives exactly the events, offsets and outputs that
- *     feeding everything at once gives;
+ *   - feeding in pieces gives exactly the events and outputs that feeding
+ *     everything at once gives, and the same offsets for the events whose
+ *     offset is exact however the input is split (DONE, ERROR);
  *   - the templated path of an origin-form target is exactly what
  *     http_template_path() makes of its first HTTP_TARGET_MAX bytes;
  *   - a truncated template is a prefix of the untruncated one.
@@ -32,6 +34,10 @@
 
 #define CTL_BYTES 4
 #define LOG_MAX 4096
+
+/* Events in a log, one record per event bit. */
+enum { EV_START = 1, EV_LINE, EV_DONE, EV_ERROR };
+enum { RV_STATUS = 1, RV_DONE, RV_ERROR };
 
 /* One reported event, with what the parser exposed at that moment. */
 struct rec {
@@ -122,9 +128,11 @@ static void check_endpoint(const struct http_req *p, const uint8_t *payload,
 static void run_req(const uint8_t *ctl, const uint8_t *payload, size_t len,
 		    struct log *log)
 {
+	static const unsigned bits[] = { HTTP_REQ_START, HTTP_REQ_LINE,
+					 HTTP_REQ_DONE, HTTP_REQ_ERROR };
 	struct http_req p;
 	size_t off = 0, piece = 0, start = 0;
-	int expect = HTTP_REQ_START;
+	int expect = EV_START;
 
 	http_req_init(&p);
 	log->n = 0;
@@ -135,41 +143,54 @@ static void run_req(const uint8_t *ctl, const uint8_t *payload, size_t len,
 		bool failed = false;
 
 		while (used < n && !failed) {
-			enum http_req_event ev = HTTP_REQ_NONE;
+			unsigned ev = 0, again = 0;
+			size_t from = used;
 			size_t c = http_req_feed(&p, buf + used, n - used, &ev);
-			struct rec *r;
 
 			ASSERT(c <= n - used);
 			used += c;
-			if (ev == HTTP_REQ_NONE) {
+			if (ev == 0) {
 				ASSERT(used == n);
 				continue;
 			}
-			r = log_add(log, ev, off + used);
-			if (ev == HTTP_REQ_ERROR) {
-				enum http_req_event again = HTTP_REQ_NONE;
+			ASSERT(c > 0 || ev == HTTP_REQ_ERROR);
+			ASSERT(!((ev & HTTP_REQ_DONE) && (ev & HTTP_REQ_ERROR)));
+			for (int k = 0; k < 4; k++) {
+				struct rec *r;
 
+				if (!(ev & bits[k]))
+					continue;
+				r = log_add(log, EV_START + k, off + used);
+				if (bits[k] == HTTP_REQ_ERROR)
+					break;
+				ASSERT(EV_START + k == expect);
+				if (bits[k] == HTTP_REQ_START) {
+					/* Only CRs and LFs come before a
+					 * request's first byte in a call. */
+					start = off + from;
+					while (payload[start] == '\r' ||
+					       payload[start] == '\n')
+						start++;
+					expect = EV_LINE;
+				} else if (bits[k] == HTTP_REQ_LINE) {
+					check_endpoint(&p, payload, len, start);
+					ASSERT(p.endpoint_len ==
+					       strlen(p.endpoint));
+					if (r) {
+						memcpy(r->endpoint, p.endpoint,
+						       sizeof(r->endpoint));
+						r->manual = p.manual;
+						r->head = p.head;
+					}
+					expect = EV_DONE;
+				} else {
+					expect = EV_START;
+				}
+			}
+			if (ev & HTTP_REQ_ERROR) {
 				ASSERT(http_req_feed(&p, buf, n, &again) == 0);
 				ASSERT(again == HTTP_REQ_ERROR);
 				failed = true;
-				continue;
-			}
-			ASSERT(c > 0);
-			ASSERT((int)ev == expect);
-			if (ev == HTTP_REQ_START) {
-				start = off + used - 1;
-				expect = HTTP_REQ_LINE;
-			} else if (ev == HTTP_REQ_LINE) {
-				check_endpoint(&p, payload, len, start);
-				if (r) {
-					memcpy(r->endpoint, p.endpoint,
-					       sizeof(r->endpoint));
-					r->manual = p.manual;
-					r->head = p.head;
-				}
-				expect = HTTP_REQ_DONE;
-			} else {
-				expect = HTTP_REQ_START;
 			}
 		}
 		free(buf);
@@ -185,7 +206,7 @@ static void run_resp(const uint8_t *ctl, bool head, const uint8_t *payload,
 {
 	struct http_resp p;
 	size_t off = 0, piece = 0;
-	int expect = HTTP_RESP_STATUS;
+	int expect = RV_STATUS;
 
 	http_resp_init(&p);
 	log->n = 0;
@@ -196,31 +217,44 @@ static void run_resp(const uint8_t *ctl, bool head, const uint8_t *payload,
 		bool failed = false;
 
 		while (used < n && !failed) {
-			enum http_resp_event ev = HTTP_RESP_NONE;
+			static const unsigned bits[] = { HTTP_RESP_STATUS,
+							 HTTP_RESP_DONE,
+							 HTTP_RESP_ERROR };
+			unsigned ev = 0;
 			size_t c = http_resp_feed(&p, buf + used, n - used,
 						  head, &ev);
-			struct rec *r;
 
 			ASSERT(c <= n - used);
 			used += c;
-			if (ev == HTTP_RESP_NONE) {
+			if (ev == 0) {
 				ASSERT(used == n);
 				continue;
 			}
-			r = log_add(log, ev, off + used);
-			if (r)
-				r->status = p.status;
-			if (ev == HTTP_RESP_ERROR) {
-				failed = true;
-				continue;
+			ASSERT(c > 0 || ev == HTTP_RESP_ERROR);
+			ASSERT(!((ev & HTTP_RESP_DONE) &&
+				 (ev & HTTP_RESP_ERROR)));
+			for (int k = 0; k < 3; k++) {
+				struct rec *r;
+
+				if (!(ev & bits[k]))
+					continue;
+				r = log_add(log, RV_STATUS + k, off + used);
+				if (r)
+					r->status = p.status;
+				if (bits[k] == HTTP_RESP_ERROR)
+					break;
+				ASSERT(RV_STATUS + k == expect);
+				if (bits[k] == HTTP_RESP_STATUS)
+					ASSERT(p.status >= 100 &&
+					       p.status <= 999 &&
+					       (p.status >= 200 ||
+						p.status == 101));
+				expect = bits[k] == HTTP_RESP_STATUS
+						 ? RV_DONE
+						 : RV_STATUS;
 			}
-			ASSERT(c > 0);
-			ASSERT((int)ev == expect);
-			if (ev == HTTP_RESP_STATUS)
-				ASSERT(p.status >= 100 && p.status <= 999 &&
-				       (p.status >= 200 || p.status == 101));
-			expect = ev == HTTP_RESP_STATUS ? HTTP_RESP_DONE
-							: HTTP_RESP_STATUS;
+			if (ev & HTTP_RESP_ERROR)
+				failed = true;
 		}
 		free(buf);
 		off += n;
@@ -229,8 +263,12 @@ static void run_resp(const uint8_t *ctl, bool head, const uint8_t *payload,
 	}
 }
 
-/* Checks that two logs hold the same events, offsets and outputs. */
-static void check_same(const struct log *a, const struct log *b)
+/*
+ * Checks that two logs hold the same events and outputs, and the same
+ * offsets for the events at which a call stops (`exact_from` and later).
+ */
+static void check_same(const struct log *a, const struct log *b,
+		       int exact_from)
 {
 	size_t i;
 
@@ -238,7 +276,8 @@ static void check_same(const struct log *a, const struct log *b)
 	for (i = 0; i < a->n; i++) {
 		const struct rec *x = &a->rec[i], *y = &b->rec[i];
 
-		ASSERT(x->ev == y->ev && x->at == y->at);
+		ASSERT(x->ev == y->ev);
+		ASSERT(x->ev < exact_from || x->at == y->at);
 		ASSERT(strcmp(x->endpoint, y->endpoint) == 0);
 		ASSERT(x->manual == y->manual && x->head == y->head);
 		ASSERT(x->status == y->status);
@@ -260,10 +299,10 @@ static void run_resp_skips(const uint8_t *ctl, const uint8_t *payload,
 		size_t n = piece_size(ctl, piece++, len - off);
 		char *buf = exact_copy(payload + off, n);
 		size_t used = 0;
-		enum http_resp_event ev = HTTP_RESP_NONE;
+		unsigned ev = 0;
 		uint64_t gap = (uint64_t)ctl[piece % 3] * 3;
 
-		while (used < n && ev != HTTP_RESP_ERROR) {
+		while (used < n && !(ev & HTTP_RESP_ERROR)) {
 			size_t c = http_resp_feed(&p, buf + used, n - used,
 						  false, &ev);
 
@@ -272,13 +311,13 @@ static void run_resp_skips(const uint8_t *ctl, const uint8_t *payload,
 		}
 		free(buf);
 		off += n;
-		if (ev == HTTP_RESP_ERROR)
+		if (ev & HTTP_RESP_ERROR)
 			return;
 		while (gap > 0) {
 			size_t c = http_resp_skip(&p, gap, &ev);
 
 			ASSERT(c <= gap);
-			if (ev == HTTP_RESP_ERROR)
+			if (ev & HTTP_RESP_ERROR)
 				return;
 			ASSERT(c > 0);
 			gap -= c;
@@ -321,7 +360,7 @@ static void check_path_agreement(const uint8_t *payload, size_t len)
 	static char req[65536 + 64];
 	char want[HTTP_ENDPOINT_MAX];
 	struct http_req p;
-	enum http_req_event ev = HTTP_REQ_NONE;
+	unsigned ev = 0;
 	size_t i, n, used = 0, kept = len < HTTP_TARGET_MAX ? len
 							     : HTTP_TARGET_MAX;
 	char *buf;
@@ -338,10 +377,10 @@ static void check_path_agreement(const uint8_t *payload, size_t len)
 	n = 4 + len + 11;
 	buf = exact_copy((const uint8_t *)req, n);
 	http_req_init(&p);
-	while (used < n && ev != HTTP_REQ_LINE && ev != HTTP_REQ_ERROR)
+	while (used < n && !(ev & (HTTP_REQ_LINE | HTTP_REQ_ERROR)))
 		used += http_req_feed(&p, buf + used, n - used, &ev);
 	free(buf);
-	ASSERT(ev == HTTP_REQ_LINE && used == n);
+	ASSERT(ev == (HTTP_REQ_START | HTTP_REQ_LINE) && used == n);
 	memcpy(want, "GET ", 4);
 	http_template_path((const char *)payload, kept, want + 4,
 			   sizeof(want) - 4);
@@ -359,11 +398,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	run_req(NULL, payload, len, &log_whole);
 	run_req(ctl, payload, len, &log_pieces);
-	check_same(&log_whole, &log_pieces);
+	check_same(&log_whole, &log_pieces, EV_DONE);
 
 	run_resp(NULL, ctl[3] & 1, payload, len, &log_whole);
 	run_resp(ctl, ctl[3] & 1, payload, len, &log_pieces);
-	check_same(&log_whole, &log_pieces);
+	check_same(&log_whole, &log_pieces, RV_DONE);
 	run_resp_skips(ctl, payload, len);
 
 	check_template(payload, len, ctl[3] >> 1);

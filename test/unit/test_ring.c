@@ -36,6 +36,13 @@
 
 
 /* A seeded generator for per-record contents, independent of rng_state. */
+/* Interns a NUL-terminated endpoint name. */
+static uint32_t ep_intern(struct ring_header *h, const char *name,
+			  unsigned max_endpoints)
+{
+	return ring_endpoint(h, name, strlen(name), max_endpoints);
+}
+
 static uint64_t mix64(uint64_t z)
 {
 	z += 0x9e3779b97f4a7c15ull;
@@ -330,11 +337,11 @@ static void test_round_trip(void)
 	CHECK_EQ(reader_header(f.r)->data_size, 64 << 10);
 	CHECK_EQ(reader_header(f.r)->max_depth, RING_MAX_FRAMES);
 
-	ep_users = ring_endpoint(f.h, "GET /users/{id}", 1000);
-	ep_root = ring_endpoint(f.h, "GET /", 1000);
+	ep_users = ep_intern(f.h, "GET /users/{id}", 1000);
+	ep_root = ep_intern(f.h, "GET /", 1000);
 	memset(long_name, 'L', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
-	ep_long = ring_endpoint(f.h, long_name, 1000);
+	ep_long = ep_intern(f.h, long_name, 1000);
 	CHECK(ep_users != ep_root);
 	CHECK(ep_users < f.h->endpoints_cap && ep_root < f.h->endpoints_cap);
 	CHECK(ep_long < f.h->endpoints_cap);
@@ -539,7 +546,7 @@ static void wrap_run(uint64_t size, int maxn, uint64_t seed, int laps)
 	uint32_t ep = 0;
 
 	fx_setup(&f, size, 16, true);
-	ep = ring_endpoint(f.h, "/wrap", 16);
+	ep = ep_intern(f.h, "/wrap", 16);
 	rng_state = seed;
 	while (load64(&f.h->head) < (uint64_t)laps * size && bad < 5) {
 		int burst = 1 + (int)(rng_next() % 40);
@@ -1118,7 +1125,7 @@ static void test_endpoints(void)
 	fx_setup(&f, 4096, 10, true);
 	for (int i = 0; i < 10; i++) {
 		(void)snprintf(name, sizeof(name), "GET /api/%d", i);
-		idx[i] = ring_endpoint(f.h, name, 10);
+		idx[i] = ep_intern(f.h, name, 10);
 		CHECK(idx[i] < f.h->endpoints_cap);
 		CHECK_STR(ep_name(f.h, idx[i]), name);
 		for (int j = 0; j < i; j++)
@@ -1128,10 +1135,10 @@ static void test_endpoints(void)
 	CHECK_EQ(f.h->overflow_endpoints, 0);
 	for (int i = 0; i < 10; i++) {
 		(void)snprintf(name, sizeof(name), "GET /api/%d", i);
-		CHECK_EQ(ring_endpoint(f.h, name, 10), idx[i]);
+		CHECK_EQ(ep_intern(f.h, name, 10), idx[i]);
 	}
 	/* Beyond the limit: OTHER, counted. */
-	other = ring_endpoint(f.h, "GET /api/10", 10);
+	other = ep_intern(f.h, "GET /api/10", 10);
 	CHECK(other < f.h->endpoints_cap);
 	CHECK_STR(ep_name(f.h, other), "OTHER");
 	for (int i = 0; i < 10; i++)
@@ -1139,12 +1146,12 @@ static void test_endpoints(void)
 	CHECK_EQ(f.h->overflow_endpoints, 1);
 	for (int i = 11; i < 30; i++) {
 		(void)snprintf(name, sizeof(name), "GET /api/%d", i);
-		CHECK_EQ(ring_endpoint(f.h, name, 10), other);
+		CHECK_EQ(ep_intern(f.h, name, 10), other);
 	}
 	CHECK_EQ(f.h->overflow_endpoints, 20);
 	CHECK_EQ(f.h->endpoints_used, 10);
 	/* Known names still map to themselves. */
-	again = ring_endpoint(f.h, "GET /api/3", 10);
+	again = ep_intern(f.h, "GET /api/3", 10);
 	CHECK_EQ(again, idx[3]);
 	CHECK_EQ(f.h->overflow_endpoints, 20);
 	/* The reader sees the names. */
@@ -1172,17 +1179,17 @@ static void test_endpoints(void)
 
 		memset(a, 'a', sizeof(a) - 1);
 		a[sizeof(a) - 1] = '\0';
-		ia = ring_endpoint(f.h, a, 100);
-		ia2 = ring_endpoint(f.h, a, 100);
+		ia = ep_intern(f.h, a, 100);
+		ia2 = ep_intern(f.h, a, 100);
 		CHECK_EQ(ia, ia2);
 		CHECK_EQ(strlen(ep_name(f.h, ia)), RING_ENDPOINT_NAME_MAX - 1);
 		/* A name that is a prefix of another is distinct. */
 		memcpy(b, a, 50);
 		b[50] = '\0';
-		ib = ring_endpoint(f.h, b, 100);
+		ib = ep_intern(f.h, b, 100);
 		CHECK(ib != ia);
 		CHECK_STR(ep_name(f.h, ib), b);
-		CHECK_EQ(ring_endpoint(f.h, "", 100), ring_endpoint(f.h, "", 100));
+		CHECK_EQ(ep_intern(f.h, "", 100), ep_intern(f.h, "", 100));
 	}
 	fx_teardown(&f);
 }
@@ -1217,7 +1224,7 @@ static void *ep_thread(void *arg)
 	for (int i = 0; i < EP_NAMES; i++) {
 		int k = order[i];
 
-		e->got[k] = ring_endpoint(e->h, ep_names[k], 1000);
+		e->got[k] = ep_intern(e->h, ep_names[k], 1000);
 	}
 	return NULL;
 }
@@ -2036,7 +2043,7 @@ int main(void)
 
 	/* A valid image to corrupt: some records and endpoints in it. */
 	fx_setup(&f, 4096, 8, false);
-	(void)ring_endpoint(f.h, "GET /a", 8);
+	(void)ep_intern(f.h, "GET /a", 8);
 	for (int i = 0; i < 5; i++)
 		(void)put_request(f.h, (uint64_t)i, 0, 0, 0, 0, 0, 0, 0);
 	fd = open(f.path, O_RDONLY | O_CLOEXEC);

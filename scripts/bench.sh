@@ -56,7 +56,7 @@ if [ $quick = 1 ]; then
   e_args=(--rounds 1 --duration 2)
 else
   s_args=(--rounds 5 --signals 200000); h_args=(--requests 20000)
-  e_args=(--rounds 5 --duration 5)
+  e_args=(--rounds 7 --duration 5)
 fi
 
 tmp=$(mktemp)

@@ -3,21 +3,26 @@
  *
  * Everything here is a byte-at-a-time state machine over caller-owned state:
  * no allocation, no locks, no system calls, and no library calls but
- * memchr() and memcmp(). Each byte costs a bounded amount of work; a body or
- * chunk payload is skipped in one step per call whatever its size. Nothing is
- * ever read outside buf[0..len), and nothing but the method, the templated
- * path and the status is kept.
+ * memchr(), memcmp() and memcpy(). Each byte costs a bounded amount of
+ * work; a body or chunk payload is skipped in one step per call whatever
+ * its size. Nothing is ever read outside buf[0..len), and nothing but the
+ * method, the templated path and the status is kept. A call goes on to the
+ * end of one message, so the hooks make one call per request and per
+ * response in the usual case of a message read or written whole.
  *
- * Fast paths. The state machine is the definition; on top of it, three fast
- * paths take the common case a line at a time when the whole line is in the
- * buffer: a request line in origin form (req_line_fast), a status line
- * (resp_line_fast), and header lines (hdr_lines_fast), where only
- * Content-Length is looked into and every other line is skipped with
- * memchr(). A fast path either consumes complete lines and leaves exactly
- * the state the byte-at-a-time path would have left, or consumes nothing and
- * hands the line to it; so feeding a message byte by byte (which never takes
- * a fast path) and all at once must give the same events at the same
- * offsets, which the unit tests and the fuzz target check.
+ * Fast paths. The state machine is the definition; on top of it, fast
+ * paths take the usual case whole when it is in the buffer: a request's
+ * head from its first byte (req_head_fast: request line in origin form,
+ * header lines, body framing), a response's head (resp_head_fast), and
+ * header lines wherever one starts (hdr_lines_fast), where only
+ * Content-Length is looked into and every other line is skipped whole.
+ * LFs, and the bytes that end a path, are found sixteen bytes at a time
+ * (SSE2; a byte loop on other machines). A fast path either consumes
+ * complete lines and leaves exactly the state the byte-at-a-time path
+ * would have left, or consumes nothing and hands the line to it; so feeding
+ * a message byte by byte (which never takes a fast path) and all at once
+ * must give the same events and outputs, which the unit tests and the fuzz
+ * target check.
  *
  * Layout:
  *   - character classes and the path templater (shared by http_req_feed()

@@ -16,6 +16,11 @@
 # children, so with a master and workers gperftools would profile only the
 # idle master. With one process every profiler sees the serving process.
 #
+# On a machine with two or more CPUs, nginx runs on the last CPU and wrk and
+# the collector on the others (taskset), so that the load generator does
+# not take turns with the server on its CPU: without that, one round's
+# throughput moves by several percent whatever the profiler.
+#
 # Each run starts a fresh nginx, warms up with 1 s of wrk, then measures
 # DURATION seconds of wrk. Per run: throughput (wrk's Requests/sec) and
 # server CPU per request ((utime+stime) of the nginx process from
@@ -94,6 +99,15 @@ COLLECTOR=$build/collector/profshim-collector
 clk_tck=$(getconf CLK_TCK)
 ngx_version=$("$NGINX" -v 2>&1 | sed -n 's|^nginx version: ||p')
 wrk_args=(-t1 -c8 "-d${duration}s" -H "Accept-Encoding: gzip")
+# CPU pinning (see the top of this file): server_cpu for nginx, client_cpus
+# for wrk and the collector.
+ncpu=$(nproc)
+server_pin=()
+client_pin=()
+if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null; then
+  server_pin=(taskset -c "$((ncpu - 1))")
+  client_pin=(taskset -c "0-$((ncpu - 2))")
+fi
 page=/page.html
 endpoint="GET $page"
 
@@ -307,7 +321,7 @@ run() {
       ;;
   esac
 
-  env "${envs[@]}" "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+  "${server_pin[@]}" env "${envs[@]}" "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
     >"$dir/stdout" 2>"$dir/stderr" </dev/null &
   ngx_pid=$!
   local why
@@ -325,7 +339,7 @@ run() {
     # before, so nothing is missed. Without --pid, `record` attaches to
     # every ring of this uid and would consume the rings of anyone else's
     # profshim tests running on the machine at the same time.
-    "$COLLECTOR" record --pid "$ngx_pid" --out "$dir/p.json" --socket "$dir/c.sock" \
+    "${client_pin[@]}" "$COLLECTOR" record --pid "$ngx_pid" --out "$dir/p.json" --socket "$dir/c.sock" \
       >"$dir/collector.out" 2>&1 &
     col_pid=$!
     for _ in $(seq 200); do
@@ -340,12 +354,12 @@ run() {
     fi
   fi
 
-  "$WRK" -t1 -c8 -d1s -H "Accept-Encoding: gzip" "http://127.0.0.1:$port$page" \
+  "${client_pin[@]}" "$WRK" -t1 -c8 -d1s -H "Accept-Encoding: gzip" "http://127.0.0.1:$port$page" \
     >"$dir/warmup.out" 2>&1 || { cat "$dir/warmup.out" >&2; die "wrk warm-up failed ($cfg)"; }
 
   before=$(cpu_ticks "$ngx_pid")
   [ -n "$col_pid" ] && col_before=$(cpu_ticks "$col_pid")
-  "$WRK" "${wrk_args[@]}" "http://127.0.0.1:$port$page" >"$dir/wrk.out" 2>&1 \
+  "${client_pin[@]}" "$WRK" "${wrk_args[@]}" "http://127.0.0.1:$port$page" >"$dir/wrk.out" 2>&1 \
     || { cat "$dir/wrk.out" >&2; die "wrk failed ($cfg)"; }
   after=$(cpu_ticks "$ngx_pid")
   [ -n "$col_pid" ] && col_after=$(cpu_ticks "$col_pid")
@@ -471,7 +485,9 @@ print("### End-to-end: nginx gzip under wrk")
 print(f"nginx/{ver.split('/')[-1]} as one process (master_process off, worker_processes 1: "
       f"setitimer profilers are not inherited by fork children), gzip_comp_level 6 on a {kb} KB "
       f"text/html page, `wrk {wargs}`, {rounds} interleaved rounds of {dur} s (+1 s warm-up, "
-      f"fresh nginx per run), {ncpu} CPUs; CPU = nginx utime+stime from /proc/PID/stat "
+      f"fresh nginx per run), {ncpu} CPUs"
+      + (" (nginx pinned to one, wrk and the collector to the others)" if int(ncpu) >= 2 else "")
+      + "; CPU = nginx utime+stime from /proc/PID/stat "
       f"({1000 / tck:g} ms ticks)")
 print()
 print("| configuration | req/s median (min–max) | lost | CPU µs/request median (min–max) | added |")

@@ -562,6 +562,24 @@ static const char *const diff_requests[] = {
 	"POST /p HTTP/1.1\nContent-Length: 1\n\nzGET /q HTTP/1.0\n\n",
 	"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b/2 HTTP/1.1\r\nHost: x\r\n\r\n",
 	"\r\n\r\nGET /a HTTP/1.1\r\n\r\n",
+	/* Paths, queries and lines across the sixteen-byte blocks the fast
+	 * paths scan, ids on both sides of a block edge, plain paths longer
+	 * than the endpoint or HTTP_TARGET_MAX. */
+	"GET /abcdefghijklmn/x HTTP/1.1\r\n\r\n",
+	"GET /abcdefghijklmnopqrstuvwxyz/0123/xyz HTTP/1.1\r\n\r\n",
+	"GET /abcdefghijkl/12/abcdefghijklm/34 HTTP/1.1\r\n\r\n",
+	"GET /abcdefabcdefabcd/abcdefabcdefabcdef HTTP/1.1\r\n\r\n",
+	"GET /a/550e8400-e29b-41d4-a716-446655440000/b HTTP/1.1\r\n\r\n",
+	"GET /abcdefghijklmnop?qrstuvwxyz=1&profile=yes HTTP/1.1\r\n\r\n",
+	"GET /a?bcdefghijklmnopqrstuvwxyz0123456789&profile=1 HTTP/1.1\r\n\r\n",
+	"GET /a?b\x01" "cdefghijklmnopqrstuvwxyz HTTP/1.1\r\n\r\n",
+	"GET /abcdefghijklmnopqrstuvwxyz\x7f HTTP/1.1\r\n\r\n",
+	"GET /abcdefghijklmnopqrstuvwxyz HTTP/1.1\r\r\n\r\n",
+	"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n",
+	"GET /a/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/1 HTTP/1.1\r\n\r\n",
+	"PROPPATCHABCDEF /x HTTP/1.1\r\n\r\n",
+	"PROPPATCHABCDEFG /x HTTP/1.1\r\n\r\n",
+	"GET /x HTTP/1.1\r\nX-Long-Header-Name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 2\r\n\r\nokGET /y HTTP/1.1\r\n\r\n",
 };
 
 static const char *const diff_responses[] = {
@@ -582,6 +600,13 @@ static const char *const diff_responses[] = {
 	"HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Length: 1\r\nCache-Control: x\r\n\r\nzHTTP/1.1 404 Nope\r\nContent-Length: 0\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nzz",
 	"HTTP/1.1 200 OK\r\n\r\nuntil close",
+	"HTTP/1.1 200 A reason phrase longer than sixteen bytes\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200\nContent-Length: 0\n\n",
+	"HTTP/1.1 200X\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200\r\rContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nServer: a-server-name-of-some-length/1.2.3\r\nDate: Sat, 21 Nov 2026 10:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: keep-alive\r\n\r\n{\"ok\": true, \"n\":1}",
+	"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 };
 
 static void diff_one_request(const char *in)

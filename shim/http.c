@@ -410,6 +410,16 @@ static void tpl_byte(struct http_tpl_state *t, char *out, size_t cap,
 }
 
 /*
+ * Returns true when the path segment s[0..n) may be an id that the
+ * templater rewrites: ids start with a digit, or are 16 or more bytes
+ * starting with a hex digit (tpl_seg_is_id() decides).
+ */
+static inline bool seg_may_be_id(const unsigned char *s, size_t n)
+{
+	return n > 0 && (is_digit(s[0]) || (n >= HEX_ID_MIN && is_hex(s[0])));
+}
+
+/*
  * Templates a whole origin-form path s[0..n) (it starts with '/') into
  * out[0..cap) from the position t->pos, NUL-terminates it and returns its
  * length: the same result as giving every byte to tpl_byte() and then
@@ -433,7 +443,7 @@ static size_t tpl_path_whole(struct http_tpl_state *t, char *out, size_t cap,
 		while (i < n && s[i] != '/')
 			i++;
 		len = i - start;
-		if (is_digit(s[start]) || (len >= HEX_ID_MIN && is_hex(s[start]))) {
+		if (seg_may_be_id(s + start, len)) {
 			t->seg_pos = t->pos;
 			t->seg_len = 0;
 			t->seg_flags = SEG_ALL;
@@ -1439,16 +1449,6 @@ static bool query_asks_profile(const unsigned char *q, size_t n)
 		i = end + 1;
 	}
 	return false;
-}
-
-/*
- * Returns true when the path segment s[0..n) may be an id that the
- * templater rewrites: ids start with a digit, or are 16 or more bytes
- * starting with a hex digit (tpl_seg_is_id() decides).
- */
-static inline bool seg_may_be_id(const unsigned char *s, size_t n)
-{
-	return n > 0 && (is_digit(s[0]) || (n >= HEX_ID_MIN && is_hex(s[0])));
 }
 
 /*

@@ -3,6 +3,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include "sampler.h"
+#include "sigrestart.h"
 
 #include <errno.h>
 #include <libunwind.h>
@@ -294,6 +295,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	t->busy = 0;
 	modmap_read_end();
 out:
+	sigrestart_fixup(ucv);
 	errno = saved_errno;
 }
 
@@ -362,7 +364,17 @@ int sampler_init(const struct env_config *cfg)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = sampler_handler;
 	sa.sa_flags = SA_RESTART | SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
+	/* Asynchronous signals wait while the handler runs, so that one
+	 * arriving meanwhile is seen by sigrestart_fixup(). Signals a fault
+	 * raises stay deliverable: blocked, the kernel would kill the process
+	 * instead of running the program's handler. */
+	sigfillset(&sa.sa_mask);
+	sigdelset(&sa.sa_mask, SIGSEGV);
+	sigdelset(&sa.sa_mask, SIGBUS);
+	sigdelset(&sa.sa_mask, SIGILL);
+	sigdelset(&sa.sa_mask, SIGFPE);
+	sigdelset(&sa.sa_mask, SIGTRAP);
+	sigdelset(&sa.sa_mask, SIGSYS);
 	if (sigaction(SIGPROF, &sa, NULL) < 0)
 		return -errno;
 	atomic_store(&sampler_on, true);

@@ -2,12 +2,14 @@
 does nothing at all, and bad settings never stop the server."""
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 from conftest import (CPUSERVER, Collector, Server, calls, clean_env,
-                      free_port, keepalive, shim_env, shm_listing, sigcgt)
+                      free_port, keepalive, remove_rings, shim_env,
+                      shm_listing, sigcgt)
 
 SIGPROF = signal.SIGPROF.value
 PATHS = ["/fast", "/alpha?ms=2", "/nope", "/users/12"]
@@ -124,3 +126,34 @@ def test_several_bad_values_one_line_each(servers):
     for var in ("PROFILING_SAMPLE_RATE", "PROFILING_MAX_DEPTH",
                 "PROFILING_HZ"):
         assert sum(var in l for l in lines) == 1
+
+
+EINTRCHECK = CPUSERVER.parent / "eintrcheck"
+
+
+def eintr_rounds(env):
+    """eintrcheck's counts: rounds, interrupted, lost, other."""
+    p = subprocess.Popen([str(EINTRCHECK), "1000"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    out, err = p.communicate(timeout=600)
+    remove_rings(p.pid)
+    assert p.returncode in (0, 1), err
+    words = out.split()
+    return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+
+def test_program_signal_still_interrupts_blocking_read(tmp_path):
+    """A SIGALRM the program installed without SA_RESTART must still make a
+    blocking read fail with EINTR while the thread is sampled 1000 times a
+    second on the wall clock (each sample interrupts and restarts that read).
+    Without sigrestart.c about one round in ten lost its EINTR here."""
+    plain = eintr_rounds(clean_env())
+    assert plain["lost"] == 0, plain
+    shim = eintr_rounds(shim_env(PROFILING_MODE="continuous",
+                                 PROFILING_CLOCK="wall", PROFILING_HZ="1000"))
+    # A signal landing in the handler's last instructions, after its check,
+    # can still lose its EINTR: a window of well under a microsecond per
+    # sample (measured: 7 rounds in 5000, against 1 in 10 without the fix).
+    assert shim["lost"] <= 10, shim
+    assert shim["interrupted"] >= 950, shim

@@ -14,8 +14,11 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "diff.h"
 #include "gc.h"
 #include "record.h"
+#include "report.h"
+#include "top.h"
 
 #define PROG "profshim-collector"
 
@@ -290,6 +293,12 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (strcmp(cmd, "gc") == 0)
 		return cmd_gc(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0)
+		return report_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "diff") == 0)
+		return diff_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "top") == 0)
+		return top_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "dump") == 0 || strcmp(cmd, "reset") == 0 ||
 	    strcmp(cmd, "save") == 0)
 		return cmd_control(cmd, argc - 1, argv + 1);

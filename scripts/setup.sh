@@ -7,10 +7,15 @@
 # As root, missing packages are installed with apt-get. Otherwise the exact
 # apt-get line is printed and the script exits 1.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
             libdw-dev libelf-dev zlib1g-dev)
-test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb)
+# Real consumers of the outputs: go tool pprof (golang-go), promtool
+# (prometheus), headless Chromium driven by playwright-core from npm
+# (nodejs, whose npm installs test/js/package.json's packages), perf to check the ratio test server.
+test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
+           golang-go prometheus chromium nodejs)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then
@@ -26,7 +31,15 @@ for p in "${pkgs[@]}"; do
   esac
 done
 
+npm_deps() {  # the tests' npm packages, exactly as package-lock.json says
+  if [ "${1:-}" != "--build" ] && [ ! -d test/js/node_modules/playwright-core ]; then
+    echo "profshim: installing test/js npm packages" >&2
+    (cd test/js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  npm_deps "${1:-}"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -38,3 +51,4 @@ echo "profshim: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+npm_deps "${1:-}"

@@ -297,6 +297,9 @@ static int reader_decode(struct reader *r, const struct ring_rec *rec,
 		ev->endpoint = reader_endpoint(r, s->endpoint);
 		ev->nframes = s->nframes;
 		ev->frames = r->frames;
+		ev->start = ((double)h->start_realtime_ns +
+			     ((double)s->time_ns - (double)h->start_monotonic_ns)) /
+			    1e9;
 		return 1;
 	}
 	case RING_REC_REQUEST: {

@@ -27,8 +27,9 @@ struct reader_event {
 	uint32_t tid;
 	const char *endpoint;  /* NULL: outside any request */
 	uint16_t flags;        /* RING_REQ_* for requests */
+	double start;          /* seconds since the epoch: the request's
+				* start, or when the sample was taken */
 	/* REQUEST */
-	double start;          /* seconds since the epoch */
 	uint64_t duration_ns;
 	uint32_t status;
 	/* SAMPLE */

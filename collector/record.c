@@ -228,6 +228,11 @@ static int record_attach(struct recorder *rc, const char *path,
 		reader_close(r);
 		return -1;
 	}
+	{
+		const struct ring_header *h = reader_header(r);
+
+		stats_set_sampling(rc->stats, proc, h->clock, h->hz);
+	}
 	a = &rc->att[rc->natt++];
 	memset(a, 0, sizeof(*a));
 	a->r = r;

@@ -22,6 +22,7 @@ struct process {
 	bool exited;
 	struct ring_module *mods;
 	uint32_t nmods;
+	uint32_t clock, hz;           /* how its samples are taken */
 	struct reader_counters now;   /* latest values read from the ring */
 	struct reader_counters base;  /* values at the last reset */
 };
@@ -36,7 +37,22 @@ struct endpoint {
 	struct hist hist;
 };
 
+/*
+ * A request's own samples, in arrival order: the stack (id in
+ * stats.stacks) and when it was taken. Shared by the kept lists that hold
+ * the request (slowest, most recent, manual); freed with the last.
+ */
+struct trace {
+	uint32_t refs;
+	uint32_t n, cap;
+	struct trace_sample {
+		uint32_t stack;
+		double time;          /* epoch seconds */
+	} *v;
+};
+
 struct kept {
+	struct trace *trace;          /* NULL: no samples */
 	uint64_t req_id;
 	uint32_t proc;
 	uint32_t tid;
@@ -59,6 +75,7 @@ struct stats {
 	struct intern stacks;         /* (proc, frames...) -> stack id */
 	struct pairmap stack_counts;  /* (endpoint id, stack id) -> samples */
 	struct pairmap pending;       /* (proc, req_id) -> samples so far */
+	struct pairmap traces;        /* (proc, req_id) -> struct trace * */
 
 	struct kept slow[STATS_KEEP_SLOW];   /* min-heap by duration */
 	size_t nslow;
@@ -125,8 +142,38 @@ struct stats *stats_new(void)
 	return calloc(1, sizeof(struct stats));
 }
 
+static void trace_unref(struct trace *t)
+{
+	if (t && --t->refs == 0) {
+		free(t->v);
+		free(t);
+	}
+}
+
+/* Free the traces of requests still in flight. */
+static void stats_drop_traces(struct stats *s)
+{
+	for (size_t i = 0; i < s->traces.cap; i++) {
+		struct trace *t;
+
+		if (!s->traces.slots[i].used)
+			continue;
+		t = (struct trace *)(uintptr_t)s->traces.slots[i].v;
+		free(t->v);
+		free(t);
+	}
+	pairmap_free(&s->traces);
+}
+
 static void stats_clear(struct stats *s)
 {
+	for (size_t i = 0; i < s->nslow; i++)
+		trace_unref(s->slow[i].trace);
+	for (size_t i = 0; i < s->nrecent; i++)
+		trace_unref(s->recent[i].trace);
+	for (size_t i = 0; i < s->nmanual; i++)
+		trace_unref(s->manual[i].trace);
+	stats_drop_traces(s);
 	for (size_t i = 0; i < s->eps_cap; i++)
 		free(s->eps[i]);
 	free(s->eps);
@@ -219,6 +266,13 @@ void stats_set_exited(struct stats *s, int proc)
 	s->procs[proc].exited = true;
 }
 
+void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
+			uint32_t hz)
+{
+	s->procs[proc].clock = clock;
+	s->procs[proc].hz = hz;
+}
+
 void stats_totals(const struct stats *s, uint64_t *ret_requests,
 		  uint64_t *ret_samples, uint64_t *ret_endpoints)
 {
@@ -295,9 +349,19 @@ static void stats_keep(struct stats *s, const struct kept *k)
 			i = (i - 1) / 2;
 		}
 	} else if (k->duration_ns > s->slow[0].duration_ns) {
+		trace_unref(s->slow[0].trace);
 		s->slow[0] = *k;
 		stats_heap_down(s->slow, s->nslow, 0);
+	} else {
+		goto recent;
 	}
+	if (k->trace)
+		k->trace->refs++;
+recent:
+	if (s->nrecent == STATS_KEEP_RECENT)
+		trace_unref(s->recent[s->recent_next].trace);
+	if (k->trace)
+		k->trace->refs++;
 	s->recent[s->recent_next] = *k;
 	s->recent_next = (s->recent_next + 1) % STATS_KEEP_RECENT;
 	if (s->nrecent < STATS_KEEP_RECENT)
@@ -312,6 +376,8 @@ static void stats_keep(struct stats *s, const struct kept *k)
 			s->manual = np;
 			s->manual_cap = n;
 		}
+		if (k->trace)
+			k->trace->refs++;
 		s->manual[s->nmanual++] = *k;
 	}
 }
@@ -344,6 +410,14 @@ static int stats_request(struct stats *s, int proc,
 		k.samples = (uint32_t)*pending;
 		pairmap_del(&s->pending, (uint64_t)proc, ev->req_id);
 	}
+	{
+		uint64_t *t = pairmap_find(&s->traces, (uint64_t)proc, ev->req_id);
+
+		if (t) {
+			k.trace = (struct trace *)(uintptr_t)*t;
+			pairmap_del(&s->traces, (uint64_t)proc, ev->req_id);
+		}
+	}
 	k.req_id = ev->req_id;
 	k.proc = (uint32_t)proc;
 	k.tid = ev->tid;
@@ -352,7 +426,49 @@ static int stats_request(struct stats *s, int proc,
 	k.flags = ev->flags;
 	k.start = ev->start;
 	k.duration_ns = ev->duration_ns;
+	if (k.trace)
+		k.trace->refs = 0;
 	stats_keep(s, &k);
+	if (k.trace && k.trace->refs == 0) {
+		/* Kept nowhere. */
+		free(k.trace->v);
+		free(k.trace);
+	}
+	return 0;
+}
+
+/* Note the sample in its request's trace (at most STATS_TRACE_MAX). */
+static int stats_trace(struct stats *s, int proc, const struct reader_event *ev,
+		       uint32_t stack)
+{
+	uint64_t *slot = pairmap_put(&s->traces, (uint64_t)proc, ev->req_id);
+	struct trace *t;
+
+	if (!slot)
+		return -ENOMEM;
+	t = (struct trace *)(uintptr_t)*slot;
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t) {
+			pairmap_del(&s->traces, (uint64_t)proc, ev->req_id);
+			return -ENOMEM;
+		}
+		*slot = (uintptr_t)t;
+	}
+	if (t->n == t->cap) {
+		uint32_t n = t->cap ? t->cap * 2 : 8;
+		struct trace_sample *v;
+
+		if (t->cap >= STATS_TRACE_MAX)
+			return 0;
+		v = realloc(t->v, n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		t->v = v;
+		t->cap = n;
+	}
+	t->v[t->n].stack = stack;
+	t->v[t->n++].time = ev->start;
 	return 0;
 }
 
@@ -381,12 +497,15 @@ static int stats_sample(struct stats *s, int proc, const struct reader_event *ev
 	if (ev->req_id) {
 		/* A request whose record was dropped (ring full) never claims
 		 * its entry: bound the map rather than grow without end. */
-		if (s->pending.count >= STATS_PENDING_MAX)
+		if (s->pending.count >= STATS_PENDING_MAX) {
 			pairmap_free(&s->pending);
+			stats_drop_traces(s);
+		}
 		count = pairmap_put(&s->pending, (uint64_t)proc, ev->req_id);
 		if (!count)
 			return -ENOMEM;
 		(*count)++;
+		return stats_trace(s, proc, ev, (uint32_t)stack);
 	}
 	return 0;
 }
@@ -519,6 +638,23 @@ static uint64_t stats_functions(struct stats *s, struct symbols *syms,
 	return kept;
 }
 
+/* The non-empty buckets: [upper bound in seconds, count], increasing. */
+static json_t *stats_hist_json(const struct hist *h)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; h->count && i < HIST_BUCKETS; i++) {
+		uint64_t lo, hi;
+
+		if (!h->buckets[i])
+			continue;
+		hist_bounds(i, &lo, &hi);
+		json_array_append_new(a, json_pack("[f, I]", ns_to_s(hi),
+						   (json_int_t)h->buckets[i]));
+	}
+	return a;
+}
+
 static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 				   uint64_t id, const char *function)
 {
@@ -571,6 +707,7 @@ static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 	json_object_set_new(o, "status", st);
 	json_object_set_new(o, "aborted", json_integer((json_int_t)e->aborted));
 	json_object_set_new(o, "top_functions", top);
+	json_object_set_new(o, "histogram", stats_hist_json(&e->hist));
 	free(ft.v);
 	pairmap_free(&ft.index);
 	return o;
@@ -581,6 +718,224 @@ none:
 	json_decref(st);
 	json_decref(top);
 	return NULL;
+}
+
+/*
+ * The symbolized stacks of the profile: modules and frames are tables that
+ * stacks refer to by index, so a frame shared by many stacks is written
+ * once. One builder serves the endpoints' stacks and the kept requests'.
+ */
+struct stack_builder {
+	struct stats *s;
+	struct symbols *syms;
+	const char *function;     /* keep only stacks through it, or NULL */
+	json_t *modules, *frames;
+	struct intern module_ids; /* path NUL build id */
+	struct intern frame_ids;  /* function NUL module NUL file NUL line */
+	json_t **done;            /* by stack id: frames array, once built */
+	bool *pass;               /* by stack id: passes `function` */
+	size_t ndone;
+};
+
+static int64_t builder_module(struct stack_builder *b,
+			      const struct ring_module *m)
+{
+	char key[RING_MODULE_PATH_MAX + 2 * RING_BUILD_ID_MAX + 2];
+	char hex[2 * RING_BUILD_ID_MAX + 1];
+	size_t pl = strnlen(m->path, RING_MODULE_PATH_MAX - 1);
+	const char *base = strrchr(m->path, '/');
+	int64_t id;
+
+	for (uint32_t i = 0; i < m->build_id_len && i < RING_BUILD_ID_MAX; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", m->build_id[i]);
+	hex[2 * (m->build_id_len < RING_BUILD_ID_MAX ? m->build_id_len
+						     : RING_BUILD_ID_MAX)] = '\0';
+	memcpy(key, m->path, pl);
+	key[pl] = '\0';
+	memcpy(key + pl + 1, hex, strlen(hex) + 1);
+	id = intern_put(&b->module_ids, key, pl + 1 + strlen(hex));
+	if (id >= 0 && (size_t)id == json_array_size(b->modules))
+		json_array_append_new(
+			b->modules,
+			json_pack("{s:o, s:o, s:s}", "name",
+				  stats_jstr(base ? base + 1 : m->path), "path",
+				  stats_jstr(m->path), "build_id", hex));
+	return id;
+}
+
+static int64_t builder_frame(struct stack_builder *b,
+			     const struct symbols_frame *f)
+{
+	char key[1536];
+	int64_t mod = f->mod ? builder_module(b, f->mod) : -1;
+	int n, id;
+
+	n = snprintf(key, sizeof(key), "%s%c%" PRId64 "%c%s%c%d", f->function,
+		     0, mod, 0, f->file ? f->file : "", 0, f->line);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		n = sizeof(key) - 1;
+	id = (int)intern_put(&b->frame_ids, key, (size_t)n);
+	if (id >= 0 && (size_t)id == json_array_size(b->frames)) {
+		json_t *o = json_pack("{s:o, s:I}", "function",
+				      stats_jstr(f->function), "module",
+				      (json_int_t)mod);
+
+		if (f->file) {
+			json_object_set_new(o, "file", stats_jstr(f->file));
+			json_object_set_new(o, "line", json_integer(f->line));
+		}
+		json_array_append_new(b->frames, o);
+	}
+	return id;
+}
+
+/*
+ * The frames array (root first) of stack `id`, a new reference, or NULL
+ * when it does not pass the builder's function or memory ran out.
+ */
+static json_t *builder_stack(struct stack_builder *b, uint32_t id)
+{
+	struct symbols_frame fr;
+	const struct process *p;
+	const uint64_t *key;
+	json_t *arr;
+	size_t len, n;
+
+	if (id < b->ndone && b->done[id])
+		return b->pass[id] ? json_incref(b->done[id]) : NULL;
+	if (id >= b->ndone)
+		return NULL;
+	key = intern_get(&b->s->stacks, id, &len);
+	n = len / sizeof(uint64_t) - 1;
+	p = &b->s->procs[key[0]];
+	arr = json_array();
+	if (!arr)
+		return NULL;
+	b->pass[id] = b->function == NULL;
+	/* The ring's frames are leaf first. */
+	for (size_t j = n; j-- > 0;) {
+		int64_t f;
+
+		symbols_lookup(b->syms, p->mods, p->nmods, key[1 + j], j > 0, &fr);
+		if (!b->pass[id] && strcmp(fr.function, b->function) == 0)
+			b->pass[id] = true;
+		f = builder_frame(b, &fr);
+		if (f >= 0)
+			json_array_append_new(arr, json_integer(f));
+	}
+	b->done[id] = arr;
+	return b->pass[id] ? json_incref(arr) : NULL;
+}
+
+static int builder_init(struct stack_builder *b, struct stats *s,
+			struct symbols *syms, const char *function)
+{
+	memset(b, 0, sizeof(*b));
+	b->s = s;
+	b->syms = syms;
+	b->function = function;
+	b->modules = json_array();
+	b->frames = json_array();
+	b->ndone = s->stacks.count;
+	b->done = calloc(b->ndone + 1, sizeof(*b->done));
+	b->pass = calloc(b->ndone + 1, sizeof(*b->pass));
+	return b->modules && b->frames && b->done && b->pass ? 0 : -ENOMEM;
+}
+
+static void builder_free(struct stack_builder *b)
+{
+	for (size_t i = 0; i < b->ndone; i++)
+		json_decref(b->done[i]);
+	free(b->done);
+	free(b->pass);
+	intern_free(&b->module_ids);
+	intern_free(&b->frame_ids);
+	json_decref(b->modules);
+	json_decref(b->frames);
+}
+
+/* Every (endpoint, stack) count of the selection. */
+static json_t *stats_stacks_json(struct stats *s, struct stack_builder *b,
+				 const char *endpoint)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < s->stack_counts.cap; i++) {
+		const struct pairmap_slot *sl = &s->stack_counts.slots[i];
+		const char *name;
+		json_t *fr;
+
+		if (!sl->used)
+			continue;
+		name = intern_get(&s->names, (uint32_t)sl->k1, NULL);
+		if (endpoint && strcmp(endpoint, name) != 0)
+			continue;
+		fr = builder_stack(b, (uint32_t)sl->k2);
+		if (!fr)
+			continue;
+		json_array_append_new(arr, json_pack("{s:s, s:o, s:I}", "endpoint",
+						     name, "frames", fr, "samples",
+						     (json_int_t)sl->v));
+	}
+	return arr;
+}
+
+/* A kept request's own stacks, and its samples' times after its start. */
+static void stats_trace_json(struct stack_builder *b, const struct kept *k,
+			     json_t *req)
+{
+	const struct trace *t = k->trace;
+	json_t *stacks = json_array(), *timeline = json_array();
+	struct pairmap local = {0};   /* stack id -> index in stacks + 1 */
+
+	for (uint32_t i = 0; t && i < t->n; i++) {
+		uint64_t *slot = pairmap_put(&local, t->v[i].stack, 0);
+		json_t *st;
+
+		if (!slot)
+			break;
+		if (!*slot) {
+			json_t *fr = builder_stack(b, t->v[i].stack);
+
+			if (!fr) {
+				*slot = UINT64_MAX; /* filtered out */
+				continue;
+			}
+			json_array_append_new(stacks,
+					      json_pack("{s:o, s:I}", "frames",
+							fr, "samples",
+							(json_int_t)0));
+			*slot = json_array_size(stacks);
+		}
+		if (*slot == UINT64_MAX)
+			continue;
+		st = json_array_get(stacks, *slot - 1);
+		json_object_set_new(
+			st, "samples",
+			json_integer(json_integer_value(
+					     json_object_get(st, "samples")) +
+				     1));
+		json_array_append_new(timeline,
+				      json_pack("[f, I]", t->v[i].time - k->start,
+						(json_int_t)(*slot - 1)));
+	}
+	pairmap_free(&local);
+	json_object_set_new(req, "stacks", stacks);
+	json_object_set_new(req, "timeline", timeline);
+}
+
+/* The clock and weight of one sample, from the first process that
+ * samples (processes of one profile share their environment). */
+static json_t *stats_sample_json(const struct stats *s)
+{
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i].hz)
+			return json_pack("{s:s, s:f}", "clock",
+					 s->procs[i].clock == RING_CLOCK_WALL
+						 ? "wall"
+						 : "cpu",
+					 "period_ns", 1e9 / s->procs[i].hz);
+	return json_pack("{s:s, s:f}", "clock", "cpu", "period_ns", 1e7);
 }
 
 static int kept_cmp(const void *a, const void *b)
@@ -595,7 +950,8 @@ static int kept_cmp(const void *a, const void *b)
 	return x->req_id < y->req_id ? -1 : x->req_id > y->req_id;
 }
 
-static json_t *stats_requests_json(struct stats *s, const char *endpoint)
+static json_t *stats_requests_json(struct stats *s, struct stack_builder *b,
+				   const char *endpoint)
 {
 	size_t n = s->nslow + s->nrecent + s->nmanual, m = 0;
 	const struct kept **all = calloc(n ? n : 1, sizeof(*all));
@@ -614,6 +970,7 @@ static json_t *stats_requests_json(struct stats *s, const char *endpoint)
 		const struct kept *k = all[i];
 		const char *name = intern_get(&s->names, k->endpoint, NULL);
 		char id[48];
+		json_t *req;
 
 		if (i > 0 && all[i - 1]->proc == k->proc &&
 		    all[i - 1]->req_id == k->req_id)
@@ -623,9 +980,7 @@ static json_t *stats_requests_json(struct stats *s, const char *endpoint)
 		(void)snprintf(id, sizeof(id), "%" PRIu32 "-%" PRIu32 "-%" PRIu32,
 			       s->procs[k->proc].pid, (uint32_t)(k->req_id >> 32),
 			       (uint32_t)k->req_id);
-		json_array_append_new(
-			arr,
-			json_pack("{s:s, s:I, s:I, s:s, s:f, s:f, s:I, s:b, s:b, s:I, s:b}",
+		req = json_pack("{s:s, s:I, s:I, s:s, s:f, s:f, s:I, s:b, s:b, s:I, s:b}",
 				  "id", id, "pid",
 				  (json_int_t)s->procs[k->proc].pid, "tid",
 				  (json_int_t)k->tid, "endpoint", name, "start",
@@ -634,7 +989,11 @@ static json_t *stats_requests_json(struct stats *s, const char *endpoint)
 				  (k->flags & RING_REQ_SAMPLED) != 0, "manual",
 				  (k->flags & RING_REQ_MANUAL) != 0, "samples",
 				  (json_int_t)k->samples, "aborted",
-				  (k->flags & RING_REQ_ABORTED) != 0));
+				  (k->flags & RING_REQ_ABORTED) != 0);
+		if (!req)
+			continue;
+		stats_trace_json(b, k, req);
+		json_array_append_new(arr, req);
 	}
 	free(all);
 	return arr;
@@ -645,6 +1004,15 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 {
 	json_t *root, *data = json_object(), *procs = json_array();
 	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0;
+	struct stack_builder b;
+	json_t *stacks, *reqs;
+
+	if (builder_init(&b, s, syms, function) < 0) {
+		builder_free(&b);
+		json_decref(data);
+		json_decref(procs);
+		return NULL;
+	}
 
 	for (size_t id = 0; id < s->names.count; id++) {
 		const char *name = intern_get(&s->names, (uint32_t)id, NULL);
@@ -675,12 +1043,23 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 					 "ring_sample_bytes",
 					 (json_int_t)p->now.sample_bytes));
 	}
+	stacks = stats_stacks_json(s, &b, endpoint);
+	reqs = stats_requests_json(s, &b, endpoint);
 	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
-			 "version", 1, "data", data, "requests",
-			 stats_requests_json(s, endpoint), "processes", procs,
+			 "version", 1, "data", data, "requests", reqs,
+			 "processes", procs,
 			 "dropped", "samples", (json_int_t)ds, "events",
 			 (json_int_t)de, "requests", (json_int_t)dr,
 			 "skipped_samples", (json_int_t)sk,
 			 "unresolved_samples", (json_int_t)un);
+	if (root) {
+		json_object_set_new(root, "sample", stats_sample_json(s));
+		json_object_set(root, "modules", b.modules);
+		json_object_set(root, "frames", b.frames);
+		json_object_set_new(root, "stacks", stacks);
+	} else {
+		json_decref(stacks);
+	}
+	builder_free(&b);
 	return root;
 }

@@ -7,7 +7,8 @@
  * percentiles from struct hist, status classes). Samples are aggregated per
  * endpoint as raw address stacks and symbolized only when JSON is built.
  * Kept requests: the ~100 slowest, the ~100 most recent, and every manual
- * (?profile=1) request up to STATS_MANUAL_MAX.
+ * (?profile=1) request up to STATS_MANUAL_MAX, each with its own stacks and
+ * their times (up to STATS_TRACE_MAX samples a request).
  */
 #ifndef PROFSHIM_STATS_H
 #define PROFSHIM_STATS_H
@@ -23,6 +24,7 @@
 #define STATS_KEEP_RECENT 100
 #define STATS_MANUAL_MAX 10000
 #define STATS_TOP_FUNCTIONS 25
+#define STATS_TRACE_MAX 4096
 
 struct stats;
 
@@ -46,6 +48,11 @@ void stats_set_counters(struct stats *s, int proc,
 
 void stats_set_exited(struct stats *s, int proc);
 
+/* How the process samples (its ring header's clock and rate), which gives
+ * the profile's sample type and the weight of one sample. */
+void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
+			uint32_t hz);
+
 /* Account one drained record of process `proc`. Negative errno: ENOMEM. */
 int stats_event(struct stats *s, int proc, const struct reader_event *ev);
 
@@ -54,9 +61,10 @@ void stats_totals(const struct stats *s, uint64_t *ret_requests,
 		  uint64_t *ret_samples, uint64_t *ret_endpoints);
 
 /*
- * Build the profile JSON. `endpoint` keeps one endpoint; `function` keeps
- * only stacks passing through that function (an endpoint with none is left
- * out). Either may be NULL. Returns a new reference or NULL (ENOMEM).
+ * Build the profile JSON (profile.h lists the parts reports read). `endpoint`
+ * keeps one endpoint; `function` keeps only stacks passing through that
+ * function (an endpoint with none is left out). Either may be NULL. Returns
+ * a new reference or NULL (ENOMEM).
  */
 json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		   const char *function);

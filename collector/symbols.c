@@ -859,6 +859,7 @@ void symbols_lookup(struct symbols *s, const struct ring_module *mods,
 			.function = SYMBOLS_NOMEM_FUNCTION,
 			.module = SYMBOLS_UNKNOWN_MODULE,
 			.offset = off,
+			.mod = m,
 		};
 		return;
 	}
@@ -888,5 +889,6 @@ void symbols_lookup(struct symbols *s, const struct ring_module *mods,
 		.line = e->line,
 		.offset = off,
 		.known = e->known,
+		.mod = m,
 	};
 }

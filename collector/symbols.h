@@ -31,6 +31,7 @@ struct symbols_frame {
 	int line;             /* source line, or 0 */
 	uint64_t offset;      /* address relative to the module's bias */
 	bool known;           /* a symbol was found for the address */
+	const struct ring_module *mod; /* the entry of mods it is in, or NULL */
 };
 
 /* Create an empty symbolizer. Returns NULL when out of memory. */

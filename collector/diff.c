@@ -244,8 +244,8 @@ static void text_calls(const struct profile_endpoint *e, FILE *out)
  * The table: numbers first in fixed columns, names last, so a long or
  * non-ASCII name never breaks the alignment.
  */
-static void diff_text(const struct diff *d, const char *base, const char *new,
-		      FILE *out)
+static void diff_text(const struct diff *d, const char *base,
+		      const char *newer, FILE *out)
 {
 	size_t n = d->nfuncs < DIFF_TEXT_FUNCTIONS ? d->nfuncs
 						    : DIFF_TEXT_FUNCTIONS;
@@ -253,7 +253,7 @@ static void diff_text(const struct diff *d, const char *base, const char *new,
 	(void)fputs("BASE ", out);
 	text_put(base, out);
 	(void)fprintf(out, ": %" PRIu64 " samples\nNEW  ", d->before_samples);
-	text_put(new, out);
+	text_put(newer, out);
 	(void)fprintf(out, ": %" PRIu64 " samples\n\n", d->after_samples);
 
 	(void)fprintf(out, "functions: share of self samples, largest change "
@@ -277,8 +277,8 @@ static void diff_text(const struct diff *d, const char *base, const char *new,
 		(void)fputs("  (no samples in either profile)\n", out);
 	(void)fputs("  (delta in percentage points)\n\nendpoints: before -> "
 		    "after\n", out);
-	(void)fprintf(out, "%9s    %-9s %9s    %-9s %9s    %-9s  %s\n", "p50 ms",
-		      "", "p99 ms", "", "calls", "", "endpoint");
+	(void)fprintf(out, "%22s %22s %22s  %s\n", "p50 ms", "p99 ms",
+		      "calls", "endpoint");
 	for (size_t i = 0; i < d->neps; i++) {
 		const struct diff_endpoint *e = &d->eps[i];
 
@@ -352,7 +352,8 @@ static int diff_json(const struct diff *d, FILE *out)
 	    json_object_set(root, "functions", funcs) < 0 ||
 	    json_object_set(root, "endpoints", eps) < 0)
 		goto out;
-	r = json_dumpf(root, out, JSON_INDENT(1)) < 0 ? -EIO : 0;
+	r = json_dumpf(root, out, JSON_INDENT(1) |
+		       JSON_REAL_PRECISION(10)) < 0 ? -EIO : 0;
 	if (r == 0 && fputc('\n', out) == EOF)
 		r = -EIO;
 out:
@@ -380,16 +381,16 @@ static int empty_profile(struct profile **ret, char *err, size_t errlen)
  * that only one profile has is compared against nothing. Returns 0, or 1
  * after printing the reason.
  */
-static int diff_load(const char *base, const char *new, const char *endpoint,
+static int diff_load(const char *base, const char *newer, const char *endpoint,
 		     struct profile **ret_b, struct profile **ret_a)
 {
 	const struct profile_filter f = {.endpoint = endpoint};
 	struct profile *p[2] = {NULL, NULL};
-	const char *path[2] = {base, new};
+	const char *path[2] = {base, newer};
 	char err[512];
 	int missing = 0;
 
-	if (strcmp(base, "-") == 0 && strcmp(new, "-") == 0) {
+	if (strcmp(base, "-") == 0 && strcmp(newer, "-") == 0) {
 		fprintf(stderr, PROG ": BASE and NEW cannot both be stdin\n");
 		return 1;
 	}
@@ -401,11 +402,11 @@ static int diff_load(const char *base, const char *new, const char *endpoint,
 				"out of memory" : err);
 			goto fail;
 		}
-		if (strcmp(p[i]->clock, i ? p[0]->clock : p[i]->clock) != 0)
-			fprintf(stderr, PROG ": warning: %s samples %s time, "
-				"%s %s time\n", base, p[0]->clock, new,
-				p[1]->clock);
 	}
+	/* Shares of CPU time and of wall time are different questions. */
+	if (strcmp(p[0]->clock, p[1]->clock) != 0)
+		fprintf(stderr, PROG ": warning: %s samples %s time, %s %s "
+			"time\n", base, p[0]->clock, newer, p[1]->clock);
 	for (int i = 0; i < 2; i++) {
 		int r = profile_select(p[i], &f, err, sizeof(err));
 
@@ -423,7 +424,7 @@ static int diff_load(const char *base, const char *new, const char *endpoint,
 	}
 	if (missing == 2) {
 		fprintf(stderr, PROG ": no endpoint \"%s\" in %s or %s\n",
-			endpoint, base, new);
+			endpoint, base, newer);
 		goto fail;
 	}
 	*ret_b = p[0];
@@ -465,7 +466,9 @@ int diff_main(int argc, char **argv)
 		{0},
 	};
 	enum diff_format fmt = DIFF_TEXT;
-	const char *endpoint = NULL, *output = NULL, *base, *new;
+	const char *endpoint = NULL, *output = NULL, *base, *newer;
+	const char *paths[3];
+	int npaths = 0;
 	struct profile *b = NULL, *a = NULL;
 	struct diff d = {0};
 	char *buf = NULL;
@@ -473,8 +476,29 @@ int diff_main(int argc, char **argv)
 	FILE *mem;
 	int c, r, status = 1;
 
+	/* Options may come before, between or after BASE and NEW: getopt
+	 * stops at each operand ("+": argv is never reordered), which is
+	 * taken here, and parsing goes on after it; "--" ends the options. */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while (optind < argc) {
+		int at = optind;
+
+		c = getopt_long(argc, argv, "+o:h", opts, NULL);
+		if (c == -1) {
+			bool dashdash = optind == at + 1 &&
+					strcmp(argv[at], "--") == 0;
+
+			while (optind < argc && npaths < 3) {
+				paths[npaths++] = argv[optind++];
+				if (!dashdash)
+					break;
+			}
+			if (npaths == 3)
+				return diff_usage_error("unexpected argument "
+							"'%s'", paths[2]);
+			continue;
+		}
 		switch (c) {
 		case 'f':
 			if (strcmp(optarg, "text") == 0)
@@ -498,15 +522,17 @@ int diff_main(int argc, char **argv)
 			fputs(diff_usage_text, stdout);
 			return 0;
 		default:
-			return diff_usage_error("%s", "bad option for diff");
+			return diff_usage_error("bad option '%s' for diff "
+						"(unknown, or without its value)",
+						argv[optind - 1]);
 		}
 	}
-	if (argc - optind != 2)
+	if (npaths != 2)
 		return diff_usage_error("%s", "diff needs two profiles, BASE "
 					"and NEW");
-	base = argv[optind];
-	new = argv[optind + 1];
-	if (diff_load(base, new, endpoint, &b, &a) != 0)
+	base = paths[0];
+	newer = paths[1];
+	if (diff_load(base, newer, endpoint, &b, &a) != 0)
 		return 1;
 
 	/* The whole output is made in memory first: a failure then leaves
@@ -525,7 +551,7 @@ int diff_main(int argc, char **argv)
 		if (r == 0 && fmt == DIFF_JSON)
 			r = diff_json(&d, mem);
 		else if (r == 0)
-			diff_text(&d, base, new, mem);
+			diff_text(&d, base, newer, mem);
 	}
 	if (fclose(mem) != 0 && r == 0)
 		r = -ENOMEM;
@@ -535,7 +561,7 @@ int diff_main(int argc, char **argv)
 	goto out;
 fail:
 	fprintf(stderr, PROG ": diff: %s\n", r == -ENOSYS ?
-		"this output format is not implemented yet" : strerror(-r));
+		"--format html is not implemented yet" : strerror(-r));
 out:
 	free(buf);
 	free(d.funcs);

@@ -30,10 +30,13 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  record [--pid PID] [--ring PATH] [--out FILE] [--duration S]\n"
+	"         [--slow-ms N]\n"
 	"         attach to every ring of this user (present and future), or to\n"
 	"         PID and its descendants, or to one ring file; on Ctrl-C or\n"
 	"         SIGTERM, after S seconds, or when the PID tree has exited,\n"
-	"         write FILE (default profshim.json) and exit 0\n"
+	"         write FILE (default profshim.json) and exit 0. Each ?profile=1\n"
+	"         request gets a line on stderr as it completes; --slow-ms N\n"
+	"         prints a JSON line on stdout per request slower than N ms\n"
 	"  dump [--endpoint E] [--function NAME]\n"
 	"         print the running collector's profile JSON; --endpoint keeps\n"
 	"         one endpoint (\"GET /users/:id\"), --function keeps only stacks\n"
@@ -67,7 +70,7 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR };
+enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR, OPT_SLOW_MS };
 
 static int parse_pid(const char *s, int *ret)
 {
@@ -104,6 +107,7 @@ static int cmd_record(int argc, char **argv)
 		{"duration", required_argument, NULL, 'd'},
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
+		{"slow-ms", required_argument, NULL, OPT_SLOW_MS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -134,6 +138,12 @@ static int cmd_record(int argc, char **argv)
 			break;
 		case OPT_SHM_DIR:
 			o.shm_dir = optarg;
+			break;
+		case OPT_SLOW_MS:
+			if (parse_seconds(optarg, &o.slow_ms) < 0)
+				return usage_error("--slow-ms needs a number of "
+						   "milliseconds above 0, not '%s'",
+						   optarg);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

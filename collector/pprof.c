@@ -5,9 +5,10 @@
  * needs each nested message's length before its bytes), then gzipped to
  * the output. Field numbers are those of pprof's proto/profile.proto.
  *
- * Ids: mapping i+1 is module i; a location is made for each frame index a
- * stack uses, a function for each distinct (function name, file). Every
- * string goes through one deduplicating string table whose entry 0 is "".
+ * Ids: mapping i+1 is module i (the executable's mapping goes first); a
+ * location is made for each frame index a stack uses, a function for each
+ * distinct (function name, file). Every string goes through one
+ * deduplicating string table whose entry 0 is "".
  */
 #include "pprof.h"
 
@@ -169,37 +170,56 @@ static void pprof_value_type(struct pprof *w, unsigned field,
 	pbuf_message(&w->out, field, &w->msg);
 }
 
+/*
+ * Is the module a shared library or a pseudo-file ("[vdso]")? pprof names
+ * the profile after its first mapping ("File: cpuserver"), which should be
+ * the program's executable, not libc.
+ */
+static bool pprof_is_library(const struct profile_module *m)
+{
+	const char *so = strstr(m->name, ".so");
+
+	return m->name[0] == '[' ||
+	       (so && (so[3] == '\0' || so[3] == '.' || so[3] == '_'));
+}
+
+static void pprof_mapping(struct pprof *w, size_t m)
+{
+	const struct profile *p = w->p;
+	const struct profile_module *mod = &p->modules[m];
+	bool files = false, lines = false;
+
+	for (size_t i = 0; i < p->nframes; i++) {
+		if (p->frames[i].module != (int)m)
+			continue;
+		files |= p->frames[i].file != NULL;
+		lines |= p->frames[i].line > 0;
+	}
+	/* Memory ranges are unknown (0): the frames are symbolized. */
+	pbuf_uint(&w->msg, MAPPING_ID, m + 1);
+	pbuf_uint(&w->msg, MAPPING_FILENAME,
+		  pprof_string(w, *mod->path ? mod->path : mod->name));
+	pbuf_uint(&w->msg, MAPPING_BUILD_ID, pprof_string(w, mod->build_id));
+	/* pprof must not try to symbolize them again. */
+	pbuf_uint(&w->msg, MAPPING_HAS_FUNCTIONS, 1);
+	pbuf_uint(&w->msg, MAPPING_HAS_FILENAMES, files);
+	pbuf_uint(&w->msg, MAPPING_HAS_LINE_NUMBERS, lines);
+	pbuf_message(&w->out, PROFILE_MAPPING, &w->msg);
+}
+
+/* Every module, the first executable first. */
 static void pprof_mappings(struct pprof *w)
 {
 	const struct profile *p = w->p;
+	size_t exe = 0;
 
-	for (size_t m = 0; m < p->nmodules; m++) {
-		const struct profile_module *mod = &p->modules[m];
-		bool files = false, lines = false;
-
-		for (size_t i = 0; i < p->nframes; i++) {
-			if (p->frames[i].module != (int)m)
-				continue;
-			files |= p->frames[i].file != NULL;
-			lines |= p->frames[i].line > 0;
-		}
-		/*
-		 * pprof merges a mapping into the one before it when their
-		 * address ranges touch and their files do not differ; every
-		 * range here is [0, 0), so a mapping needs a file name to
-		 * stay apart: the module's name when its path is unknown.
-		 */
-		pbuf_uint(&w->msg, MAPPING_ID, m + 1);
-		pbuf_uint(&w->msg, MAPPING_FILENAME,
-			  pprof_string(w, *mod->path ? mod->path : mod->name));
-		pbuf_uint(&w->msg, MAPPING_BUILD_ID,
-			  pprof_string(w, mod->build_id));
-		/* The frames are symbolized: pprof must not try again. */
-		pbuf_uint(&w->msg, MAPPING_HAS_FUNCTIONS, 1);
-		pbuf_uint(&w->msg, MAPPING_HAS_FILENAMES, files);
-		pbuf_uint(&w->msg, MAPPING_HAS_LINE_NUMBERS, lines);
-		pbuf_message(&w->out, PROFILE_MAPPING, &w->msg);
-	}
+	while (exe < p->nmodules && pprof_is_library(&p->modules[exe]))
+		exe++;
+	if (exe < p->nmodules)
+		pprof_mapping(w, exe);
+	for (size_t m = 0; m < p->nmodules; m++)
+		if (m != exe)
+			pprof_mapping(w, m);
 }
 
 /* Id of the function of frame f, its Function written when new. */
@@ -325,7 +345,16 @@ static int pprof_encode(struct pprof *w)
 		       -ENOMEM : 0;
 }
 
-/* gzip data[0..len) to out: 0, -ENOMEM or -EIO. */
+/*
+ * The error of a failed fwrite() or fflush(): its errno (ENOSPC says more
+ * than EIO), EIO when the stream set none. errno is cleared before each.
+ */
+static int pprof_io_error(void)
+{
+	return errno > 0 ? -errno : -EIO;
+}
+
+/* gzip data[0..len) to out: 0, -ENOMEM, or the write's negative errno. */
 static int pprof_gzip(const uint8_t *data, size_t len, FILE *out)
 {
 	uint8_t chunk[16384];
@@ -351,23 +380,25 @@ static int pprof_gzip(const uint8_t *data, size_t len, FILE *out)
 			z.avail_out = sizeof(chunk);
 			zr = deflate(&z, flush);
 			if (zr == Z_STREAM_ERROR) {
-				r = -ENOMEM;
+				r = -EIO;
 				goto out;
 			}
 			n = sizeof(chunk) - z.avail_out;
+			errno = 0;
 			if (n && fwrite(chunk, 1, n, out) != n) {
-				r = -EIO;
+				r = pprof_io_error();
 				goto out;
 			}
 		} while (z.avail_out == 0);
 	} while (flush != Z_FINISH);
 	/* With room left over after Z_FINISH the stream is complete. */
 	if (zr != Z_STREAM_END) {
-		r = -ENOMEM;
+		r = -EIO;
 		goto out;
 	}
+	errno = 0;
 	if (fflush(out) != 0 || ferror(out))
-		r = -EIO;
+		r = pprof_io_error();
 out:
 	deflateEnd(&z);
 	return r;

@@ -12,7 +12,12 @@
 
 #include "profile.h"
 
-/* Encode and gzip the profile's stacks. 0, or a negative errno. */
+/*
+ * Encode the profile's stacks (one Sample each, with its endpoint's and
+ * request's labels) and write them gzipped to out, which is flushed.
+ * Returns 0, -ENOMEM, or the negative errno of the failed write (-EIO when
+ * the stream gives none).
+ */
 int pprof_write(const struct profile *p, FILE *out);
 
 #endif /* PROFSHIM_PPROF_H */

@@ -289,12 +289,55 @@ static void record_scan(struct recorder *rc)
 	closedir(d);
 }
 
+/*
+ * Requests worth a line as they complete: every manual (?profile=1) one, on
+ * stderr with the command that shows it; with --slow-ms, every slower one
+ * as a JSON line on stdout, for scripts and log shippers.
+ */
+static void record_announce(struct recorder *rc, const struct reader_event *ev)
+{
+	bool manual = ev->flags & RING_REQ_MANUAL;
+	bool slow = rc->o->slow_ms > 0 &&
+		    (double)ev->duration_ns / 1e6 > rc->o->slow_ms;
+	json_t *j;
+
+	if (!manual && !slow)
+		return;
+	j = stats_last_request(rc->stats, rc->syms, 5);
+	if (!j)
+		return;
+	if (manual)
+		fprintf(stderr,
+			"profshim-collector: profiled request %s: %s, %.3f ms, "
+			"%" JSON_INTEGER_FORMAT " samples; see it with: "
+			"profshim-collector report --request %s --format html "
+			"--output request.html\n",
+			json_string_value(json_object_get(j, "id")),
+			json_string_value(json_object_get(j, "endpoint")),
+			json_real_value(json_object_get(j, "duration")) * 1e3,
+			json_integer_value(json_object_get(j, "samples")),
+			json_string_value(json_object_get(j, "id")));
+	if (slow) {
+		char *line = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+
+		if (line) {
+			(void)puts(line);
+			(void)fflush(stdout);
+			free(line);
+		}
+	}
+	json_decref(j);
+}
+
 static int record_event(void *arg, const struct reader_event *ev)
 {
 	struct attached *a = ((void **)arg)[1];
 	struct recorder *rc = ((void **)arg)[0];
+	int r = stats_event(rc->stats, a->proc, ev);
 
-	return stats_event(rc->stats, a->proc, ev);
+	if (r == 0 && ev->kind == READER_REQUEST)
+		record_announce(rc, ev);
+	return r;
 }
 
 /* Drain one ring; returns records drained, or -1 when it was dropped. */

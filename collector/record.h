@@ -12,6 +12,7 @@ struct record_opts {
 	double duration;      /* seconds, 0: until stopped */
 	const char *socket;   /* control socket path override, or NULL */
 	const char *shm_dir;  /* where rings live (tests may point elsewhere) */
+	double slow_ms;       /* > 0: a JSON line on stdout per slower request */
 };
 
 /* Run the recording; returns the process exit status (0 success). */

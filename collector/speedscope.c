@@ -95,25 +95,42 @@ static int sampled_add(struct sampled *s, const struct profile *p,
 }
 
 /*
- * The profile object named `name` (a new reference, NULL on ENOMEM); it
- * takes over s's arrays whatever happens.
+ * The profile object named `name` (a new reference, NULL on ENOMEM). Takes
+ * over `name` and s's arrays whatever happens.
  */
 static json_t *sampled_finish(struct sampled *s, json_t *name)
 {
 	json_t *o = json_object();
 
-	if (!o || json_object_set_new(o, "type", json_string("sampled")) < 0 ||
-	    json_object_set_new(o, "name", name) < 0 ||
-	    json_object_set_new(o, "unit", json_string("nanoseconds")) < 0 ||
-	    json_object_set_new(o, "startValue", json_integer(0)) < 0 ||
-	    json_object_set_new(o, "endValue",
-				json_integer((json_int_t)s->total)) < 0 ||
-	    json_object_set_new(o, "samples", s->samples) < 0 ||
-	    json_object_set_new(o, "weights", s->weights) < 0) {
+	if (o && (json_object_set_new(o, "type", json_string("sampled")) < 0 ||
+		  json_object_set_new(o, "name", json_incref(name)) < 0 ||
+		  json_object_set_new(o, "unit", json_string("nanoseconds")) < 0 ||
+		  json_object_set_new(o, "startValue", json_integer(0)) < 0 ||
+		  json_object_set_new(o, "endValue",
+				      json_integer((json_int_t)s->total)) < 0 ||
+		  json_object_set(o, "samples", s->samples) < 0 ||
+		  json_object_set(o, "weights", s->weights) < 0)) {
 		json_decref(o);
-		return NULL;
+		o = NULL;
 	}
+	json_decref(name);
+	json_decref(s->samples);
+	json_decref(s->weights);
 	return o;
+}
+
+/* Append the profile sampled_finish() makes; takes over s and name. */
+static int sampled_append(struct sampled *s, json_t *name, json_t *profiles)
+{
+	json_t *o = sampled_finish(s, name);
+
+	return json_array_append_new(profiles, o) < 0 ? -ENOMEM : 0;
+}
+
+static void sampled_drop(struct sampled *s)
+{
+	json_decref(s->samples);
+	json_decref(s->weights);
 }
 
 /*
@@ -124,34 +141,20 @@ static int speedscope_endpoint(const struct profile *p, int ep,
 			       const char *name, json_t *profiles)
 {
 	struct sampled s;
-	json_t *o;
 	int r;
 
 	r = sampled_init(&s);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < p->nstacks; i++) {
+	for (size_t i = 0; i < p->nstacks && r == 0; i++) {
 		const struct profile_stack *st = &p->stacks[i];
 
-		if (st->endpoint != ep || st->samples == 0)
-			continue;
-		r = sampled_add(&s, p, st, st->samples);
-		if (r < 0)
-			goto fail;
+		if (st->endpoint == ep && st->samples > 0)
+			r = sampled_add(&s, p, st, st->samples);
 	}
-	if (json_array_size(s.samples) == 0) {
-		json_decref(s.samples);
-		json_decref(s.weights);
-		return 0;
+	if (r < 0 || json_array_size(s.samples) == 0) {
+		sampled_drop(&s);
+		return r;
 	}
-	o = sampled_finish(&s, name);
-	if (!o || json_array_append_new(profiles, o) < 0)
-		return -ENOMEM;
-	return 0;
-fail:
-	json_decref(s.samples);
-	json_decref(s.weights);
-	return r;
+	return sampled_append(&s, json_string(name), profiles);
 }
 
 /*
@@ -161,38 +164,31 @@ fail:
  * or --function moved the stacks) one weighted sample per stack.
  */
 static int speedscope_request(const struct profile *p,
-			      const struct profile_request *q,
-			      const char *name, json_t *profiles)
+			      const struct profile_request *q, json_t *profiles)
 {
 	uint64_t samples = 0;
 	struct sampled s;
-	json_t *o;
 	int r;
 
 	for (size_t i = 0; i < q->nstacks; i++)
 		samples += q->stacks[i].samples;
 	r = sampled_init(&s);
-	if (r < 0)
-		return r;
 	if (q->ntimeline > 0 && q->ntimeline == samples) {
 		for (size_t i = 0; i < q->ntimeline && r == 0; i++)
 			r = sampled_add(&s, p, &q->stacks[q->timeline[i].stack],
 					1);
 	} else {
 		for (size_t i = 0; i < p->nstacks && r == 0; i++)
-			if (p->stacks[i].samples)
+			if (p->stacks[i].samples > 0)
 				r = sampled_add(&s, p, &p->stacks[i],
 						p->stacks[i].samples);
 	}
 	if (r < 0) {
-		json_decref(s.samples);
-		json_decref(s.weights);
+		sampled_drop(&s);
 		return r;
 	}
-	o = sampled_finish(&s, name);
-	if (!o || json_array_append_new(profiles, o) < 0)
-		return -ENOMEM;
-	return 0;
+	return sampled_append(&s, json_sprintf("%s request %s", q->endpoint,
+					       q->id), profiles);
 }
 
 /* Heaviest profile first: it is the one speedscope opens on. */
@@ -238,82 +234,72 @@ static bool speedscope_one_request(const struct profile *p)
 	return true;
 }
 
+/* One profile per endpoint with samples, heaviest first. */
+static int speedscope_endpoints(const struct profile *p, json_t *profiles)
+{
+	bool outside = false;
+	int r = 0;
+
+	for (size_t e = 0; e < p->nendpoints && r == 0; e++)
+		r = speedscope_endpoint(p, (int)e, p->endpoints[e].name,
+					profiles);
+	for (size_t i = 0; i < p->nstacks && !outside; i++)
+		outside = p->stacks[i].endpoint < 0;
+	if (r == 0 && outside)
+		r = speedscope_endpoint(p, -1, SPEEDSCOPE_OUTSIDE, profiles);
+	if (r == 0)
+		r = speedscope_sort(profiles);
+	return r;
+}
+
 int speedscope_write(const struct profile *p, FILE *out)
 {
-	json_t *root = NULL, *profiles = json_array(), *frames;
-	char name[512];
+	json_t *root = json_object(), *profiles = json_array(), *name = NULL;
 	int r = -ENOMEM;
 
-	frames = speedscope_frames(p);
-	if (!profiles || !frames)
+	if (!root || !profiles)
 		goto out;
 	if (speedscope_one_request(p)) {
 		const struct profile_request *q = &p->requests[0];
-		char pname[512];
 
-		(void)snprintf(pname, sizeof(pname), "%s request %s",
-			       q->endpoint, q->id);
-		(void)snprintf(name, sizeof(name), "profshim %s profile: %s",
-			       p->clock, pname);
-		r = speedscope_request(p, q, pname, profiles);
+		name = json_sprintf("profshim %s profile: %s request %s",
+				    p->clock, q->endpoint, q->id);
+		r = speedscope_request(p, q, profiles);
 	} else {
-		bool outside = false;
-
-		for (size_t e = 0; e < p->nendpoints; e++) {
-			r = speedscope_endpoint(p, (int)e, p->endpoints[e].name,
-						profiles);
-			if (r < 0)
-				goto out;
-		}
-		for (size_t i = 0; i < p->nstacks && !outside; i++)
-			outside = p->stacks[i].endpoint < 0;
-		if (outside) {
-			r = speedscope_endpoint(p, -1, SPEEDSCOPE_OUTSIDE,
-						profiles);
-			if (r < 0)
-				goto out;
-		}
-		r = speedscope_sort(profiles);
-		if (r < 0)
-			goto out;
 		if (p->nendpoints == 1)
-			(void)snprintf(name, sizeof(name), "profshim %s profile: %s",
-				       p->clock, p->endpoints[0].name);
+			name = json_sprintf("profshim %s profile: %s", p->clock,
+					    p->endpoints[0].name);
 		else
-			(void)snprintf(name, sizeof(name), "profshim %s profile",
-				       p->clock);
-		/* speedscope refuses a file without profiles: an empty
-		 * selection is one profile without samples. */
-		if (json_array_size(profiles) == 0) {
-			struct sampled s;
-
-			r = sampled_init(&s);
-			if (r < 0)
-				goto out;
-			if (json_array_append_new(profiles,
-						  sampled_finish(&s, name)) < 0) {
-				r = -ENOMEM;
-				goto out;
-			}
-		}
+			name = json_sprintf("profshim %s profile", p->clock);
+		r = speedscope_endpoints(p, profiles);
 	}
+	/* speedscope refuses a file without profiles: an empty selection
+	 * is one profile without samples, named as the file. */
+	if (r == 0 && json_array_size(profiles) == 0) {
+		struct sampled s;
+
+		r = sampled_init(&s);
+		if (r == 0)
+			r = sampled_append(&s, json_incref(name), profiles);
+	}
+	if (json_object_set_new(root, "$schema",
+				json_string(SPEEDSCOPE_SCHEMA)) < 0 ||
+	    json_object_set_new(root, "shared", json_object()) < 0 ||
+	    json_object_set_new(json_object_get(root, "shared"), "frames",
+				speedscope_frames(p)) < 0 ||
+	    json_object_set(root, "profiles", profiles) < 0 ||
+	    json_object_set(root, "name", name) < 0 ||
+	    json_object_set_new(root, "activeProfileIndex", json_integer(0)) < 0 ||
+	    json_object_set_new(root, "exporter",
+				json_string("profshim-collector")) < 0)
+		r = -ENOMEM;
 	if (r < 0)
 		goto out;
-	root = json_pack("{s:s, s:{s:o}, s:o, s:s, s:i, s:s}", "$schema",
-			 SPEEDSCOPE_SCHEMA, "shared", "frames", frames,
-			 "profiles", profiles, "name", name,
-			 "activeProfileIndex", 0, "exporter",
-			 "profshim-collector");
-	frames = profiles = NULL; /* json_pack took them, even on failure */
-	if (!root) {
-		r = -ENOMEM;
-		goto out;
-	}
 	r = json_dumpf(root, out, JSON_COMPACT) < 0 || fputc('\n', out) == EOF ||
 	    ferror(out) ? -EIO : 0;
 out:
+	json_decref(name);
 	json_decref(root);
-	json_decref(frames);
 	json_decref(profiles);
 	return r;
 }

@@ -720,6 +720,15 @@ none:
 	return NULL;
 }
 
+/* The id a kept request goes by in the JSON: pid-hi-lo of its req_id. */
+static void stats_request_id(const struct stats *s, const struct kept *k,
+			     char *buf, size_t len)
+{
+	(void)snprintf(buf, len, "%" PRIu32 "-%" PRIu32 "-%" PRIu32,
+		       s->procs[k->proc].pid, (uint32_t)(k->req_id >> 32),
+		       (uint32_t)k->req_id);
+}
+
 /*
  * The symbolized stacks of the profile: modules and frames are tables that
  * stacks refer to by index, so a frame shared by many stacks is written
@@ -977,9 +986,7 @@ static json_t *stats_requests_json(struct stats *s, struct stack_builder *b,
 			continue; /* kept as both slow and recent */
 		if (endpoint && strcmp(endpoint, name) != 0)
 			continue;
-		(void)snprintf(id, sizeof(id), "%" PRIu32 "-%" PRIu32 "-%" PRIu32,
-			       s->procs[k->proc].pid, (uint32_t)(k->req_id >> 32),
-			       (uint32_t)k->req_id);
+		stats_request_id(s, k, id, sizeof(id));
 		req = json_pack("{s:s, s:I, s:I, s:s, s:f, s:f, s:I, s:b, s:b, s:I, s:b}",
 				  "id", id, "pid",
 				  (json_int_t)s->procs[k->proc].pid, "tid",
@@ -997,6 +1004,87 @@ static json_t *stats_requests_json(struct stats *s, struct stack_builder *b,
 	}
 	free(all);
 	return arr;
+}
+
+static int leaf_cmp(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[1] < y[1] ? 1 : x[1] > y[1] ? -1 : 0;
+}
+
+json_t *stats_last_request(struct stats *s, struct symbols *syms,
+			   unsigned nframes)
+{
+	const struct kept *k;
+	const struct process *p;
+	json_t *o, *top;
+	char id[48];
+	uint64_t (*leaves)[2];
+	size_t nl = 0;
+
+	if (!s->nrecent)
+		return NULL;
+	k = &s->recent[(s->recent_next + STATS_KEEP_RECENT - 1) %
+		       STATS_KEEP_RECENT];
+	p = &s->procs[k->proc];
+	stats_request_id(s, k, id, sizeof(id));
+	o = json_pack("{s:s, s:I, s:s, s:f, s:I, s:b, s:I}", "id", id, "pid",
+		      (json_int_t)p->pid, "endpoint",
+		      intern_get(&s->names, k->endpoint, NULL), "duration",
+		      ns_to_s(k->duration_ns), "status", (json_int_t)k->status,
+		      "manual", (k->flags & RING_REQ_MANUAL) != 0, "samples",
+		      (json_int_t)k->samples);
+	if (!o || !k->trace || !k->trace->n)
+		return o;
+	/* Leaf addresses by samples; their symbols merge equal names. */
+	leaves = calloc(k->trace->n, sizeof(*leaves));
+	top = json_array();
+	if (!leaves || !top) {
+		free(leaves);
+		json_decref(top);
+		return o;
+	}
+	for (uint32_t i = 0; i < k->trace->n; i++) {
+		const uint64_t *key = intern_get(&s->stacks, k->trace->v[i].stack,
+						 NULL);
+		size_t j;
+
+		for (j = 0; j < nl && leaves[j][0] != key[1]; j++)
+			;
+		if (j == nl)
+			leaves[nl++][0] = key[1];
+		leaves[j][1]++;
+	}
+	qsort(leaves, nl, sizeof(*leaves), leaf_cmp);
+	for (size_t i = 0; i < nl; i++) {
+		struct symbols_frame fr;
+		json_t *f, *v;
+		size_t j;
+		bool merged = false;
+
+		symbols_lookup(syms, p->mods, p->nmods, leaves[i][0], false, &fr);
+		json_array_foreach(top, j, v)
+			if (strcmp(json_string_value(json_object_get(v, "function")),
+				   fr.function) == 0) {
+				json_object_set_new(
+					v, "samples",
+					json_integer(json_integer_value(json_object_get(
+							     v, "samples")) +
+						     (json_int_t)leaves[i][1]));
+				merged = true;
+			}
+		if (merged || json_array_size(top) >= nframes)
+			continue;
+		f = json_pack("{s:o, s:o, s:I}", "function",
+			      stats_jstr(fr.function), "module",
+			      stats_jstr(fr.module), "samples",
+			      (json_int_t)leaves[i][1]);
+		json_array_append_new(top, f);
+	}
+	free(leaves);
+	json_object_set_new(o, "top_frames", top);
+	return o;
 }
 
 json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,

@@ -56,6 +56,15 @@ void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
 /* Account one drained record of process `proc`. Negative errno: ENOMEM. */
 int stats_event(struct stats *s, int proc, const struct reader_event *ev);
 
+/*
+ * The request stats_event() accounted last, as one object: "id", "pid",
+ * "endpoint", "duration" (s), "status", "manual", "samples" and, when it was
+ * sampled, "top_frames": its functions by self samples, at most `nframes`
+ * ([{"function", "module", "samples"}]). NULL when there is none.
+ */
+json_t *stats_last_request(struct stats *s, struct symbols *syms,
+			   unsigned nframes);
+
 /* Totals, for progress lines. */
 void stats_totals(const struct stats *s, uint64_t *ret_requests,
 		  uint64_t *ret_samples, uint64_t *ret_endpoints);

@@ -10,6 +10,9 @@
  *   /alpha?ms=N   burn_alpha() for N ms of CPU (default 20)
  *   /beta?ms=N    burn_beta()
  *   /gamma?ms=N   burn_gamma()
+ *   /mix?ms=N&alpha=P
+ *                 burn_alpha() for P% of N ms, then burn_beta() for the
+ *                 rest (default P 70): two named functions in a known ratio
  *   /sleep?ms=N   sleeps N ms (default 50) in clock_nanosleep, to an
  *                 absolute deadline so that signals do not shorten it
  *   /fast         answers at once
@@ -115,6 +118,14 @@ static void handle(int fd, const char *target)
 	} else if (plen == 6 && strncmp(target, "/gamma", 6) == 0) {
 		burn_gamma(ms);
 		respond(fd, 200, "gamma\n");
+	} else if (plen == 4 && strncmp(target, "/mix", 4) == 0) {
+		double share = q && strstr(q, "alpha=")
+				       ? atof(strstr(q, "alpha=") + 6) / 100
+				       : 0.7;
+
+		burn_alpha(ms * share);
+		burn_beta(ms * (1 - share));
+		respond(fd, 200, "mix\n");
 	} else if (plen == 6 && strncmp(target, "/sleep", 6) == 0) {
 		sleep_ms(q && strstr(q, "ms=") ? ms : 50);
 		respond(fd, 200, "slept\n");

@@ -235,9 +235,11 @@ class Collector:
         # stderr to a file: a pipe nobody reads until the end would
         # stall the collector once it fills.
         self.err_path = tmp_path / "collector.err"
-        with open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                                         stderr=err, text=True)
+        self.out_path = tmp_path / "collector.out"
+        with open(self.err_path, "w") as err, \
+                open(self.out_path, "w") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
+                                         text=True)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None:

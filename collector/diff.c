@@ -108,8 +108,10 @@ static int diff_functions(const struct profile *b, const struct profile *a,
 	long nb, na, i = 0, j = 0;
 	int r = -ENOMEM;
 
-	nb = profile_functions(b, b->stacks, b->nstacks, &fb, &d->before_samples);
-	na = profile_functions(a, a->stacks, a->nstacks, &fa, &d->after_samples);
+	nb = profile_functions(b, b->stacks, b->nstacks, &fb,
+			       &d->before_samples);
+	na = profile_functions(a, a->stacks, a->nstacks, &fa,
+			       &d->after_samples);
 	if (nb < 0 || na < 0)
 		goto out;
 	d->funcs = calloc((size_t)(nb + na) + 1, sizeof(*d->funcs));
@@ -121,7 +123,10 @@ static int diff_functions(const struct profile *b, const struct profile *a,
 		qsort(fa, (size_t)na, sizeof(*fa), func_key_cmp);
 	while (i < nb || j < na) {
 		struct diff_func *f = &d->funcs[d->nfuncs++];
-		int c = i == nb ? 1 : j == na ? -1 : func_key_cmp(&fb[i], &fa[j]);
+		int c;
+
+		/* c < 0: only BASE has it, c > 0: only NEW, 0: both. */
+		c = i == nb ? 1 : j == na ? -1 : func_key_cmp(&fb[i], &fa[j]);
 
 		if (c <= 0) {
 			f->function = fb[i].function;
@@ -314,7 +319,8 @@ static json_t *side_calls(const struct profile_endpoint *e)
 
 static int diff_json(const struct diff *d, FILE *out)
 {
-	json_t *root = json_object(), *funcs = json_array(), *eps = json_array();
+	json_t *root = json_object(), *funcs = json_array();
+	json_t *eps = json_array();
 	int r = -ENOMEM;
 
 	if (!root || !funcs || !eps)
@@ -390,10 +396,6 @@ static int diff_load(const char *base, const char *newer, const char *endpoint,
 	char err[512];
 	int missing = 0;
 
-	if (strcmp(base, "-") == 0 && strcmp(newer, "-") == 0) {
-		fprintf(stderr, PROG ": BASE and NEW cannot both be stdin\n");
-		return 1;
-	}
 	for (int i = 0; i < 2; i++) {
 		int r = profile_load(path[i], &p[i], err, sizeof(err));
 
@@ -532,6 +534,9 @@ int diff_main(int argc, char **argv)
 					"and NEW");
 	base = paths[0];
 	newer = paths[1];
+	if (strcmp(base, "-") == 0 && strcmp(newer, "-") == 0)
+		return diff_usage_error("%s", "BASE and NEW cannot both be "
+					"stdin (\"-\")");
 	if (diff_load(base, newer, endpoint, &b, &a) != 0)
 		return 1;
 

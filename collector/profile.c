@@ -308,8 +308,13 @@ int profile_load(const char *path, struct profile **ret, char *err,
 	else
 		root = json_load_file(path, 0, &je);
 	if (!root) {
-		(void)snprintf(err, errlen, "%s: %s (line %d)", path, je.text,
-			       je.line);
+		/* jansson's text already names the file when it cannot be
+		 * opened (no line then). */
+		if (je.line < 0)
+			(void)snprintf(err, errlen, "%s", je.text);
+		else
+			(void)snprintf(err, errlen, "%s: %s (line %d)", path,
+				       je.text, je.line);
 		return -EINVAL;
 	}
 	r = profile_from_json(root, ret, err, errlen);

@@ -8,6 +8,7 @@
 #include "prom.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 
 /*
@@ -90,19 +91,19 @@ static void prom_histogram(FILE *out, const struct profile_endpoint *ep)
 		cum += counts[b];
 		fputs("profshim_request_duration_seconds_bucket{endpoint=", out);
 		prom_label(out, ep->name);
-		fprintf(out, ",le=\"%s\"} %llu\n", prom_bounds_text[b],
-			(unsigned long long)cum);
+		fprintf(out, ",le=\"%s\"} %" PRIu64 "\n", prom_bounds_text[b],
+			cum);
 	}
 	fputs("profshim_request_duration_seconds_bucket{endpoint=", out);
 	prom_label(out, ep->name);
-	fprintf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)total);
+	fprintf(out, ",le=\"+Inf\"} %" PRIu64 "\n", total);
 	fputs("profshim_request_duration_seconds_sum{endpoint=", out);
 	prom_label(out, ep->name);
 	fputs("} ", out);
 	prom_value(out, ep->total);
 	fputs("\nprofshim_request_duration_seconds_count{endpoint=", out);
 	prom_label(out, ep->name);
-	fprintf(out, "} %llu\n", (unsigned long long)total);
+	fprintf(out, "} %" PRIu64 "\n", total);
 }
 
 int prom_write(const struct profile *p, FILE *out)
@@ -124,9 +125,9 @@ int prom_write(const struct profile *p, FILE *out)
 				continue;
 			fputs("profshim_requests_total{endpoint=", out);
 			prom_label(out, ep->name);
-			fprintf(out, ",status_class=\"%s\"} %llu\n",
+			fprintf(out, ",status_class=\"%s\"} %" PRIu64 "\n",
 				prom_status[c],
-				(unsigned long long)ep->status[c]);
+				ep->status[c]);
 		}
 	}
 
@@ -136,24 +137,24 @@ int prom_write(const struct profile *p, FILE *out)
 	for (size_t e = 0; e < p->nendpoints; e++) {
 		fputs("profshim_samples_total{endpoint=", out);
 		prom_label(out, p->endpoints[e].name);
-		fprintf(out, "} %llu\n",
-			(unsigned long long)p->endpoints[e].samples);
+		fprintf(out, "} %" PRIu64 "\n",
+			p->endpoints[e].samples);
 	}
 
 	prom_family(out, "profshim_dropped_samples_total", "counter",
 		    "Samples the shim could not write because the ring was "
 		    "full.");
-	fprintf(out, "profshim_dropped_samples_total %llu\n",
-		(unsigned long long)p->dropped_samples);
+	fprintf(out, "profshim_dropped_samples_total %" PRIu64 "\n",
+		p->dropped_samples);
 	prom_family(out, "profshim_dropped_events_total", "counter",
 		    "Records other than samples the shim could not write "
 		    "because the ring was full.");
-	fprintf(out, "profshim_dropped_events_total %llu\n",
-		(unsigned long long)p->dropped_events);
+	fprintf(out, "profshim_dropped_events_total %" PRIu64 "\n",
+		p->dropped_events);
 	prom_family(out, "profshim_dropped_requests_total", "counter",
 		    "Requests served but not reported: their record found the "
 		    "ring full, or too many were pipelined on one connection.");
-	fprintf(out, "profshim_dropped_requests_total %llu\n",
-		(unsigned long long)p->dropped_requests);
+	fprintf(out, "profshim_dropped_requests_total %" PRIu64 "\n",
+		p->dropped_requests);
 	return ferror(out) ? -EIO : 0;
 }

@@ -3,8 +3,7 @@
  *
  * Every profile is "sampled" with nanosecond weights: a stack seen n times
  * weighs n sampling periods, so speedscope shows CPU (or wall) time rather
- * than sample counts. All profiles share the profile's frame table, in the
- * same order, so a frame index means the same in the JSON and here.
+ * than sample counts.
  */
 #include "speedscope.h"
 
@@ -13,64 +12,142 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "table.h"
+
 #define SPEEDSCOPE_SCHEMA "https://www.speedscope.app/file-format-schema.json"
 #define SPEEDSCOPE_OUTSIDE "(outside any endpoint)"
 
 /* One "sampled" profile being built. */
 struct sampled {
-	json_t *samples;  /* [[frame, ...] root first, ...] */
-	json_t *weights;  /* nanoseconds, one per sample */
-	uint64_t total;   /* sum of weights */
+	const uint32_t *map; /* profile frame -> speedscope frame */
+	json_t *samples;     /* [[frame, ...] root first, ...] */
+	json_t *weights;     /* nanoseconds, one per sample */
+	uint64_t total;      /* sum of weights */
+};
+
+/* A speedscope frame: one function of one module. */
+struct ss_frame {
+	const char *function;
+	int module;
+	const char *file;    /* source file, NULL when none is known */
+	int line;            /* lowest line of `file` seen, 0 for none */
 };
 
 /*
- * The shared frame table. speedscope tells frames apart by their index, so
- * two inlined or per-module copies of one function stay apart. "file" is
- * the source file when the debug information gave one, else the module's
- * path, so a frame without sources still says where its code lives.
+ * speedscope's frames are functions (it merges samples by frame, and shows
+ * a frame's file and line as where the function is), while the profile's
+ * are call sites, one per line. Map each profile frame to the frame of its
+ * (function, module) in `v`, so a function is one box in a flame graph and
+ * one row in the sandwich view however many of its lines were sampled.
+ * Returns the number of functions, or -ENOMEM.
  */
-static json_t *speedscope_frames(const struct profile *p)
+static long speedscope_merge(const struct profile *p, uint32_t *map,
+			     struct ss_frame *v)
 {
-	json_t *arr = json_array();
+	struct intern seen = {0};
+	char *key = NULL;
+	size_t cap = 0;
+	long n = 0;
 
-	if (!arr)
-		return NULL;
 	for (size_t i = 0; i < p->nframes; i++) {
 		const struct profile_frame *f = &p->frames[i];
-		json_t *o = json_object();
+		size_t len = strlen(f->function);
+		struct ss_frame *m;
+		int64_t id;
 
-		if (!o || json_array_append_new(arr, o) < 0)
+		/* Key: the module index, then the whole name. */
+		if (len + sizeof(f->module) > cap) {
+			char *nk = realloc(key, len + sizeof(f->module));
+
+			if (!nk)
+				goto nomem;
+			key = nk;
+			cap = len + sizeof(f->module);
+		}
+		memcpy(key, &f->module, sizeof(f->module));
+		memcpy(key + sizeof(f->module), f->function, len);
+		id = intern_put(&seen, key, len + sizeof(f->module));
+		if (id < 0)
 			goto nomem;
-		if (json_object_set_new(o, "name", json_string(f->function)) < 0)
-			goto nomem;
-		if (f->file && f->file[0]) {
-			if (json_object_set_new(o, "file",
-						json_string(f->file)) < 0)
-				goto nomem;
-			if (f->line > 0 &&
-			    json_object_set_new(o, "line",
-						json_integer(f->line)) < 0)
-				goto nomem;
-		} else if (f->module >= 0 && p->modules[f->module].path[0]) {
-			if (json_object_set_new(o, "file",
-						json_string(p->modules[f->module].path)) < 0)
-				goto nomem;
+		if (id == n)
+			v[n++] = (struct ss_frame){.function = f->function,
+						   .module = f->module};
+		map[i] = (uint32_t)id;
+		m = &v[id];
+		if (!f->file || !f->file[0])
+			continue;
+		if (!m->file) {
+			m->file = f->file;
+			m->line = f->line > 0 ? f->line : 0;
+		} else if (strcmp(m->file, f->file) == 0 && f->line > 0 &&
+			   (m->line == 0 || f->line < m->line)) {
+			m->line = f->line;
 		}
 	}
+	free(key);
+	intern_free(&seen);
+	return n;
+nomem:
+	free(key);
+	intern_free(&seen);
+	return -ENOMEM;
+}
+
+/*
+ * The shared frame table, and in map the speedscope frame of each profile
+ * frame. "file" is the source file when the debug information gave one
+ * (with the lowest line sampled in it: the nearest known to the function's
+ * start), else the module's path, so a frame without sources still says
+ * where its code lives.
+ */
+static json_t *speedscope_frames(const struct profile *p, uint32_t *map)
+{
+	struct ss_frame *v = calloc(p->nframes + 1, sizeof(*v));
+	json_t *arr = json_array();
+	long n = v ? speedscope_merge(p, map, v) : -ENOMEM;
+
+	if (n < 0 || !arr)
+		goto nomem;
+	for (long i = 0; i < n; i++) {
+		const char *file = v[i].file;
+		json_t *o = json_object();
+
+		if (!file && v[i].module >= 0 && p->modules[v[i].module].path[0])
+			file = p->modules[v[i].module].path;
+		if (!o || json_array_append_new(arr, o) < 0 ||
+		    json_object_set_new(o, "name",
+					json_string(v[i].function)) < 0 ||
+		    (file && json_object_set_new(o, "file",
+						 json_string(file)) < 0) ||
+		    (v[i].file && v[i].line > 0 &&
+		     json_object_set_new(o, "line",
+					 json_integer(v[i].line)) < 0))
+			goto nomem;
+	}
+	free(v);
 	return arr;
 nomem:
+	free(v);
 	json_decref(arr);
 	return NULL;
 }
 
-static int sampled_init(struct sampled *s)
+static void sampled_drop(struct sampled *s)
 {
+	json_decref(s->samples);
+	json_decref(s->weights);
+}
+
+/* An empty profile; on failure s holds nothing (sampled_drop() is safe). */
+static int sampled_init(struct sampled *s, const uint32_t *map)
+{
+	s->map = map;
 	s->samples = json_array();
 	s->weights = json_array();
 	s->total = 0;
 	if (!s->samples || !s->weights) {
-		json_decref(s->samples);
-		json_decref(s->weights);
+		sampled_drop(s);
+		s->samples = s->weights = NULL;
 		return -ENOMEM;
 	}
 	return 0;
@@ -86,7 +163,8 @@ static int sampled_add(struct sampled *s, const struct profile *p,
 	if (!fr || json_array_append_new(s->samples, fr) < 0)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < st->nframes; i++)
-		if (json_array_append_new(fr, json_integer(st->frames[i])) < 0)
+		if (json_array_append_new(fr,
+					  json_integer(s->map[st->frames[i]])) < 0)
 			return -ENOMEM;
 	if (json_array_append_new(s->weights, json_integer((json_int_t)w)) < 0)
 		return -ENOMEM;
@@ -127,23 +205,17 @@ static int sampled_append(struct sampled *s, json_t *name, json_t *profiles)
 	return json_array_append_new(profiles, o) < 0 ? -ENOMEM : 0;
 }
 
-static void sampled_drop(struct sampled *s)
-{
-	json_decref(s->samples);
-	json_decref(s->weights);
-}
-
 /*
  * The stacks of endpoint `ep` (-1: of no endpoint) as the profile `name`;
  * nothing is added when they have no samples.
  */
-static int speedscope_endpoint(const struct profile *p, int ep,
-			       const char *name, json_t *profiles)
+static int speedscope_endpoint(const struct profile *p, const uint32_t *map,
+			       int ep, const char *name, json_t *profiles)
 {
 	struct sampled s;
 	int r;
 
-	r = sampled_init(&s);
+	r = sampled_init(&s, map);
 	for (size_t i = 0; i < p->nstacks && r == 0; i++) {
 		const struct profile_stack *st = &p->stacks[i];
 
@@ -163,7 +235,7 @@ static int speedscope_endpoint(const struct profile *p, int ep,
  * view shows what the request did when; otherwise (the timeline was cut,
  * or --function moved the stacks) one weighted sample per stack.
  */
-static int speedscope_request(const struct profile *p,
+static int speedscope_request(const struct profile *p, const uint32_t *map,
 			      const struct profile_request *q, json_t *profiles)
 {
 	uint64_t samples = 0;
@@ -172,7 +244,7 @@ static int speedscope_request(const struct profile *p,
 
 	for (size_t i = 0; i < q->nstacks; i++)
 		samples += q->stacks[i].samples;
-	r = sampled_init(&s);
+	r = sampled_init(&s, map);
 	if (q->ntimeline > 0 && q->ntimeline == samples) {
 		for (size_t i = 0; i < q->ntimeline && r == 0; i++)
 			r = sampled_add(&s, p, &q->stacks[q->timeline[i].stack],
@@ -235,18 +307,20 @@ static bool speedscope_one_request(const struct profile *p)
 }
 
 /* One profile per endpoint with samples, heaviest first. */
-static int speedscope_endpoints(const struct profile *p, json_t *profiles)
+static int speedscope_endpoints(const struct profile *p, const uint32_t *map,
+				json_t *profiles)
 {
 	bool outside = false;
 	int r = 0;
 
 	for (size_t e = 0; e < p->nendpoints && r == 0; e++)
-		r = speedscope_endpoint(p, (int)e, p->endpoints[e].name,
+		r = speedscope_endpoint(p, map, (int)e, p->endpoints[e].name,
 					profiles);
 	for (size_t i = 0; i < p->nstacks && !outside; i++)
 		outside = p->stacks[i].endpoint < 0;
 	if (r == 0 && outside)
-		r = speedscope_endpoint(p, -1, SPEEDSCOPE_OUTSIDE, profiles);
+		r = speedscope_endpoint(p, map, -1, SPEEDSCOPE_OUTSIDE,
+					profiles);
 	if (r == 0)
 		r = speedscope_sort(profiles);
 	return r;
@@ -255,38 +329,40 @@ static int speedscope_endpoints(const struct profile *p, json_t *profiles)
 int speedscope_write(const struct profile *p, FILE *out)
 {
 	json_t *root = json_object(), *profiles = json_array(), *name = NULL;
+	uint32_t *map = malloc((p->nframes + 1) * sizeof(*map));
+	json_t *frames = map ? speedscope_frames(p, map) : NULL;
 	int r = -ENOMEM;
 
-	if (!root || !profiles)
+	if (!root || !profiles || !frames)
 		goto out;
 	if (speedscope_one_request(p)) {
 		const struct profile_request *q = &p->requests[0];
 
 		name = json_sprintf("profshim %s profile: %s request %s",
 				    p->clock, q->endpoint, q->id);
-		r = speedscope_request(p, q, profiles);
+		r = speedscope_request(p, map, q, profiles);
 	} else {
 		if (p->nendpoints == 1)
 			name = json_sprintf("profshim %s profile: %s", p->clock,
 					    p->endpoints[0].name);
 		else
 			name = json_sprintf("profshim %s profile", p->clock);
-		r = speedscope_endpoints(p, profiles);
+		r = speedscope_endpoints(p, map, profiles);
 	}
 	/* speedscope refuses a file without profiles: an empty selection
 	 * is one profile without samples, named as the file. */
 	if (r == 0 && json_array_size(profiles) == 0) {
 		struct sampled s;
 
-		r = sampled_init(&s);
+		r = sampled_init(&s, map);
 		if (r == 0)
 			r = sampled_append(&s, json_incref(name), profiles);
 	}
 	if (json_object_set_new(root, "$schema",
 				json_string(SPEEDSCOPE_SCHEMA)) < 0 ||
 	    json_object_set_new(root, "shared", json_object()) < 0 ||
-	    json_object_set_new(json_object_get(root, "shared"), "frames",
-				speedscope_frames(p)) < 0 ||
+	    json_object_set(json_object_get(root, "shared"), "frames",
+			    frames) < 0 ||
 	    json_object_set(root, "profiles", profiles) < 0 ||
 	    json_object_set(root, "name", name) < 0 ||
 	    json_object_set_new(root, "activeProfileIndex", json_integer(0)) < 0 ||
@@ -298,6 +374,8 @@ int speedscope_write(const struct profile *p, FILE *out)
 	r = json_dumpf(root, out, JSON_COMPACT) < 0 || fputc('\n', out) == EOF ||
 	    ferror(out) ? -EIO : 0;
 out:
+	free(map);
+	json_decref(frames);
 	json_decref(name);
 	json_decref(root);
 	json_decref(profiles);

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -155,12 +156,18 @@ def test_html_page_shows_70_30(mix, tmp_path):
     page = tmp_path / "mix.html"
     report("--input", mix["70"], "--format", "html", "--endpoint", MIX,
            "--output", page)
+    artifacts = Path(os.environ.get("PROFSHIM_ARTIFACTS",
+                                    ROOT / "test" / "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
     r = subprocess.run([NODE, str(JS / "html_check.js"), "shares", str(page),
-                        "burn_alpha", "burn_beta"], capture_output=True,
-                       text=True, timeout=120, cwd=JS)
+                        str(artifacts / "report-mix.png"), "burn_alpha",
+                        "burn_beta"], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    shares = json.loads(r.stdout.strip().splitlines()[-1])
-    assert_70_30(shares, "html")
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not seen["pageErrors"] and not seen["consoleErrors"], seen
+    assert not seen["network"], seen
+    assert_70_30(seen["shares"], "html")
 
 
 def test_request_and_function_selection(mix, tmp_path):

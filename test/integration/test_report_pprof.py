@@ -9,8 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, clean_env,
-                      free_port, keepalive, shim_env)
+from conftest import COLLECTOR, CPUSERVER, clean_env, record_cpuserver
 
 GO = shutil.which("go")
 
@@ -254,18 +253,11 @@ def readelf_build_id(path):
 
 @pytest.mark.skipif(shutil.which("readelf") is None, reason="no readelf")
 def test_recorded_cpuserver_profile(servers, collectors, tmp_path):
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
-                          PROFILING_HZ="199"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
     reqs = [("GET", "/alpha?ms=20", None, None)] * 15
     reqs += [("GET", "/beta?ms=5", None, None)] * 5
-    assert keepalive(port, reqs) == [200] * 20
-    srv.stop()
-    saved = col.finish()
+    statuses, saved, col = record_cpuserver(servers, collectors, tmp_path,
+                                            reqs)
+    assert statuses == [200] * 20
     assert saved.get("stacks"), "record wrote no stacks"
     samples = sum(s["samples"] for s in saved["stacks"])
 

@@ -7,8 +7,7 @@ import math
 import re
 import subprocess
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, free_port,
-                      keepalive, shim_env)
+from conftest import COLLECTOR, record_cpuserver
 
 BOUNDS = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
           "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
@@ -208,19 +207,11 @@ def test_endpoint_selection(tmp_path):
 
 
 def test_prometheus_of_a_recording(servers, collectors, tmp_path):
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
-                          PROFILING_HZ="199"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
     reqs = [("GET", "/alpha?ms=3", None, None)] * 12
     reqs += [("GET", "/beta?ms=30", None, None)] * 3
     reqs += [("GET", "/nothing-here", None, None)] * 2
-    statuses = keepalive(port, reqs)
-    srv.stop()
-    prof = col.finish()
+    statuses, prof, col = record_cpuserver(servers, collectors, tmp_path,
+                                           reqs)
     out = tmp_path / "rec.prom"
     r = subprocess.run([str(COLLECTOR), "report", "--input", str(col.out),
                         "--format", "prometheus", "--output", str(out)],

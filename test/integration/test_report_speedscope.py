@@ -5,8 +5,7 @@ import json
 import re
 import subprocess
 
-from conftest import (COLLECTOR, CPUSERVER, ROOT, Collector, Server,
-                      free_port, keepalive, shim_env)
+from conftest import COLLECTOR, ROOT, record_cpuserver
 
 JS = ROOT / "test" / "js"
 CHECK = JS / "speedscope_check.js"
@@ -285,18 +284,11 @@ def test_speedscope_viewer_check_notices_a_broken_file(tmp_path):
 
 
 def test_speedscope_of_a_recording(servers, collectors, tmp_path):
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
-                          PROFILING_HZ="199"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
     reqs = [("GET", "/alpha?ms=20", None, None)] * 10
     reqs += [("GET", "/beta?ms=20", None, None)] * 4
-    assert keepalive(port, reqs) == [200] * 14
-    srv.stop()
-    prof = col.finish()
+    statuses, prof, col = record_cpuserver(servers, collectors, tmp_path,
+                                           reqs)
+    assert statuses == [200] * 14
     out = tmp_path / "rec.speedscope.json"
     doc = report(col.out, out)
     check_file(doc)

@@ -209,6 +209,23 @@ async function empty(context, file, out) {
 	return r;
 }
 
+// Run fn(context) in a fresh headless Chromium profile, removed after.
+async function withChromium(fn) {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profshim-chromium-'));
+	const context = await chromium.launchPersistentContext(dir, {
+		executablePath: '/usr/bin/chromium',
+		headless: true,
+		args: FLAGS,
+		viewport: { width: 1280, height: 900 },
+	});
+	try {
+		return await fn(context);
+	} finally {
+		await context.close();
+		fs.rmSync(dir, { recursive: true, force: true });
+	}
+}
+
 async function sharesOnly(context, args) {
 	const [page, shot, ...names] = args;
 	const out = { pageErrors: [], consoleErrors: [], network: [] };
@@ -221,40 +238,18 @@ async function sharesOnly(context, args) {
 
 async function main() {
 	if (process.argv[2] === 'shares') {
-		const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profshim-chromium-'));
-		const context = await chromium.launchPersistentContext(dir, {
-			executablePath: '/usr/bin/chromium',
-			headless: true,
-			args: FLAGS,
-			viewport: { width: 1280, height: 900 },
-		});
-		try {
-			const out = await sharesOnly(context, process.argv.slice(3));
-			process.stdout.write(JSON.stringify(out) + '\n');
-		} finally {
-			await context.close();
-			fs.rmSync(dir, { recursive: true, force: true });
-		}
+		const out = await withChromium(c => sharesOnly(c, process.argv.slice(3)));
+		process.stdout.write(JSON.stringify(out) + '\n');
 		return;
 	}
 	const [reportFile, diffFile, artifacts, hostile, emptyFile] = process.argv.slice(2);
 	const out = { pageErrors: [], consoleErrors: [], network: [] };
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profshim-chromium-'));
 	fs.mkdirSync(artifacts, { recursive: true });
-	const context = await chromium.launchPersistentContext(dir, {
-		executablePath: '/usr/bin/chromium',
-		headless: true,
-		args: FLAGS,
-		viewport: { width: 1280, height: 900 },
-	});
-	try {
+	await withChromium(async context => {
 		out.report = await report(context, reportFile, artifacts, hostile, out);
 		out.diff = await diff(context, diffFile, artifacts, out);
 		out.empty = await empty(context, emptyFile, out);
-	} finally {
-		await context.close();
-		fs.rmSync(dir, { recursive: true, force: true });
-	}
+	});
 	process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -303,19 +303,26 @@ def collectors():
             c.proc.wait()
 
 
+def start_cpuserver(servers, collectors, tmp_path, **settings):
+    """cpuserver under the shim (profiling on, plus `settings`) with a
+    collector recording it; both stopped at the end of the test."""
+    port = free_port()
+    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true",
+                                             **settings), port)
+    servers.append(srv)
+    col = Collector(tmp_path, pid=srv.pid)
+    collectors.append(col)
+    return srv, col
+
+
 def record_cpuserver(servers, collectors, tmp_path, requests, hz="199"):
     """Serve `requests` ((method, path, body, headers) over one keep-alive
     connection) from cpuserver under the shim, every request sampled at
     `hz`, with a collector recording it; stop both. Returns the statuses,
     the profile the collector wrote and the collector (its file: .out)."""
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
-                          PROFILING_HZ=hz), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
-    statuses = keepalive(port, requests)
+    srv, col = start_cpuserver(servers, collectors, tmp_path,
+                               PROFILING_SAMPLE_RATE="1", PROFILING_HZ=hz)
+    statuses = keepalive(srv.port, requests)
     srv.stop()
     return statuses, col.finish(), col
 

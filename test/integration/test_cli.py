@@ -5,19 +5,13 @@ import subprocess
 
 import pytest
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      free_port, keepalive, shim_env)
+from conftest import (COLLECTOR, CPUSERVER, calls, Collector, free_port,
+                      keepalive, Server, shim_env, start_cpuserver)
 
 
 def start(servers, collectors, tmp_path):
-    port = free_port()
-    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true",
-                                             PROFILING_SAMPLE_RATE="1",
-                                             PROFILING_HZ="499"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
-    return srv, col
+    return start_cpuserver(servers, collectors, tmp_path,
+                           PROFILING_SAMPLE_RATE="1", PROFILING_HZ="499")
 
 
 def load(srv, alpha, beta):

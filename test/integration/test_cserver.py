@@ -2,18 +2,11 @@
 endpoints whose CPU time goes to distinctly named functions."""
 import signal
 
-from conftest import (CPUSERVER, Collector, Server, calls, dump_json,
-                      free_port, keepalive, shim_env)
+from conftest import (calls, dump_json, keepalive, start_cpuserver)
 
 
 def start(servers, collectors, tmp_path, **settings):
-    port = free_port()
-    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true",
-                                             **settings), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
-    return srv, col
+    return start_cpuserver(servers, collectors, tmp_path, **settings)
 
 
 def test_each_endpoint_top_function_is_its_own(servers, collectors, tmp_path):

@@ -9,8 +9,7 @@ import re
 import subprocess
 import time
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      free_port, keepalive, shim_env)
+from conftest import (COLLECTOR, calls, keepalive, start_cpuserver)
 
 HOSTILE_FN = 'evil"\\<b>&amp;\n\x1b[31mred\u009b\u00e9\u4e2d'
 HOSTILE_EP = 'POST /"quoted"\\path\n\x1b[2J<script>'
@@ -213,13 +212,8 @@ def test_unreadable_profiles_exit_1(tmp_path):
 def test_recorded_profiles(servers, collectors, tmp_path):
     """Two real profiles of one server: alpha-heavy, then (after reset)
     beta-heavy. The diff shows burn_alpha shrinking, burn_beta growing."""
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
-                          PROFILING_HZ="499"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
+    srv, col = start_cpuserver(servers, collectors, tmp_path,
+                               PROFILING_SAMPLE_RATE="1", PROFILING_HZ="499")
 
     def phase(alpha, beta, name):
         reqs = [("GET", "/alpha?ms=10", None, None)] * alpha + \

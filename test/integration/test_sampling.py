@@ -2,19 +2,13 @@
 mode."""
 import time
 
-from conftest import (CPUSERVER, Collector, Server, calls, dump_json,
-                      free_port, keepalive, parallel_keepalive, shim_env)
+from conftest import (calls, Collector, dump_json, keepalive,
+                      parallel_keepalive, shim_env, start_cpuserver)
 from test_nginx import start_nginx, worker_pids
 
 
 def start_cpu(servers, collectors, tmp_path, **settings):
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", **settings), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
-    return srv, col
+    return start_cpuserver(servers, collectors, tmp_path, **settings)
 
 
 def test_threaded_server_samples_on_several_threads(servers, collectors,

@@ -214,6 +214,7 @@ static int load_requests(struct profile *p, char *err, size_t errlen)
 		size_t k;
 
 		p->nrequests = i + 1;
+		q->json = v;
 		q->id = str_or(v, "id", "");
 		q->endpoint = str_or(v, "endpoint", "");
 		q->pid = (uint32_t)uint_of(v, "pid");
@@ -657,7 +658,6 @@ json_t *profile_to_json(const struct profile *p)
 	json_t *root = json_deep_copy(p->root);
 	json_t *data = json_object(), *stacks = json_array(), *reqs = json_array();
 	json_t *old_data = json_object_get(p->root, "data");
-	json_t *old_reqs = json_object_get(p->root, "requests");
 
 	if (!root || !data || !stacks || !reqs)
 		goto nomem;
@@ -699,16 +699,16 @@ json_t *profile_to_json(const struct profile *p)
 		json_array_append_new(stacks, stack_json(&p->stacks[i], true, p));
 	for (size_t i = 0; i < p->nrequests; i++) {
 		const struct profile_request *q = &p->requests[i];
-		json_t *o = NULL, *st = json_array(), *tl = json_array(), *v;
+		json_t *o = json_deep_copy(q->json);
+		json_t *st = json_array(), *tl = json_array();
 		size_t k;
 
-		json_array_foreach(old_reqs, k, v)
-			if (strcmp(str_or(v, "id", ""), q->id) == 0) {
-				o = json_deep_copy(v);
-				break;
-			}
-		if (!o)
+		if (!o || !st || !tl) {
+			json_decref(o);
+			json_decref(st);
+			json_decref(tl);
 			continue;
+		}
 		for (k = 0; k < q->nstacks; k++)
 			json_array_append_new(st, stack_json(&q->stacks[k], false, p));
 		for (k = 0; k < q->ntimeline; k++)

@@ -78,6 +78,7 @@ struct profile_tick {
 };
 
 struct profile_request {
+	json_t *json;          /* its object in the document */
 	const char *id;
 	const char *endpoint;
 	uint32_t pid, tid;

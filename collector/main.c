@@ -30,13 +30,16 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  record [--pid PID] [--ring PATH] [--out FILE] [--duration S]\n"
-	"         [--slow-ms N]\n"
+	"         [--slow-ms N] [--checkpoint S]\n"
 	"         attach to every ring of this user (present and future), or to\n"
 	"         PID and its descendants, or to one ring file; on Ctrl-C or\n"
 	"         SIGTERM, after S seconds, or when the PID tree has exited,\n"
 	"         write FILE (default profshim.json) and exit 0. Each ?profile=1\n"
 	"         request gets a line on stderr as it completes; --slow-ms N\n"
-	"         prints a JSON line on stdout per request slower than N ms\n"
+	"         prints a JSON line on stdout per request slower than N ms.\n"
+	"         FILE is also a checkpoint, rewritten every S seconds (default\n"
+	"         1, 0: never): a collector killed and started again with the\n"
+	"         same --out resumes it and counts every request exactly once\n"
 	"  dump [--endpoint E] [--function NAME]\n"
 	"         print the running collector's profile JSON; --endpoint keeps\n"
 	"         one endpoint (\"GET /users/:id\"), --function keeps only stacks\n"
@@ -70,7 +73,8 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR, OPT_SLOW_MS };
+enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR, OPT_SLOW_MS,
+       OPT_CHECKPOINT };
 
 static int parse_pid(const char *s, int *ret)
 {
@@ -108,10 +112,12 @@ static int cmd_record(int argc, char **argv)
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
 		{"slow-ms", required_argument, NULL, OPT_SLOW_MS},
+		{"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm"};
+	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm",
+				.checkpoint = 1.0};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+p:r:o:d:h", opts, NULL)) != -1) {
@@ -143,6 +149,15 @@ static int cmd_record(int argc, char **argv)
 			if (parse_seconds(optarg, &o.slow_ms) < 0)
 				return usage_error("--slow-ms needs a number of "
 						   "milliseconds above 0, not '%s'",
+						   optarg);
+			break;
+		case OPT_CHECKPOINT:
+			if (strcmp(optarg, "0") == 0)
+				o.checkpoint = 0;
+			else if (parse_seconds(optarg, &o.checkpoint) < 0)
+				return usage_error("--checkpoint needs a number "
+						   "of seconds (0: no "
+						   "checkpoints), not '%s'",
 						   optarg);
 			break;
 		case 'h':

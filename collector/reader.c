@@ -32,7 +32,9 @@ struct reader {
 	struct ring_header *h;
 	struct ring_header copy;   /* the immutable part, read once */
 	char exe[RING_EXE_MAX];
-	uint64_t tail;
+	uint64_t tail;             /* read position; the ring's tail lags it
+				    * while held (reader_hold) */
+	bool hold;
 	char error[160];
 	uint64_t frames[RING_MAX_FRAMES];
 	uint8_t rec[READER_REC_MAX];
@@ -92,45 +94,36 @@ static const char *reader_check_header(const struct ring_header *h,
 	return NULL;
 }
 
-int reader_open(const char *path, struct reader **ret, char *err,
-		size_t errlen)
+int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
+		   size_t errlen)
 {
 	struct reader *r = NULL;
 	struct stat st;
 	const char *why;
-	int fd, e;
+	int e;
 
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		e = -errno;
-		(void)snprintf(err, errlen, "open: %s", strerror(errno));
-		return e;
-	}
 	if (fstat(fd, &st) < 0) {
 		e = -errno;
 		(void)snprintf(err, errlen, "fstat: %s", strerror(errno));
-		goto fail;
+		return e;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != getuid() ||
 	    (st.st_mode & 077)) {
-		e = -EPERM;
 		(void)snprintf(err, errlen,
 			       "not a private ring of this user (owner %u, "
 			       "mode %03o)",
 			       (unsigned)st.st_uid, (unsigned)st.st_mode & 0777);
-		goto fail;
+		return -EPERM;
 	}
 	if ((uint64_t)st.st_size < sizeof(struct ring_header)) {
-		e = -EBADMSG;
 		(void)snprintf(err, errlen, "corrupt ring: truncated (%lld bytes)",
 			       (long long)st.st_size);
-		goto fail;
+		return -EBADMSG;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
-		e = -ENOMEM;
 		(void)snprintf(err, errlen, "out of memory");
-		goto fail;
+		return -ENOMEM;
 	}
 	r->size = (size_t)st.st_size;
 	r->map = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -150,17 +143,31 @@ int reader_open(const char *path, struct reader **ret, char *err,
 	}
 	memcpy(r->exe, r->copy.exe, sizeof(r->exe));
 	r->exe[sizeof(r->exe) - 1] = '\0';
-	(void)snprintf(r->path, sizeof(r->path), "%s", path);
+	(void)snprintf(r->path, sizeof(r->path), "%s", name);
 	r->tail = atomic_load_explicit((_Atomic uint64_t *)&r->h->tail,
 				       memory_order_acquire);
-	(void)close(fd);
 	*ret = r;
 	return 0;
 
 fail:
-	if (r && r->map)
+	if (r->map)
 		(void)munmap(r->map, r->size);
 	free(r);
+	return e;
+}
+
+int reader_open(const char *path, struct reader **ret, char *err,
+		size_t errlen)
+{
+	int fd, e;
+
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		e = -errno;
+		(void)snprintf(err, errlen, "open: %s", strerror(errno));
+		return e;
+	}
+	e = reader_open_fd(fd, path, ret, err, errlen);
 	(void)close(fd);
 	return e;
 }
@@ -333,7 +340,6 @@ int reader_drain(struct reader *r, size_t max,
 {
 	const uint64_t size = r->copy.data_size;
 	uint8_t *data = r->map + r->copy.data_off;
-	_Atomic uint64_t *tailp = (_Atomic uint64_t *)&r->h->tail;
 	struct reader_event ev;
 	size_t n = 0;
 	int ret = 0;
@@ -379,17 +385,61 @@ int reader_drain(struct reader *r, size_t max,
 		ret = reader_decode(r, rec, r->tail, &ev);
 		if (ret < 0)
 			break;
-		r->tail += rec->len;
 		if (ret > 0) {
-			n++;
 			ret = cb(arg, &ev);
 			if (ret < 0)
-				break;
+				break; /* the record stays unread */
+			n++;
 		}
+		r->tail += rec->len;
 		ret = 0;
 	}
-	atomic_store_explicit(tailp, r->tail, memory_order_release);
+	if (!r->hold)
+		reader_release(r, r->tail);
 	return ret < 0 ? ret : (int)n;
+}
+
+void reader_hold(struct reader *r)
+{
+	r->hold = true;
+}
+
+uint64_t reader_position(const struct reader *r)
+{
+	return r->tail;
+}
+
+uint64_t reader_held(const struct reader *r)
+{
+	return r->tail - atomic_load_explicit((_Atomic uint64_t *)&r->h->tail,
+					      memory_order_relaxed);
+}
+
+void reader_release(struct reader *r, uint64_t pos)
+{
+	_Atomic uint64_t *tailp = (_Atomic uint64_t *)&r->h->tail;
+	uint64_t cur = atomic_load_explicit(tailp, memory_order_relaxed);
+
+	/* Only forward, and never past what this reader has read. */
+	if (pos - cur <= r->tail - cur)
+		atomic_store_explicit(tailp, pos, memory_order_release);
+}
+
+int reader_resume(struct reader *r, uint64_t pos,
+		  const struct reader_counters *c)
+{
+	uint64_t tail = atomic_load_explicit((_Atomic uint64_t *)&r->h->tail,
+					     memory_order_acquire);
+	uint64_t head = atomic_load_explicit((_Atomic uint64_t *)&r->h->head,
+					     memory_order_acquire);
+
+	if (pos - tail > head - tail || pos % RING_ALIGN)
+		return -ERANGE;
+	r->tail = pos;
+	r->samples = c->samples;
+	r->sample_bytes = c->sample_bytes;
+	r->unresolved = c->unresolved_samples;
+	return 0;
 }
 
 static uint32_t reader_count_modules(const struct reader *r)

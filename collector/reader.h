@@ -58,17 +58,54 @@ struct reader_counters {
 int reader_open(const char *path, struct reader **ret, char *err,
 		size_t errlen);
 
+/*
+ * The same for a ring file already open as fd (not closed here); `name` is
+ * what reader_path() reports. Lets tests and fuzzers hand over memory files.
+ */
+int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
+		   size_t errlen);
+
 void reader_close(struct reader *r);
 
 /*
- * Deliver up to `max` committed records to cb, in ring order, and release
- * their space to the shim. Returns the number delivered, or -EBADMSG when the
- * ring is corrupt (reason in reader_error()); a callback's negative return
- * stops the drain and is returned.
+ * Deliver up to `max` committed records to cb, in ring order, and (unless
+ * the reader is held) release their space to the shim. Returns the number
+ * delivered, or -EBADMSG when the ring is corrupt (reason in
+ * reader_error()); a callback's negative return stops the drain before that
+ * record, which stays unread, and is returned.
  */
 int reader_drain(struct reader *r, size_t max,
 		 int (*cb)(void *arg, const struct reader_event *ev),
 		 void *arg);
+
+/*
+ * Exactly-once reading across a collector crash. A held reader reads ahead
+ * of the ring's tail: what it has read stays in the ring, where the shim
+ * cannot overwrite it, until reader_release() gives it back, which the
+ * collector does only once a checkpoint holding those records is on disk.
+ * A collector restarted from that checkpoint calls reader_resume() with the
+ * position the checkpoint recorded, and neither loses nor re-reads a record.
+ */
+void reader_hold(struct reader *r);
+
+/* Ring position up to which records have been read (a record boundary). */
+uint64_t reader_position(const struct reader *r);
+
+/* Bytes read but not yet released to the shim. */
+uint64_t reader_held(const struct reader *r);
+
+/* Give the shim back the space up to pos (between the ring's tail and
+ * reader_position(); anything else is ignored). */
+void reader_release(struct reader *r, uint64_t pos);
+
+/*
+ * Continue reading at pos, a position an earlier reader of this same ring
+ * had reached, with that reader's own counts (samples, sample_bytes,
+ * unresolved_samples of c). -ERANGE when pos is not between the ring's tail
+ * and head.
+ */
+int reader_resume(struct reader *r, uint64_t pos,
+		  const struct reader_counters *c);
 
 /* Number of module map entries the shim has published. */
 uint32_t reader_module_count(const struct reader *r);

@@ -29,6 +29,10 @@
 
 #define RECORD_BATCH 65536
 #define RECORD_SCAN_NS 100000000ull
+/* A ring more than a quarter full of records read but not yet checkpointed
+ * gets a checkpoint early, at most this often. */
+#define RECORD_PRESSED_NS 20000000ull
+#define RECORD_CHECKPOINT_FORMAT 1
 
 struct attached {
 	struct reader *r;
@@ -36,6 +40,8 @@ struct attached {
 	int proc;
 	uint32_t nmods;
 	unsigned long long starttime;
+	bool ended;       /* its process is gone and the ring drained dry */
+	bool intact;      /* ... and nothing in it was corrupt */
 };
 
 /* "attached to pid" lines printed before going quiet. */
@@ -52,6 +58,10 @@ struct recorder {
 	int ctl;
 	bool saw_any;
 	unsigned long attached; /* processes attached so far */
+	json_t *resume;          /* the rings of the checkpoint resumed from */
+	uint64_t last_checkpoint;
+	bool dirty;              /* read or changed since the last checkpoint */
+	bool checkpoint_failed;  /* said once until one succeeds again */
 	struct ring_module mods[RING_MODULES_MAX];
 };
 
@@ -193,6 +203,42 @@ static void record_refresh_modules(struct recorder *rc, struct attached *a)
 		a->nmods = n;
 }
 
+/*
+ * A ring the interrupted recording was reading (same file name, pid and
+ * creation time): go on from the position its checkpoint recorded.
+ */
+static void record_resume_ring(struct recorder *rc, struct attached *a)
+{
+	const struct ring_header *h = reader_header(a->r);
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(rc->resume, i, e) {
+		json_int_t pid, start, pos, samples, bytes, unresolved;
+		const char *name;
+		struct reader_counters c = {0};
+
+		if (json_unpack(e, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+				&name, "pid", &pid, "start_ns", &start, "position",
+				&pos, "samples", &samples, "sample_bytes", &bytes,
+				"unresolved", &unresolved) < 0 ||
+		    strcmp(name, a->name) != 0 || (uint32_t)pid != h->pid ||
+		    (uint64_t)start != h->start_realtime_ns)
+			continue;
+		c.samples = (uint64_t)samples;
+		c.sample_bytes = (uint64_t)bytes;
+		c.unresolved_samples = (uint64_t)unresolved;
+		if (reader_resume(a->r, (uint64_t)pos, &c) < 0)
+			fprintf(stderr,
+				"profshim-collector: %s: the checkpoint's read "
+				"position is no longer in the ring; reading on "
+				"from the ring's own\n",
+				reader_path(a->r));
+		(void)json_array_remove(rc->resume, i);
+		return;
+	}
+}
+
 static int record_attach(struct recorder *rc, const char *path,
 			 const char *name)
 {
@@ -238,6 +284,10 @@ static int record_attach(struct recorder *rc, const char *path,
 	a->r = r;
 	a->proc = proc;
 	(void)snprintf(a->name, sizeof(a->name), "%s", name);
+	if (rc->o->checkpoint > 0)
+		reader_hold(r);
+	if (rc->resume)
+		record_resume_ring(rc, a);
 	(void)record_proc(pid, NULL, &a->starttime);
 	record_refresh_modules(rc, a);
 	rc->saw_any = true;
@@ -391,26 +441,49 @@ static size_t record_drain_all(struct recorder *rc)
 		total += (size_t)n;
 		i++;
 	}
+	if (total)
+		rc->dirty = true;
 	return total;
 }
 
-/* Detach rings whose process has ended, after draining them dry. */
+static int record_checkpoint(struct recorder *rc);
+
+/*
+ * Detach rings whose process has ended, after draining them dry. With
+ * checkpoints, a ring file is removed only once a checkpoint holds all of
+ * it; until one can be written, the ring stays.
+ */
 static void record_reap(struct recorder *rc)
 {
-	for (size_t i = 0; i < rc->natt;) {
+	size_t ended = 0;
+
+	for (size_t i = 0; i < rc->natt; i++) {
 		struct attached *a = &rc->att[i];
 		unsigned long long start = 0;
 		int pid = (int)reader_pid(a->r), n;
 		bool alive = record_proc(pid, NULL, &start) &&
 			     (a->starttime == 0 || start == a->starttime);
 
-		if (alive) {
-			i++;
+		if (alive)
 			continue;
-		}
 		while ((n = record_drain_one(rc, a)) > 0)
 			;
-		record_detach(rc, i, n == 0);
+		a->ended = true;
+		a->intact = n == 0;
+		ended++;
+	}
+	if (!ended)
+		return;
+	if (rc->o->checkpoint > 0) {
+		rc->dirty = true;
+		if (record_checkpoint(rc) < 0)
+			return;
+	}
+	for (size_t i = 0; i < rc->natt;) {
+		if (rc->att[i].ended)
+			record_detach(rc, i, rc->att[i].intact);
+		else
+			i++;
 	}
 }
 
@@ -436,15 +509,29 @@ static char *record_dumps(struct recorder *rc, const char *endpoint,
 	return s;
 }
 
-/* Write the profile to path atomically (temporary file, then rename). */
-static int record_write(struct recorder *rc, const char *path, char *err,
-			size_t errlen)
+/*
+ * Write the profile to path atomically (temporary file, then rename), with
+ * `checkpoint` (a reference this takes) as its "checkpoint" object when it
+ * is not NULL. Checkpoints are written compact: they are rewritten every
+ * few seconds and their state is mostly numbers.
+ */
+static int record_write(struct recorder *rc, const char *path,
+			json_t *checkpoint, char *err, size_t errlen)
 {
 	char tmp[4200];
-	char *s = record_dumps(rc, NULL, NULL);
+	json_t *j = stats_json(rc->stats, rc->syms, NULL, NULL);
+	char *s = NULL;
 	FILE *f;
 	int ok;
 
+	if (j && checkpoint) {
+		json_object_set(j, "checkpoint", checkpoint);
+		s = json_dumps(j, JSON_COMPACT);
+	} else if (j) {
+		s = json_dumps(j, JSON_INDENT(2));
+	}
+	json_decref(j);
+	json_decref(checkpoint);
 	if (!s) {
 		(void)snprintf(err, errlen, "out of memory building the JSON");
 		return -1;
@@ -503,11 +590,12 @@ static void record_control(struct recorder *rc)
 		} else if (strcmp(fields[0], "reset") == 0) {
 			(void)record_drain_all(rc);
 			stats_reset(rc->stats);
+			rc->dirty = true;
 			control_reply(fd, 1, "", 0);
 		} else if (strcmp(fields[0], "save") == 0 && fields[1] &&
 			   fields[1][0] == '/') {
 			(void)record_drain_all(rc);
-			if (record_write(rc, fields[1], err, sizeof(err)) == 0)
+			if (record_write(rc, fields[1], NULL, err, sizeof(err)) == 0)
 				control_reply(fd, 1, "", 0);
 			else
 				control_reply(fd, 0, err, strlen(err));
@@ -515,6 +603,142 @@ static void record_control(struct recorder *rc)
 			control_reply(fd, 0, "unknown request", 15);
 		}
 	}
+}
+
+/*
+ * Write a checkpoint to the output file, then give each ring back the space
+ * of the records it holds. Returns 0, or -1 when it could not be written
+ * (said once until a checkpoint succeeds again); the rings then keep their
+ * records.
+ */
+static int record_checkpoint(struct recorder *rc)
+{
+	uint64_t *pos = calloc(rc->natt + 1, sizeof(*pos));
+	json_t *rings = json_array(), *state = stats_state_json(rc->stats);
+	json_t *ck = NULL;
+	char err[512];
+	int r = -1;
+
+	rc->last_checkpoint = record_now();
+	if (!pos || !rings || !state) {
+		(void)snprintf(err, sizeof(err), "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < rc->natt; i++) {
+		struct reader_counters c;
+
+		pos[i] = reader_position(rc->att[i].r);
+		reader_counters(rc->att[i].r, &c);
+		json_array_append_new(
+			rings,
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+				  rc->att[i].name, "pid",
+				  (json_int_t)reader_pid(rc->att[i].r), "start_ns",
+				  (json_int_t)reader_header(rc->att[i].r)
+					  ->start_realtime_ns,
+				  "position", (json_int_t)pos[i], "samples",
+				  (json_int_t)c.samples, "sample_bytes",
+				  (json_int_t)c.sample_bytes, "unresolved",
+				  (json_int_t)c.unresolved_samples));
+	}
+	ck = json_pack("{s:i, s:O, s:O}", "format", RECORD_CHECKPOINT_FORMAT,
+		       "rings", rings, "state", state);
+	if (!ck) {
+		(void)snprintf(err, sizeof(err), "out of memory");
+		goto out;
+	}
+	if (record_write(rc, rc->o->out, ck, err, sizeof(err)) < 0)
+		goto out;
+	for (size_t i = 0; i < rc->natt; i++)
+		reader_release(rc->att[i].r, pos[i]);
+	rc->dirty = false;
+	if (rc->checkpoint_failed)
+		fprintf(stderr, "profshim-collector: checkpoints to %s work "
+				"again\n", rc->o->out);
+	rc->checkpoint_failed = false;
+	r = 0;
+out:
+	if (r < 0 && !rc->checkpoint_failed) {
+		fprintf(stderr,
+			"profshim-collector: checkpoint: %s; the rings keep "
+			"what is not saved yet (and drop new records once "
+			"full); retrying\n",
+			err);
+		rc->checkpoint_failed = true;
+	}
+	json_decref(rings);
+	json_decref(state);
+	free(pos);
+	return r;
+}
+
+/* Time for a checkpoint: something changed and the interval is over, or a
+ * ring is more than a quarter full of records only the collector holds. */
+static bool record_checkpoint_due(struct recorder *rc, uint64_t now)
+{
+	uint64_t since = now - rc->last_checkpoint;
+
+	if (rc->o->checkpoint <= 0 || !rc->dirty)
+		return false;
+	if ((double)since / 1e9 >= rc->o->checkpoint)
+		return true;
+	if (since < RECORD_PRESSED_NS)
+		return false;
+	for (size_t i = 0; i < rc->natt; i++)
+		if (reader_held(rc->att[i].r) >
+		    reader_header(rc->att[i].r)->data_size / 4)
+			return true;
+	return false;
+}
+
+/*
+ * When the output file is a checkpoint (a recording killed before it could
+ * finish), take up its state and ring positions. A file that is not a
+ * checkpoint is left to be overwritten as before; a checkpoint that cannot
+ * be read stops the collector rather than lose it.
+ */
+static int record_resume(struct recorder *rc)
+{
+	json_t *root, *ck, *rings, *state;
+	json_error_t je;
+	char err[300];
+	uint64_t reqs, samples, eps;
+	int r;
+
+	root = json_load_file(rc->o->out, 0, &je);
+	ck = root ? json_object_get(root, "checkpoint") : NULL;
+	if (!ck) {
+		json_decref(root);
+		return 0;
+	}
+	rings = json_object_get(ck, "rings");
+	state = json_object_get(ck, "state");
+	if (json_integer_value(json_object_get(ck, "format")) !=
+		    RECORD_CHECKPOINT_FORMAT ||
+	    !json_is_array(rings) || !json_is_object(state)) {
+		(void)snprintf(err, sizeof(err), "not a checkpoint this "
+						 "version reads");
+		r = -EINVAL;
+	} else {
+		r = stats_state_load(rc->stats, state, err, sizeof(err));
+	}
+	if (r < 0) {
+		fprintf(stderr,
+			"profshim-collector: cannot resume the recording in "
+			"%s: %s; move it away to start a new one\n",
+			rc->o->out, err);
+		json_decref(root);
+		return -1;
+	}
+	rc->resume = json_incref(rings);
+	json_decref(root);
+	stats_totals(rc->stats, &reqs, &samples, &eps);
+	fprintf(stderr,
+		"profshim-collector: resuming the interrupted recording in %s "
+		"(%llu requests, %llu samples so far)\n",
+		rc->o->out, (unsigned long long)reqs,
+		(unsigned long long)samples);
+	return 0;
 }
 
 int record_run(const struct record_opts *o)
@@ -561,6 +785,11 @@ int record_run(const struct record_opts *o)
 		status = 1;
 		goto out;
 	}
+	if (o->checkpoint > 0 && record_resume(&rc) < 0) {
+		status = 1;
+		goto out;
+	}
+	rc.last_checkpoint = record_now();
 	if (o->ring)
 		fprintf(stderr, "profshim-collector: reading ring %s\n", o->ring);
 	else if (o->pid)
@@ -589,6 +818,8 @@ int record_run(const struct record_opts *o)
 			break;
 		n = record_drain_all(&rc);
 		record_control(&rc);
+		if (record_checkpoint_due(&rc, now))
+			(void)record_checkpoint(&rc);
 		if (n == 0) {
 			struct pollfd p = {.fd = rc.ctl, .events = POLLIN};
 
@@ -596,11 +827,14 @@ int record_run(const struct record_opts *o)
 		}
 	}
 	(void)record_drain_all(&rc);
-	if (record_write(&rc, o->out, err, sizeof(err)) < 0) {
+	if (record_write(&rc, o->out, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "profshim-collector: %s\n", err);
 		status = 1;
 		goto out;
 	}
+	/* The profile holds everything read: the rings may have it back. */
+	for (size_t i = 0; i < rc.natt; i++)
+		reader_release(rc.att[i].r, reader_position(rc.att[i].r));
 	stats_totals(rc.stats, &reqs, &samples, &eps);
 	fprintf(stderr,
 		"profshim-collector: wrote %s: %llu requests in %llu "
@@ -618,6 +852,7 @@ out:
 		(void)close(rc.ctl);
 		(void)unlink(path);
 	}
+	json_decref(rc.resume);
 	stats_free(rc.stats);
 	symbols_free(rc.syms);
 	return status;

@@ -78,4 +78,16 @@ void stats_totals(const struct stats *s, uint64_t *ret_requests,
 json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		   const char *function);
 
+/*
+ * Checkpoints. stats_state_json() is everything aggregated so far, in a
+ * form stats_state_load() turns back into exactly this state (raw addresses,
+ * full histograms, counters at the last reset, requests in flight); it is
+ * not a profile. stats_state_load() fills an s fresh from stats_new();
+ * on failure it returns a negative errno with one line in err, and s must be
+ * freed.
+ */
+json_t *stats_state_json(const struct stats *s);
+int stats_state_load(struct stats *s, const json_t *state, char *err,
+		     size_t errlen);
+
 #endif /* PROFSHIM_STATS_H */

@@ -56,7 +56,8 @@ static const char usage_text[] =
 	"  top [--once] [--interval S]\n"
 	"         live view of the running collector; q quits\n"
 	"  gc [--dry-run] [--verbose]\n"
-	"         remove rings (in /dev/shm) of your processes that have exited\n"
+	"         remove rings (in /dev/shm) of your processes that have exited,\n"
+	"         after the running collector (if any) has drained them\n"
 	"\n"
 	"options for every command:\n"
 	"  --socket PATH  the control socket (default: $PROFSHIM_SOCKET, else\n"
@@ -180,11 +181,14 @@ static int cmd_gc(int argc, char **argv)
 		{"dry-run", no_argument, NULL, 'n'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
+		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *dir = "/dev/shm";
+	const char *dir = "/dev/shm", *socket = NULL;
 	bool dry = false, verbose = false;
+	char path[256], err[512];
+	FILE *sink;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+nvh", opts, NULL)) != -1) {
@@ -198,6 +202,9 @@ static int cmd_gc(int argc, char **argv)
 		case OPT_SHM_DIR:
 			dir = optarg;
 			break;
+		case OPT_SOCKET:
+			socket = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -207,6 +214,15 @@ static int cmd_gc(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("gc takes no argument '%s'", argv[optind]);
+	/* A running collector drains the rings of exited processes it reads
+	 * and removes them itself: let it, before removing what is left. */
+	sink = fopen("/dev/null", "we");
+	if (!dry && sink && control_path(socket, 0, path, sizeof(path)) == 0 &&
+	    control_call(path, "reap", sink, err, sizeof(err)) == 0)
+		printf("profshim-collector gc: the running collector drained "
+		       "the rings it reads first\n");
+	if (sink)
+		fclose(sink);
 	return gc_run(dir, dry, verbose);
 }
 

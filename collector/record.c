@@ -587,6 +587,12 @@ static void record_control(struct recorder *rc)
 			} else {
 				control_reply(fd, 0, "out of memory", 13);
 			}
+		} else if (strcmp(fields[0], "reap") == 0) {
+			/* gc asks first: rings of exited processes are
+			 * drained, checkpointed and removed here, not lost. */
+			record_scan(rc);
+			record_reap(rc);
+			control_reply(fd, 1, "", 0);
 		} else if (strcmp(fields[0], "reset") == 0) {
 			(void)record_drain_all(rc);
 			stats_reset(rc->stats);

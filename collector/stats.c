@@ -592,7 +592,8 @@ static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 		samples = stats_functions(s, syms, id, function, &ft);
 	if (function && samples == 0)
 		goto none;
-	qsort(ft.v, ft.n, sizeof(*ft.v), func_cmp);
+	if (ft.n)
+		qsort(ft.v, ft.n, sizeof(*ft.v), func_cmp);
 	for (size_t i = 0; i < ft.n && i < STATS_TOP_FUNCTIONS; i++) {
 		json_t *f = json_pack("{s:o, s:o, s:I, s:I}", "function",
 				      stats_jstr(ft.v[i].function), "module",

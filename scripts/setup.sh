@@ -13,9 +13,12 @@ build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
             libdw-dev libelf-dev zlib1g-dev)
 # Real consumers of the outputs: go tool pprof (golang-go), promtool
 # (prometheus), headless Chromium driven by playwright-core from npm
-# (nodejs, whose npm installs test/js/package.json's packages), perf to check the ratio test server.
+# (nodejs, whose npm installs test/js/package.json's packages), perf to check the ratio test server;
+# clang with its libFuzzer runtime for the fuzz targets, valgrind for one
+# memcheck run of the collector.
 test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
-           golang-go prometheus chromium nodejs)
+           golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
+           valgrind)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

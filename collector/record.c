@@ -763,11 +763,6 @@ int record_run(const struct record_opts *o)
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)signal(SIGPIPE, SIG_IGN);
 
-	if (o->pid && !o->ring && !record_proc(o->pid, NULL, NULL)) {
-		fprintf(stderr, "profshim-collector: no running process %d\n",
-			o->pid);
-		return 1;
-	}
 	r = control_path(o->socket, 1, path, sizeof(path));
 	if (r == 0)
 		r = rc.ctl = control_listen(path);
@@ -792,6 +787,14 @@ int record_run(const struct record_opts *o)
 		goto out;
 	}
 	if (o->checkpoint > 0 && record_resume(&rc) < 0) {
+		status = 1;
+		goto out;
+	}
+	/* A recording resumed after its process ended still has that
+	 * process' rings to drain. */
+	if (o->pid && !o->ring && !rc.resume && !record_proc(o->pid, NULL, NULL)) {
+		fprintf(stderr, "profshim-collector: no running process %d\n",
+			o->pid);
 		status = 1;
 		goto out;
 	}

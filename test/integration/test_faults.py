@@ -98,6 +98,34 @@ def test_collector_killed_and_restarted_counts_each_request_once(
     assert [p["exited"] for p in prof["processes"]] == [True]
 
 
+def test_collector_restarted_after_the_server_ended_drains_its_ring(
+        servers, collectors, tmp_path):
+    """The collector is killed, then the server serves more and exits
+    while no collector runs. A collector started afterwards with the same
+    --pid and --out resumes the checkpoint, drains the ring the server
+    left, and ends with every request counted once."""
+    port = free_port()
+    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true"), port)
+    servers.append(srv)
+    col = Collector(tmp_path, pid=srv.pid, extra=["--checkpoint", "0.2"])
+    collectors.append(col)
+    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 300) == \
+        [200] * 300
+    time.sleep(0.5)
+    col.proc.send_signal(signal.SIGKILL)
+    col.proc.wait()
+    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 200) == \
+        [200] * 200
+    srv.stop()
+    col = Collector(tmp_path, pid=srv.pid, extra=["--checkpoint", "0.2"])
+    collectors.append(col)
+    prof = col.finish()
+    assert "resuming the interrupted recording" in col.stderr
+    assert calls(prof, "GET /fast") == 500
+    assert not [n for n in os.listdir("/dev/shm")
+                if n.startswith(f"profshim.{srv.pid}.")]
+
+
 def test_without_checkpoints_a_restart_would_lose_requests(
         servers, collectors, tmp_path):
     """The same kill without checkpoints (--checkpoint 0): the restarted

@@ -325,3 +325,36 @@ def test_gc_lets_the_running_collector_drain_first(servers, collectors,
                 if n.startswith(f"profshim.{srv.pid}.")]
     prof = col.stop()
     assert calls(prof, "GET /gc-probe") == 300
+
+
+def test_manual_cap_holds_under_a_flood(servers, collectors, tmp_path):
+    """Four clients send nothing but ?profile=1 requests for 1.5 s (tens of
+    thousands): with PROFILING_MANUAL_MAX_PER_SEC=5, at most 5 a second
+    are profiled (one-second windows: at most 5 per window the flood
+    touched), every request is still counted, and the kept list holds
+    exactly the profiled ones."""
+    import math
+
+    port = free_port()
+    srv = Server([CPUSERVER, port],
+                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="0",
+                          PROFILING_MANUAL_MAX_PER_SEC="5"), port)
+    servers.append(srv)
+    col = Collector(tmp_path, pid=srv.pid)
+    collectors.append(col)
+    t0 = time.monotonic()
+    stop, counts, threads = start_load(srv.port, "/fast?profile=1", 4)
+    time.sleep(1.5)
+    end_load(stop, threads)
+    elapsed = time.monotonic() - t0
+    srv.stop()
+    prof = col.finish()
+    ep = prof["data"]["GET /fast"]
+    served = sum(counts)
+    assert served > 2000, counts
+    assert ep["calls"] == served
+    windows = math.ceil(elapsed) + 1
+    assert 5 <= ep["sampled_calls"] <= 5 * windows, (ep["sampled_calls"],
+                                                      elapsed)
+    assert len([r for r in prof["requests"] if r["manual"]]) == \
+        ep["sampled_calls"]

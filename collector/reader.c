@@ -146,6 +146,11 @@ int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
 	(void)snprintf(r->path, sizeof(r->path), "%s", name);
 	r->tail = atomic_load_explicit((_Atomic uint64_t *)&r->h->tail,
 				       memory_order_acquire);
+	if (r->tail % RING_ALIGN) {
+		e = -EBADMSG;
+		(void)snprintf(err, errlen, "corrupt ring: unaligned tail");
+		goto fail;
+	}
 	*ret = r;
 	return 0;
 

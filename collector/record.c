@@ -203,6 +203,17 @@ static void record_refresh_modules(struct recorder *rc, struct attached *a)
 		a->nmods = n;
 }
 
+/* Copy text from a ring for a terminal: control bytes become '?'. */
+static void record_printable(const char *src, char *dst, size_t len)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < len; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?'
+								 : src[i];
+	dst[i] = '\0';
+}
+
 /*
  * A ring the interrupted recording was reading (same file name, pid and
  * creation time): go on from the position its checkpoint recorded.
@@ -293,13 +304,17 @@ static int record_attach(struct recorder *rc, const char *path,
 	rc->saw_any = true;
 	/* A pre-fork server may start thousands of processes: name the
 	 * first few, then say once that the rest are in the profile. */
-	if (++rc->attached <= RECORD_ATTACH_LINES)
+	if (++rc->attached <= RECORD_ATTACH_LINES) {
+		char exe[RING_EXE_MAX];
+
+		record_printable(reader_exe(r), exe, sizeof(exe));
 		fprintf(stderr, "profshim-collector: attached to pid %d (%s)\n",
-			pid, reader_exe(r));
-	else if (rc->attached == RECORD_ATTACH_LINES + 1)
+			pid, exe);
+	} else if (rc->attached == RECORD_ATTACH_LINES + 1) {
 		fprintf(stderr, "profshim-collector: attaching to more "
 				"processes; the profile's \"processes\" lists "
 				"them all\n");
+	}
 	return 1;
 }
 

@@ -1015,7 +1015,7 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		   const char *function)
 {
 	json_t *root, *data = json_object(), *procs = json_array();
-	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0;
+	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0, uc = 0, oe = 0;
 	struct stack_builder b;
 	json_t *stacks, *reqs;
 
@@ -1044,6 +1044,8 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		dr += p->now.dropped_requests - p->base.dropped_requests;
 		sk += p->now.skipped_samples - p->base.skipped_samples;
 		un += p->now.unresolved_samples - p->base.unresolved_samples;
+		uc += p->now.untracked_conns - p->base.untracked_conns;
+		oe += p->now.overflow_endpoints - p->base.overflow_endpoints;
 		/* samples and sample_bytes: what the ring carried since the
 		 * process started, for sizing rings. */
 		json_array_append_new(
@@ -1057,13 +1059,16 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 	}
 	stacks = stats_stacks_json(s, &b, endpoint);
 	reqs = stats_requests_json(s, &b, endpoint);
-	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
+	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
+			 "s:I}}",
 			 "version", 1, "data", data, "requests", reqs,
 			 "processes", procs,
 			 "dropped", "samples", (json_int_t)ds, "events",
 			 (json_int_t)de, "requests", (json_int_t)dr,
 			 "skipped_samples", (json_int_t)sk,
-			 "unresolved_samples", (json_int_t)un);
+			 "unresolved_samples", (json_int_t)un,
+			 "untracked_conns", (json_int_t)uc,
+			 "overflow_endpoints", (json_int_t)oe);
 	if (root) {
 		json_object_set_new(root, "sample", stats_sample_json(s));
 		json_object_set(root, "modules", b.modules);

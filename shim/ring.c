@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -31,13 +32,34 @@ static uint64_t ring_clock_ns(clockid_t id)
 }
 
 /*
+ * Key of ring_hash(), drawn when the process image makes its ring. Endpoint
+ * names come from clients: with a hash anyone can compute, a client could
+ * pick names that all land in one run of slots, longer than the probes
+ * ring_endpoint() makes, so that further names could not be interned even
+ * below PROFILING_MAX_ENDPOINTS. Written before the ring is published, read
+ * only through it.
+ */
+static uint64_t ring_hash_key;
+
+static uint64_t ring_new_key(void)
+{
+	uint64_t k = 0;
+
+	if (getrandom(&k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k))
+		k = ring_clock_ns(CLOCK_MONOTONIC) * 0x9e3779b97f4a7c15ull ^
+		    ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&k;
+	return k;
+}
+
+/*
  * Hash of the name s[0..len), called once per request: eight bytes at a
- * time (multiply and fold), the tail a byte at a time. Only the shim's
- * probing uses it; it is not part of the ring format.
+ * time (multiply and fold), the tail a byte at a time, from a keyed start
+ * (ring_hash_key). Only the shim's probing uses it; it is not part of the
+ * ring format.
  */
 static uint32_t ring_hash(const char *s, size_t len)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ring_hash_key ^ len, w;
 	size_t i = 0;
 
 	for (; i + 8 <= len; i += 8) {
@@ -143,6 +165,7 @@ int ring_create(const struct env_config *cfg, const char *exe,
 	(void)syscall(SYS_close, fd);
 	fd = -1;
 	ring_init_header(h, cfg, exe, total, ep_cap, ep_off, mod_off, data_off);
+	ring_hash_key = ring_new_key();
 
 	for (n = 0; n < 1000; n++) {
 		(void)snprintf(final_path, sizeof(final_path), "%s%d.%d",
@@ -281,10 +304,8 @@ again:
 		/* Empty: the name is new. Past the limit, count it as OTHER. */
 		if (!other && atomic_load_explicit(A32(&h->endpoints_used),
 						   memory_order_relaxed) >=
-				      max_endpoints) {
-			ring_count(&h->overflow_endpoints, 1);
+				      max_endpoints)
 			break;
-		}
 		if (!atomic_compare_exchange_strong_explicit(
 			    A32(&e->state), &st, RING_EP_BUSY,
 			    memory_order_acquire, memory_order_relaxed)) {
@@ -303,6 +324,10 @@ again:
 	}
 	if (other)
 		return RING_ENDPOINT_NONE;
+	/* A new name past the limit, or one that found no free slot within
+	 * RING_ENDPOINT_PROBES: either way the request counts under OTHER,
+	 * and overflow_endpoints says how many did. */
+	ring_count(&h->overflow_endpoints, 1);
 	other = true;
 	name = "OTHER";
 	len = 5;

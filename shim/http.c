@@ -394,6 +394,24 @@ static void tpl_seg_end(struct http_tpl_state *t, char *out, size_t cap)
 	tpl_put(t, out, cap, 'd');
 }
 
+/*
+ * The path goes on past the bytes the templater keeps: the segment being cut
+ * becomes ":id" when what it holds could still begin an id (all digits, all
+ * hex, or a UUID's first bytes), since its end, which would tell, is never
+ * seen. The templater takes no further byte.
+ */
+static void tpl_cut(struct http_tpl_state *t, char *out, size_t cap)
+{
+	if (t->seg_len && (t->seg_flags & SEG_ALL)) {
+		t->pos = t->seg_pos;
+		tpl_put(t, out, cap, ':');
+		tpl_put(t, out, cap, 'i');
+		tpl_put(t, out, cap, 'd');
+	}
+	t->seg_len = 0;
+	t->seg_flags &= TPL_FED;
+}
+
 /* Gives the templater the next path byte c. */
 static void tpl_byte(struct http_tpl_state *t, char *out, size_t cap,
 		     unsigned char c)
@@ -422,16 +440,20 @@ static inline bool seg_may_be_id(const unsigned char *s, size_t n)
 /*
  * Templates a whole origin-form path s[0..n) (it starts with '/') into
  * out[0..cap) from the position t->pos, NUL-terminates it and returns its
- * length: the same result as giving every byte to tpl_byte() and then
- * calling tpl_finish(), but a segment at a time. A segment can be an id only
+ * length: the same result as giving every byte to tpl_byte() (up to
+ * HTTP_TARGET_MAX, then tpl_cut()) and then calling tpl_finish(), but a
+ * segment at a time. A segment can be an id only
  * if it starts with a digit, or is 16 or more bytes long and starts with a
  * hex digit; only those are looked at byte by byte, the others are copied.
  */
 static size_t tpl_path_whole(struct http_tpl_state *t, char *out, size_t cap,
 			     const unsigned char *s, size_t n)
 {
+	bool cut = n > HTTP_TARGET_MAX;
 	size_t i = 0;
 
+	if (cut)
+		n = HTTP_TARGET_MAX;
 	while (i < n) {
 		size_t start = i, len, room;
 
@@ -443,7 +465,18 @@ static size_t tpl_path_whole(struct http_tpl_state *t, char *out, size_t cap,
 		while (i < n && s[i] != '/')
 			i++;
 		len = i - start;
-		if (seg_may_be_id(s + start, len)) {
+		if (cut && i == n) {
+			/* The segment the limit cuts (tpl_cut()). */
+			t->seg_pos = t->pos;
+			t->seg_len = 0;
+			t->seg_flags = SEG_ALL;
+			for (size_t j = start; j < i; j++)
+				tpl_classify(t, s[j]);
+			if (t->seg_flags & SEG_ALL) {
+				tpl_cut(t, out, cap);
+				continue;
+			}
+		} else if (seg_may_be_id(s + start, len)) {
 			t->seg_pos = t->pos;
 			t->seg_len = 0;
 			t->seg_flags = SEG_ALL;
@@ -495,8 +528,13 @@ size_t http_template_path(const char *path, size_t len, char *out,
 	 * A query string is never part of a path, and a NUL cannot be part of
 	 * the C string returned: the path ends at the first '?' or NUL.
 	 */
-	for (i = 0; i < len && s[i] != '?' && s[i] != '\0'; i++)
+	for (i = 0; i < len && s[i] != '?' && s[i] != '\0'; i++) {
+		if (i == HTTP_TARGET_MAX) {
+			tpl_cut(&t, out, outsz - 1);
+			break;
+		}
 		tpl_byte(&t, out, outsz - 1, s[i]);
+	}
 	return tpl_finish(&t, out, outsz - 1);
 }
 
@@ -1170,11 +1208,17 @@ static unsigned req_method(struct http_req *p, unsigned char c)
 	return 0;
 }
 
-/* Gives the templater a path byte, keeping only HTTP_TARGET_MAX of them. */
+/* Gives the templater a path byte, keeping only HTTP_TARGET_MAX of them;
+ * the first one past them cuts the path (tpl_cut()). */
 static void req_path_byte(struct http_req *p, unsigned char c)
 {
-	if (p->kept >= HTTP_TARGET_MAX)
+	if (p->kept >= HTTP_TARGET_MAX) {
+		if (p->kept == HTTP_TARGET_MAX) {
+			p->kept++;
+			tpl_cut(&p->tpl, p->endpoint, ENDPOINT_CAP);
+		}
 		return;
+	}
 	p->kept++;
 	tpl_byte(&p->tpl, p->endpoint, ENDPOINT_CAP, c);
 }
@@ -1526,9 +1570,8 @@ static void req_endpoint_fast(struct http_req *p, const unsigned char *b,
 		return;
 	}
 	tpl_begin(&t, at);
-	p->endpoint_len = (uint8_t)tpl_path_whole(
-		&t, p->endpoint, ENDPOINT_CAP, b + path,
-		n < HTTP_TARGET_MAX ? n : HTTP_TARGET_MAX);
+	p->endpoint_len = (uint8_t)tpl_path_whole(&t, p->endpoint, ENDPOINT_CAP,
+						  b + path, n);
 }
 
 /*

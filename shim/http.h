@@ -159,7 +159,11 @@ size_t http_resp_skip(struct http_resp *p, uint64_t n, unsigned *ret_events);
  * Write the templated form of path[0..len) (no query string) into out
  * (outsz bytes, NUL-terminated, truncated if needed) and return its length.
  * Segments that are all digits, a UUID (8-4-4-4-12 hex), or 16 or more hex
- * digits become ":id". An empty path becomes "/".
+ * digits become ":id". An empty path becomes "/". Only the first
+ * HTTP_TARGET_MAX bytes are templated; when the path goes on past them, the
+ * segment they cut becomes ":id" too if what was kept of it could still be
+ * the start of an id, so that no part of an id survives a long path. The
+ * request parser makes exactly this of a request's path.
  */
 size_t http_template_path(const char *path, size_t len, char *out,
 			  size_t outsz);

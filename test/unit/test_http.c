@@ -929,16 +929,13 @@ static size_t build_get(char *buf, size_t size, const char *path)
 	return n < size ? n : size - 1;
 }
 
-/* Returns what the endpoint must be: the method and the templated kept path. */
+/* Returns what the endpoint must be: the method and the templated path. */
 static const char *expected_endpoint(const char *path)
 {
 	static char out[HTTP_ENDPOINT_MAX];
-	size_t len = strlen(path);
 
-	if (len > HTTP_TARGET_MAX)
-		len = HTTP_TARGET_MAX;
 	memcpy(out, "GET ", 4);
-	http_template_path(path, len, out + 4, sizeof(out) - 4);
+	http_template_path(path, strlen(path), out + 4, sizeof(out) - 4);
 	return out;
 }
 
@@ -981,13 +978,33 @@ static void test_long_target(void)
 	build_get(req, sizeof(req), path);
 	CHECK_STR(endpoint_of(req), expected_endpoint(path));
 
-	/* The kept limit cuts a hex id short: it is no id any more. */
+	/* The kept limit cuts a hex id short: what is left of it could
+	 * still begin an id, so none of it is kept. */
 	memset(path, 0, sizeof(path));
 	path[0] = '/';
 	memset(path + 1, '1', 150);
 	strcat(path, "/abcdef0123456789");
 	build_get(req, sizeof(req), path);
-	CHECK_STR(endpoint_of(req), "GET /:id/abcdef01");
+	CHECK_STR(endpoint_of(req), "GET /:id/:id");
+	CHECK_STR(endpoint_of(req), expected_endpoint(path));
+
+	/* A UUID cut after its first dash, likewise. */
+	memset(path, 0, sizeof(path));
+	path[0] = '/';
+	memset(path + 1, 'a', 145);
+	strcat(path, "/123e4567-e89b-12d3-a456-426614174000");
+	build_get(req, sizeof(req), path);
+	CHECK_STR(endpoint_of(req), expected_endpoint(path));
+	CHECK(strstr(endpoint_of(req), "123e") == NULL);
+
+	/* A word cut short stays what was kept of it. */
+	memset(path, 0, sizeof(path));
+	path[0] = '/';
+	memset(path + 1, '1', 150);
+	strcat(path, "/download-latest");
+	build_get(req, sizeof(req), path);
+	CHECK_STR(endpoint_of(req), "GET /:id/download");
+	CHECK_STR(endpoint_of(req), expected_endpoint(path));
 	CHECK_STR(endpoint_of(req), expected_endpoint(path));
 
 	/* Many short ids expand to more than the endpoint holds. */

@@ -12,6 +12,17 @@
 #include "control.h"
 #include "table.h"
 
+/*
+ * Make err one line: a reason can quote the document (an endpoint name with
+ * a line break, jansson's "near '...'"), and it is printed on a terminal.
+ */
+static void profile_one_line(char *err)
+{
+	for (; *err; err++)
+		if ((unsigned char)*err < 0x20 || *err == 0x7f)
+			*err = '?';
+}
+
 static int profile_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -20,6 +31,18 @@ static int profile_fail(char *err, size_t errlen, const char *fmt, ...)
 	(void)vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
+}
+
+/* A selection's reason (it quotes names from the document): -ENOENT. */
+static int profile_noent(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	profile_one_line(err);
+	return -ENOENT;
 }
 
 static const char *str_or(json_t *o, const char *key, const char *dflt)
@@ -101,6 +124,10 @@ static int load_endpoints(struct profile *p, char *err, size_t errlen)
 		json_t *h = json_object_get(e, "histogram"), *b;
 		size_t k;
 
+		/* Counted before anything can fail, so that profile_free()
+		 * frees this endpoint's buckets too. */
+		p->nendpoints = i;
+
 		ep->name = name;
 		ep->calls = uint_of(e, "calls");
 		ep->sampled_calls = uint_of(e, "sampled_calls");
@@ -133,7 +160,6 @@ static int load_endpoints(struct profile *p, char *err, size_t errlen)
 			ep->buckets[ep->nbuckets++].count = (uint64_t)c;
 		}
 	}
-	p->nendpoints = i;
 	return 0;
 }
 
@@ -293,29 +319,30 @@ int profile_from_json(json_t *root, struct profile **ret, char *err,
 fail:
 	if (r == -ENOMEM)
 		(void)snprintf(err, errlen, "out of memory");
+	profile_one_line(err);
 	profile_free(p);
 	return r;
 }
 
-int profile_load(const char *path, struct profile **ret, char *err,
-		 size_t errlen)
+/*
+ * The part of profile_load() and profile_load_buffer() after parsing: the
+ * parse error, or the model built from root, with reasons prefixed by name.
+ */
+static int profile_parsed(json_t *root, const json_error_t *je,
+			  const char *name, struct profile **ret, char *err,
+			  size_t errlen)
 {
-	json_error_t je;
-	json_t *root;
 	int r;
 
-	if (strcmp(path, "-") == 0)
-		root = json_loadf(stdin, 0, &je);
-	else
-		root = json_load_file(path, 0, &je);
 	if (!root) {
 		/* jansson's text already names the file when it cannot be
 		 * opened (no line then). */
-		if (je.line < 0)
-			(void)snprintf(err, errlen, "%s", je.text);
+		if (je->line < 0)
+			(void)snprintf(err, errlen, "%s", je->text);
 		else
-			(void)snprintf(err, errlen, "%s: %s (line %d)", path,
-				       je.text, je.line);
+			(void)snprintf(err, errlen, "%s: %s (line %d)", name,
+				       je->text, je->line);
+		profile_one_line(err);
 		return -EINVAL;
 	}
 	r = profile_from_json(root, ret, err, errlen);
@@ -324,9 +351,33 @@ int profile_load(const char *path, struct profile **ret, char *err,
 		char why[400];
 
 		(void)snprintf(why, sizeof(why), "%s", err);
-		(void)snprintf(err, errlen, "%s: %s", path, why);
+		(void)snprintf(err, errlen, "%s: %s", name, why);
 	}
+	if (r < 0)
+		profile_one_line(err);
 	return r;
+}
+
+int profile_load(const char *path, struct profile **ret, char *err,
+		 size_t errlen)
+{
+	json_error_t je;
+	json_t *root;
+
+	if (strcmp(path, "-") == 0)
+		root = json_loadf(stdin, 0, &je);
+	else
+		root = json_load_file(path, 0, &je);
+	return profile_parsed(root, &je, path, ret, err, errlen);
+}
+
+int profile_load_buffer(const char *buf, size_t len, const char *name,
+			struct profile **ret, char *err, size_t errlen)
+{
+	json_error_t je;
+
+	return profile_parsed(json_loadb(buf, len, 0, &je), &je, name, ret,
+			      err, errlen);
 }
 
 int profile_fetch(const char *socket, struct profile **ret, char *err,
@@ -421,11 +472,9 @@ int profile_select(struct profile *p, const struct profile_filter *f,
 
 	if (f->endpoint) {
 		ep = endpoint_index(p, f->endpoint);
-		if (ep < 0) {
-			(void)snprintf(err, errlen, "no endpoint \"%s\" in the "
-				       "profile", f->endpoint);
-			return -ENOENT;
-		}
+		if (ep < 0)
+			return profile_noent(err, errlen, "no endpoint \"%s\" "
+					     "in the profile", f->endpoint);
 	}
 	if (f->request) {
 		size_t r;
@@ -433,17 +482,14 @@ int profile_select(struct profile *p, const struct profile_filter *f,
 		for (r = 0; r < p->nrequests; r++)
 			if (strcmp(p->requests[r].id, f->request) == 0)
 				break;
-		if (r == p->nrequests) {
-			(void)snprintf(err, errlen, "no request \"%s\" in the "
-				       "profile (only kept requests are)",
-				       f->request);
-			return -ENOENT;
-		}
-		if (ep >= 0 && strcmp(p->requests[r].endpoint, f->endpoint)) {
-			(void)snprintf(err, errlen, "request \"%s\" is not one "
-				       "of \"%s\"", f->request, f->endpoint);
-			return -ENOENT;
-		}
+		if (r == p->nrequests)
+			return profile_noent(err, errlen, "no request \"%s\" in "
+					     "the profile (only kept requests "
+					     "are)", f->request);
+		if (ep >= 0 && strcmp(p->requests[r].endpoint, f->endpoint))
+			return profile_noent(err, errlen, "request \"%s\" is "
+					     "not one of \"%s\"", f->request,
+					     f->endpoint);
 		/* The request alone: its stacks become the profile's. */
 		for (size_t i = 0; i < p->nrequests; i++)
 			if (i != r)
@@ -492,21 +538,15 @@ int profile_select(struct profile *p, const struct profile_filter *f,
 		}
 		p->nrequests = m;
 	}
-	for (size_t i = 0; i < p->nrequests; i++) {
+	for (size_t i = 0; i < p->nrequests && f->function; i++) {
 		struct profile_request *q = &p->requests[i];
 
-		for (size_t k = 0; k < q->nstacks; k++) {
-			q->stacks[k].request = (int)i;
-			q->stacks[k].endpoint = endpoint_index(p, q->endpoint);
-		}
-		if (f->function) {
-			/* The timeline names stacks by index: drop it when
-			 * filtering moves them. */
-			stacks_filter(p, q->stacks, &q->nstacks, -1, f->function);
-			free(q->timeline);
-			q->timeline = NULL;
-			q->ntimeline = 0;
-		}
+		/* The timeline names stacks by index: drop it when filtering
+		 * moves them. */
+		stacks_filter(p, q->stacks, &q->nstacks, -1, f->function);
+		free(q->timeline);
+		q->timeline = NULL;
+		q->ntimeline = 0;
 	}
 	if (f->function) {
 		/* Endpoints with no stack through the function go. */
@@ -527,6 +567,16 @@ int profile_select(struct profile *p, const struct profile_filter *f,
 			p->endpoints[m++] = p->endpoints[e];
 		}
 		p->nendpoints = m;
+	}
+	/* Only now are the endpoints final: the requests' stacks name them
+	 * by index. */
+	for (size_t i = 0; i < p->nrequests; i++) {
+		struct profile_request *q = &p->requests[i];
+
+		for (size_t k = 0; k < q->nstacks; k++) {
+			q->stacks[k].request = (int)i;
+			q->stacks[k].endpoint = endpoint_index(p, q->endpoint);
+		}
 	}
 	return 0;
 }

@@ -119,14 +119,25 @@ struct profile_filter {
 /*
  * Build the model from a profile document (takes a reference of its own).
  * Returns 0, or -EINVAL with the reason in err ("frames[3]: module 9 out of
- * range") for a document that is not a profshim profile.
+ * range") for a document that is not a profshim profile. Every reason this
+ * module gives is one line: control characters it quotes from the document
+ * become '?'.
  */
 int profile_from_json(json_t *root, struct profile **ret, char *err,
 		      size_t errlen);
 
-/* Read and parse FILE ("-" for stdin). Negative errno, reason in err. */
+/*
+ * Read and parse FILE ("-" for stdin). Negative errno, reason in err.
+ */
 int profile_load(const char *path, struct profile **ret, char *err,
 		 size_t errlen);
+
+/*
+ * The same for a document in memory, buf[0..len) (no NUL needed); `name`
+ * stands for the file in reasons. Lets tests and fuzzers skip the file.
+ */
+int profile_load_buffer(const char *buf, size_t len, const char *name,
+			struct profile **ret, char *err, size_t errlen);
 
 /*
  * Ask the running collector (control socket `socket`, NULL for the default)

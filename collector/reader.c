@@ -242,45 +242,58 @@ static int reader_frames(struct reader *r, const uint8_t *p, size_t nbytes,
 
 /*
  * Complete r->frames with the root-side frames the sample shares with its
- * thread's previous one, and keep it as that thread's last sample. Returns
- * false when the previous sample was never read (lost, or read before this
- * collector started): the sample is counted as unresolved and skipped, as
- * are the thread's next ones until a standalone sample.
+ * thread's previous one. Returns false when the previous sample was never
+ * read (lost, or read before this collector started). Changes nothing but
+ * r->frames: the thread's state moves on only once the sample is consumed
+ * (reader_thread_keep), so a sample whose callback fails, and which stays
+ * unread, resolves the same way when it is read again.
  */
-static bool reader_thread_link(struct reader *r, const struct ring_sample *s)
+static bool reader_thread_resolve(struct reader *r, const struct ring_sample *s)
+{
+	const struct reader_thread *t = r->threads[s->tid % READER_THREADS];
+
+	if (!s->shared)
+		return true;
+	if (!t || t->tid != s->tid || t->n < s->shared ||
+	    (uint16_t)(t->serial + 1) != s->serial)
+		return false;
+	memcpy(&r->frames[s->nframes - s->shared], &t->frames[t->n - s->shared],
+	       s->shared * sizeof(r->frames[0]));
+	return true;
+}
+
+/*
+ * Keep a consumed sample as its thread's last one, and count it. An
+ * unresolved sample is counted as such and leaves the thread without a
+ * usable last sample, so its next ones are unresolved too until a
+ * standalone sample.
+ */
+static void reader_thread_keep(struct reader *r, const struct ring_sample *s,
+			       bool resolved)
 {
 	struct reader_thread **slot = &r->threads[s->tid % READER_THREADS];
 	struct reader_thread *t = *slot;
-	bool ok = true;
 
+	r->samples++;
+	r->sample_bytes += s->rec.len;
 	if (!t) {
 		t = calloc(1, sizeof(*t));
 		if (!t) {
-			r->unresolved++;
-			return false;
+			if (!resolved)
+				r->unresolved++;
+			return;
 		}
 		*slot = t;
 	}
-	if (s->shared) {
-		if (t->tid != s->tid || t->n < s->shared ||
-		    (uint16_t)(t->serial + 1) != s->serial) {
-			ok = false;
-		} else {
-			memcpy(&r->frames[s->nframes - s->shared],
-			       &t->frames[t->n - s->shared],
-			       s->shared * sizeof(r->frames[0]));
-		}
-	}
 	t->tid = s->tid;
 	t->serial = s->serial;
-	if (!ok) {
+	if (!resolved) {
 		t->n = 0;
 		r->unresolved++;
-		return false;
+		return;
 	}
 	t->n = s->nframes;
 	memcpy(t->frames, r->frames, s->nframes * sizeof(r->frames[0]));
-	return true;
 }
 
 static int reader_decode(struct reader *r, const struct ring_rec *rec,
@@ -299,10 +312,10 @@ static int reader_decode(struct reader *r, const struct ring_rec *rec,
 		if (reader_frames(r, (const uint8_t *)(s + 1), s->nbytes,
 				  s->nframes - s->shared) < 0)
 			return reader_corrupt(r, "bad sample frames", pos);
-		r->samples++;
-		r->sample_bytes += rec->len;
-		if (!reader_thread_link(r, s))
+		if (!reader_thread_resolve(r, s)) {
+			reader_thread_keep(r, s, false);
 			return 0; /* counted as unresolved */
+		}
 		ev->kind = READER_SAMPLE;
 		ev->req_id = s->req_id;
 		ev->tid = s->tid;
@@ -394,6 +407,9 @@ int reader_drain(struct reader *r, size_t max,
 			ret = cb(arg, &ev);
 			if (ret < 0)
 				break; /* the record stays unread */
+			if (ev.kind == READER_SAMPLE)
+				reader_thread_keep(
+					r, (const struct ring_sample *)rec, true);
 			n++;
 		}
 		r->tail += rec->len;

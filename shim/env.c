@@ -77,9 +77,11 @@ int env_parse_double(const char *s, double min, double max, double *ret)
 
 	if (env_trim(s, buf, sizeof(buf)) < 0)
 		return -EINVAL;
-	errno = 0;
+	/* strtod() sets ERANGE on underflow too: a number too small for a
+	 * double is still a number, read as 0 or the nearest tiny value.
+	 * Overflow gives infinity, which is rejected. */
 	v = strtod(buf, &end);
-	if (*end != '\0' || errno != 0 || !isfinite(v))
+	if (*end != '\0' || !isfinite(v))
 		return -EINVAL;
 	if (v < min || v > max)
 		return -ERANGE;
@@ -138,14 +140,46 @@ int env_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+/*
+ * Copy the first ENV_SHOWN_MAX bytes of value into out for a warning, each
+ * byte outside printable ASCII as \xNN and '"' and '\\' preceded by '\\', so
+ * that a value holding line breaks or terminal escapes still makes one plain
+ * line. out holds at least 4 * ENV_SHOWN_MAX + 1 bytes.
+ */
+#define ENV_SHOWN_MAX 64
+
+static void env_shown(const char *value, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (size_t i = 0; value[i] && i < ENV_SHOWN_MAX; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20 || c > 0x7e) {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = '\0';
+}
+
 static void env_warn(void (*warn)(const char *), const char *name,
 		     const char *value, const char *what, const char *dflt)
 {
-	char line[256];
+	char shown[4 * ENV_SHOWN_MAX + 1], line[512];
 
+	env_shown(value, shown);
 	(void)snprintf(line, sizeof(line),
-		       "profshim: %s=\"%.64s\" is not %s; using %s", name,
-		       value, what, dflt);
+		       "profshim: %s=\"%s\" is not %s; using %s", name, shown,
+		       what, dflt);
 	warn(line);
 }
 

@@ -2,8 +2,9 @@
  * env.h — the server's profiling settings, read once from its environment.
  *
  * Every variable has a safe default. A value that cannot be parsed prints one
- * line on stderr naming the variable, the value and the default used; the
- * server never stops because of a bad setting.
+ * line on stderr naming the variable, the value (its first 64 bytes, bytes
+ * outside printable ASCII as \xNN, '"' and '\\' escaped with a backslash)
+ * and the default used; the server never stops because of a bad setting.
  *
  * The parse functions are pure (no I/O, no allocation) so that unit tests and
  * fuzz targets can call them directly. env_load() is called once from the

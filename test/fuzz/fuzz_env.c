@@ -44,16 +44,8 @@
 
 #include "env.h"
 #include "ring_format.h"
+#include "fuzz_assert.h"
 
-/* Stops the fuzzer with a crash that names the broken invariant. */
-#define ASSERT(cond)                                                          \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n",      \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 enum kind { K_BOOL, K_FRAC, K_UINT, K_CHOICE, K_SIZE };
 

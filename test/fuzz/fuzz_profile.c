@@ -47,16 +47,8 @@
 #include <string.h>
 
 #include "profile.h"
+#include "fuzz_assert.h"
 
-/* Stops the fuzzer with a crash that names the broken invariant. */
-#define ASSERT(cond)                                                          \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n",      \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 #define MISSING "(not in this profile)"
 

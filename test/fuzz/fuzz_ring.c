@@ -78,16 +78,8 @@
 #include "reader.h"
 #include "ring.h"
 #include "ring_format.h"
+#include "fuzz_assert.h"
 
-/* Stops the fuzzer with a crash that names the broken invariant. */
-#define ASSERT(cond)                                                          \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n",      \
-				__FILE__, __LINE__, #cond);                   \
-			abort();                                              \
-		}                                                             \
-	} while (0)
 
 #define RING_NAME "fuzz-ring"
 

@@ -244,11 +244,12 @@ def raw_exchange(port, payload, timeout=30):
 class Collector:
     """A running `profshim-collector record` with its own control socket."""
 
-    def __init__(self, tmp_path, pid=None, extra=()):
+    def __init__(self, tmp_path, pid=None, extra=(), binary=COLLECTOR,
+                 env=None):
         self.tmp = tmp_path
         self.sock = str(tmp_path / "collector.sock")
         self.out = tmp_path / "profile.json"
-        argv = [str(COLLECTOR), "record", "--out", str(self.out),
+        argv = [str(binary), "record", "--out", str(self.out),
                 "--socket", self.sock]
         if pid:
             argv += ["--pid", str(pid)]
@@ -260,7 +261,7 @@ class Collector:
         with open(self.err_path, "w") as err, \
                 open(self.out_path, "w") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
-                                         text=True)
+                                         text=True, env=env)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None:

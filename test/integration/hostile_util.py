@@ -347,29 +347,8 @@ class AsanCollector(Collector):
     finish() also checks that it reported nothing."""
 
     def __init__(self, tmp_path, pid=None, extra=()):
-        self.tmp = tmp_path
-        self.sock = str(tmp_path / "collector.sock")
-        self.out = tmp_path / "profile.json"
-        argv = [str(asan_collector()), "record", "--out", str(self.out),
-                "--socket", self.sock]
-        if pid:
-            argv += ["--pid", str(pid)]
-        argv += list(extra)
-        self.err_path = tmp_path / "collector.err"
-        self.out_path = tmp_path / "collector.out"
-        with open(self.err_path, "w") as err, \
-                open(self.out_path, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
-                                         env=asan_env())
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None:
-                raise RuntimeError("collector exited: " +
-                                   self.err_path.read_text())
-            if time.monotonic() > deadline:
-                raise TimeoutError("collector did not start")
-            time.sleep(0.02)
-        self.stderr = None
+        super().__init__(tmp_path, pid, extra, binary=asan_collector(),
+                         env=asan_env())
 
     def finish(self, timeout=30):
         try:

@@ -671,6 +671,14 @@ static uint64_t unwind_rule(uintptr_t key)
 
 /* ---- the walk ----------------------------------------------------------- */
 
+/*
+ * The walk reads a thread's stack between sp and its top, which holds the
+ * frames of functions still running and the dead ones below them: memory
+ * AddressSanitizer poisons (redzones, out-of-scope locals) in a sanitizer
+ * build. Those reads are the point of an unwinder and stay within the
+ * bounds checked here, so the walk is not instrumented.
+ */
+__attribute__((no_sanitize_address))
 static int unwind_run(const struct unwind_regs *regs,
 		      const struct unwind_stack *st, uintptr_t *pcs, int max,
 		      enum unwind_end *end, uintptr_t *last_sp)
@@ -715,8 +723,10 @@ static int unwind_run(const struct unwind_regs *regs,
 			*end = UNWIND_END_NOINFO;
 			return n;
 		}
-		/* The return address is at cfa - 8, above the frame. */
-		if (cfa < sp + 8 || cfa > st->hi) {
+		/* The return address is at cfa - 8, above the frame. A real
+		 * CFA is 8-byte aligned; one that is not comes from a
+		 * register holding something else. */
+		if (cfa < sp + 8 || cfa > st->hi || (cfa & 7)) {
 			*end = UNWIND_END_BOUNDS;
 			return n;
 		}
@@ -724,7 +734,7 @@ static int unwind_run(const struct unwind_regs *regs,
 		if (rule & RULE_RBP_SAVED) {
 			uintptr_t at = cfa + (intptr_t)rule_rbp_off(rule);
 
-			if (at < sp || at > st->hi - 8) {
+			if (at < sp || at > st->hi - 8 || (at & 7)) {
 				*end = UNWIND_END_BOUNDS;
 				return n;
 			}

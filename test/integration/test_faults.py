@@ -175,10 +175,12 @@ def test_server_killed_mid_load_every_answered_request_counted(
         servers, collectors, tmp_path):
     """cpuserver SIGKILLed while four clients keep it busy: the collector
     drains its ring, reports the process as exited, and counts exactly the
-    requests the clients got answers to. The endpoint sleeps 2 ms, so a
-    kill lands almost surely in the sleep, not in the ~µs between a
+    requests the clients got answers to. The endpoint sleeps 20 ms, so a
+    kill lands almost surely in the sleep, not in the time between a
     response's last write and its ring record (the one place an answered
-    request could still go uncounted; see the README's table)."""
+    request could still go uncounted; see the README's limits). That time
+    is about a microsecond, and tens of them in the sanitizer build, where
+    a 2 ms endpoint lost one request in one CI run."""
     port = free_port()
     srv = Server([CPUSERVER, port],
                  shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
@@ -187,14 +189,14 @@ def test_server_killed_mid_load_every_answered_request_counted(
     servers.append(srv)
     col = Collector(tmp_path, pid=srv.pid)
     collectors.append(col)
-    stop, counts, threads = start_load(srv.port, "/sleep?ms=2", 4)
+    stop, counts, threads = start_load(srv.port, "/sleep?ms=20", 4)
     time.sleep(1.5)
     os.kill(srv.pid, signal.SIGKILL)
     srv.proc.wait()
     end_load(stop, threads)
     prof = col.finish()
     answered = sum(counts)
-    assert answered > 200, counts
+    assert answered > 100, counts
     assert calls(prof, "GET /sleep") == answered, (answered, prof["dropped"])
     assert prof["processes"][0]["pid"] == srv.pid
     assert prof["processes"][0]["exited"] is True

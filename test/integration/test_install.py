@@ -1,0 +1,90 @@
+"""`meson install` puts a complete profshim in place: the library, both
+programs, the three man pages and the systemd examples with the installed
+paths; and the installed `profshim run` finds the installed library and
+collector by itself and profiles a server."""
+import http.client
+import json
+import signal
+import subprocess
+import time
+
+from conftest import BUILD, calls, free_port, wait_port
+from test_run import user_env
+
+PREFIX = "/usr/local"   # meson's default, which scripts/build.sh keeps
+
+
+def _libdir():
+    out = subprocess.run(["meson", "introspect", "--buildoptions", str(BUILD)],
+                         capture_output=True, text=True, check=True).stdout
+    opts = {o["name"]: o["value"] for o in json.loads(out)}
+    assert opts["prefix"] == PREFIX, opts["prefix"]
+    return opts["libdir"]
+
+
+def test_installed_tree_is_complete_and_runs(tmp_path):
+    dest = tmp_path / "dest"
+    r = subprocess.run(["meson", "install", "-C", str(BUILD), "--destdir",
+                        str(dest), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    root = dest / PREFIX.lstrip("/")
+    libdir = _libdir()
+    want = ["bin/profshim", "bin/profshim-collector",
+            f"{libdir}/libprofshim.so",
+            "share/man/man1/profshim.1", "share/man/man1/profshim-collector.1",
+            "share/man/man7/profshim.7",
+            "lib/systemd/system/profshim-collector@.service",
+            "share/doc/profshim/examples/profshim-preload.conf"]
+    for f in want:
+        assert (root / f).is_file(), f
+    # Man pages render without a single warning.
+    for page in want[3:6]:
+        r = subprocess.run(["man", "--warnings", "-l", str(root / page)],
+                           capture_output=True, text=True,
+                           env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0 and r.stderr == "", (page, r.stderr)
+        assert "profshim" in r.stdout
+    # The systemd examples name the installed files.
+    unit = (root / want[6]).read_text()
+    assert (f"ExecStart={PREFIX}/bin/profshim-collector record --out "
+            "/var/lib/profshim/%i/profshim.json") in unit
+    assert "User=%i" in unit and "RuntimeDirectoryMode=0700" in unit
+    dropin = (root / want[7]).read_text()
+    assert f"Environment=LD_PRELOAD={PREFIX}/{libdir}/libprofshim.so" in dropin
+    assert "Environment=ENABLE_PROFILING=true" in dropin
+
+    # The installed profshim, with nothing but the installed tree.
+    port = free_port()
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen(
+        [str(root / "bin/profshim"), "run", "--rate", "1", "--",
+         "/usr/bin/python3", "-m", "http.server", str(port), "--bind",
+         "127.0.0.1"], cwd=work, env=user_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_port(port, proc, timeout=20)
+        for _ in range(10):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/")
+            assert c.getresponse().read() and True
+            c.close()
+        # The server (profshim's child that is not the collector) maps
+        # the installed library, not the build tree's.
+        kids = (f"/proc/{proc.pid}/task/{proc.pid}/children")
+        maps = [open(f"/proc/{k}/maps").read()
+                for k in open(kids).read().split()]
+        lib = str(root / libdir / "libprofshim.so")
+        assert any(lib in m for m in maps), lib
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    prof = json.loads((work / "profshim.json").read_text())
+    assert calls(prof, "GET /") == 10
+    assert prof["data"]["GET /"]["sampled_calls"] == 10
+    assert (work / "profshim.html").is_file()

@@ -27,7 +27,10 @@
 #include "stats.h"
 #include "symbols.h"
 
-#define RECORD_BATCH 65536
+/* Records drained from one ring before the main loop looks again at
+ * checkpoints and control requests: small enough that a held ring gets its
+ * early checkpoint before it fills (8192 samples are about 400 KB). */
+#define RECORD_BATCH 8192
 #define RECORD_SCAN_NS 100000000ull
 /* A ring more than a quarter full of records read but not yet checkpointed
  * gets a checkpoint early, at most this often. */
@@ -511,42 +514,39 @@ static bool record_done(struct recorder *rc)
 	return false;
 }
 
+/*
+ * The profile JSON as text, with `checkpoint` (a reference this takes) as
+ * its "checkpoint" object when it is not NULL. Checkpoints are written
+ * compact: they are rewritten every second and their state is mostly
+ * numbers.
+ */
 static char *record_dumps(struct recorder *rc, const char *endpoint,
-			  const char *function)
+			  const char *function, json_t *checkpoint)
 {
 	json_t *j = stats_json(rc->stats, rc->syms, endpoint, function);
-	char *s;
+	char *s = NULL;
 
-	if (!j)
-		return NULL;
-	s = json_dumps(j, JSON_INDENT(2));
+	if (j && checkpoint)
+		json_object_set(j, "checkpoint", checkpoint);
+	if (j)
+		s = json_dumps(j, checkpoint ? JSON_COMPACT : JSON_INDENT(2));
 	json_decref(j);
+	json_decref(checkpoint);
 	return s;
 }
 
 /*
- * Write the profile to path atomically (temporary file, then rename), with
- * `checkpoint` (a reference this takes) as its "checkpoint" object when it
- * is not NULL. Checkpoints are written compact: they are rewritten every
- * few seconds and their state is mostly numbers.
+ * Write the profile (and `checkpoint`, as record_dumps() takes it) to path
+ * atomically: a temporary file, then rename.
  */
 static int record_write(struct recorder *rc, const char *path,
 			json_t *checkpoint, char *err, size_t errlen)
 {
 	char tmp[4200];
-	json_t *j = stats_json(rc->stats, rc->syms, NULL, NULL);
-	char *s = NULL;
+	char *s = record_dumps(rc, NULL, NULL, checkpoint);
 	FILE *f;
 	int ok;
 
-	if (j && checkpoint) {
-		json_object_set(j, "checkpoint", checkpoint);
-		s = json_dumps(j, JSON_COMPACT);
-	} else if (j) {
-		s = json_dumps(j, JSON_INDENT(2));
-	}
-	json_decref(j);
-	json_decref(checkpoint);
 	if (!s) {
 		(void)snprintf(err, errlen, "out of memory building the JSON");
 		return -1;
@@ -592,7 +592,8 @@ static void record_control(struct recorder *rc)
 			(void)record_drain_all(rc);
 			s = record_dumps(rc,
 					 fields[1] && *fields[1] ? fields[1] : NULL,
-					 fields[2] && *fields[2] ? fields[2] : NULL);
+					 fields[2] && *fields[2] ? fields[2] : NULL,
+					 NULL);
 			if (s) {
 				size_t len = strlen(s);
 

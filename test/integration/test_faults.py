@@ -3,14 +3,16 @@ server killed, the collector stopped until the ring is full. In each case
 the counts must be exact: every request a client got an answer to is
 counted once, or (ring full) is counted as dropped."""
 import json
+import math
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
-from conftest import (CPUSERVER, Collector, Server, calls, free_port,
-                      keepalive, shim_env)
+from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
+                      free_port, keepalive, shim_env)
 
 
 def _load(port, stop, path, counts, i):
@@ -153,9 +155,6 @@ def test_without_checkpoints_a_restart_would_lose_requests(
 def test_unreadable_checkpoint_is_kept_and_reported(tmp_path):
     """A checkpoint the collector cannot take up is not overwritten: one
     line says so and the collector exits 1."""
-    from conftest import COLLECTOR
-    import subprocess
-
     out = tmp_path / "profile.json"
     bad = {"version": 1, "data": {},
            "checkpoint": {"format": 1, "rings": [],
@@ -253,10 +252,6 @@ def test_collector_clean_under_valgrind_memcheck(servers, tmp_path):
     format from what it wrote, under valgrind's memcheck: no invalid read
     or write, no use of uninitialised memory, no definite leak. (Left out
     of the sanitizer pass: memcheck cannot run an ASan build.)"""
-    import subprocess
-
-    from conftest import COLLECTOR, wait_port
-
     vg = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
           "--errors-for-leak-kinds=definite", "--track-origins=yes"]
     port = free_port()
@@ -300,10 +295,6 @@ def test_gc_lets_the_running_collector_drain_first(servers, collectors,
     requests and is killed. gc asks the collector to drain and reap first
     (it waits for the answer), then removes what is left: after SIGCONT,
     all 300 requests are in the profile and no ring is left."""
-    import subprocess
-
-    from conftest import COLLECTOR
-
     col = Collector(tmp_path, extra=["--duration", "60"])
     collectors.append(col)
     col.proc.send_signal(signal.SIGSTOP)
@@ -335,8 +326,6 @@ def test_manual_cap_holds_under_a_flood(servers, collectors, tmp_path):
     are profiled (one-second windows: at most 5 per window the flood
     touched), every request is still counted, and the kept list holds
     exactly the profiled ones."""
-    import math
-
     port = free_port()
     srv = Server([CPUSERVER, port],
                  shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="0",

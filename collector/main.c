@@ -40,6 +40,17 @@ static const char usage_text[] =
 	"         FILE is also a checkpoint, rewritten every S seconds (default\n"
 	"         1, 0: never): a collector killed and started again with the\n"
 	"         same --out resumes it and counts every request exactly once\n"
+	"         [--http [ADDR:]PORT --api-key-file FILE [--save-dir DIR]]\n"
+	"         serve the HTTP API (data, reset, save, report.html, metrics)\n"
+	"         on ADDR (default 127.0.0.1); every request must carry the key\n"
+	"         in FILE (mode 0600) as X-API-Key or Authorization: Bearer;\n"
+	"         saves only into DIR\n"
+	"         [--push URL [--push-interval S] [--app NAME] [--tag K=V]...\n"
+	"          [--push-format pprof|folded]]\n"
+	"         every S seconds (default 10) push the samples since the last\n"
+	"         push to the Pyroscope-compatible store at URL as NAME{K=V,...}\n"
+	"         (default name profshim); $PYROSCOPE_AUTH_TOKEN, when set, is\n"
+	"         sent as a bearer token\n"
 	"  dump [--endpoint E] [--function NAME]\n"
 	"         print the running collector's profile JSON; --endpoint keeps\n"
 	"         one endpoint (\"GET /users/:id\"), --function keeps only stacks\n"
@@ -75,7 +86,8 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR, OPT_SLOW_MS,
-       OPT_CHECKPOINT };
+       OPT_CHECKPOINT, OPT_HTTP, OPT_API_KEY_FILE, OPT_SAVE_DIR, OPT_PUSH,
+       OPT_PUSH_INTERVAL, OPT_PUSH_FORMAT, OPT_APP, OPT_TAG };
 
 static int parse_pid(const char *s, int *ret)
 {
@@ -103,6 +115,28 @@ static int parse_seconds(const char *s, double *ret)
 	return 0;
 }
 
+#define RECORD_TAGS_MAX 32
+#define RECORD_TAGS_MAX_TEXT "32"
+
+/* Options of record that only make sense together. 0, or 2 after usage. */
+static int record_check(const struct record_opts *o, int argc, char **argv)
+{
+	if (optind < argc)
+		return usage_error("record takes no argument '%s'", argv[optind]);
+	if (o->pid && o->ring)
+		return usage_error("%s", "--pid and --ring cannot go together");
+	if (o->http && !o->api_key_file)
+		return usage_error("%s", "--http needs --api-key-file FILE (a "
+				   "file of mode 0600 holding the key clients "
+				   "send)");
+	if (!o->http && (o->api_key_file || o->save_dir))
+		return usage_error("%s", "--api-key-file and --save-dir go "
+				   "with --http");
+	if (!o->push_url && (o->push_ntags || strcmp(o->push_app, "profshim")))
+		return usage_error("%s", "--tag and --app go with --push URL");
+	return 0;
+}
+
 static int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -114,12 +148,25 @@ static int cmd_record(int argc, char **argv)
 		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
 		{"slow-ms", required_argument, NULL, OPT_SLOW_MS},
 		{"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+		{"http", required_argument, NULL, OPT_HTTP},
+		{"api-key-file", required_argument, NULL, OPT_API_KEY_FILE},
+		{"save-dir", required_argument, NULL, OPT_SAVE_DIR},
+		{"push", required_argument, NULL, OPT_PUSH},
+		{"push-interval", required_argument, NULL, OPT_PUSH_INTERVAL},
+		{"push-format", required_argument, NULL, OPT_PUSH_FORMAT},
+		{"app", required_argument, NULL, OPT_APP},
+		{"tag", required_argument, NULL, OPT_TAG},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm",
-				.checkpoint = 1.0};
+				.checkpoint = 1.0, .push_interval = 10.0,
+				.push_app = "profshim", .push_format = "pprof"};
+	/* --tag values point into argv. */
+	static const char *tags[RECORD_TAGS_MAX];
 	int c;
+
+	o.push_tags = tags;
 
 	while ((c = getopt_long(argc, argv, "+p:r:o:d:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -161,6 +208,40 @@ static int cmd_record(int argc, char **argv)
 						   "checkpoints), not '%s'",
 						   optarg);
 			break;
+		case OPT_HTTP:
+			o.http = optarg;
+			break;
+		case OPT_API_KEY_FILE:
+			o.api_key_file = optarg;
+			break;
+		case OPT_SAVE_DIR:
+			o.save_dir = optarg;
+			break;
+		case OPT_PUSH:
+			o.push_url = optarg;
+			break;
+		case OPT_PUSH_INTERVAL:
+			if (parse_seconds(optarg, &o.push_interval) < 0)
+				return usage_error("--push-interval needs a "
+						   "number of seconds above 0, "
+						   "not '%s'", optarg);
+			break;
+		case OPT_PUSH_FORMAT:
+			if (strcmp(optarg, "pprof") != 0 &&
+			    strcmp(optarg, "folded") != 0)
+				return usage_error("--push-format is pprof or "
+						   "folded, not '%s'", optarg);
+			o.push_format = optarg;
+			break;
+		case OPT_APP:
+			o.push_app = optarg;
+			break;
+		case OPT_TAG:
+			if (o.push_ntags == RECORD_TAGS_MAX)
+				return usage_error("at most %s --tag options",
+						   RECORD_TAGS_MAX_TEXT);
+			tags[o.push_ntags++] = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -168,11 +249,8 @@ static int cmd_record(int argc, char **argv)
 			return usage_error("%s", "bad option for record");
 		}
 	}
-	if (optind < argc)
-		return usage_error("record takes no argument '%s'", argv[optind]);
-	if (o.pid && o.ring)
-		return usage_error("%s", "--pid and --ring cannot go together");
-	return record_run(&o);
+	c = record_check(&o, argc, argv);
+	return c ? c : record_run(&o);
 }
 
 static int cmd_gc(int argc, char **argv)

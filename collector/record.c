@@ -23,6 +23,8 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "httpapi.h"
+#include "push.h"
 #include "reader.h"
 #include "stats.h"
 #include "symbols.h"
@@ -59,6 +61,8 @@ struct recorder {
 	char **ignored;          /* ring names seen and not ours */
 	size_t nignored;
 	int ctl;
+	struct httpapi *http;    /* the HTTP API, or NULL */
+	struct push *push;       /* pushes to a store, or NULL */
 	bool saw_any;
 	unsigned long attached; /* processes attached so far */
 	json_t *resume;          /* the rings of the checkpoint resumed from */
@@ -262,8 +266,14 @@ static int record_attach(struct recorder *rc, const char *path,
 	int pid, proc;
 
 	if (reader_open(path, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "profshim-collector: skipping %s: %s\n", path,
-			err);
+		/* With --pid, rings of unrelated processes (another user's,
+		 * most often) are none of this recording's business. */
+		int named = atoi(name + strlen("profshim."));
+
+		if (!rc->o->pid || rc->o->ring ||
+		    record_descends(named, rc->o->pid))
+			fprintf(stderr, "profshim-collector: skipping %s: %s\n",
+				path, err);
 		return -1;
 	}
 	pid = (int)reader_pid(r);
@@ -571,6 +581,62 @@ static int record_write(struct recorder *rc, const char *path,
 	return 0;
 }
 
+/*
+ * Before answering for the profile: attach rings made since the last scan
+ * and drain every ring, so an answer holds every request completed before
+ * it was asked for.
+ */
+static void record_catch_up(struct recorder *rc)
+{
+	record_scan(rc);
+	(void)record_drain_all(rc);
+}
+
+/* The profile now (httpapi_ops.profile). */
+static json_t *record_profile(void *arg, const char *endpoint,
+			      const char *function)
+{
+	struct recorder *rc = arg;
+
+	record_catch_up(rc);
+	return stats_json(rc->stats, rc->syms, endpoint, function);
+}
+
+static json_t *record_snapshot(void *arg)
+{
+	return record_profile(arg, NULL, NULL);
+}
+
+/* The profile as it stands, without reading more (push_finish()'s view:
+ * the profile written at the end holds exactly this). */
+static json_t *record_snapshot_as_written(void *arg)
+{
+	struct recorder *rc = arg;
+
+	return stats_json(rc->stats, rc->syms, NULL, NULL);
+}
+
+static void record_reset_stats(void *arg)
+{
+	struct recorder *rc = arg;
+
+	record_catch_up(rc);
+	/* What was sampled since the last push goes out before it is
+	 * cleared. */
+	if (rc->push)
+		push_reset(rc->push, record_now(), record_snapshot, rc);
+	stats_reset(rc->stats);
+	rc->dirty = true;
+}
+
+static int record_save(void *arg, const char *path, char *err, size_t errlen)
+{
+	struct recorder *rc = arg;
+
+	record_catch_up(rc);
+	return record_write(rc, path, NULL, err, errlen);
+}
+
 static void record_control(struct recorder *rc)
 {
 	char req[4200], err[512];
@@ -589,7 +655,7 @@ static void record_control(struct recorder *rc)
 			}
 		}
 		if (strcmp(fields[0], "dump") == 0) {
-			(void)record_drain_all(rc);
+			record_catch_up(rc);
 			s = record_dumps(rc,
 					 fields[1] && *fields[1] ? fields[1] : NULL,
 					 fields[2] && *fields[2] ? fields[2] : NULL,
@@ -610,14 +676,11 @@ static void record_control(struct recorder *rc)
 			record_reap(rc);
 			control_reply(fd, 1, "", 0);
 		} else if (strcmp(fields[0], "reset") == 0) {
-			(void)record_drain_all(rc);
-			stats_reset(rc->stats);
-			rc->dirty = true;
+			record_reset_stats(rc);
 			control_reply(fd, 1, "", 0);
 		} else if (strcmp(fields[0], "save") == 0 && fields[1] &&
 			   fields[1][0] == '/') {
-			(void)record_drain_all(rc);
-			if (record_write(rc, fields[1], NULL, err, sizeof(err)) == 0)
+			if (record_save(rc, fields[1], err, sizeof(err)) == 0)
 				control_reply(fd, 1, "", 0);
 			else
 				control_reply(fd, 0, err, strlen(err));
@@ -763,6 +826,51 @@ static int record_resume(struct recorder *rc)
 	return 0;
 }
 
+/*
+ * Start the HTTP API and the pushes the options ask for. Returns 0, or -1
+ * after saying why on stderr.
+ */
+static int record_start_services(struct recorder *rc)
+{
+	const struct record_opts *o = rc->o;
+	char err[512];
+	int r;
+
+	if (o->http) {
+		const struct httpapi_opts ho = {.listen = o->http,
+						.key_file = o->api_key_file,
+						.save_dir = o->save_dir};
+		const struct httpapi_ops ops = {.arg = rc,
+						.profile = record_profile,
+						.reset = record_reset_stats,
+						.save = record_save};
+
+		r = httpapi_start(&rc->http, &ho, &ops, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "profshim-collector: --http: %s\n", err);
+			return -1;
+		}
+		fprintf(stderr,
+			"profshim-collector: HTTP API on %s (port %u)\n",
+			o->http, httpapi_port(rc->http));
+	}
+	if (o->push_url) {
+		const char *token = getenv("PYROSCOPE_AUTH_TOKEN");
+		const struct push_opts po = {
+			.url = o->push_url, .app = o->push_app,
+			.tags = o->push_tags, .ntags = o->push_ntags,
+			.interval = o->push_interval, .format = o->push_format,
+			.token = token && *token ? token : NULL};
+
+		r = push_new(&rc->push, &po, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "profshim-collector: --push: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int record_run(const struct record_opts *o)
 {
 	struct recorder rc = {.o = o, .ctl = -1};
@@ -806,6 +914,10 @@ int record_run(const struct record_opts *o)
 		status = 1;
 		goto out;
 	}
+	if (record_start_services(&rc) < 0) {
+		status = 1;
+		goto out;
+	}
 	/* A recording resumed after its process ended still has that
 	 * process' rings to drain. */
 	if (o->pid && !o->ring && !rc.resume && !record_proc(o->pid, NULL, NULL)) {
@@ -843,12 +955,20 @@ int record_run(const struct record_opts *o)
 			break;
 		n = record_drain_all(&rc);
 		record_control(&rc);
+		if (rc.http)
+			httpapi_run(rc.http);
+		if (rc.push)
+			push_step(rc.push, now, record_snapshot, &rc);
 		if (record_checkpoint_due(&rc, now))
 			(void)record_checkpoint(&rc);
 		if (n == 0) {
-			struct pollfd p = {.fd = rc.ctl, .events = POLLIN};
+			struct pollfd p[2] = {
+				{.fd = rc.ctl, .events = POLLIN},
+				{.fd = rc.http ? httpapi_fd(rc.http) : -1,
+				 .events = POLLIN},
+			};
 
-			(void)poll(&p, 1, 10);
+			(void)poll(p, 2, 10);
 		}
 	}
 	(void)record_drain_all(&rc);
@@ -866,7 +986,13 @@ int record_run(const struct record_opts *o)
 		"endpoints, %llu samples\n",
 		o->out, (unsigned long long)reqs, (unsigned long long)eps,
 		(unsigned long long)samples);
+	/* The last interval's samples go to the store too, if it answers
+	 * soon: a stopping collector waits for it at most this long. */
+	if (rc.push)
+		push_finish(rc.push, record_snapshot_as_written, &rc, 5.0);
 out:
+	httpapi_stop(rc.http);
+	push_free(rc.push);
 	for (size_t i = 0; i < rc.natt; i++)
 		reader_close(rc.att[i].r);
 	free(rc.att);

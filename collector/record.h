@@ -9,9 +9,15 @@
  * again with the same `out` resumes where that checkpoint left off: every
  * request record is counted exactly once. The profile written at a normal
  * end has no "checkpoint" and the next recording starts afresh.
+ *
+ * With `http`, the same loop serves the HTTP API (httpapi.h); with
+ * `push_url`, it pushes each interval's samples (push.h). Neither waits on
+ * a client or on the store: draining the rings goes on whatever they do.
  */
 #ifndef PROFSHIM_RECORD_H
 #define PROFSHIM_RECORD_H
+
+#include <stddef.h>
 
 struct record_opts {
 	int pid;              /* 0: every ring of this uid */
@@ -22,6 +28,15 @@ struct record_opts {
 	const char *shm_dir;  /* where rings live (tests may point elsewhere) */
 	double slow_ms;       /* > 0: a JSON line on stdout per slower request */
 	double checkpoint;    /* seconds between checkpoints to `out`, 0: none */
+	const char *http;     /* serve the HTTP API on ADDR:PORT, or NULL */
+	const char *api_key_file;  /* the key every HTTP request must carry */
+	const char *save_dir; /* where the HTTP API may save profiles, or NULL */
+	const char *push_url; /* push to this Pyroscope-compatible store, or NULL */
+	const char *push_app; /* the application name pushes carry */
+	double push_interval; /* seconds between pushes */
+	const char *push_format;       /* "pprof" or "folded" */
+	const char *const *push_tags;  /* "key=value" each */
+	size_t push_ntags;
 };
 
 /* Run the recording; returns the process exit status (0 success). */

@@ -10,15 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
-            libdw-dev libelf-dev zlib1g-dev)
+            libdw-dev libelf-dev zlib1g-dev libmicrohttpd-dev
+            libcurl4-openssl-dev)
 # Real consumers of the outputs: go tool pprof (golang-go), promtool
 # (prometheus), headless Chromium driven by playwright-core from npm
 # (nodejs, whose npm installs test/js/package.json's packages), perf to check the ratio test server;
 # clang with its libFuzzer runtime for the fuzz targets, valgrind for one
-# memcheck run of the collector.
+# memcheck run of the collector; systemd-analyze (systemd) to verify the
+# installed unit and the README's drop-ins.
 test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
            golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
-           valgrind)
+           valgrind systemd)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

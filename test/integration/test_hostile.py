@@ -760,6 +760,19 @@ def test_collector_skips_rings_of_other_users(intact, tmp_path):
     assert "not a private ring of this user (owner 65534" in lines[0]
     assert foreign.exists()
     assert hu.load_profile(out)["data"] == {}
+    # Recording one process tree, other processes' rings are not its
+    # business: not read, and not mentioned.
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        r = hu.run_collector(["record", "--shm-dir", shm, "--duration", "0.5",
+                              "--pid", other.pid, "--out", out,
+                              "--socket", tmp_path / "s.sock"])
+    finally:
+        other.kill()
+        other.wait()
+    assert r.returncode == 0, r.stderr
+    assert _skip_lines(r.stderr, foreign) == [], r.stderr
+    assert foreign.exists()
 
 
 def _start_collector(argv, env=None):

@@ -4,11 +4,12 @@ paths; and the installed `profshim run` finds the installed library and
 collector by itself and profiles a server."""
 import http.client
 import json
+import re
 import signal
 import subprocess
 import time
 
-from conftest import BUILD, calls, free_port, wait_port
+from conftest import BUILD, ROOT, calls, free_port, wait_port
 from test_run import user_env
 
 PREFIX = "/usr/local"   # meson's default, which scripts/build.sh keeps
@@ -22,12 +23,17 @@ def _libdir():
     return opts["libdir"]
 
 
-def test_installed_tree_is_complete_and_runs(tmp_path):
+def _install(tmp_path):
+    """meson install into tmp_path/dest; the installed prefix's path."""
     dest = tmp_path / "dest"
     r = subprocess.run(["meson", "install", "-C", str(BUILD), "--destdir",
                         str(dest), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    root = dest / PREFIX.lstrip("/")
+    return dest / PREFIX.lstrip("/")
+
+
+def test_installed_tree_is_complete_and_runs(tmp_path):
+    root = _install(tmp_path)
     libdir = _libdir()
     want = ["bin/profshim", "bin/profshim-collector",
             f"{libdir}/libprofshim.so",
@@ -88,3 +94,64 @@ def test_installed_tree_is_complete_and_runs(tmp_path):
     assert calls(prof, "GET /") == 10
     assert prof["data"]["GET /"]["sampled_calls"] == 10
     assert (work / "profshim.html").is_file()
+
+
+def _readme_block(first_line):
+    """The indented block of README.md that starts with first_line, as the
+    file it shows (indentation and continuation lines as written)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("    " + first_line)
+    block = []
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        block.append(line[4:])
+    return "\n".join(block) + "\n"
+
+
+def test_systemd_unit_and_readme_drop_ins_verify(tmp_path):
+    """systemd itself accepts the installed collector unit, the installed
+    preload drop-in on a service, and the README's fleet drop-in
+    (`systemd-analyze verify` prints nothing). The installed paths are
+    moved into the DESTDIR so that the programs they name exist."""
+    root = _install(tmp_path)
+    units = tmp_path / "units"
+    units.mkdir()
+
+    def place(text, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace(PREFIX + "/", str(root) + "/"))
+
+    unit = (root / "lib/systemd/system/profshim-collector@.service").read_text()
+    place(unit, units / "profshim-collector@www-data.service")
+    fleet = _readme_block(
+        "# /etc/systemd/system/profshim-collector@www-data.service.d/"
+        "fleet.conf")
+    assert "--http" in fleet and "--push" in fleet
+    place(fleet, units / "profshim-collector@www-data.service.d/fleet.conf")
+    place("[Unit]\nDescription=a service to profile\n[Service]\n"
+          "ExecStart=/usr/bin/python3 -m http.server 8000\n",
+          units / "api.service")
+    place((root / "share/doc/profshim/examples/profshim-preload.conf")
+          .read_text(), units / "api.service.d/profshim-preload.conf")
+    env = {"PATH": "/usr/bin:/bin", "SYSTEMD_LOG_LEVEL": "notice",
+           "MANPATH": str(root / "share/man") + ":"}
+    for name in ("profshim-collector@www-data.service", "api.service"):
+        r = subprocess.run(["systemd-analyze", "verify", str(units / name)],
+                           capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert r.returncode == 0 and r.stdout + r.stderr == "", \
+            (name, r.stdout + r.stderr)
+    # The fleet drop-in's command line is one the collector accepts: its
+    # arguments (continuations joined, systemd's specifiers filled in)
+    # pass the collector's own checks up to where it needs the key file.
+    start = [l for l in fleet.replace("\\\n", " ").splitlines()
+             if l.startswith("ExecStart=/")][0]
+    argv = re.sub(r"%[idH]", "x", start[len("ExecStart="):]) \
+        .replace(PREFIX + "/", str(root) + "/").split()
+    argv[argv.index("--socket") + 1] = str(tmp_path / "c.sock")
+    argv[argv.index("--out") + 1] = str(tmp_path / "p.json")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("profshim-collector: --http: cannot read the "
+                               "key file x/api.key"), r.stderr

@@ -33,6 +33,8 @@
 /* Longest key accepted; it travels in a header. */
 #define HTTPAPI_KEY_MAX 256
 #define HTTPAPI_CONNECTIONS 64
+/* One address cannot take every connection (loopback is one address). */
+#define HTTPAPI_PER_IP 16
 #define HTTPAPI_IDLE_SECONDS 10
 #define HTTPAPI_LOG_LINES 5
 
@@ -44,7 +46,8 @@ struct httpapi {
 	char *save_dir;        /* realpath of --save-dir, or NULL */
 	int fd;                /* libmicrohttpd's epoll descriptor */
 	unsigned port;
-	time_t log_minute;     /* when the current minute of logging began */
+	time_t log_minute;     /* CLOCK_MONOTONIC second the current minute of
+				* logging began, 0 before the first line */
 	unsigned long log_lines, log_muted;
 };
 
@@ -57,11 +60,14 @@ struct httpapi {
 static void httpapi_log(void *cls, const char *fmt, va_list ap)
 {
 	struct httpapi *h = cls;
-	time_t now = time(NULL);
+	struct timespec ts;
+	time_t now;
 	char line[512];
 	size_t n;
 
-	if (now - h->log_minute >= 60) {
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec;
+	if (h->log_minute == 0 || now - h->log_minute >= 60) {
 		if (h->log_muted)
 			fprintf(stderr, "profshim-collector: http: %lu more "
 				"messages in the last minute not shown\n",
@@ -82,8 +88,10 @@ static void httpapi_log(void *cls, const char *fmt, va_list ap)
 }
 
 /*
- * The key: the file's first line without trailing blanks. The file must
- * give group and others no access at all, as ssh asks of private keys.
+ * The key: the file's first line without trailing blanks. The file must be
+ * a regular file of the collector's user giving group and others no access
+ * at all, as ssh asks of private keys (opened without blocking, so a FIFO
+ * put there cannot hold up the start).
  */
 static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 			    size_t errlen)
@@ -91,7 +99,7 @@ static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 	struct stat st;
 	char buf[HTTPAPI_KEY_MAX + 2];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), r = 0;
 
 	if (fd < 0) {
 		r = -errno;
@@ -103,6 +111,14 @@ static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 		(void)snprintf(err, errlen, "the key file %.300s is not a "
 			       "regular file", path);
 		r = -EINVAL;
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		(void)snprintf(err, errlen, "the key file %.300s belongs to uid "
+			       "%u, not to the collector's user (uid %u); chown "
+			       "it", path, (unsigned)st.st_uid,
+			       (unsigned)geteuid());
+		r = -EPERM;
 		goto out;
 	}
 	if (st.st_mode & 077) {
@@ -227,9 +243,11 @@ static bool httpapi_authorized(const struct httpapi *h,
 	return false;
 }
 
-/* Queue `body` (malloc'd, taken) as the response. */
+/* Queue `body` (malloc'd, taken) as the response; `allow` lists the
+ * methods a 405 names. */
 static enum MHD_Result httpapi_send(struct MHD_Connection *c, unsigned status,
-				    const char *type, char *body, size_t len)
+				    const char *type, char *body, size_t len,
+				    const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result r;
@@ -244,6 +262,8 @@ static enum MHD_Result httpapi_send(struct MHD_Connection *c, unsigned status,
 					      type);
 	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 				      "no-store");
+	if (allow)
+		(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		(void)MHD_add_response_header(resp,
 					      MHD_HTTP_HEADER_WWW_AUTHENTICATE,
@@ -253,9 +273,10 @@ static enum MHD_Result httpapi_send(struct MHD_Connection *c, unsigned status,
 	return r;
 }
 
-/* {"error": msg} with a newline. */
-static enum MHD_Result httpapi_error(struct MHD_Connection *c, unsigned status,
-				     const char *msg)
+/* {"error": msg}, with an Allow header naming `allow` unless it is NULL
+ * (a 405 must name the methods the path takes). */
+static enum MHD_Result httpapi_fail(struct MHD_Connection *c, unsigned status,
+				    const char *msg, const char *allow)
 {
 	json_t *j = json_pack("{s:s}", "error", msg);
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -263,7 +284,22 @@ static enum MHD_Result httpapi_error(struct MHD_Connection *c, unsigned status,
 	json_decref(j);
 	if (!s)
 		return MHD_NO;
-	return httpapi_send(c, status, "application/json", s, strlen(s));
+	return httpapi_send(c, status, "application/json", s, strlen(s), allow);
+}
+
+static enum MHD_Result httpapi_error(struct MHD_Connection *c, unsigned status,
+				     const char *msg)
+{
+	return httpapi_fail(c, status, msg, NULL);
+}
+
+/* 405 for a path that takes only `allow`. */
+static enum MHD_Result httpapi_only(struct MHD_Connection *c,
+				    const char *allow)
+{
+	return httpapi_fail(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+			    strcmp(allow, "POST") == 0 ? "use POST" : "use GET",
+			    allow);
 }
 
 static enum MHD_Result httpapi_json(struct MHD_Connection *c, json_t *j)
@@ -274,7 +310,8 @@ static enum MHD_Result httpapi_json(struct MHD_Connection *c, json_t *j)
 	if (!s)
 		return httpapi_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				     "out of memory building the profile");
-	return httpapi_send(c, MHD_HTTP_OK, "application/json", s, strlen(s));
+	return httpapi_send(c, MHD_HTTP_OK, "application/json", s, strlen(s),
+			    NULL);
 }
 
 /* The whole profile through a writer (html_write, prom_write). */
@@ -307,7 +344,7 @@ static enum MHD_Result httpapi_render(struct httpapi *h,
 		return httpapi_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				     "cannot render the report");
 	}
-	return httpapi_send(c, MHD_HTTP_OK, type, buf, len);
+	return httpapi_send(c, MHD_HTTP_OK, type, buf, len, NULL);
 }
 
 /*
@@ -338,6 +375,8 @@ static int httpapi_save_path(const struct httpapi *h, const char *file_path,
 	joined[slash - joined] = '\0';
 	if (!realpath(joined[0] ? joined : "/", dir))
 		return -errno;
+	if (rootlen == 1)  /* --save-dir / */
+		rootlen = 0;
 	if (strncmp(dir, h->save_dir, rootlen) != 0 ||
 	    (dir[rootlen] != '\0' && dir[rootlen] != '/'))
 		return -EACCES;
@@ -401,8 +440,7 @@ static enum MHD_Result httpapi_answer(void *cls, struct MHD_Connection *c,
 				     "Authorization: Bearer");
 	if (strcmp(url, "/api/v1/profiling/data") == 0) {
 		if (!get)
-			return httpapi_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-					     "use GET");
+			return httpapi_only(c, "GET, HEAD");
 		return httpapi_json(c, h->ops.profile(
 			h->ops.arg,
 			MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
@@ -412,15 +450,13 @@ static enum MHD_Result httpapi_answer(void *cls, struct MHD_Connection *c,
 	}
 	if (strcmp(url, "/api/v1/profiling/reset") == 0) {
 		if (!post)
-			return httpapi_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-					     "use POST");
+			return httpapi_only(c, "POST");
 		h->ops.reset(h->ops.arg);
-		return httpapi_send(c, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
+		return httpapi_send(c, MHD_HTTP_NO_CONTENT, NULL, NULL, 0, NULL);
 	}
 	if (strcmp(url, "/api/v1/profiling/save") == 0) {
 		if (!post)
-			return httpapi_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-					     "use POST");
+			return httpapi_only(c, "POST");
 		return httpapi_save(h, c);
 	}
 	if (strcmp(url, "/report.html") == 0 && get)
@@ -431,7 +467,7 @@ static enum MHD_Result httpapi_answer(void *cls, struct MHD_Connection *c,
 				      "text/plain; version=0.0.4; "
 				      "charset=utf-8");
 	if (strcmp(url, "/report.html") == 0 || strcmp(url, "/metrics") == 0)
-		return httpapi_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+		return httpapi_only(c, "GET, HEAD");
 	return httpapi_error(c, MHD_HTTP_NOT_FOUND,
 			     "no such path; the API has /api/v1/profiling/"
 			     "{data,reset,save}, /report.html and /metrics");
@@ -483,6 +519,7 @@ int httpapi_start(struct httpapi **ret, const struct httpapi_opts *o,
 		MHD_OPTION_EXTERNAL_LOGGER, httpapi_log, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPAPI_CONNECTIONS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPAPI_PER_IP,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPAPI_IDLE_SECONDS,
 		MHD_OPTION_END);
 	if (!h->d) {

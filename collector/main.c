@@ -132,8 +132,11 @@ static int record_check(const struct record_opts *o, int argc, char **argv)
 	if (!o->http && (o->api_key_file || o->save_dir))
 		return usage_error("%s", "--api-key-file and --save-dir go "
 				   "with --http");
-	if (!o->push_url && (o->push_ntags || strcmp(o->push_app, "profshim")))
-		return usage_error("%s", "--tag and --app go with --push URL");
+	if (!o->push_url && (o->push_ntags || strcmp(o->push_app, "profshim") ||
+			     o->push_interval != 10.0 ||
+			     strcmp(o->push_format, "pprof")))
+		return usage_error("%s", "--tag, --app, --push-interval and "
+				   "--push-format go with --push URL");
 	return 0;
 }
 

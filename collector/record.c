@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -267,11 +268,11 @@ static int record_attach(struct recorder *rc, const char *path,
 
 	if (reader_open(path, &r, err, sizeof(err)) < 0) {
 		/* With --pid, rings of unrelated processes (another user's,
-		 * most often) are none of this recording's business. */
-		int named = atoi(name + strlen("profshim."));
-
+		 * most often) are none of this recording's business. The
+		 * scan passes only names record_ring_name() accepts. */
 		if (!rc->o->pid || rc->o->ring ||
-		    record_descends(named, rc->o->pid))
+		    record_descends(atoi(name + strlen("profshim.")),
+				    rc->o->pid))
 			fprintf(stderr, "profshim-collector: skipping %s: %s\n",
 				path, err);
 		return -1;
@@ -555,17 +556,26 @@ static int record_write(struct recorder *rc, const char *path,
 	char tmp[4200];
 	char *s = record_dumps(rc, NULL, NULL, checkpoint);
 	FILE *f;
-	int ok;
+	int ok, fd;
 
 	if (!s) {
 		(void)snprintf(err, errlen, "out of memory building the JSON");
 		return -1;
 	}
 	(void)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	f = fopen(tmp, "we");
+	/* A new file of our own: whatever sits at the temporary name (a link
+	 * someone planted in a shared directory) is removed, never followed. */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0666);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
+		int e = errno;
+
+		if (fd >= 0)
+			(void)close(fd);
 		(void)snprintf(err, errlen, "cannot write %.300s: %s", tmp,
-			       strerror(errno));
+			       strerror(e));
 		free(s);
 		return -1;
 	}
@@ -867,6 +877,11 @@ static int record_start_services(struct recorder *rc)
 			fprintf(stderr, "profshim-collector: --push: %s\n", err);
 			return -1;
 		}
+		/* The baseline, before anything more is read: what a resumed
+		 * checkpoint holds was pushed by the run that wrote it, what
+		 * the rings hold now was not. */
+		push_step(rc->push, record_now(), record_snapshot_as_written,
+			  rc);
 	}
 	return 0;
 }

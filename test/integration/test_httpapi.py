@@ -23,13 +23,25 @@ import urllib.request
 import pytest
 
 from conftest import (COLLECTOR, CPUSERVER, Collector, Server, free_port,
-                      keepalive, shim_env)
+                      shim_env, wait_connections_closed)
+from conftest import keepalive as _keepalive
+
+
+def keepalive(port, reqs, pid=None):
+    """conftest's keepalive, then wait until the server has closed the
+    connection: a client may read the last response a moment before the
+    shim records it, and these tests read the counts at once."""
+    statuses = _keepalive(port, reqs)
+    if pid:
+        wait_connections_closed(pid)
+    return statuses
 
 KEY = "k3y-Of-the-fleet_0123456789"
 
 
 def key_file(tmp_path, mode=0o600, text=KEY + "\n"):
     path = tmp_path / "api.key"
+    path.unlink(missing_ok=True)  # a new file of this user's
     path.write_text(text)
     os.chmod(path, mode)
     return path
@@ -70,6 +82,9 @@ BEARER = {"Authorization": "Bearer " + KEY}
 
 def test_every_path_needs_the_key(servers, collectors, tmp_path):
     srv, col, api = start(servers, collectors, tmp_path)
+    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 9,
+                     srv.pid) \
+        == [200] * 9
     wrong = [
         {},
         {"X-API-Key": "wrong"},
@@ -77,11 +92,14 @@ def test_every_path_needs_the_key(servers, collectors, tmp_path):
         {"X-API-Key": KEY + "x"},
         {"X-API-Key": ""},
         {"Authorization": "Bearer wrong"},
+        {"Authorization": "Bearer " + KEY[:-1]},
+        {"Authorization": "Bearer " + KEY + "x"},
         {"Authorization": "Basic " + KEY},
         {"Authorization": KEY},
         {"X-Api-Token": KEY},
     ]
     paths = [("GET", "/api/v1/profiling/data"),
+             ("HEAD", "/api/v1/profiling/data"),
              ("POST", "/api/v1/profiling/reset"),
              ("POST", "/api/v1/profiling/save?file_path=x.json"),
              ("GET", "/report.html"), ("GET", "/metrics"),
@@ -90,17 +108,21 @@ def test_every_path_needs_the_key(servers, collectors, tmp_path):
         for headers in wrong:
             status, hdrs, body = call(api, path, method, headers)
             assert status == 401, (method, path, headers, status)
-            assert json.loads(body)["error"]
+            if method != "HEAD":
+                assert json.loads(body)["error"]
             assert hdrs.get("WWW-Authenticate", "").startswith("Bearer")
     # Nothing was reset or saved by the refused requests.
     assert list((tmp_path / "saves").iterdir()) == []
+    assert col.dump()["data"]["GET /fast"]["calls"] == 9
     # The same paths with the key (in either header) are not 401.
     for headers in (AUTH, BEARER, {"authorization": "bearer " + KEY}):
         status, _, _ = call(api, "/api/v1/profiling/data", "GET", headers)
         assert status == 200
     assert call(api, "/no/such/path", "GET", AUTH)[0] == 404
-    assert call(api, "/api/v1/profiling/data", "POST", AUTH)[0] == 405
-    assert call(api, "/api/v1/profiling/reset", "GET", AUTH)[0] == 405
+    status, hdrs, _ = call(api, "/api/v1/profiling/data", "POST", AUTH)
+    assert status == 405 and hdrs["Allow"] == "GET, HEAD"
+    status, hdrs, _ = call(api, "/api/v1/profiling/reset", "GET", AUTH)
+    assert status == 405 and hdrs["Allow"] == "POST"
     # A refused POST with a body does not hang the connection.
     assert call(api, "/api/v1/profiling/reset", "POST", {},
                 body=b"x" * 100000)[0] == 401
@@ -113,7 +135,7 @@ def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
                           PROFILING_SAMPLE_RATE="1", PROFILING_HZ="499")
     reqs = [("GET", "/alpha?ms=30", None, None)] * 12 + \
            [("GET", "/beta?ms=30", None, None)] * 7
-    assert keepalive(srv.port, reqs) == [200] * 19
+    assert keepalive(srv.port, reqs, srv.pid) == [200] * 19
 
     status, hdrs, body = call(api, "/api/v1/profiling/data", headers=AUTH)
     assert status == 200 and hdrs["Content-Type"] == "application/json"
@@ -165,6 +187,16 @@ def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
         assert json.loads(body)["error"]
     assert not (tmp_path / "escaped.json").exists()
     assert not os.path.exists("/etc/profshim.json")
+    # A link planted where the save's temporary file goes is replaced,
+    # not followed: the file it points to keeps its bytes.
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (saves / f"planted.json.tmp.{col.proc.pid}").symlink_to(victim)
+    status, _, _ = call(api, "/api/v1/profiling/save?file_path=planted.json",
+                        "POST", AUTH)
+    assert status == 200 and victim.read_text() == "keep me"
+    assert json.loads((saves / "planted.json").read_text())["version"] == 1
+    assert not (saves / "planted.json").is_symlink()
     assert call(api, "/api/v1/profiling/save", "POST", AUTH)[0] == 400
 
     # report.html and metrics are the reports of the same profile.
@@ -186,7 +218,8 @@ def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
     assert status == 204 and body == b""
     data = json.loads(call(api, "/api/v1/profiling/data", headers=AUTH)[2])
     assert all(e["calls"] == 0 for e in data["data"].values())
-    assert keepalive(srv.port, [("GET", "/beta?ms=1", None, None)] * 3) \
+    assert keepalive(srv.port, [("GET", "/beta?ms=1", None, None)] * 3,
+                     srv.pid) \
         == [200] * 3
     data = json.loads(call(api, "/api/v1/profiling/data", headers=AUTH)[2])
     assert data["data"]["GET /beta"]["calls"] == 3
@@ -222,6 +255,15 @@ def test_refuses_unsafe_or_bad_set_up(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "chmod 600" in lines[0], r.stderr
         assert KEY not in r.stderr
+    if os.geteuid() == 0:  # CI runs as root: a file of another user
+        key = key_file(tmp_path)
+        os.chown(key, 65534, 65534)
+        r = run_record(tmp_path, "--http", port, "--api-key-file", key)
+        assert r.returncode == 1 and "chown" in r.stderr, r.stderr
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    r = run_record(tmp_path, "--http", port, "--api-key-file", fifo)
+    assert r.returncode == 1 and "not a regular file" in r.stderr
     empty = key_file(tmp_path, 0o600, "\n")
     r = run_record(tmp_path, "--http", port, "--api-key-file", empty)
     assert r.returncode == 1 and "key" in r.stderr
@@ -276,7 +318,8 @@ def test_half_sent_requests_do_not_stall_draining(servers, collectors,
         s.sendall(b"GET /api/v1/profiling/data HTTP/1.1\r\nX-API-K")
         stuck.append(s)
     try:
-        assert keepalive(srv.port, [("GET", "/fast", None, None)] * 200) \
+        assert keepalive(srv.port, [("GET", "/fast", None, None)] * 200,
+                         srv.pid) \
             == [200] * 200
         t0 = time.monotonic()
         d = col.dump()
@@ -317,7 +360,7 @@ def test_prometheus_scrapes_exact_counts(servers, collectors, tmp_path):
     srv, col, api = start(servers, collectors, tmp_path)
     reqs = [("GET", "/alpha?ms=1", None, None)] * 37 + \
            [("GET", "/fast", None, None)] * 23
-    assert keepalive(srv.port, reqs) == [200] * 60
+    assert keepalive(srv.port, reqs, srv.pid) == [200] * 60
 
     prom_port = free_port()
     (tmp_path / "prom.key").write_text(KEY)
@@ -368,7 +411,8 @@ scrape_configs:
                                'le="+Inf"}')
         assert float(inf[0]["value"][1]) == 37
         # More requests reach Prometheus on a later scrape.
-        assert keepalive(srv.port, [("GET", "/fast", None, None)] * 5) \
+        assert keepalive(srv.port, [("GET", "/fast", None, None)] * 5,
+                         srv.pid) \
             == [200] * 5
         deadline = time.monotonic() + 30
         while float(query(prom_port, 'profshim_request_duration_seconds_count'

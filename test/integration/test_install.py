@@ -143,15 +143,25 @@ def test_systemd_unit_and_readme_drop_ins_verify(tmp_path):
         assert r.returncode == 0 and r.stdout + r.stderr == "", \
             (name, r.stdout + r.stderr)
     # The fleet drop-in's command line is one the collector accepts: its
-    # arguments (continuations joined, systemd's specifiers filled in)
-    # pass the collector's own checks up to where it needs the key file.
+    # arguments (continuations joined, systemd's specifiers filled in),
+    # with the files, port and store moved to this test's own, start a
+    # collector that serves the API and checks its push options.
     start = [l for l in fleet.replace("\\\n", " ").splitlines()
              if l.startswith("ExecStart=/")][0]
-    argv = re.sub(r"%[idH]", "x", start[len("ExecStart="):]) \
+    argv = re.sub(r"%[iH]", "x", start[len("ExecStart="):]) \
         .replace(PREFIX + "/", str(root) + "/").split()
-    argv[argv.index("--socket") + 1] = str(tmp_path / "c.sock")
-    argv[argv.index("--out") + 1] = str(tmp_path / "p.json")
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1, r.stderr
-    assert r.stderr.startswith("profshim-collector: --http: cannot read the "
-                               "key file x/api.key"), r.stderr
+    assert argv[argv.index("--api-key-file") + 1] == "/etc/profshim/x.key"
+    key = tmp_path / "x.key"
+    key.write_text("fleet-key\n")
+    key.chmod(0o600)
+    api = free_port()
+    moved = {"--socket": tmp_path / "c.sock", "--out": tmp_path / "p.json",
+             "--api-key-file": key, "--http": f"127.0.0.1:{api}",
+             "--push": f"http://127.0.0.1:{free_port()}"}
+    for opt, value in moved.items():
+        argv[argv.index(opt) + 1] = str(value)
+    r = subprocess.run(argv + ["--duration", "0.5"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert f"HTTP API on 127.0.0.1:{api}" in r.stderr
+    assert json.loads((tmp_path / "p.json").read_text())["version"] == 1

@@ -40,8 +40,10 @@
 #define PUSH_LOG_EVERY_NS 60000000000ull
 #define PUSH_CONNECT_TIMEOUT_MS 5000L
 #define PUSH_TIMEOUT_MS 30000L
-/* Bytes of a failed reply kept to say why in the log. */
+/* Bytes of a failed reply shown in the log to say why. */
 #define PUSH_REPLY_MAX 160
+/* What the log shows in place of the token. */
+#define PUSH_TOKEN_SHOWN "<token>"
 
 struct push_body {
 	char *url;         /* the whole request URL, query included */
@@ -61,6 +63,9 @@ struct push {
 	char *base;        /* the URL without trailing '/' */
 	char *shown;       /* the same without user and password, for logs */
 	char *name;        /* APP{k=v,...}, URL-encoded */
+	char *token;       /* the bearer token (NULL for none), only to keep
+			    * it out of the log; zeroed before it is freed */
+	size_t token_len;
 	bool folded;
 	uint64_t interval_ns;
 
@@ -69,8 +74,11 @@ struct push {
 	struct curl_slist *headers;
 	bool busy;         /* easy is in multi: queue[0] is in flight */
 	char curl_err[CURL_ERROR_SIZE];
-	char reply[PUSH_REPLY_MAX + 1];
-	size_t reply_len;
+	/* The start of a reply: PUSH_REPLY_MAX bytes and a token's length
+	 * more, so a token the store echoes that begins within what the log
+	 * shows is whole here and can be replaced. */
+	char *reply;
+	size_t reply_len, reply_cap;
 
 	bool looked;       /* push_step() looked at the profile once */
 	bool started;      /* the baseline is taken */
@@ -134,6 +142,70 @@ static void push_printable(char *dst, size_t dstsz, const char *src, size_t n)
 				   : src[i];
 	if (dstsz)
 		dst[j] = '\0';
+}
+
+/*
+ * Copy the n bytes of src (fewer when a NUL comes first) to dst (of size
+ * dstsz, truncated, NUL-terminated) with every occurrence of the token
+ * (token_len bytes; none when 0) replaced by PUSH_TOKEN_SHOWN. Returns the
+ * length of the whole result, as snprintf() does: a dst of that size plus
+ * one would hold it.
+ */
+static size_t push_redact(const char *token, size_t token_len, char *dst,
+			  size_t dstsz, const char *src, size_t n)
+{
+	size_t i = 0, j = 0;
+
+	while (i < n && src[i]) {
+		const char *piece = src + i;
+		size_t len = 1;
+
+		if (token_len && n - i >= token_len &&
+		    memcmp(src + i, token, token_len) == 0) {
+			piece = PUSH_TOKEN_SHOWN;
+			len = sizeof(PUSH_TOKEN_SHOWN) - 1;
+			i += token_len;
+		} else {
+			i++;
+		}
+		for (size_t k = 0; k < len; k++, j++)
+			if (j + 1 < dstsz)
+				dst[j] = piece[k];
+	}
+	if (dstsz)
+		dst[j < dstsz ? j : dstsz - 1] = '\0';
+	return j;
+}
+
+/*
+ * Print one line (fmt without its newline) on stderr, the token replaced:
+ * a store or proxy that echoes the request's headers in its reply, or a
+ * URL that happens to hold the token, must not put it in the log. Nothing
+ * is printed when there is no memory to build the line.
+ */
+static void push_say(const struct push *p, const char *fmt, ...)
+{
+	va_list ap;
+	char *line, *shown;
+	size_t need;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	need = push_redact(p->token, p->token_len, NULL, 0, line, (size_t)n);
+	shown = malloc(need + 2);
+	if (shown) {
+		(void)push_redact(p->token, p->token_len, shown, need + 1, line,
+				  (size_t)n);
+		shown[need] = '\n';
+		shown[need + 1] = '\0';
+		fputs(shown, stderr);
+	}
+	free(shown);
+	free(line);
 }
 
 static bool push_has_control(const char *s)
@@ -323,7 +395,7 @@ static int push_parse_name(struct push *p, const struct push_opts *o,
 static size_t push_on_reply(char *data, size_t size, size_t n, void *arg)
 {
 	struct push *p = arg;
-	size_t len = size * n, room = PUSH_REPLY_MAX - p->reply_len;
+	size_t len = size * n, room = p->reply_cap - p->reply_len;
 
 	if (room > len)
 		room = len;
@@ -360,7 +432,7 @@ static int push_setup_curl(struct push *p, const char *token, char *err,
 		h = curl_slist_append(p->headers, auth);
 		/* The copy libcurl keeps is freed with the list; this one
 		 * does not linger in freed memory. */
-		memset(auth, 0, strlen(auth));
+		explicit_bzero(auth, strlen(auth));
 		free(auth);
 		if (!h)
 			return -ENOMEM;
@@ -369,6 +441,17 @@ static int push_setup_curl(struct push *p, const char *token, char *err,
 	/* No signals (the collector's loop owns them), no redirects (a
 	 * token must not follow one elsewhere), bounded waits. */
 	c |= curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* libcurl resolves names on a thread of its own. When a transfer
+	 * ends while that lookup still waits for a slow or silent name
+	 * server (the connect timeout; push_free() removing a transfer in
+	 * flight), libcurl by default joins the thread, and the collector's
+	 * loop would stop draining the rings for as long as the lookup takes
+	 * (the resolver's timeouts, often 10 s or more). With quick exit it
+	 * leaves the thread to end on its own, which frees its own data when
+	 * the lookup returns. Older libcurl has no such option and joins. */
+	c |= curl_easy_setopt(p->easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
 	c |= curl_easy_setopt(p->easy, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	c |= curl_easy_setopt(p->easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -421,6 +504,20 @@ int push_new(struct push **ret, const struct push_opts *o, char *err,
 		goto fail;
 	}
 	p->folded = o->format && strcmp(o->format, "folded") == 0;
+	if (o->token && *o->token) {
+		p->token = strdup(o->token);
+		if (!p->token) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		p->token_len = strlen(p->token);
+	}
+	p->reply_cap = PUSH_REPLY_MAX + p->token_len;
+	p->reply = malloc(p->reply_cap + 1);
+	if (!p->reply) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	p->interval_ns = o->interval >= 1e9 ? UINT64_MAX / 2
 					    : (uint64_t)(o->interval * 1e9);
 	r = push_parse_url(p, o->url ? o->url : "", err, errlen);
@@ -435,6 +532,17 @@ int push_new(struct push **ret, const struct push_opts *o, char *err,
 fail:
 	if (r == -ENOMEM)
 		(void)snprintf(err, errlen, "out of memory");
+	/* A tag or app name quoted in err might hold the token. */
+	if (o->token && *o->token && errlen) {
+		char *shown = strdup(err);
+
+		if (shown)
+			(void)push_redact(o->token, strlen(o->token), err,
+					  errlen, shown, strlen(shown));
+		else
+			(void)snprintf(err, errlen, "out of memory");
+		free(shown);
+	}
 	if (p)
 		push_free(p); /* its curl_global_cleanup() pairs with ours */
 	else
@@ -456,12 +564,12 @@ static void push_log(struct push *p, uint64_t now)
 	if (!localtime_r(&p->failing_since, &tm) ||
 	    !strftime(since, sizeof(since), "%H:%M:%S", &tm))
 		(void)snprintf(since, sizeof(since), "start");
-	fprintf(stderr,
-		"profshim-collector: push to %s failed: %s (%" PRIu64
-		" failure%s since %s, %zu bod%s queued, %" PRIu64
-		" dropped); retrying\n",
-		p->shown, p->reason, p->failures, p->failures == 1 ? "" : "s",
-		since, p->count, p->count == 1 ? "y" : "ies", p->dropped);
+	push_say(p,
+		 "profshim-collector: push to %s failed: %s (%" PRIu64
+		 " failure%s since %s, %zu bod%s queued, %" PRIu64
+		 " dropped); retrying",
+		 p->shown, p->reason, p->failures, p->failures == 1 ? "" : "s",
+		 since, p->count, p->count == 1 ? "y" : "ies", p->dropped);
 	p->logged = p->ever_logged = true;
 	p->logged_at = now;
 }
@@ -805,6 +913,21 @@ static void push_start(struct push *p, uint64_t now)
 	p->busy = true;
 }
 
+/*
+ * What the log says of n bytes of src (a reply, libcurl's error): the
+ * token replaced before the text is cut to PUSH_REPLY_MAX bytes, so not
+ * even its start shows, and no control characters.
+ */
+static void push_why(const struct push *p, char *why, size_t whysz,
+		     const char *src, size_t n)
+{
+	char redacted[PUSH_REPLY_MAX + 1];
+
+	(void)push_redact(p->token, p->token_len, redacted, sizeof(redacted),
+			  src, n);
+	push_printable(why, whysz, redacted, sizeof(redacted) - 1);
+}
+
 /* The transfer of queue[0] ended with `result`. */
 static void push_done(struct push *p, uint64_t now, CURLcode result)
 {
@@ -819,27 +942,27 @@ static void push_done(struct push *p, uint64_t now, CURLcode result)
 		p->backoff = 0;
 		p->retry_at = 0;
 		if (p->logged)
-			fprintf(stderr,
-				"profshim-collector: push to %s works again "
-				"(after %" PRIu64 " failure%s; %" PRIu64
-				" bodies dropped so far)\n",
-				p->shown, p->failures,
-				p->failures == 1 ? "" : "s", p->dropped);
+			push_say(p,
+				 "profshim-collector: push to %s works again "
+				 "(after %" PRIu64 " failure%s; %" PRIu64
+				 " bodies dropped so far)",
+				 p->shown, p->failures,
+				 p->failures == 1 ? "" : "s", p->dropped);
 		p->failures = 0;
 		p->logged = false;
 		return;
 	}
 	if (result != CURLE_OK) {
-		push_printable(why, sizeof(why),
-			       p->curl_err[0] ? p->curl_err
-					      : curl_easy_strerror(result),
-			       sizeof(why) - 1);
+		const char *e = p->curl_err[0] ? p->curl_err
+					       : curl_easy_strerror(result);
+
+		push_why(p, why, sizeof(why), e, strlen(e));
 		push_fail(p, now, "%s", why);
 	} else {
 		bool permanent = status == 400 || status == 413 ||
 				 status == 415 || status == 422;
 
-		push_printable(why, sizeof(why), p->reply, p->reply_len);
+		push_why(p, why, sizeof(why), p->reply, p->reply_len);
 		if (permanent) {
 			p->dropped++;
 			p->dropped_samples += p->queue[0].samples;
@@ -965,8 +1088,8 @@ void push_finish(struct push *p, push_snapshot_fn snapshot, void *arg,
 			       p->count ? "; " : "", p->dropped,
 			       p->dropped == 1 ? "y" : "ies",
 			       p->dropped_samples);
-	fprintf(stderr, "profshim-collector: push to %s: %s%s\n", p->shown,
-		left, dropped);
+	push_say(p, "profshim-collector: push to %s: %s%s", p->shown, left,
+		 dropped);
 }
 
 void push_free(struct push *p)
@@ -986,6 +1109,14 @@ void push_free(struct push *p)
 	free(p->base);
 	free(p->shown);
 	free(p->name);
+	/* Neither the token nor a reply that may have echoed it stays in
+	 * freed memory. */
+	if (p->token)
+		explicit_bzero(p->token, p->token_len);
+	free(p->token);
+	if (p->reply)
+		explicit_bzero(p->reply, p->reply_cap + 1);
+	free(p->reply);
 	free(p);
 	curl_global_cleanup();
 }

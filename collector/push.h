@@ -23,14 +23,17 @@
  * Transfers run on libcurl's multi interface, advanced a little on every
  * call: the loop that drains the rings is never blocked by a slow or absent
  * store (connect timeout 5 s, whole transfer 30 s, no signals, no
- * redirects). Bodies wait in a queue of 16 and go out one at a time, in
+ * redirects), nor, with libcurl 7.87 or later, by a name server that does
+ * not answer. Bodies wait in a queue of 16 and go out one at a time, in
  * order; one the store fails (a libcurl error, a status other than 2xx) is
  * sent again after a backoff from 1 s doubling to 60 s. A body the store
  * calls malformed (400, 413, 415, 422) is dropped instead, as is the oldest
  * one not in flight when the queue is full; both are counted. Failures are
  * logged on stderr at most once a minute, with how many there were, and
- * the return to working once. The token is never printed, nor a user or
- * password in the URL.
+ * the return to working once. The token is never printed: wherever it
+ * would show (a reply that echoes the request's headers, the URL, a tag
+ * quoted in push_new()'s reason), "<token>" stands instead; nor is a user
+ * or password in the URL.
  *
  * Not thread-safe; called from the collector's single loop only.
  */

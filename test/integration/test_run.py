@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (BUILD, COLLECTOR, PRELOAD, SHIM, calls, clean_env,
-                      free_port, wait_port)
+                      free_port, wait_connections_closed, wait_port)
 
 PROFSHIM = BUILD / "collector" / "profshim"
 PYTHON = "/usr/bin/python3"
@@ -291,6 +291,10 @@ def test_run_flags_reach_the_server(workdir, tmp_path):
         wait_port(port, proc)
         for _ in range(20):
             assert get(port, "/") == 200
+        # SIGTERM kills python at once: let it close the last connection
+        # first, which it does after the shim has recorded the request (a
+        # client can read a response before the server's write returns).
+        wait_connections_closed(proc.pid)
         proc.send_signal(signal.SIGTERM)
         rc = finish(proc)
     finally:

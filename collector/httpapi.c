@@ -314,11 +314,13 @@ static enum MHD_Result httpapi_json(struct MHD_Connection *c, json_t *j)
 			    NULL);
 }
 
-/* The whole profile through a writer (html_write, prom_write). */
+/* The whole profile through a writer (html_write, prom_write), then
+ * `extra` (the collector's own metrics) when it is not NULL. */
 static enum MHD_Result httpapi_render(struct httpapi *h,
 				      struct MHD_Connection *c,
 				      int (*render)(const struct profile *,
 						    FILE *),
+				      int (*extra)(void *, FILE *),
 				      const char *type)
 {
 	json_t *doc = h->ops.profile(h->ops.arg, NULL, NULL);
@@ -336,6 +338,8 @@ static enum MHD_Result httpapi_render(struct httpapi *h,
 				     "cannot build the profile");
 	f = open_memstream(&buf, &len);
 	r = f ? render(p, f) : -ENOMEM;
+	if (r == 0 && extra)
+		r = extra(h->ops.arg, f);
 	if (f && fclose(f) != 0 && r == 0)
 		r = -EIO;
 	profile_free(p);
@@ -460,10 +464,10 @@ static enum MHD_Result httpapi_answer(void *cls, struct MHD_Connection *c,
 		return httpapi_save(h, c);
 	}
 	if (strcmp(url, "/report.html") == 0 && get)
-		return httpapi_render(h, c, html_write,
+		return httpapi_render(h, c, html_write, NULL,
 				      "text/html; charset=utf-8");
 	if (strcmp(url, "/metrics") == 0 && get)
-		return httpapi_render(h, c, prom_write,
+		return httpapi_render(h, c, prom_write, h->ops.metrics,
 				      "text/plain; version=0.0.4; "
 				      "charset=utf-8");
 	if (strcmp(url, "/report.html") == 0 || strcmp(url, "/metrics") == 0)

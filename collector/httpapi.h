@@ -8,7 +8,8 @@
  *                                  write the profile JSON to P, which must
  *                                  lie in the save directory; 200
  *   GET  /report.html              the HTML report
- *   GET  /metrics                  Prometheus text exposition (prom.h)
+ *   GET  /metrics                  Prometheus text exposition (prom.h): the
+ *                                  profile's, then the collector's own
  *
  * Every request carries the key, in `X-API-Key: KEY` or
  * `Authorization: Bearer KEY`; any request without it, or with another key,
@@ -26,6 +27,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* What the API does, supplied by the collector's loop. */
 struct httpapi_ops {
@@ -40,6 +42,9 @@ struct httpapi_ops {
 	/* Write the profile to path (already checked to lie in the save
 	 * directory). 0, or -1 with one line in err. */
 	int (*save)(void *arg, const char *path, char *err, size_t errlen);
+	/* Append the collector's own metrics to /metrics (prom.h's
+	 * prom_write_collector()). 0, or a negative errno. */
+	int (*metrics)(void *arg, FILE *out);
 };
 
 struct httpapi_opts {

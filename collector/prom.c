@@ -158,3 +158,38 @@ int prom_write(const struct profile *p, FILE *out)
 		p->dropped_requests);
 	return ferror(out) ? -EIO : 0;
 }
+
+/* One family of two series, result="sent" and result="dropped". */
+static void prom_results(FILE *out, const char *name, const char *help,
+			 uint64_t sent, uint64_t dropped)
+{
+	prom_family(out, name, "counter", help);
+	fprintf(out, "%s{result=\"sent\"} %" PRIu64 "\n", name, sent);
+	fprintf(out, "%s{result=\"dropped\"} %" PRIu64 "\n", name, dropped);
+}
+
+int prom_write_collector(const struct prom_collector *c, FILE *out)
+{
+	prom_family(out, "profshim_collector_rings", "gauge",
+		    "Rings the collector is reading now (one per profiled "
+		    "process image).");
+	fprintf(out, "profshim_collector_rings %" PRIu64 "\n", c->rings);
+	if (!c->push)
+		return ferror(out) ? -EIO : 0;
+	prom_results(out, "profshim_collector_push_bodies_total",
+		     "Pushes to the profile store: taken by it, or given up "
+		     "on (queue full, or the store refused the body).",
+		     c->push_sent_bodies, c->push_dropped_bodies);
+	prom_results(out, "profshim_collector_push_samples_total",
+		     "Stack samples in those pushes.", c->push_sent_samples,
+		     c->push_dropped_samples);
+	prom_family(out, "profshim_collector_push_failures_total", "counter",
+		    "Failed push attempts (each retry of a body counts).");
+	fprintf(out, "profshim_collector_push_failures_total %" PRIu64 "\n",
+		c->push_failures);
+	prom_family(out, "profshim_collector_push_queued_bodies", "gauge",
+		    "Pushes waiting to be sent, the one in flight included.");
+	fprintf(out, "profshim_collector_push_queued_bodies %" PRIu64 "\n",
+		c->push_queued_bodies);
+	return ferror(out) ? -EIO : 0;
+}

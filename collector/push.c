@@ -93,6 +93,7 @@ struct push {
 
 	uint64_t dropped, dropped_samples;  /* bodies given up on */
 	uint64_t failures; /* since the last success */
+	uint64_t failures_total, sent, sent_samples;  /* since the start */
 	time_t failing_since;
 	bool logged;       /* a failure line was printed since the last success */
 	bool ever_logged;
@@ -581,6 +582,7 @@ static void push_fail(struct push *p, uint64_t now, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
 	va_end(ap);
+	p->failures_total++;
 	if (!p->failures++)
 		p->failing_since = time(NULL);
 	push_log(p, now);
@@ -938,6 +940,8 @@ static void push_done(struct push *p, uint64_t now, CURLcode result)
 	(void)curl_multi_remove_handle(p->multi, p->easy);
 	p->busy = false;
 	if (result == CURLE_OK && status >= 200 && status < 300) {
+		p->sent++;
+		p->sent_samples += p->queue[0].samples;
 		push_remove(p, 0);
 		p->backoff = 0;
 		p->retry_at = 0;
@@ -1090,6 +1094,15 @@ void push_finish(struct push *p, push_snapshot_fn snapshot, void *arg,
 			       p->dropped_samples);
 	push_say(p, "profshim-collector: push to %s: %s%s", p->shown, left,
 		 dropped);
+}
+
+void push_counters(const struct push *p, struct push_counters *out)
+{
+	*out = (struct push_counters){
+		.sent_bodies = p->sent, .sent_samples = p->sent_samples,
+		.dropped_bodies = p->dropped,
+		.dropped_samples = p->dropped_samples,
+		.failures = p->failures_total, .queued_bodies = p->count};
 }
 
 void push_free(struct push *p)

@@ -103,6 +103,17 @@ void push_reset(struct push *p, uint64_t now_ns, push_snapshot_fn snapshot,
 void push_finish(struct push *p, push_snapshot_fn snapshot, void *arg,
 		 double seconds);
 
+/* What pushing has done since the start, for the collector's metrics. */
+struct push_counters {
+	uint64_t sent_bodies, sent_samples;       /* the store took them */
+	uint64_t dropped_bodies, dropped_samples; /* given up on */
+	uint64_t failures;       /* failed attempts (a retried body counts
+				  * once per attempt) */
+	uint64_t queued_bodies;  /* waiting now, the one in flight included */
+};
+
+void push_counters(const struct push *p, struct push_counters *out);
+
 /* Abort transfers still running and free everything. NULL is a no-op. */
 void push_free(struct push *p);
 

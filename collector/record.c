@@ -25,6 +25,7 @@
 
 #include "control.h"
 #include "httpapi.h"
+#include "prom.h"
 #include "push.h"
 #include "reader.h"
 #include "stats.h"
@@ -647,6 +648,26 @@ static int record_save(void *arg, const char *path, char *err, size_t errlen)
 	return record_write(rc, path, NULL, err, errlen);
 }
 
+/* The collector's own metrics (httpapi_ops.metrics). */
+static int record_metrics(void *arg, FILE *out)
+{
+	struct recorder *rc = arg;
+	struct prom_collector pc = {.rings = rc->natt, .push = rc->push};
+
+	if (rc->push) {
+		struct push_counters n;
+
+		push_counters(rc->push, &n);
+		pc.push_sent_bodies = n.sent_bodies;
+		pc.push_sent_samples = n.sent_samples;
+		pc.push_dropped_bodies = n.dropped_bodies;
+		pc.push_dropped_samples = n.dropped_samples;
+		pc.push_failures = n.failures;
+		pc.push_queued_bodies = n.queued_bodies;
+	}
+	return prom_write_collector(&pc, out);
+}
+
 static void record_control(struct recorder *rc)
 {
 	char req[4200], err[512];
@@ -853,7 +874,8 @@ static int record_start_services(struct recorder *rc)
 		const struct httpapi_ops ops = {.arg = rc,
 						.profile = record_profile,
 						.reset = record_reset_stats,
-						.save = record_save};
+						.save = record_save,
+						.metrics = record_metrics};
 
 		r = httpapi_start(&rc->http, &ho, &ops, err, sizeof(err));
 		if (r < 0) {

@@ -212,6 +212,9 @@ def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
     assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
     assert ('profshim_request_duration_seconds_count{endpoint="GET /alpha"} 12'
             in text.splitlines())
+    # The collector's own state follows; no push families without --push.
+    assert "profshim_collector_rings 1" in text.splitlines()
+    assert "profshim_collector_push" not in text
 
     # reset: 204, no body, and the statistics start again.
     status, _, body = call(api, "/api/v1/profiling/reset", "POST", BEARER)

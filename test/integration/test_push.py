@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -232,6 +233,66 @@ def test_folded_pushes_are_lines_with_counts(servers, collectors, receivers,
     assert {"burn_alpha", "burn_beta", "serve"} <= funcs, funcs
     assert pushed == total_samples(prof)
     assert TOKEN not in col.stderr
+
+
+def folded_samples(body):
+    return sum(int(line.rsplit(" ", 1)[1])
+               for line in body.decode().splitlines())
+
+
+def test_metrics_count_pushes(servers, collectors, receivers, tmp_path):
+    """With --http too, /metrics says what pushing did: failed attempts,
+    bodies and samples the store took, what waits. Checked against what
+    the receiver saw once pushing has settled."""
+    rec = Receiver(statuses=(503, 503))
+    receivers.append(rec)
+    key = tmp_path / "api.key"
+    key.write_text("metrics-key\n")
+    key.chmod(0o600)
+    api = free_port()
+    srv, col = start(servers, collectors, tmp_path, rec.url,
+                     "--push-format", "folded", "--http", f"127.0.0.1:{api}",
+                     "--api-key-file", str(key))
+
+    def metrics():
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{api}/metrics",
+            headers={"Authorization": "Bearer metrics-key"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("profshim_collector_"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = int(value)
+        return text, values
+
+    load(srv.port, 1.5)
+    wait_connections_closed(srv.pid)
+    total = total_samples(col.dump())
+    assert total > 0
+    # Two failures, then backoff of 1 s and 2 s: settled within seconds.
+    deadline = time.monotonic() + 20
+    while True:
+        text, m = metrics()
+        if (m['profshim_collector_push_samples_total{result="sent"}'] ==
+                total and m["profshim_collector_push_queued_bodies"] == 0):
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.2)
+    delivered = rec.delivered()
+    assert m['profshim_collector_push_bodies_total{result="sent"}'] == \
+        len(delivered) >= 1
+    assert sum(folded_samples(r["body"]) for r in delivered) == total
+    assert m["profshim_collector_push_failures_total"] == 2
+    assert m['profshim_collector_push_bodies_total{result="dropped"}'] == 0
+    assert m['profshim_collector_push_samples_total{result="dropped"}'] == 0
+    assert m["profshim_collector_rings"] == 1
+    r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+    srv.stop()
+    col.finish()
 
 
 def test_failed_pushes_are_retried_in_order(servers, collectors, receivers,

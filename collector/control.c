@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -162,9 +163,63 @@ void control_reply(int fd, int ok, const char *body, size_t len)
 	(void)close(fd);
 }
 
+/* Seconds a client waits for the first byte of an answer, or between two
+ * later ones; a stopped collector is told apart at once. */
+#define CONTROL_ANSWER_SECONDS 60
+
+/* True when process pid is stopped (SIGSTOP, a debugger). */
+static bool control_stopped(pid_t pid)
+{
+	char path[64], buf[512], *paren;
+	ssize_t n;
+	int fd;
+
+	(void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
+}
+
+/*
+ * Wait until fd has something to read. Returns 0, or CONTROL_SILENT with
+ * the reason in err when the collector (the socket's listener, `peer`) is
+ * stopped or says nothing for CONTROL_ANSWER_SECONDS.
+ */
+static int control_wait(int fd, pid_t peer, const char *path, char *err,
+			size_t errlen)
+{
+	for (int waited = 0; waited < CONTROL_ANSWER_SECONDS; waited++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, 1000);
+
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return 0;
+		if (peer > 0 && control_stopped(peer)) {
+			(void)snprintf(err, errlen,
+				       "the collector at %s (pid %d) is stopped "
+				       "and cannot answer; resume it with "
+				       "'kill -CONT %d'",
+				       path, (int)peer, (int)peer);
+			return CONTROL_SILENT;
+		}
+	}
+	(void)snprintf(err, errlen, "the collector at %s did not answer within "
+		       "%d s", path, CONTROL_ANSWER_SECONDS);
+	return CONTROL_SILENT;
+}
+
 int control_call(const char *path, const char *req, FILE *out, char *err,
 		 size_t errlen)
 {
+	struct ucred cred = {0};
+	socklen_t clen = sizeof(cred);
 	struct sockaddr_un sa;
 	char buf[65536];
 	size_t head = 0;
@@ -185,11 +240,23 @@ int control_call(const char *path, const char *req, FILE *out, char *err,
 			(void)close(fd);
 		return 1;
 	}
+	/* The listener's pid: whoever called listen(), the collector. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		cred.pid = 0;
 	control_write_all(fd, req, strlen(req));
 	control_write_all(fd, "\n", 1);
 	(void)shutdown(fd, SHUT_WR);
-	while ((n = read(fd, buf + head, sizeof(buf) - 1 - head)) > 0) {
+	for (;;) {
 		char *nl;
+		int w = control_wait(fd, cred.pid, path, err, errlen);
+
+		if (w) {
+			(void)close(fd);
+			return w;
+		}
+		n = read(fd, buf + head, sizeof(buf) - 1 - head);
+		if (n <= 0)
+			break;
 
 		head += (size_t)n;
 		if (ok >= 0) {

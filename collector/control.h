@@ -42,9 +42,12 @@ void control_reply(int fd, int ok, const char *body, size_t len);
 
 /*
  * Send `req` to the collector at path and copy the answer's body to out.
- * Returns 0 on "ok", 1 with the reason in err when the collector refused or
- * none is running.
+ * Returns 0 on "ok"; 1 with the reason in err when the collector refused
+ * or none is running; CONTROL_SILENT with the reason when one is there but
+ * does not answer: it is stopped (found within a second), or said nothing
+ * for 60 s.
  */
+#define CONTROL_SILENT 3
 int control_call(const char *path, const char *req, FILE *out, char *err,
 		 size_t errlen);
 

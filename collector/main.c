@@ -298,10 +298,20 @@ static int cmd_gc(int argc, char **argv)
 	/* A running collector drains the rings of exited processes it reads
 	 * and removes them itself: let it, before removing what is left. */
 	sink = fopen("/dev/null", "we");
-	if (!dry && sink && control_path(socket, 0, path, sizeof(path)) == 0 &&
-	    control_call(path, "reap", sink, err, sizeof(err)) == 0)
-		printf("profshim-collector gc: the running collector drained "
-		       "the rings it reads first\n");
+	if (!dry && sink && control_path(socket, 0, path, sizeof(path)) == 0) {
+		int r = control_call(path, "reap", sink, err, sizeof(err));
+
+		if (r == 0)
+			printf("profshim-collector gc: the running collector "
+			       "drained the rings it reads first\n");
+		/* It may not have read a ring of an exited process yet:
+		 * removing that ring would lose its requests. */
+		if (r == CONTROL_SILENT) {
+			fprintf(stderr, PROG " gc: %s; nothing removed\n", err);
+			fclose(sink);
+			return 1;
+		}
+	}
 	if (sink)
 		fclose(sink);
 	return gc_run(dir, dry, verbose);

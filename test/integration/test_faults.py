@@ -292,9 +292,11 @@ def test_gc_lets_the_running_collector_drain_first(servers, collectors,
     """gc while a collector runs must not remove a ring the collector has
     not read yet. The collector is stopped (SIGSTOP) before the server
     starts, so it has never seen the server's ring; the server answers 300
-    requests and is killed. gc asks the collector to drain and reap first
-    (it waits for the answer), then removes what is left: after SIGCONT,
-    all 300 requests are in the profile and no ring is left."""
+    requests and is killed. gc sees the collector stopped: it says so
+    (with the command that resumes it) within seconds, exits 1 and removes
+    nothing. After SIGCONT, gc asks the collector to drain and reap first,
+    then removes what is left: all 300 requests are in the profile and no
+    ring is left."""
     col = Collector(tmp_path, extra=["--duration", "60"])
     collectors.append(col)
     col.proc.send_signal(signal.SIGSTOP)
@@ -306,14 +308,27 @@ def test_gc_lets_the_running_collector_drain_first(servers, collectors,
         assert keepalive(srv.port, [("GET", "/gc-probe", None, None)] * 300) \
             == [404] * 300
         srv.stop()
-        gc = subprocess.Popen([str(COLLECTOR), "gc", "--socket", col.sock],
-                              stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        rings = [n for n in os.listdir("/dev/shm")
+                 if n.startswith(f"profshim.{srv.pid}.")]
+        assert rings
+        t0 = time.monotonic()
+        gc = subprocess.run([str(COLLECTOR), "gc", "--socket", col.sock],
+                            capture_output=True, text=True, timeout=30)
+        assert time.monotonic() - t0 < 5
+        assert gc.returncode == 1, gc.stdout + gc.stderr
+        assert f"(pid {col.proc.pid}) is stopped" in gc.stderr, gc.stderr
+        assert f"kill -CONT {col.proc.pid}" in gc.stderr
+        assert "nothing removed" in gc.stderr
+        assert all(os.path.exists(f"/dev/shm/{n}") for n in rings)
+        # dump, report and the rest say the same instead of hanging.
+        dump = col.run("dump")
+        assert dump.returncode == 1 and "is stopped" in dump.stderr
     finally:
         col.proc.send_signal(signal.SIGCONT)
-    out, _ = gc.communicate(timeout=30)
-    assert gc.returncode == 0
-    assert "drained" in out, out
+    gc = subprocess.run([str(COLLECTOR), "gc", "--socket", col.sock],
+                        capture_output=True, text=True, timeout=30)
+    assert gc.returncode == 0, gc.stderr
+    assert "drained" in gc.stdout, gc.stdout
     assert not [n for n in os.listdir("/dev/shm")
                 if n.startswith(f"profshim.{srv.pid}.")]
     prof = col.stop()

@@ -12,7 +12,6 @@ hold up draining, the control socket, or the collector's exit beyond its
 """
 import http.server
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -25,8 +24,8 @@ import pytest
 from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
                       clean_env, free_port, keepalive, shim_env,
                       wait_connections_closed)
+from test_report_pprof import pprof
 
-GO = shutil.which("go")
 TOKEN = "some-token"
 HZ = 199
 # push_finish()'s bound in record.c, and what a stopping collector may
@@ -129,21 +128,6 @@ def load(port, seconds):
 
 def total_samples(profile):
     return sum(s["samples"] for s in profile["stacks"])
-
-
-def pprof(tmp_path, *args):
-    """`go tool pprof ARGS` with a home and temporary directory of the
-    test's own; returns stdout."""
-    assert GO, "go tool pprof is needed (golang-go: scripts/setup.sh)"
-    home, tmp = tmp_path / "home", tmp_path / "pprof-tmp"
-    home.mkdir(exist_ok=True)
-    tmp.mkdir(exist_ok=True)
-    env = clean_env(HOME=str(home), PPROF_TMPDIR=str(tmp),
-                    GOCACHE=str(tmp / "gocache"))
-    r = subprocess.run([GO, "tool", "pprof", *map(str, args)],
-                       capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 RAW_SAMPLE = re.compile(r"^\s+(\d+)\s+(\d+): ", re.M)

@@ -88,6 +88,7 @@ def report(tmp_path, profile, *args, name="out.pb.gz"):
 def pprof(tmp_path, *args):
     """`go tool pprof ARGS`, with a home and temporary directory of the
     test's own; returns stdout."""
+    assert GO, "go tool pprof is needed (golang-go: scripts/setup.sh)"
     home, tmp = tmp_path / "home", tmp_path / "pprof-tmp"
     home.mkdir(exist_ok=True)
     tmp.mkdir(exist_ok=True)

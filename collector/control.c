@@ -7,11 +7,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 int control_path(const char *override, int create_dir, char *buf, size_t len)
@@ -133,6 +135,16 @@ int control_accept(int lfd, char *req, size_t reqlen)
 	}
 	req[got] = '\0';
 	req[strcspn(req, "\n")] = '\0';
+	/* A client that gave up (it waited on a stopped collector) has
+	 * closed its end: its request is not carried out. */
+	{
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR))) {
+			(void)close(fd);
+			return 0;
+		}
+	}
 	return fd;
 }
 
@@ -187,32 +199,79 @@ static bool control_stopped(pid_t pid)
 	return paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
 }
 
+static uint64_t control_now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /*
  * Wait until fd has something to read. Returns 0, or CONTROL_SILENT with
  * the reason in err when the collector (the socket's listener, `peer`) is
- * stopped or says nothing for CONTROL_ANSWER_SECONDS.
+ * stopped (looked at after 200 ms, then every second) or says nothing for
+ * CONTROL_ANSWER_SECONDS.
  */
 static int control_wait(int fd, pid_t peer, const char *path, char *err,
 			size_t errlen)
 {
-	for (int waited = 0; waited < CONTROL_ANSWER_SECONDS; waited++) {
+	uint64_t deadline = control_now_ms() + CONTROL_ANSWER_SECONDS * 1000;
+	int slice = 200;
+
+	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int r = poll(&p, 1, 1000);
+		int r = poll(&p, 1, slice);
 
 		if (r > 0 || (r < 0 && errno != EINTR))
 			return 0;
 		if (peer > 0 && control_stopped(peer)) {
 			(void)snprintf(err, errlen,
 				       "the collector at %s (pid %d) is stopped "
-				       "and cannot answer; resume it with "
-				       "'kill -CONT %d'",
+				       "and cannot answer (the request is "
+				       "dropped); resume it with 'kill -CONT "
+				       "%d'",
 				       path, (int)peer, (int)peer);
 			return CONTROL_SILENT;
 		}
+		if (control_now_ms() >= deadline)
+			break;
+		slice = 1000;
 	}
 	(void)snprintf(err, errlen, "the collector at %s did not answer within "
-		       "%d s", path, CONTROL_ANSWER_SECONDS);
+		       "%d s (the request is dropped)", path,
+		       CONTROL_ANSWER_SECONDS);
 	return CONTROL_SILENT;
+}
+
+/*
+ * Connect to the listener at sa. A collector that accepts nobody (stopped,
+ * with its queue of waiting clients full) would make a blocking connect
+ * wait for ever: the socket is non-blocking while connecting, and a full
+ * queue is tried again for CONTROL_CONNECT_MS. Returns the connected
+ * (blocking) fd, -ENOENT-like negative errno when nothing listens there,
+ * or -EAGAIN when the queue stayed full.
+ */
+#define CONTROL_CONNECT_MS 3000
+
+static int control_connect(const struct sockaddr_un *sa)
+{
+	uint64_t deadline = control_now_ms() + CONTROL_CONNECT_MS;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	while (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		int e = errno;
+
+		if ((e != EAGAIN && e != EINTR) || control_now_ms() >= deadline) {
+			(void)close(fd);
+			return -e;
+		}
+		(void)poll(NULL, 0, 100);
+	}
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
 }
 
 int control_call(const char *path, const char *req, FILE *out, char *err,
@@ -230,14 +289,18 @@ int control_call(const char *path, const char *req, FILE *out, char *err,
 		(void)snprintf(err, errlen, "socket path too long: %s", path);
 		return 1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	fd = control_connect(&sa);
+	if (fd == -EAGAIN) {
+		(void)snprintf(err, errlen,
+			       "the collector at %s accepts no connection (it "
+			       "is stopped or overloaded)", path);
+		return CONTROL_SILENT;
+	}
+	if (fd < 0) {
 		(void)snprintf(err, errlen,
 			       "no collector is running (nothing answers at "
 			       "%s); start one with 'profshim-collector record'",
 			       path);
-		if (fd >= 0)
-			(void)close(fd);
 		return 1;
 	}
 	/* The listener's pid: whoever called listen(), the collector. */
@@ -255,6 +318,8 @@ int control_call(const char *path, const char *req, FILE *out, char *err,
 			return w;
 		}
 		n = read(fd, buf + head, sizeof(buf) - 1 - head);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 

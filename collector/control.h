@@ -33,7 +33,8 @@ int control_listen(const char *path);
 /*
  * Accept one client if one is waiting and read its request line (at most
  * reqlen - 1 bytes, waiting at most a second). Returns the client fd, 0 when
- * none was waiting, or a negative errno.
+ * none was waiting or the one waiting has already gone (its request is
+ * not to be carried out), or a negative errno.
  */
 int control_accept(int lfd, char *req, size_t reqlen);
 
@@ -44,8 +45,9 @@ void control_reply(int fd, int ok, const char *body, size_t len);
  * Send `req` to the collector at path and copy the answer's body to out.
  * Returns 0 on "ok"; 1 with the reason in err when the collector refused
  * or none is running; CONTROL_SILENT with the reason when one is there but
- * does not answer: it is stopped (found within a second), or said nothing
- * for 60 s.
+ * does not answer: it is stopped (found in about a second), accepts no
+ * connection for 3 s, or says nothing for 60 s. The request is then
+ * dropped: a collector resumed later does not carry it out.
  */
 #define CONTROL_SILENT 3
 int control_call(const char *path, const char *req, FILE *out, char *err,

@@ -184,7 +184,9 @@ int prom_write_collector(const struct prom_collector *c, FILE *out)
 		     "Stack samples in those pushes.", c->push_sent_samples,
 		     c->push_dropped_samples);
 	prom_family(out, "profshim_collector_push_failures_total", "counter",
-		    "Failed push attempts (each retry of a body counts).");
+		    "Failed pushes: attempts the store failed or refused "
+		    "(each retry counts), and intervals whose body could not "
+		    "be built.");
 	fprintf(out, "profshim_collector_push_failures_total %" PRIu64 "\n",
 		c->push_failures);
 	prom_family(out, "profshim_collector_push_queued_bodies", "gauge",

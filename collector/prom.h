@@ -32,7 +32,8 @@ int prom_write(const struct profile *p, FILE *out);
  *   profshim_collector_rings               rings being read now
  *   profshim_collector_push_bodies_total{result="sent"|"dropped"}
  *   profshim_collector_push_samples_total{result="sent"|"dropped"}
- *   profshim_collector_push_failures_total failed attempts
+ *   profshim_collector_push_failures_total failed attempts, and bodies
+ *                                          that could not be built
  *   profshim_collector_push_queued_bodies  bodies waiting
  *
  * (the push families only when the collector pushes).

@@ -28,12 +28,12 @@
 # requests wrk completed). Progress goes to stderr, a Markdown section to
 # stdout.
 #
-#   scripts/bench/e2e.sh [--build DIR] [--rounds N] [--duration S]
+#   scripts/bench/e2e.sh [--build DIR] [--rounds N] [--duration S] [--checkpoint S]
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: e2e.sh [--build DIR] [--rounds N] [--duration S]
+usage: e2e.sh [--build DIR] [--rounds N] [--duration S] [--checkpoint S]
 
 End-to-end profiler overhead: nginx (gzip level 6, one process) under wrk,
 with no preload, with libprofshim.so (rate 1.0, 99 Hz, collector running)
@@ -47,6 +47,8 @@ options:
                   $ROUNDS, else 5)
   --duration S    seconds of each measured wrk run (default: $DURATION,
                   else 5); each run also has 1 s of warm-up
+  --checkpoint S  the collector's --checkpoint (default 1, as `record`;
+                  0: none), to see what checkpoints cost
   -h, --help      this text
 
 needs: wrk (Debian package wrk), nginx (nginx-light),
@@ -64,6 +66,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${BUILD:-$here/../../build}
 rounds=${ROUNDS:-5}
 duration=${DURATION:-5}
+checkpoint=1
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) usage; exit 0 ;;
@@ -73,11 +76,14 @@ while [ $# -gt 0 ]; do
     --rounds=*) rounds=${1#*=}; shift ;;
     --duration) [ $# -ge 2 ] || die2 "--duration needs a number of seconds"; duration=$2; shift 2 ;;
     --duration=*) duration=${1#*=}; shift ;;
+    --checkpoint) [ $# -ge 2 ] || die2 "--checkpoint needs seconds"; checkpoint=$2; shift 2 ;;
+    --checkpoint=*) checkpoint=${1#*=}; shift ;;
     *) usage >&2; die2 "unknown argument: $1" ;;
   esac
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die2 "--rounds \"$rounds\" is not a positive integer"
 [[ $duration =~ ^[1-9][0-9]*$ ]] || die2 "--duration \"$duration\" is not a positive whole number of seconds"
+[[ $checkpoint =~ ^[0-9]+(\.[0-9]+)?$ ]] || die2 "--checkpoint \"$checkpoint\" is not a number of seconds"
 
 WRK=/usr/bin/wrk
 NGINX=/usr/sbin/nginx
@@ -340,7 +346,7 @@ run() {
     # every ring of this uid and would consume the rings of anyone else's
     # profshim tests running on the machine at the same time.
     "${client_pin[@]}" "$COLLECTOR" record --pid "$ngx_pid" --out "$dir/p.json" --socket "$dir/c.sock" \
-      >"$dir/collector.out" 2>&1 &
+      --checkpoint "$checkpoint" >"$dir/collector.out" 2>&1 &
     col_pid=$!
     for _ in $(seq 200); do
       [ -S "$dir/c.sock" ] && break

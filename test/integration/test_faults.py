@@ -320,9 +320,22 @@ def test_gc_lets_the_running_collector_drain_first(servers, collectors,
         assert f"kill -CONT {col.proc.pid}" in gc.stderr
         assert "nothing removed" in gc.stderr
         assert all(os.path.exists(f"/dev/shm/{n}") for n in rings)
-        # dump, report and the rest say the same instead of hanging.
-        dump = col.run("dump")
-        assert dump.returncode == 1 and "is stopped" in dump.stderr
+        # dump, save and the rest say the same instead of hanging, also
+        # once more clients wait than the collector's queue holds; what
+        # they asked is dropped, not carried out when it resumes.
+        late = tmp_path / "late.json"
+        save = col.run("save", str(late))
+        assert save.returncode == 1 and "is stopped" in save.stderr
+        t0 = time.monotonic()
+        clients = [subprocess.Popen([str(COLLECTOR), "dump", "--socket",
+                                     col.sock], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+                   for _ in range(24)]
+        errs = [c.communicate(timeout=30)[1] for c in clients]
+        assert time.monotonic() - t0 < 15
+        assert all(c.returncode == 1 for c in clients), errs
+        assert all("is stopped" in e or "accepts no connection" in e
+                   for e in errs), errs
     finally:
         col.proc.send_signal(signal.SIGCONT)
     gc = subprocess.run([str(COLLECTOR), "gc", "--socket", col.sock],
@@ -331,6 +344,7 @@ def test_gc_lets_the_running_collector_drain_first(servers, collectors,
     assert "drained" in gc.stdout, gc.stdout
     assert not [n for n in os.listdir("/dev/shm")
                 if n.startswith(f"profshim.{srv.pid}.")]
+    assert not late.exists()
     prof = col.stop()
     assert calls(prof, "GET /gc-probe") == 300
 

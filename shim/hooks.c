@@ -281,13 +281,20 @@ static uint64_t hooks_req_id(void)
 	return ((uint64_t)hooks_serial << 32) | ++hooks_seq;
 }
 
-/* At most manual_max_per_sec forced requests per second per process. */
+/*
+ * At most manual_max_per_sec forced requests per second per process. The
+ * window only moves forward: a thread whose clock read is a little older
+ * than another's (read before the second changed, acting after) counts in
+ * the current window; moving it back would reset the count and let more
+ * through (a flood on four threads once got 16 past a cap of 5 a second
+ * over three seconds).
+ */
 static bool hooks_manual_allowed(uint64_t now)
 {
 	uint64_t sec = now / 1000000000ull;
 	uint64_t win = atomic_load_explicit(&manual_window, memory_order_relaxed);
 
-	if (win != sec &&
+	if (sec > win &&
 	    atomic_compare_exchange_strong(&manual_window, &win, sec))
 		atomic_store(&manual_used, 0);
 	return atomic_fetch_add(&manual_used, 1) < hooks_cfg.manual_max_per_sec;

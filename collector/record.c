@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -256,6 +257,41 @@ static void record_resume_ring(struct recorder *rc, struct attached *a)
 				reader_path(a->r));
 		(void)json_array_remove(rc->resume, i);
 		return;
+	}
+}
+
+/*
+ * After the first scan of a resumed recording, the checkpoint's rings not
+ * found again are gone: removed after being drained dry (the checkpoint
+ * says "ended"), or while no collector ran, and then what their processes
+ * wrote after the checkpoint is lost, which is said. A process no longer
+ * running is marked exited, not left "exited": false for ever.
+ */
+static void record_resume_gone(struct recorder *rc)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(rc->resume, i, e) {
+		json_int_t pid = json_integer_value(json_object_get(e, "pid"));
+		const char *name = json_string_value(json_object_get(e, "name"));
+		char shown[128];
+		int proc;
+
+		record_printable(name ? name : "?", shown, sizeof(shown));
+		if (!json_is_true(json_object_get(e, "ended")))
+			fprintf(stderr,
+				"profshim-collector: ring %s of pid %lld is "
+				"gone; what it held after the checkpoint is "
+				"lost\n",
+				shown, (long long)pid);
+		if (pid <= 0 || pid > INT_MAX || record_proc((int)pid, NULL, NULL))
+			continue;
+		proc = stats_process_find(rc->stats, (uint32_t)pid);
+		if (proc >= 0) {
+			stats_set_exited(rc->stats, proc);
+			rc->dirty = true;
+		}
 	}
 }
 
@@ -747,15 +783,17 @@ static int record_checkpoint(struct recorder *rc)
 		reader_counters(rc->att[i].r, &c);
 		json_array_append_new(
 			rings,
-			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
-				  rc->att[i].name, "pid",
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+				  "name", rc->att[i].name, "pid",
 				  (json_int_t)reader_pid(rc->att[i].r), "start_ns",
 				  (json_int_t)reader_header(rc->att[i].r)
 					  ->start_realtime_ns,
 				  "position", (json_int_t)pos[i], "samples",
 				  (json_int_t)c.samples, "sample_bytes",
 				  (json_int_t)c.sample_bytes, "unresolved",
-				  (json_int_t)c.unresolved_samples));
+				  (json_int_t)c.unresolved_samples,
+				  /* drained dry, about to be removed */
+				  "ended", rc->att[i].ended));
 	}
 	ck = json_pack("{s:i, s:O, s:O}", "format", RECORD_CHECKPOINT_FORMAT,
 		       "rings", rings, "state", state);
@@ -984,6 +1022,13 @@ int record_run(const struct record_opts *o)
 		if (now - last_scan >= RECORD_SCAN_NS) {
 			last_scan = now;
 			record_scan(&rc);
+			if (rc.resume) {
+				/* The checkpoint's rings present are
+				 * attached now; the rest are gone. */
+				record_resume_gone(&rc);
+				json_decref(rc.resume);
+				rc.resume = NULL;
+			}
 			record_reap(&rc);
 			if (record_done(&rc))
 				break;

@@ -133,14 +133,22 @@ void stats_reset(struct stats *s)
 		s->procs[i].base = s->procs[i].now;
 }
 
+int stats_process_find(const struct stats *s, uint32_t pid)
+{
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i].pid == pid && !s->procs[i].exited)
+			return (int)i;
+	return -ENOENT;
+}
+
 int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
 		  const char *exe)
 {
 	struct process *p;
+	int found = stats_process_find(s, pid);
 
-	for (size_t i = 0; i < s->nprocs; i++)
-		if (s->procs[i].pid == pid && !s->procs[i].exited)
-			return (int)i;
+	if (found >= 0)
+		return found;
 	if (s->nprocs == s->procs_cap) {
 		size_t n = s->procs_cap ? s->procs_cap * 2 : 16;
 		struct process *np = realloc(s->procs, n * sizeof(*np));

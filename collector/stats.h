@@ -34,6 +34,9 @@ void stats_free(struct stats *s);
 /* Forget every count, sample and kept request; processes stay known. */
 void stats_reset(struct stats *s);
 
+/* Index of the running (not exited) process with this pid, or -ENOENT. */
+int stats_process_find(const struct stats *s, uint32_t pid);
+
 /* Index of the process with this pid, added when new; negative errno. */
 int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
 		  const char *exe);

@@ -12,7 +12,7 @@ import threading
 import time
 
 from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      free_port, keepalive, shim_env)
+                      free_port, keepalive, remove_rings, shim_env)
 
 
 def _load(port, stop, path, counts, i):
@@ -126,6 +126,43 @@ def test_collector_restarted_after_the_server_ended_drains_its_ring(
     assert calls(prof, "GET /fast") == 500
     assert not [n for n in os.listdir("/dev/shm")
                 if n.startswith(f"profshim.{srv.pid}.")]
+
+
+def test_restart_after_the_ring_was_removed_says_so(servers, collectors,
+                                                  tmp_path):
+    """The collector is killed, the server serves more and exits, and its
+    ring is removed before a collector runs again (a reboot, or gc with no
+    collector running). The restarted collector keeps what the checkpoint
+    held, says in one line that the ring is gone with what followed it,
+    and marks the process exited."""
+    port = free_port()
+    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true"), port)
+    servers.append(srv)
+    col = Collector(tmp_path, pid=srv.pid, extra=["--checkpoint", "0.2"])
+    collectors.append(col)
+    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 300) == \
+        [200] * 300
+    time.sleep(0.5)
+    col.proc.send_signal(signal.SIGKILL)
+    col.proc.wait()
+    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 200) == \
+        [200] * 200
+    srv.stop()
+    rings = [n for n in os.listdir("/dev/shm")
+             if n.startswith(f"profshim.{srv.pid}.")]
+    assert len(rings) == 1
+    remove_rings(srv.pid)
+    col = Collector(tmp_path, pid=srv.pid, extra=["--checkpoint", "0.2"])
+    collectors.append(col)
+    prof = col.finish()
+    assert "resuming the interrupted recording" in col.stderr
+    gone = [l for l in col.stderr.splitlines() if " is gone" in l]
+    assert gone == [f"profshim-collector: ring {rings[0]} of pid {srv.pid} "
+                    "is gone; what it held after the checkpoint is lost"], \
+        col.stderr
+    assert calls(prof, "GET /fast") == 300
+    assert [(p["pid"], p["exited"]) for p in prof["processes"]] == \
+        [(srv.pid, True)]
 
 
 def test_without_checkpoints_a_restart_would_lose_requests(

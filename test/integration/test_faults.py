@@ -100,12 +100,10 @@ def test_collector_killed_and_restarted_counts_each_request_once(
     assert [p["exited"] for p in prof["processes"]] == [True]
 
 
-def test_collector_restarted_after_the_server_ended_drains_its_ring(
-        servers, collectors, tmp_path):
-    """The collector is killed, then the server serves more and exits
-    while no collector runs. A collector started afterwards with the same
-    --pid and --out resumes the checkpoint, drains the ring the server
-    left, and ends with every request counted once."""
+def _serve_with_collector_killed(servers, collectors, tmp_path):
+    """cpuserver serves 300 requests with a checkpointing collector, the
+    collector is SIGKILLed, 200 more are served and the server exits.
+    Returns the server."""
     port = free_port()
     srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true"), port)
     servers.append(srv)
@@ -119,6 +117,16 @@ def test_collector_restarted_after_the_server_ended_drains_its_ring(
     assert keepalive(srv.port, [("GET", "/fast", None, None)] * 200) == \
         [200] * 200
     srv.stop()
+    return srv
+
+
+def test_collector_restarted_after_the_server_ended_drains_its_ring(
+        servers, collectors, tmp_path):
+    """The collector is killed, then the server serves more and exits
+    while no collector runs. A collector started afterwards with the same
+    --pid and --out resumes the checkpoint, drains the ring the server
+    left, and ends with every request counted once."""
+    srv = _serve_with_collector_killed(servers, collectors, tmp_path)
     col = Collector(tmp_path, pid=srv.pid, extra=["--checkpoint", "0.2"])
     collectors.append(col)
     prof = col.finish()
@@ -135,19 +143,7 @@ def test_restart_after_the_ring_was_removed_says_so(servers, collectors,
     collector running). The restarted collector keeps what the checkpoint
     held, says in one line that the ring is gone with what followed it,
     and marks the process exited."""
-    port = free_port()
-    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid, extra=["--checkpoint", "0.2"])
-    collectors.append(col)
-    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 300) == \
-        [200] * 300
-    time.sleep(0.5)
-    col.proc.send_signal(signal.SIGKILL)
-    col.proc.wait()
-    assert keepalive(srv.port, [("GET", "/fast", None, None)] * 200) == \
-        [200] * 200
-    srv.stop()
+    srv = _serve_with_collector_killed(servers, collectors, tmp_path)
     rings = [n for n in os.listdir("/dev/shm")
              if n.startswith(f"profshim.{srv.pid}.")]
     assert len(rings) == 1

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "bytebuf.h"
 #include "table.h"
 
 /* Message Profile. */
@@ -62,40 +63,7 @@ enum {
 
 enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
 
-/*
- * A growing byte buffer. Out of memory is sticky: later appends do
- * nothing and the encoder checks `nomem` once at the end.
- */
-struct pbuf {
-	uint8_t *data;
-	size_t len, cap;
-	bool nomem;
-};
-
-static void pbuf_append(struct pbuf *b, const void *data, size_t n)
-{
-	if (b->nomem)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		uint8_t *d;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d) {
-			b->nomem = true;
-			return;
-		}
-		b->data = d;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->data + b->len, data, n);
-	b->len += n;
-}
-
-static void pbuf_varint(struct pbuf *b, uint64_t v)
+static void pbuf_varint(struct bytebuf *b, uint64_t v)
 {
 	uint8_t out[10];
 	size_t n = 0;
@@ -105,16 +73,16 @@ static void pbuf_varint(struct pbuf *b, uint64_t v)
 		v >>= 7;
 	}
 	out[n++] = (uint8_t)v;
-	pbuf_append(b, out, n);
+	bytebuf_append(b, out, n);
 }
 
-static void pbuf_tag(struct pbuf *b, unsigned field, unsigned wire)
+static void pbuf_tag(struct bytebuf *b, unsigned field, unsigned wire)
 {
 	pbuf_varint(b, (uint64_t)field << 3 | wire);
 }
 
 /* A varint field; zero is the default and is left out, as proto3 does. */
-static void pbuf_uint(struct pbuf *b, unsigned field, uint64_t v)
+static void pbuf_uint(struct bytebuf *b, unsigned field, uint64_t v)
 {
 	if (!v)
 		return;
@@ -122,16 +90,16 @@ static void pbuf_uint(struct pbuf *b, unsigned field, uint64_t v)
 	pbuf_varint(b, v);
 }
 
-static void pbuf_bytes(struct pbuf *b, unsigned field, const void *data,
+static void pbuf_bytes(struct bytebuf *b, unsigned field, const void *data,
 		       size_t n)
 {
 	pbuf_tag(b, field, WIRE_LEN);
 	pbuf_varint(b, n);
-	pbuf_append(b, data, n);
+	bytebuf_append(b, data, n);
 }
 
 /* Append msg as a nested message (or packed field) and empty msg. */
-static void pbuf_message(struct pbuf *b, unsigned field, struct pbuf *msg)
+static void pbuf_message(struct bytebuf *b, unsigned field, struct bytebuf *msg)
 {
 	if (msg->nomem)
 		b->nomem = true;
@@ -142,8 +110,8 @@ static void pbuf_message(struct pbuf *b, unsigned field, struct pbuf *msg)
 
 struct pprof {
 	const struct profile *p;
-	struct pbuf out;       /* the Profile message */
-	struct pbuf msg, sub;  /* scratch for nested messages */
+	struct bytebuf out;       /* the Profile message */
+	struct bytebuf msg, sub;  /* scratch for nested messages */
 	struct intern strings; /* string table, in id order */
 	struct intern funcs;   /* "function NUL file" -> function id - 1 */
 	uint64_t *location;    /* by frame index: location id, 0 none yet */
@@ -416,9 +384,9 @@ int pprof_write(const struct profile *p, FILE *out)
 	if (r == 0)
 		r = pprof_gzip(w.out.data, w.out.len, out);
 	free(w.location);
-	free(w.out.data);
-	free(w.msg.data);
-	free(w.sub.data);
+	bytebuf_free(&w.out);
+	bytebuf_free(&w.msg);
+	bytebuf_free(&w.sub);
 	intern_free(&w.strings);
 	intern_free(&w.funcs);
 	return r;

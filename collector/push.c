@@ -29,6 +29,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bytebuf.h"
 #include "folded.h"
 #include "pprof.h"
 #include "profile.h"
@@ -622,42 +623,14 @@ static void push_enqueue(struct push *p, struct push_body *b)
 /* Deltas                                                                   */
 /* ------------------------------------------------------------------------ */
 
-struct push_key {
-	char *data;
-	size_t len, cap;
-	bool nomem;
-};
-
-static void push_key_add(struct push_key *k, const void *data, size_t n)
-{
-	if (k->nomem)
-		return;
-	if (k->len + n > k->cap) {
-		size_t cap = k->cap ? k->cap : 1024;
-		char *d;
-
-		while (cap < k->len + n)
-			cap *= 2;
-		d = realloc(k->data, cap);
-		if (!d) {
-			k->nomem = true;
-			return;
-		}
-		k->data = d;
-		k->cap = cap;
-	}
-	memcpy(k->data + k->len, data, n);
-	k->len += n;
-}
-
 /* A string and its terminating NUL: fields cannot run into each other. */
-static void push_key_str(struct push_key *k, const char *s)
+static void push_key_str(struct bytebuf *k, const char *s)
 {
-	push_key_add(k, s ? s : "", strlen(s ? s : "") + 1);
+	bytebuf_append(k, s ? s : "", strlen(s ? s : "") + 1);
 }
 
 /* What stack i of the document is, the same in every look. */
-static void push_key_stack(struct push_key *k, const struct profile *p,
+static void push_key_stack(struct bytebuf *k, const struct profile *p,
 			   size_t i, const char *endpoint)
 {
 	const struct profile_stack *s = &p->stacks[i];
@@ -673,7 +646,7 @@ static void push_key_stack(struct push_key *k, const struct profile *p,
 		push_key_str(k, m ? m->path : NULL);
 		push_key_str(k, m ? m->build_id : NULL);
 		push_key_str(k, f->file);
-		push_key_add(k, &f->line, sizeof(f->line));
+		bytebuf_append(k, &f->line, sizeof(f->line));
 	}
 }
 
@@ -693,7 +666,7 @@ static int push_count(const struct profile *p, struct push_counts *c,
 		      size_t **ret_rep)
 {
 	json_t *stacks = json_object_get(p->root, "stacks");
-	struct push_key k = {0};
+	struct bytebuf k = {0};
 	size_t *rep = malloc((p->nstacks + 1) * sizeof(*rep));
 	int r = -ENOMEM;
 
@@ -732,7 +705,7 @@ static int push_count(const struct profile *p, struct push_counts *c,
 	r = 0;
 out:
 	free(rep);
-	free(k.data);
+	bytebuf_free(&k);
 	return r;
 }
 

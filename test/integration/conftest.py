@@ -191,9 +191,12 @@ class Server:
         return self._stderr
 
 
-def keepalive(port, requests):
+def keepalive(port, requests, server_pid=None):
     """Send (method, path, body, headers) requests over one keep-alive
-    connection; returns the statuses."""
+    connection; returns the statuses. With server_pid, also wait until
+    that server has closed the connection: a client may read the last
+    response a moment before the shim records it, and a test that reads
+    counts at once needs the record."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     statuses = []
     try:
@@ -204,6 +207,8 @@ def keepalive(port, requests):
             statuses.append(r.status)
     finally:
         conn.close()
+    if server_pid:
+        wait_connections_closed(server_pid)
     return statuses
 
 

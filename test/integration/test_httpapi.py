@@ -20,21 +20,8 @@ import time
 import urllib.parse
 import urllib.request
 
-import pytest
-
 from conftest import (COLLECTOR, CPUSERVER, Collector, Server, free_port,
-                      shim_env, wait_connections_closed)
-from conftest import keepalive as _keepalive
-
-
-def keepalive(port, reqs, pid=None):
-    """conftest's keepalive, then wait until the server has closed the
-    connection: a client may read the last response a moment before the
-    shim records it, and these tests read the counts at once."""
-    statuses = _keepalive(port, reqs)
-    if pid:
-        wait_connections_closed(pid)
-    return statuses
+                      keepalive, shim_env)
 
 KEY = "k3y-Of-the-fleet_0123456789"
 

@@ -493,13 +493,26 @@ static void record_detach(struct recorder *rc, size_t i, bool remove_file)
 	rc->att[i] = rc->att[--rc->natt];
 }
 
-static size_t record_drain_all(struct recorder *rc)
+/*
+ * Drain every ring once, one batch each, so a busy ring cannot starve the
+ * loop's other work. With `dry`, each ring is drained until it has nothing
+ * more to give, but for no more than one ring's worth of bytes, so a
+ * writer as fast as the collector cannot keep the caller here: everything
+ * committed before the call is read when it returns.
+ */
+static size_t record_drain_all(struct recorder *rc, bool dry)
 {
 	size_t total = 0;
 
 	for (size_t i = 0; i < rc->natt;) {
-		int n = record_drain_one(rc, &rc->att[i]);
+		struct attached *a = &rc->att[i];
+		uint64_t from = reader_position(a->r);
+		uint64_t limit = reader_header(a->r)->data_size;
+		int n;
 
+		while ((n = record_drain_one(rc, a)) == RECORD_BATCH && dry &&
+		       reader_position(a->r) - from < limit)
+			total += (size_t)n;
 		if (n < 0) {
 			record_detach(rc, i, false);
 			continue;
@@ -636,7 +649,7 @@ static int record_write(struct recorder *rc, const char *path,
 static void record_catch_up(struct recorder *rc)
 {
 	record_scan(rc);
-	(void)record_drain_all(rc);
+	(void)record_drain_all(rc, true);
 }
 
 /* The profile now (httpapi_ops.profile). */
@@ -1035,7 +1048,7 @@ int record_run(const struct record_opts *o)
 		}
 		if (o->duration > 0 && (double)(now - start) / 1e9 >= o->duration)
 			break;
-		n = record_drain_all(&rc);
+		n = record_drain_all(&rc, false);
 		record_control(&rc);
 		if (rc.http)
 			httpapi_run(rc.http);
@@ -1053,7 +1066,7 @@ int record_run(const struct record_opts *o)
 			(void)poll(p, 2, 10);
 		}
 	}
-	(void)record_drain_all(&rc);
+	(void)record_drain_all(&rc, true);
 	if (record_write(&rc, o->out, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "profshim-collector: %s\n", err);
 		status = 1;

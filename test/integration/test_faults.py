@@ -411,3 +411,61 @@ def test_manual_cap_holds_under_a_flood(servers, collectors, tmp_path):
                                                       elapsed)
     assert len([r for r in prof["requests"] if r["manual"]]) == \
         ep["sampled_calls"]
+
+
+def _waiting_for_answer(pid):
+    """True once process pid sleeps in poll(): a collector client has
+    connected and sent its request (a Unix socket connect completes at
+    once while the listen queue has room)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0] in ("7", "271")  # poll, ppoll
+    except (OSError, IndexError):
+        return False
+
+
+def test_answers_and_the_last_profile_hold_a_backlog(servers, collectors,
+                                                     tmp_path):
+    """A collector that fell behind (here: stopped while the server
+    answered 20,000 requests, more than one drain turn reads) must read the
+    whole backlog before it answers a dump, and before it writes the
+    profile when told to stop; neither may hold only the part one turn of
+    its loop read."""
+    n = 20000
+    port = free_port()
+    srv = Server([CPUSERVER, port],
+                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="0",
+                          PROFILING_RING_SIZE="16M"), port)
+    servers.append(srv)
+    col = Collector(tmp_path, pid=srv.pid)
+    collectors.append(col)
+    col.dump()  # the ring is attached before the collector stops
+    col.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert keepalive(port, [("GET", "/fast", None, None)] * n) == [200] * n
+        dump = subprocess.Popen([str(COLLECTOR), "dump", "--socket", col.sock],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not _waiting_for_answer(dump.pid):
+            assert time.monotonic() < deadline, "dump never sent its request"
+            time.sleep(0.005)
+    finally:
+        col.proc.send_signal(signal.SIGCONT)
+    out, err = dump.communicate(timeout=60)
+    assert dump.returncode == 0, err
+    prof = json.loads(out)
+    assert calls(prof, "GET /fast") == n
+    assert prof["dropped"]["requests"] == 0
+    # The same for the profile written at the end: SIGINT arrives while the
+    # collector is stopped, so it stops at its first turn after SIGCONT.
+    col.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert keepalive(port, [("GET", "/fast", None, None)] * n) == [200] * n
+        col.proc.send_signal(signal.SIGINT)
+    finally:
+        col.proc.send_signal(signal.SIGCONT)
+    assert col.proc.wait(timeout=60) == 0
+    prof = json.loads(col.out.read_text())
+    assert calls(prof, "GET /fast") == 2 * n
+    assert prof["dropped"]["requests"] == 0

@@ -152,8 +152,8 @@ static _Atomic uint64_t hooks_untracked; /* counted before the ring exists */
 static _Atomic uint64_t modmap_next;     /* when to look for new objects */
 static atomic_int modmap_busy;           /* one thread scans at a time */
 
-static _Atomic uint64_t manual_window;   /* second of the manual cap */
-static _Atomic uint32_t manual_used;
+/* The manual cap's window: (second << 32) | requests let through in it. */
+static _Atomic uint64_t manual_cap;
 
 static __thread uint64_t hooks_rng;
 static __thread uint32_t hooks_seq;
@@ -283,21 +283,39 @@ static uint64_t hooks_req_id(void)
 
 /*
  * At most manual_max_per_sec forced requests per second per process. The
- * window only moves forward: a thread whose clock read is a little older
- * than another's (read before the second changed, acting after) counts in
- * the current window; moving it back would reset the count and let more
- * through (a flood on four threads once got 16 past a cap of 5 a second
- * over three seconds).
+ * second and its count change together in one atomic word: with two words,
+ * a thread could be let through on the old count after another had moved
+ * the window and before it had zeroed the count, then be wiped from it.
+ * The window only moves forward: a thread whose clock read is a little
+ * older than another's (read before the second changed, acting after)
+ * counts in the current window; moving it back would reset the count and
+ * let more through (a flood on four threads once got 16 past a cap of 5 a
+ * second over three seconds). Bounded: a compare-and-swap fails only when
+ * another thread changed the word, and after HOOKS_MANUAL_TRIES failures
+ * the request is not forced (it is still timed and may be sampled).
  */
+#define HOOKS_MANUAL_TRIES 64
+
 static bool hooks_manual_allowed(uint64_t now)
 {
-	uint64_t sec = now / 1000000000ull;
-	uint64_t win = atomic_load_explicit(&manual_window, memory_order_relaxed);
+	uint64_t sec = (now / 1000000000ull) & 0xffffffffu;
+	uint64_t cur = atomic_load_explicit(&manual_cap, memory_order_relaxed);
 
-	if (sec > win &&
-	    atomic_compare_exchange_strong(&manual_window, &win, sec))
-		atomic_store(&manual_used, 0);
-	return atomic_fetch_add(&manual_used, 1) < hooks_cfg.manual_max_per_sec;
+	for (int i = 0; i < HOOKS_MANUAL_TRIES; i++) {
+		uint64_t win = cur >> 32, used = cur & 0xffffffffu;
+
+		if (sec > win) {
+			win = sec;
+			used = 0;
+		}
+		if (used >= hooks_cfg.manual_max_per_sec)
+			return false;
+		if (atomic_compare_exchange_weak_explicit(
+			    &manual_cap, &cur, win << 32 | (used + 1),
+			    memory_order_relaxed, memory_order_relaxed))
+			return true;
+	}
+	return false;
 }
 
 static enum sampler_how hooks_decide(bool manual_asked, uint64_t now)

@@ -246,6 +246,20 @@ def raw_exchange(port, payload, timeout=30):
     return b"".join(chunks)
 
 
+def _listening(path):
+    """True once a Unix socket bound at path listens: the file appears at
+    bind(), a moment before listen(), and a connection then is refused."""
+    with open("/proc/net/unix") as f:
+        for line in f:
+            cols = line.split()
+            # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000
+            # is __SO_ACCEPTCON, set by listen().
+            if len(cols) == 8 and cols[7] == path and \
+                    int(cols[3], 16) & 0x10000:
+                return True
+    return False
+
+
 class Collector:
     """A running `profshim-collector record` with its own control socket."""
 
@@ -268,7 +282,9 @@ class Collector:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
                                          text=True, env=env)
         deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
+        while not _listening(self.sock):
+            if self.proc.poll() == 0:
+                break  # done already (what it records had ended)
             if self.proc.poll() is not None:
                 raise RuntimeError("collector exited: " +
                                    self.err_path.read_text())

@@ -507,26 +507,32 @@ static double ns_to_s(uint64_t ns)
 }
 
 /*
- * Per-endpoint stacks: symbolize each, keep those passing `function`, and
- * accumulate self and total samples per function. Returns the number of
- * samples kept.
+ * Every endpoint's functions in one pass over the stacks (a pass per
+ * endpoint would read every endpoint's stacks once per endpoint): symbolize
+ * each stack, keep those passing `function`, and accumulate self and total
+ * samples per function in ft[endpoint id], the samples kept in
+ * kept[endpoint id]. Only endpoint `only` when it is not UINT64_MAX.
+ * Returns 0, or -ENOMEM with the tables partly filled.
  */
-static uint64_t stats_functions(struct stats *s, struct symbols *syms,
-				uint64_t ep_id, const char *function,
-				struct func_table *ft)
+static int stats_functions(struct stats *s, struct symbols *syms,
+			   uint64_t only, const char *function,
+			   struct func_table *ft, uint64_t *kept)
 {
 	struct symbols_frame fr[RING_MAX_FRAMES];
-	uint64_t kept = 0, serial = 0;
+	uint64_t serial = 0;
 
 	for (size_t i = 0; i < s->stack_counts.cap; i++) {
 		const struct pairmap_slot *sl = &s->stack_counts.slots[i];
 		const uint64_t *key;
 		const struct process *p;
+		struct func_table *t;
 		size_t len, n;
 		bool pass;
 
-		if (!sl->used || sl->k1 != ep_id)
+		if (!sl->used || sl->k1 >= s->names.count || !s->eps[sl->k1] ||
+		    (only != UINT64_MAX && sl->k1 != only))
 			continue;
+		t = &ft[sl->k1];
 		key = intern_get(&s->stacks, (uint32_t)sl->k2, &len);
 		n = len / sizeof(uint64_t) - 1;
 		p = &s->procs[key[0]];
@@ -539,14 +545,14 @@ static uint64_t stats_functions(struct stats *s, struct symbols *syms,
 		}
 		if (!pass || n == 0)
 			continue;
-		kept += sl->v;
+		kept[sl->k1] += sl->v;
 		serial++;
 		for (size_t j = 0; j < n; j++) {
 			struct func_acc *a =
-				func_get(ft, fr[j].function, fr[j].module);
+				func_get(t, fr[j].function, fr[j].module);
 
 			if (!a)
-				return kept;
+				return -ENOMEM;
 			if (j == 0) {
 				a->self += sl->v;
 				/* Keep the line where most of its own time
@@ -560,13 +566,14 @@ static uint64_t stats_functions(struct stats *s, struct symbols *syms,
 				a->file = fr[j].file;
 				a->line = fr[j].line;
 			}
+			/* serial is unique per stack across all tables */
 			if (a->seen != serial) {
 				a->seen = serial;
 				a->total += sl->v;
 			}
 		}
 	}
-	return kept;
+	return 0;
 }
 
 /* The non-empty buckets: [upper bound in seconds, count], increasing. */
@@ -586,32 +593,36 @@ static json_t *stats_hist_json(const struct hist *h)
 	return a;
 }
 
-static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
-				   uint64_t id, const char *function)
+/*
+ * Endpoint `id` in the profile; ft and samples are its functions and the
+ * samples kept (stats_functions()). ft's order is changed.
+ */
+static json_t *stats_endpoint_json(struct stats *s, uint64_t id,
+				   const char *function, struct func_table *ft,
+				   uint64_t samples)
 {
 	static const char *const cls[6] = {"1xx", "2xx", "3xx",
 					   "4xx", "5xx", "other"};
 	struct endpoint *e = s->eps[id];
-	struct func_table ft = {0};
 	json_t *o = json_object(), *st = json_object(), *top = json_array();
-	uint64_t samples = e->samples;
 
-	if (e->samples)
-		samples = stats_functions(s, syms, id, function, &ft);
+	if (!e->samples)
+		samples = 0;
 	if (function && samples == 0)
 		goto none;
-	if (ft.n)
-		qsort(ft.v, ft.n, sizeof(*ft.v), func_cmp);
-	for (size_t i = 0; i < ft.n && i < STATS_TOP_FUNCTIONS; i++) {
+	if (ft->n)
+		qsort(ft->v, ft->n, sizeof(*ft->v), func_cmp);
+	for (size_t i = 0; i < ft->n && i < STATS_TOP_FUNCTIONS; i++) {
+		const struct func_acc *a = &ft->v[i];
 		json_t *f = json_pack("{s:o, s:o, s:I, s:I}", "function",
-				      stats_jstr(ft.v[i].function), "module",
-				      stats_jstr(ft.v[i].module), "self_samples",
-				      (json_int_t)ft.v[i].self, "total_samples",
-				      (json_int_t)ft.v[i].total);
+				      stats_jstr(a->function), "module",
+				      stats_jstr(a->module), "self_samples",
+				      (json_int_t)a->self, "total_samples",
+				      (json_int_t)a->total);
 
-		if (ft.v[i].file) {
-			json_object_set_new(f, "file", stats_jstr(ft.v[i].file));
-			json_object_set_new(f, "line", json_integer(ft.v[i].line));
+		if (a->file) {
+			json_object_set_new(f, "file", stats_jstr(a->file));
+			json_object_set_new(f, "line", json_integer(a->line));
 		}
 		json_array_append_new(top, f);
 	}
@@ -640,12 +651,8 @@ static json_t *stats_endpoint_json(struct stats *s, struct symbols *syms,
 	json_object_set_new(o, "aborted", json_integer((json_int_t)e->aborted));
 	json_object_set_new(o, "top_functions", top);
 	json_object_set_new(o, "histogram", stats_hist_json(&e->hist));
-	free(ft.v);
-	pairmap_free(&ft.index);
 	return o;
 none:
-	free(ft.v);
-	pairmap_free(&ft.index);
 	json_decref(o);
 	json_decref(st);
 	json_decref(top);
@@ -672,7 +679,8 @@ struct stack_builder {
 	const char *function;     /* keep only stacks through it, or NULL */
 	json_t *modules, *frames;
 	struct intern module_ids; /* path NUL build id */
-	struct intern frame_ids;  /* function NUL module NUL file NUL line */
+	struct pairmap module_of; /* (struct ring_module *, 0) -> id + 1 */
+	struct intern frame_ids;  /* function, file pointers, module, line */
 	json_t **done;            /* by stack id: frames array, once built */
 	bool *pass;               /* by stack id: passes `function` */
 	size_t ndone;
@@ -681,16 +689,24 @@ struct stack_builder {
 static int64_t builder_module(struct stack_builder *b,
 			      const struct ring_module *m)
 {
+	static const char digits[] = "0123456789abcdef";
 	char key[RING_MODULE_PATH_MAX + 2 * RING_BUILD_ID_MAX + 2];
 	char hex[2 * RING_BUILD_ID_MAX + 1];
 	size_t pl = strnlen(m->path, RING_MODULE_PATH_MAX - 1);
+	uint32_t idlen = m->build_id_len < RING_BUILD_ID_MAX
+				 ? m->build_id_len : RING_BUILD_ID_MAX;
 	const char *base = strrchr(m->path, '/');
+	/* Every frame asks; each module entry is looked up once. */
+	uint64_t *known = pairmap_put(&b->module_of, (uintptr_t)m, 0);
 	int64_t id;
 
-	for (uint32_t i = 0; i < m->build_id_len && i < RING_BUILD_ID_MAX; i++)
-		(void)snprintf(hex + 2 * i, 3, "%02x", m->build_id[i]);
-	hex[2 * (m->build_id_len < RING_BUILD_ID_MAX ? m->build_id_len
-						     : RING_BUILD_ID_MAX)] = '\0';
+	if (known && *known)
+		return (int64_t)*known - 1;
+	for (uint32_t i = 0; i < idlen; i++) {
+		hex[2 * i] = digits[m->build_id[i] >> 4];
+		hex[2 * i + 1] = digits[m->build_id[i] & 15];
+	}
+	hex[2 * idlen] = '\0';
 	memcpy(key, m->path, pl);
 	key[pl] = '\0';
 	memcpy(key + pl + 1, hex, strlen(hex) + 1);
@@ -701,21 +717,25 @@ static int64_t builder_module(struct stack_builder *b,
 			json_pack("{s:o, s:o, s:s}", "name",
 				  stats_jstr(base ? base + 1 : m->path), "path",
 				  stats_jstr(m->path), "build_id", hex));
+	if (known && id >= 0)
+		*known = (uint64_t)id + 1;
 	return id;
 }
 
 static int64_t builder_frame(struct stack_builder *b,
 			     const struct symbols_frame *f)
 {
-	char key[1536];
 	int64_t mod = f->mod ? builder_module(b, f->mod) : -1;
-	int n, id;
+	/* The symbolizer's strings are interned: equal names are the same
+	 * pointer, so the pointers identify a frame. */
+	struct {
+		const char *function, *file;
+		int64_t mod;
+		int64_t line;
+	} key = {f->function, f->file, mod, f->line};
+	int id;
 
-	n = snprintf(key, sizeof(key), "%s%c%" PRId64 "%c%s%c%d", f->function,
-		     0, mod, 0, f->file ? f->file : "", 0, f->line);
-	if (n < 0 || (size_t)n >= sizeof(key))
-		n = sizeof(key) - 1;
-	id = (int)intern_put(&b->frame_ids, key, (size_t)n);
+	id = (int)intern_put(&b->frame_ids, &key, sizeof(key));
 	if (id >= 0 && (size_t)id == json_array_size(b->frames)) {
 		json_t *o = json_pack("{s:o, s:I}", "function",
 				      stats_jstr(f->function), "module",
@@ -790,6 +810,7 @@ static void builder_free(struct stack_builder *b)
 	free(b->done);
 	free(b->pass);
 	intern_free(&b->module_ids);
+	pairmap_free(&b->module_of);
 	intern_free(&b->frame_ids);
 	json_decref(b->modules);
 	json_decref(b->frames);
@@ -1022,25 +1043,35 @@ json_t *stats_last_request(struct stats *s, struct symbols *syms,
 json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		   const char *function)
 {
-	json_t *root, *data = json_object(), *procs = json_array();
+	json_t *root = NULL, *data = json_object(), *procs = json_array();
 	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0, uc = 0, oe = 0;
+	size_t neps = s->names.count;
+	uint64_t only = UINT64_MAX;
+	struct func_table *ft = calloc(neps + 1, sizeof(*ft));
+	uint64_t *kept = calloc(neps + 1, sizeof(*kept));
 	struct stack_builder b;
 	json_t *stacks, *reqs;
 
-	if (builder_init(&b, s, syms, function) < 0) {
-		builder_free(&b);
+	if (endpoint) {
+		int64_t id = intern_find(&s->names, endpoint, strlen(endpoint));
+
+		/* No such endpoint: no stack passes. */
+		only = id >= 0 ? (uint64_t)id : neps;
+	}
+	if (builder_init(&b, s, syms, function) < 0 || !ft || !kept ||
+	    stats_functions(s, syms, only, function, ft, kept) < 0) {
 		json_decref(data);
 		json_decref(procs);
-		return NULL;
+		goto out;
 	}
 
-	for (size_t id = 0; id < s->names.count; id++) {
+	for (size_t id = 0; id < neps; id++) {
 		const char *name = intern_get(&s->names, (uint32_t)id, NULL);
 		json_t *e;
 
 		if (!s->eps[id] || (endpoint && strcmp(endpoint, name) != 0))
 			continue;
-		e = stats_endpoint_json(s, syms, id, function);
+		e = stats_endpoint_json(s, id, function, &ft[id], kept[id]);
 		if (e)
 			json_object_set_new(data, name, e);
 	}
@@ -1085,6 +1116,13 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 	} else {
 		json_decref(stacks);
 	}
+out:
 	builder_free(&b);
+	for (size_t i = 0; ft && i <= neps; i++) {
+		free(ft[i].v);
+		pairmap_free(&ft[i].index);
+	}
+	free(ft);
+	free(kept);
 	return root;
 }

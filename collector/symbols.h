@@ -47,7 +47,8 @@ void symbols_free(struct symbols *s);
  * Always fills *ret: an address in no module gives function "0x<addr>" and
  * module "[unknown]"; an address in a module whose file cannot be read or
  * has no symbol there gives "<module>+0x<offset>". The strings stay valid
- * until symbols_free(). The module entries must already be validated
+ * until symbols_free() and are interned: equal strings are the same
+ * pointer, so callers may compare and hash them by address. The module entries must already be validated
  * (NUL-terminated path, build_id_len <= RING_BUILD_ID_MAX).
  *
  * A file whose build id differs from the one in the map (the file was

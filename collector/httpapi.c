@@ -314,16 +314,18 @@ static enum MHD_Result httpapi_json(struct MHD_Connection *c, json_t *j)
 			    NULL);
 }
 
-/* The whole profile through a writer (html_write, prom_write), then
- * `extra` (the collector's own metrics) when it is not NULL. */
+/* The whole profile, or with `summary` its summary, through a writer
+ * (html_write, prom_write), then `extra` (the collector's own metrics)
+ * when it is not NULL. */
 static enum MHD_Result httpapi_render(struct httpapi *h,
 				      struct MHD_Connection *c,
 				      int (*render)(const struct profile *,
 						    FILE *),
 				      int (*extra)(void *, FILE *),
-				      const char *type)
+				      bool summary, const char *type)
 {
-	json_t *doc = h->ops.profile(h->ops.arg, NULL, NULL);
+	json_t *doc = summary ? h->ops.summary(h->ops.arg)
+			      : h->ops.profile(h->ops.arg, NULL, NULL);
 	struct profile *p = NULL;
 	char err[256], *buf = NULL;
 	size_t len = 0;
@@ -464,10 +466,10 @@ static enum MHD_Result httpapi_answer(void *cls, struct MHD_Connection *c,
 		return httpapi_save(h, c);
 	}
 	if (strcmp(url, "/report.html") == 0 && get)
-		return httpapi_render(h, c, html_write, NULL,
+		return httpapi_render(h, c, html_write, NULL, false,
 				      "text/html; charset=utf-8");
 	if (strcmp(url, "/metrics") == 0 && get)
-		return httpapi_render(h, c, prom_write, h->ops.metrics,
+		return httpapi_render(h, c, prom_write, h->ops.metrics, true,
 				      "text/plain; version=0.0.4; "
 				      "charset=utf-8");
 	if (strcmp(url, "/report.html") == 0 || strcmp(url, "/metrics") == 0)

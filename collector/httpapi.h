@@ -37,6 +37,9 @@ struct httpapi_ops {
 	 * it cannot be built. */
 	json_t *(*profile)(void *arg, const char *endpoint,
 			   const char *function);
+	/* The profile's summary (stats_json_summary(): counts and
+	 * histograms, no stacks), for /metrics. */
+	json_t *(*summary)(void *arg);
 	/* Clear the statistics. */
 	void (*reset)(void *arg);
 	/* Write the profile to path (already checked to lie in the save

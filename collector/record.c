@@ -662,6 +662,15 @@ static json_t *record_profile(void *arg, const char *endpoint,
 	return stats_json(rc->stats, rc->syms, endpoint, function);
 }
 
+/* The profile's summary now (httpapi_ops.summary). */
+static json_t *record_summary(void *arg)
+{
+	struct recorder *rc = arg;
+
+	record_catch_up(rc);
+	return stats_json_summary(rc->stats);
+}
+
 static json_t *record_snapshot(void *arg)
 {
 	return record_profile(arg, NULL, NULL);
@@ -924,6 +933,7 @@ static int record_start_services(struct recorder *rc)
 						.save_dir = o->save_dir};
 		const struct httpapi_ops ops = {.arg = rc,
 						.profile = record_profile,
+						.summary = record_summary,
 						.reset = record_reset_stats,
 						.save = record_save,
 						.metrics = record_metrics};

@@ -512,7 +512,8 @@ static double ns_to_s(uint64_t ns)
  * each stack, keep those passing `function`, and accumulate self and total
  * samples per function in ft[endpoint id], the samples kept in
  * kept[endpoint id]. Only endpoint `only` when it is not UINT64_MAX.
- * Returns 0, or -ENOMEM with the tables partly filled.
+ * Without syms (and then without `function`), only the samples are
+ * counted. Returns 0, or -ENOMEM with the tables partly filled.
  */
 static int stats_functions(struct stats *s, struct symbols *syms,
 			   uint64_t only, const char *function,
@@ -536,6 +537,10 @@ static int stats_functions(struct stats *s, struct symbols *syms,
 		key = intern_get(&s->stacks, (uint32_t)sl->k2, &len);
 		n = len / sizeof(uint64_t) - 1;
 		p = &s->procs[key[0]];
+		if (!syms) {
+			kept[sl->k1] += n ? sl->v : 0;
+			continue;
+		}
 		pass = function == NULL;
 		for (size_t j = 0; j < n; j++) {
 			symbols_lookup(syms, p->mods, p->nmods, key[1 + j], j > 0,
@@ -1040,8 +1045,10 @@ json_t *stats_last_request(struct stats *s, struct symbols *syms,
 	return o;
 }
 
-json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
-		   const char *function)
+/* The profile, or with !whole its summary (stats_json_summary()). */
+static json_t *stats_json_build(struct stats *s, struct symbols *syms,
+				const char *endpoint, const char *function,
+				bool whole)
 {
 	json_t *root = NULL, *data = json_object(), *procs = json_array();
 	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0, uc = 0, oe = 0;
@@ -1059,7 +1066,8 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		only = id >= 0 ? (uint64_t)id : neps;
 	}
 	if (builder_init(&b, s, syms, function) < 0 || !ft || !kept ||
-	    stats_functions(s, syms, only, function, ft, kept) < 0) {
+	    stats_functions(s, whole ? syms : NULL, only, function, ft,
+			    kept) < 0) {
 		json_decref(data);
 		json_decref(procs);
 		goto out;
@@ -1096,8 +1104,8 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 					 "ring_sample_bytes",
 					 (json_int_t)p->now.sample_bytes));
 	}
-	stacks = stats_stacks_json(s, &b, endpoint);
-	reqs = stats_requests_json(s, &b, endpoint);
+	stacks = whole ? stats_stacks_json(s, &b, endpoint) : json_array();
+	reqs = whole ? stats_requests_json(s, &b, endpoint) : json_array();
 	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
 			 "s:I}}",
 			 "version", 1, "data", data, "requests", reqs,
@@ -1125,4 +1133,15 @@ out:
 	free(ft);
 	free(kept);
 	return root;
+}
+
+json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
+		   const char *function)
+{
+	return stats_json_build(s, syms, endpoint, function, true);
+}
+
+json_t *stats_json_summary(struct stats *s)
+{
+	return stats_json_build(s, NULL, NULL, NULL, false);
 }

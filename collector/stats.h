@@ -82,6 +82,14 @@ json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
 		   const char *function);
 
 /*
+ * The profile's summary: the same document without stacks, kept requests,
+ * frames, modules and top functions (empty arrays), built without
+ * symbolizing anything. Every count is the whole profile's; what /metrics
+ * needs, at a fraction of the cost. A new reference or NULL (ENOMEM).
+ */
+json_t *stats_json_summary(struct stats *s);
+
+/*
  * Checkpoints. stats_state_json() is everything aggregated so far, in a
  * form stats_state_load() turns back into exactly this state (raw addresses,
  * full histograms, counters at the last reset, requests in flight); it is

@@ -199,6 +199,15 @@ def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
     assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
     assert ('profshim_request_duration_seconds_count{endpoint="GET /alpha"} 12'
             in text.splitlines())
+    # /metrics is built from the profile's summary (no stacks): it must
+    # say what the report of the whole profile says, saved just before.
+    r = subprocess.run([str(COLLECTOR), "report", "--input",
+                        str(saves / "planted.json"), "--format",
+                        "prometheus"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert text.startswith(r.stdout) and "profshim_samples_total" in r.stdout
+    assert text[len(r.stdout):].startswith("# HELP profshim_collector_")
     # The collector's own state follows; no push families without --push.
     assert "profshim_collector_rings 1" in text.splitlines()
     assert "profshim_collector_push" not in text

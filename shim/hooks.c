@@ -96,6 +96,13 @@ struct conn {
 	uint8_t pushed;       /* the request being read is in the queue */
 	uint16_t port;        /* local port, for "TCP :<port>" */
 	int owner;            /* pid of the process that accepted or adopted */
+	/* The endpoint last looked up on this connection and its own slot in
+	 * the ring of generation ep_gen (0: none remembered): a client asking
+	 * for the same endpoint again skips the ring's table. */
+	uint32_t ep_gen;
+	uint32_t ep_index;
+	uint8_t ep_len;
+	char ep_name[HTTP_ENDPOINT_MAX];
 	struct http_req req;
 	struct http_resp resp;
 	struct pending q[CONN_QUEUE];
@@ -143,6 +150,10 @@ static int hooks_pid;            /* this process (updated after fork) */
 static char hooks_exe[RING_EXE_MAX];
 
 static _Atomic(struct ring_header *) hooks_ring;
+/* Generation of hooks_ring, from 1: raised before each ring is published,
+ * so an endpoint slot remembered for one ring (struct conn.ep_gen) is never
+ * taken for another, even one mapped at the same address. */
+static _Atomic uint32_t hooks_ring_gen;
 /* In a fork child: the parent's ring, still mapped, whose module map the
  * child's ring starts from (see modmap_copy). */
 static struct ring_header *hooks_parent_ring;
@@ -213,6 +224,7 @@ static struct ring_header *hooks_ring_make(void)
 		atomic_store(&modmap_busy, 0);
 		atomic_store(&modmap_next, hooks_now() + MODMAP_RESCAN_NS);
 		ring_count(&h->untracked_conns, atomic_exchange(&hooks_untracked, 0));
+		atomic_fetch_add(&hooks_ring_gen, 1);
 		atomic_store_explicit(&hooks_ring, h, memory_order_release);
 		sampler_attach(h);
 		atomic_store(&hooks_ring_state, 2);
@@ -318,15 +330,25 @@ static bool hooks_manual_allowed(uint64_t now)
 	return false;
 }
 
+/*
+ * Set once by the constructor from hooks_cfg: every request is sampled by
+ * rate (continuous mode, or a rate of 1 or more), or some are (a rate above
+ * 0). With neither, only a manual request can be sampled.
+ */
+static bool hooks_rate_all;
+static bool hooks_rate_some;
+
 static enum sampler_how hooks_decide(bool manual_asked, uint64_t now)
 {
+	if (!manual_asked && !hooks_rate_all && !hooks_rate_some)
+		return SAMPLER_OFF; /* the usual case at rate 0: no lookups */
 	if (!sampler_ready())
 		return SAMPLER_OFF;
 	if (manual_asked && hooks_cfg.manual && hooks_manual_allowed(now))
 		return SAMPLER_MANUAL;
-	if (hooks_cfg.mode == RING_MODE_CONTINUOUS || hooks_cfg.sample_rate >= 1.0)
+	if (hooks_rate_all)
 		return SAMPLER_RATE;
-	if (hooks_cfg.sample_rate > 0.0 &&
+	if (hooks_rate_some &&
 	    (double)(hooks_random() >> 11) * 0x1.0p-53 < hooks_cfg.sample_rate)
 		return SAMPLER_RATE;
 	return SAMPLER_OFF;
@@ -345,7 +367,7 @@ static inline struct pending *conn_back(struct conn *c)
 }
 
 /* The calling thread serves request e from now on. */
-static void conn_serve(struct pending *e)
+static ALWAYS_INLINE void conn_serve(struct pending *e)
 {
 	sampler_enter(e->req_id, e->endpoint, (enum sampler_how)e->how);
 }
@@ -429,6 +451,7 @@ static void conn_reset(struct conn *c, int state)
 	c->pushed = 0;
 	c->port = 0;
 	c->owner = hooks_pid;
+	c->ep_gen = 0;
 	http_req_init(&c->req);
 	http_resp_init(&c->resp);
 }
@@ -465,11 +488,12 @@ static struct pending *conn_push(struct conn *c, uint64_t now)
 		return NULL;
 	}
 	e = &c->q[(c->qhead + c->qlen) % CONN_QUEUE];
-	memset(e, 0, sizeof(*e));
-	e->req_id = hooks_req_id();
-	e->tid = (uint32_t)hooks_tid;
-	e->start_ns = now;
-	e->endpoint = RING_ENDPOINT_NONE;
+	*e = (struct pending){
+		.req_id = hooks_req_id(),
+		.start_ns = now,
+		.endpoint = RING_ENDPOINT_NONE,
+		.tid = (uint32_t)hooks_tid,
+	};
 	c->qlen++;
 	return e;
 }
@@ -512,6 +536,64 @@ static void conn_on_tcp_read(struct conn *c, int fd)
 		conn_tcp_turn(c, fd, now);
 }
 
+/*
+ * True when a and b, two endpoint buffers of HTTP_ENDPOINT_MAX bytes, hold
+ * the same first n bytes (n < HTTP_ENDPOINT_MAX): eight bytes at a time,
+ * the last word masked. Every word read lies inside both buffers.
+ */
+static ALWAYS_INLINE bool hooks_ep_eq(const char *a, const char *b, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t x, y;
+	size_t i = 0;
+
+	_Static_assert(HTTP_ENDPOINT_MAX % 8 == 0,
+		       "endpoint buffers are read a word at a time");
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return false;
+	}
+	if (i == n)
+		return true;
+	memcpy(&x, a + i, 8);
+	memcpy(&y, b + i, 8);
+	return ((x ^ y) << (64 - 8 * (n - i))) == 0;
+#else
+	return memcmp(a, b, n) == 0;
+#endif
+}
+
+/*
+ * The ring index of the endpoint of the request line just parsed on c:
+ * the slot remembered for the connection when the name is the same as the
+ * last one looked up there in this ring, else a lookup in the ring's
+ * table, remembered when it found (or made) the name's own slot.
+ */
+static ALWAYS_INLINE uint32_t conn_endpoint(struct conn *c,
+					    struct ring_header *h)
+{
+	uint32_t gen = atomic_load_explicit(&hooks_ring_gen,
+					    memory_order_relaxed);
+	size_t n = c->req.endpoint_len;
+	bool own;
+	uint32_t idx;
+
+	if (c->ep_gen == gen && c->ep_len == n &&
+	    hooks_ep_eq(c->ep_name, c->req.endpoint, n))
+		return c->ep_index;
+	idx = ring_endpoint_own(h, c->req.endpoint, n,
+				hooks_cfg.max_endpoints, &own);
+	if (own) {
+		memcpy(c->ep_name, c->req.endpoint, n);
+		c->ep_len = (uint8_t)n;
+		c->ep_index = idx;
+		c->ep_gen = gen;
+	}
+	return idx;
+}
+
 static void conn_line(struct conn *c, uint64_t now)
 {
 	struct ring_header *h = hooks_ring_get();
@@ -520,8 +602,7 @@ static void conn_line(struct conn *c, uint64_t now)
 	if (!e || !h)
 		return;
 	hooks_rescan(h, now);
-	e->endpoint = ring_endpoint(h, c->req.endpoint, c->req.endpoint_len,
-				    hooks_cfg.max_endpoints);
+	e->endpoint = conn_endpoint(c, h);
 	e->head = c->req.head;
 	e->line = 1;
 	e->how = (uint8_t)hooks_decide(c->req.manual, now);
@@ -1563,6 +1644,9 @@ __attribute__((constructor)) static void hooks_init(void)
 	env_load(&hooks_cfg, getenv, hooks_warn);
 	if (!hooks_cfg.enabled)
 		return; /* pure pass-through: no memory, no handler, no timer */
+	hooks_rate_all = hooks_cfg.mode == RING_MODE_CONTINUOUS ||
+			 hooks_cfg.sample_rate >= 1.0;
+	hooks_rate_some = hooks_cfg.sample_rate > 0.0;
 
 	hooks_pid = (int)syscall(SYS_getpid);
 	n = readlink("/proc/self/exe", hooks_exe, sizeof(hooks_exe) - 1);

@@ -138,6 +138,15 @@ static inline uint64_t load8(const void *b)
 	return v;
 }
 
+/* Returns the 4 bytes at b as one word (any alignment). */
+static inline uint32_t load4(const void *b)
+{
+	uint32_t v;
+
+	memcpy(&v, b, sizeof(v));
+	return v;
+}
+
 #define CASE_BITS 0x2020202020202020ull
 
 /*
@@ -938,30 +947,66 @@ static uint64_t msg_bulk(struct http_msg_state *m, uint64_t n,
  * without its LF) in its usual form: optional whitespace, at most 18 digits
  * (so no overflow check is needed), optional whitespace, an optional CR.
  * Returns false, changing nothing, for anything else, including a repeated
- * header with another value: the byte-at-a-time path then decides.
+ * header with another value: the byte-at-a-time path then decides. (A CR
+ * is only allowed as the last byte, so it is taken off first.)
  */
 static bool hdr_cl_fast(struct http_msg_state *m, const unsigned char *v,
 			size_t n)
 {
+	const unsigned char *p = v, *end = v + n, *digits;
 	uint64_t value = 0;
-	size_t i = 0, digits = 0;
 
-	while (i < n && is_ows(v[i]))
-		i++;
-	for (; i < n && is_digit(v[i]) && digits < 18; i++, digits++)
-		value = value * 10 + (uint64_t)(v[i] - '0');
-	while (i < n && is_ows(v[i]))
-		i++;
-	if (i < n && v[i] == '\r')
-		i++;
-	if (digits == 0 || i != n)
+	if (p < end && end[-1] == '\r')
+		end--;
+	/* The usual form, one space and at most 18 digits, in one loop. */
+	if (p < end && *p == ' ' && end - p <= 19) {
+		for (p++, digits = p; p < end; p++) {
+			unsigned d = (unsigned)*p - '0';
+
+			if (d > 9)
+				break;
+			value = value * 10 + d;
+		}
+		if (p == end && p > digits)
+			goto have;
+		p = v;
+		value = 0;
+	}
+	while (p < end && is_ows(*p))
+		p++;
+	digits = p;
+	while (p < end && is_digit(*p) && p - digits < 18) {
+		value = value * 10 + (uint64_t)(*p - '0');
+		p++;
+	}
+	if (p == digits)
 		return false;
+	while (p < end && is_ows(*p))
+		p++;
+	if (p != end)
+		return false;
+have:
 	if ((m->flags & MF_LENGTH) && m->remaining != value)
 		return false;
 	m->remaining = value;
 	m->flags |= MF_LENGTH;
 	return true;
 }
+
+/* What the first byte of a header line says, for hdr_lines_fast(). */
+enum hdr_first {
+	HF_SKIP = 0, /* a line that is skipped whole */
+	HF_CR,       /* maybe the empty line, CRLF */
+	HF_LF,       /* the empty line, a bare LF */
+	HF_C,        /* maybe Content-Length */
+	HF_T,        /* maybe Transfer-Encoding */
+};
+
+static const uint8_t hdr_first_class[256] = {
+	['\r'] = HF_CR, ['\n'] = HF_LF,
+	['c'] = HF_C, ['C'] = HF_C,
+	['t'] = HF_T, ['T'] = HF_T,
+};
 
 /*
  * Fast path at the start of a header line, at offset off of the buffer lfs
@@ -972,36 +1017,51 @@ static bool hdr_cl_fast(struct http_msg_state *m, const unsigned char *v,
  * the first line it leaves to the byte-at-a-time path (Transfer-Encoding,
  * an unusual Content-Length, a lone CR, a line whose LF is not in the
  * buffer) and returns the offset reached, with m still at M_LINE_START.
+ * The scan is followed in local variables: *lfs is left as it was, and
+ * callers do not use it afterwards.
  */
-static size_t hdr_lines_fast(struct http_msg_state *m, struct lf_scan *lfs,
-			     size_t off, enum msg_event *ev)
+static size_t hdr_lines_fast(struct http_msg_state *m,
+			     const struct lf_scan *lfs, size_t off,
+			     enum msg_event *ev)
 {
 	const unsigned char *b = lfs->b;
 	const size_t len = lfs->len;
+	size_t base = lfs->base, nl, n;
+	uint32_t mask = lfs->mask;
 
 	while (off < len) {
 		const unsigned char *line = b + off;
-		unsigned char c = line[0] | 0x20; /* lowercase, for letters */
-		size_t nl, n;
+		unsigned k = hdr_first_class[line[0]];
 
-		if (line[0] == '\r' && len - off >= 2 && line[1] == '\n') {
-			*ev = MSG_HEADERS_END;
-			return off + 2;
-		}
-		if (line[0] == '\n') {
+		if (k == HF_LF) {
 			*ev = MSG_HEADERS_END;
 			return off + 1;
 		}
-		nl = lf_next(lfs);
-		if (nl == len || line[0] == '\r')
-			return off;
+		if (k == HF_CR) {
+			if (len - off >= 2 && line[1] == '\n') {
+				*ev = MSG_HEADERS_END;
+				return off + 2;
+			}
+			return off; /* a lone CR */
+		}
+		/* The LF that ends this line: the next one handed out. */
+		while (!mask) {
+			if (len - base <= 16)
+				return off; /* not in the buffer */
+			base += 16;
+			mask = lf_block(b, len, base);
+		}
+		nl = base + (size_t)__builtin_ctz(mask);
+		mask &= mask - 1;
 		n = nl - off;
-		if (c == 'c' && n > NAME_CL_LEN && is_cl_name(line)) {
-			if (!hdr_cl_fast(m, line + NAME_CL_LEN + 1,
+		if (k == HF_C) {
+			if (n > NAME_CL_LEN && is_cl_name(line) &&
+			    !hdr_cl_fast(m, line + NAME_CL_LEN + 1,
 					 n - NAME_CL_LEN - 1))
 				return off;
-		} else if (c == 't' && n > NAME_TE_LEN && is_te_name(line)) {
-			return off;
+		} else if (k == HF_T) {
+			if (n > NAME_TE_LEN && is_te_name(line))
+				return off;
 		}
 		off = nl + 1;
 	}
@@ -1550,6 +1610,32 @@ static bool query_scan(const unsigned char *b, size_t len, size_t q,
 }
 
 /*
+ * Copies src[0..n) to dst[0..n) in a few fixed-size moves, reading and
+ * writing nothing outside those bytes (the last move of each size overlaps
+ * the one before it).
+ */
+static inline void copy_short(char *dst, const unsigned char *src, size_t n)
+{
+	size_t k = 0;
+
+	if (n >= 16) {
+		for (; k + 16 <= n; k += 16)
+			memcpy(dst + k, src + k, 16);
+		if (k < n)
+			memcpy(dst + n - 16, src + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(dst, src, 8);
+		memcpy(dst + n - 8, src + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(dst, src, 4);
+		memcpy(dst + n - 4, src + n - 4, 4);
+	} else {
+		for (; k < n; k++)
+			dst[k] = (char)src[k];
+	}
+}
+
+/*
  * Writes the endpoint of a request line whose method is b[0..mlen) and
  * whose path is b[path..pend): the same as req_idle(), req_method() and
  * req_path_byte() write a byte at a time. A plain path that fits is copied
@@ -1561,14 +1647,15 @@ static void req_endpoint_fast(struct http_req *p, const unsigned char *b,
 	size_t n = pend - path, at = mlen + 1;
 	struct http_tpl_state t;
 
-	memcpy(p->endpoint, b, mlen);
-	p->endpoint[mlen] = ' ';
 	if (plain && n <= HTTP_TARGET_MAX && at + n <= ENDPOINT_CAP) {
-		memcpy(p->endpoint + at, b + path, n);
-		p->endpoint[at + n] = '\0';
-		p->endpoint_len = (uint8_t)(at + n);
+		/* Method, space and path lie together in b[0..pend). */
+		copy_short(p->endpoint, b, pend);
+		p->endpoint[pend] = '\0';
+		p->endpoint_len = (uint8_t)pend;
 		return;
 	}
+	memcpy(p->endpoint, b, mlen);
+	p->endpoint[mlen] = ' ';
 	tpl_begin(&t, at);
 	p->endpoint_len = (uint8_t)tpl_path_whole(&t, p->endpoint, ENDPOINT_CAP,
 						  b + path, n);
@@ -1596,8 +1683,17 @@ static size_t req_head_fast(struct http_req *p, const unsigned char *b,
 	struct lf_scan lfs;
 	bool plain;
 
-	while (i < len && i <= METHOD_LEN_MAX && (char_class[b[i]] & CC_METHOD))
-		i++;
+	uint32_t first4;
+
+	/* GET, the usual method, in one compare; any other a byte at a time. */
+	if (len >= 4 && (memcpy(&first4, b, 4), first4 == load4("GET "))) {
+		i = 3;
+	} else {
+		size_t lim = len < METHOD_LEN_MAX + 1 ? len : METHOD_LEN_MAX + 1;
+
+		while (i < lim && (char_class[b[i]] & CC_METHOD))
+			i++;
+	}
 	if (i == 0 || i > METHOD_LEN_MAX || len - i < 2 || b[i] != ' ' ||
 	    b[i + 1] != '/' || !path_scan(b, len, i + 1, &pend, &plain))
 		return 0;
@@ -1815,7 +1911,8 @@ static enum msg_event resp_body_start(struct http_resp *p, bool head)
 }
 
 /* Turns a framing event into response events, resetting after DONE. */
-static unsigned resp_msg_event(struct http_resp *p, enum msg_event mev,
+static inline __attribute__((always_inline)) unsigned
+resp_msg_event(struct http_resp *p, enum msg_event mev,
 			       bool head)
 {
 	if (mev == MSG_HEADERS_END)

@@ -263,12 +263,6 @@ reserved:
 	return rec;
 }
 
-void ring_commit(struct ring_rec *rec, uint64_t pos)
-{
-	atomic_store_explicit(A(&rec->seq), pos ^ RING_SEQ_KEY,
-			      memory_order_release);
-}
-
 void ring_count(uint64_t *counter, uint64_t n)
 {
 	atomic_fetch_add_explicit(A(counter), n, memory_order_relaxed);
@@ -276,6 +270,14 @@ void ring_count(uint64_t *counter, uint64_t n)
 
 uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
 		       unsigned max_endpoints)
+{
+	bool own;
+
+	return ring_endpoint_own(h, name, len, max_endpoints, &own);
+}
+
+uint32_t ring_endpoint_own(struct ring_header *h, const char *name,
+			   size_t len, unsigned max_endpoints, bool *ret_own)
 {
 	struct ring_endpoint *eps =
 		(struct ring_endpoint *)((uint8_t *)h + h->endpoints_off);
@@ -287,6 +289,7 @@ uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
 	hash = ring_hash(name, len);
 	bool other = false;
 
+	*ret_own = false;
 again:
 	for (uint32_t i = 0; i < RING_ENDPOINT_PROBES; i++) {
 		uint32_t idx = (hash + i) & mask;
@@ -295,8 +298,10 @@ again:
 						   memory_order_acquire);
 
 		if (st == RING_EP_READY) {
-			if (e->hash == hash && ring_name_eq(e->name, name, len))
+			if (e->hash == hash && ring_name_eq(e->name, name, len)) {
+				*ret_own = !other;
 				return idx;
+			}
 			continue;
 		}
 		if (st == RING_EP_BUSY)
@@ -320,6 +325,7 @@ again:
 		if (!other)
 			atomic_fetch_add_explicit(A32(&h->endpoints_used), 1,
 						  memory_order_relaxed);
+		*ret_own = !other;
 		return idx;
 	}
 	if (other)

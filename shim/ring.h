@@ -12,6 +12,9 @@
 #ifndef PROFSHIM_RING_H
 #define PROFSHIM_RING_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "env.h"
@@ -40,18 +43,34 @@ struct ring_rec *ring_reserve(struct ring_header *h, uint32_t len,
 			      uint16_t type, uint16_t flags, uint64_t *ret_pos);
 
 /* Publish a record reserved at position `pos`. Async-signal-safe. */
-void ring_commit(struct ring_rec *rec, uint64_t pos);
+static inline void ring_commit(struct ring_rec *rec, uint64_t pos)
+{
+	atomic_store_explicit((_Atomic uint64_t *)&rec->seq, pos ^ RING_SEQ_KEY,
+			      memory_order_release);
+}
 
 /* Add n to one of the header's counters. Async-signal-safe. */
 void ring_count(uint64_t *counter, uint64_t n);
 
 /*
  * Return the endpoint index for name[0..len) (no NUL needed; cut to
- * RING_ENDPOINT_NAME_MAX - 1 bytes), interning it when new. Beyond `max_endpoints` distinct names, returns the index of "OTHER".
- * Lock-free; never waits for another thread. Async-signal-safe, but only
- * called from hooks.
+ * RING_ENDPOINT_NAME_MAX - 1 bytes), interning it when new. Beyond
+ * `max_endpoints` distinct names, returns the index of "OTHER" (and counts
+ * the request in overflow_endpoints), or RING_ENDPOINT_NONE when even
+ * "OTHER" finds no slot. Lock-free; never waits for another thread.
+ * Async-signal-safe, but only called from hooks.
  */
 uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
 		       unsigned max_endpoints);
+
+/*
+ * ring_endpoint(), and *ret_own says whether the index returned is the
+ * name's own slot (found or interned just now). An own slot stays the
+ * name's for the ring's lifetime, so a caller may remember it and skip the
+ * next lookup of the same name in the same ring; an "OTHER" answer must not
+ * be remembered, since every such lookup counts in overflow_endpoints.
+ */
+uint32_t ring_endpoint_own(struct ring_header *h, const char *name,
+			   size_t len, unsigned max_endpoints, bool *ret_own);
 
 #endif /* PROFSHIM_RING_H */

@@ -28,37 +28,13 @@
 #define SAMPLER_TIMERS_MAX 16384
 #define SAMPLER_STOPPED_MAX 4096
 
+/* TIMER_* of struct sampler_thread.armed: the rate timer or the manual one. */
 enum { TIMER_RATE = 0, TIMER_MANUAL = 1 };
 
-/*
- * Per-thread state. The handler reads it on the same thread it was written
- * by, so plain loads and stores with compiler barriers are enough.
- */
-struct sampler_thread {
-	volatile uint64_t req_id;   /* request served, 0 when none */
-	volatile uint32_t endpoint;
-	volatile int active;        /* a timer is armed for the request */
-	volatile int busy;          /* inside the shim or the handler */
-	volatile uint32_t samples;  /* taken for req_id */
-	int armed;                  /* TIMER_* armed, or -1 */
-	int tid;
-	bool created[2];
-	timer_t timers[2];
-	int slots[2];               /* index in sampler_timers, or -1 */
-	struct timespec left[2];    /* time to the next tick when disarmed */
-	uint64_t rng;
-	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
-	/* The last sample written to the ring, for the next one to share its
-	 * root-side frames (struct ring_sample); last_n 0: none usable. */
-	uint16_t serial;
-	uint16_t since_key;
-	uint16_t last_n;
-	uintptr_t last[RING_MAX_FRAMES];
-};
-
-static __thread struct sampler_thread sampler_tls = {
+__thread struct sampler_thread sampler_tls = {
 	.armed = -1, .slots = {-1, -1},
 };
+bool sampler_continuous;
 
 static struct env_config sampler_cfg;
 /*
@@ -336,6 +312,7 @@ int sampler_init(const struct env_config *cfg)
 	struct sigaction sa, old;
 
 	sampler_cfg = *cfg;
+	sampler_continuous = cfg->mode == RING_MODE_CONTINUOUS;
 	if (sigaction(SIGPROF, NULL, &old) == 0 &&
 	    (old.sa_flags & SA_SIGINFO ? (void *)old.sa_sigaction != NULL
 				       : (old.sa_handler != SIG_DFL &&
@@ -485,34 +462,11 @@ static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
  * Point the calling thread's sampling at (req_id, endpoint): arm the timer
  * `how` asks for, or none. In continuous mode a thread is always sampled:
  * SAMPLER_OFF means the base rate, and outside requests the samples go to
- * req_id 0, endpoint RING_ENDPOINT_NONE.
+ * req_id 0, endpoint RING_ENDPOINT_NONE. The case with no timer to touch
+ * is sampler_set() in sampler.h.
  */
-static __attribute__((noinline)) void
-sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
-		   uint32_t endpoint, enum sampler_how how);
-
-static inline void sampler_set(struct sampler_thread *t, uint64_t req_id,
-			       uint32_t endpoint, enum sampler_how how)
-{
-	/* The common case of a request that is not sampled, on a thread
-	 * with no timer running: no timer to touch. */
-	if (how == SAMPLER_OFF && t->armed < 0 &&
-	    sampler_cfg.mode != RING_MODE_CONTINUOUS) {
-		t->busy++;
-		atomic_signal_fence(memory_order_seq_cst);
-		t->req_id = req_id;
-		t->endpoint = endpoint;
-		t->active = 0;
-		atomic_signal_fence(memory_order_seq_cst);
-		t->busy--;
-		return;
-	}
-	sampler_set_timers(t, req_id, endpoint, how);
-}
-
-static __attribute__((noinline)) void
-sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
-		   uint32_t endpoint, enum sampler_how how)
+void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
+			uint32_t endpoint, enum sampler_how how)
 {
 	int k;
 
@@ -544,27 +498,6 @@ sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
 	t->busy--;
 }
 
-void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how)
-{
-	struct sampler_thread *t = &sampler_tls;
-
-	t->samples = 0;
-	sampler_set(t, req_id, endpoint, how);
-}
-
-uint32_t sampler_leave(uint64_t req_id)
-{
-	struct sampler_thread *t = &sampler_tls;
-	uint32_t n;
-
-	if (t->req_id != req_id)
-		return 0;
-	n = t->samples;
-	t->samples = 0;
-	sampler_set(t, 0, RING_ENDPOINT_NONE, SAMPLER_OFF);
-	return n;
-}
-
 void sampler_thread_stack(uintptr_t size)
 {
 	struct sampler_thread *t = &sampler_tls;
@@ -587,28 +520,6 @@ void sampler_stop(uint64_t req_id)
 {
 	atomic_store_explicit(&sampler_stopped[req_id % SAMPLER_STOPPED_MAX],
 			      req_id, memory_order_relaxed);
-}
-
-uint64_t sampler_current(void)
-{
-	return sampler_tls.req_id;
-}
-
-bool sampler_inside(void)
-{
-	return sampler_tls.busy > 0;
-}
-
-void sampler_block(void)
-{
-	sampler_tls.busy++;
-	atomic_signal_fence(memory_order_seq_cst);
-}
-
-void sampler_unblock(void)
-{
-	atomic_signal_fence(memory_order_seq_cst);
-	sampler_tls.busy--;
 }
 
 void sampler_fork_child(void)

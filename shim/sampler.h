@@ -23,11 +23,14 @@
 #ifndef PROFSHIM_SAMPLER_H
 #define PROFSHIM_SAMPLER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "env.h"
 #include "ring_format.h"
+#include "unwind.h"
 
 enum sampler_how {
 	SAMPLER_OFF = 0,    /* serve the request without sampling */
@@ -49,10 +52,75 @@ bool sampler_ready(void);
 void sampler_attach(struct ring_header *h);
 
 /*
+ * Private to sampler.c: the calling thread's sampler state, in this header
+ * only so that the calls the hooks make for every request (sampler_enter(),
+ * sampler_leave(), sampler_current(), sampler_block(), sampler_unblock())
+ * compile inline into them. The handler reads it on the same thread it was
+ * written by, so plain loads and stores with compiler barriers are enough.
+ */
+struct sampler_thread {
+	volatile uint64_t req_id;   /* request served, 0 when none */
+	volatile uint32_t endpoint;
+	volatile int active;        /* a timer is armed for the request */
+	volatile int busy;          /* inside the shim or the handler */
+	volatile uint32_t samples;  /* taken for req_id */
+	int armed;                  /* TIMER_* armed, or -1 */
+	int tid;
+	bool created[2];
+	timer_t timers[2];
+	int slots[2];               /* index in sampler_timers, or -1 */
+	struct timespec left[2];    /* time to the next tick when disarmed */
+	uint64_t rng;
+	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
+	/* The last sample written to the ring, for the next one to share its
+	 * root-side frames (struct ring_sample); last_n 0: none usable. */
+	uint16_t serial;
+	uint16_t since_key;
+	uint16_t last_n;
+	uintptr_t last[RING_MAX_FRAMES];
+};
+
+/* Private to sampler.c (see struct sampler_thread). */
+extern __thread struct sampler_thread sampler_tls;
+extern bool sampler_continuous; /* PROFILING_MODE is continuous */
+void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
+			uint32_t endpoint, enum sampler_how how);
+
+/*
+ * Points the calling thread's sampling at (req_id, endpoint) as `how`
+ * says. The usual case, a request that is not sampled on a thread with no
+ * timer running and not in continuous mode, touches no timer: it is done
+ * here; the others in sampler_set_timers(). No allocation, no locks, no
+ * stdio; timer_settime only in sampler_set_timers().
+ */
+static inline void sampler_set(struct sampler_thread *t, uint64_t req_id,
+			       uint32_t endpoint, enum sampler_how how)
+{
+	if (how == SAMPLER_OFF && t->armed < 0 && !sampler_continuous) {
+		t->busy++;
+		atomic_signal_fence(memory_order_seq_cst);
+		t->req_id = req_id;
+		t->endpoint = endpoint;
+		t->active = 0;
+		atomic_signal_fence(memory_order_seq_cst);
+		t->busy--;
+		return;
+	}
+	sampler_set_timers(t, req_id, endpoint, how);
+}
+
+/*
  * The calling thread now serves request `req_id` (endpoint index
  * `endpoint`): arm its timer as `how` says, or disarm it for SAMPLER_OFF.
  */
-void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how);
+static inline void sampler_enter(uint64_t req_id, uint32_t endpoint,
+				 enum sampler_how how)
+{
+	struct sampler_thread *t = &sampler_tls;
+
+	t->samples = 0;
+	sampler_set(t, req_id, endpoint, how);
+}
 
 /*
  * The calling thread stops serving `req_id`: disarm its timer if it was
@@ -60,7 +128,18 @@ void sampler_enter(uint64_t req_id, uint32_t endpoint, enum sampler_how how);
  * request). Returns the number of samples taken for it on this thread
  * since sampler_enter().
  */
-uint32_t sampler_leave(uint64_t req_id);
+static inline uint32_t sampler_leave(uint64_t req_id)
+{
+	struct sampler_thread *t = &sampler_tls;
+	uint32_t n;
+
+	if (t->req_id != req_id)
+		return 0;
+	n = t->samples;
+	t->samples = 0;
+	sampler_set(t, 0, RING_ENDPOINT_NONE, SAMPLER_OFF);
+	return n;
+}
 
 /*
  * Request `req_id` was completed by a thread other than the one serving it:
@@ -83,17 +162,32 @@ void sampler_thread_start(void);
 void sampler_thread_stack(uintptr_t size);
 
 /* Request the shim is serving on this thread, 0 when none. */
-uint64_t sampler_current(void);
+static inline uint64_t sampler_current(void)
+{
+	return sampler_tls.req_id;
+}
 
 /*
  * Mark the calling thread as inside the shim (or the dynamic loader): a
  * signal arriving meanwhile is skipped and counted. Nests.
  */
-void sampler_block(void);
-void sampler_unblock(void);
+static inline void sampler_block(void)
+{
+	sampler_tls.busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void sampler_unblock(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	sampler_tls.busy--;
+}
 
 /* True while the calling thread is inside the shim or its handler. */
-bool sampler_inside(void);
+static inline bool sampler_inside(void)
+{
+	return sampler_tls.busy > 0;
+}
 
 /* In a fork child: forget the parent's timers and ring. */
 void sampler_fork_child(void);

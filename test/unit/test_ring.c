@@ -1195,6 +1195,53 @@ static void test_endpoints(void)
 	fx_teardown(&f);
 }
 
+/*
+ * ring_endpoint_own() says whether the index is the name's own slot: true
+ * when it interns a name and when it finds it again, false when the name
+ * counts under OTHER (a caller that remembered that answer would skip the
+ * overflow count of later requests).
+ */
+static void test_endpoint_own(void)
+{
+	struct fixture f;
+	uint32_t a, a2, b, other;
+	bool own;
+
+	fx_setup(&f, 4096, 2, false);
+	own = false;
+	a = ring_endpoint_own(f.h, "GET /a", 6, 2, &own);
+	CHECK(own);
+	CHECK_STR(ep_name(f.h, a), "GET /a");
+	own = false;
+	a2 = ring_endpoint_own(f.h, "GET /a", 6, 2, &own);
+	CHECK(own);
+	CHECK_EQ(a2, a);
+	own = false;
+	b = ring_endpoint_own(f.h, "GET /b", 6, 2, &own);
+	CHECK(own);
+	CHECK(b != a);
+	/* Past the limit of 2: OTHER, not the name's own, counted each time. */
+	own = true;
+	other = ring_endpoint_own(f.h, "GET /c", 6, 2, &own);
+	CHECK(!own);
+	CHECK_STR(ep_name(f.h, other), "OTHER");
+	CHECK_EQ(f.h->overflow_endpoints, 1);
+	own = true;
+	CHECK_EQ(ring_endpoint_own(f.h, "GET /c", 6, 2, &own), other);
+	CHECK(!own);
+	CHECK_EQ(f.h->overflow_endpoints, 2);
+	/* Known names are still their own past the limit. */
+	own = false;
+	CHECK_EQ(ring_endpoint_own(f.h, "GET /b", 6, 2, &own), b);
+	CHECK(own);
+	CHECK_EQ(f.h->overflow_endpoints, 2);
+	/* ring_endpoint() gives the same answers. */
+	CHECK_EQ(ring_endpoint(f.h, "GET /a", 6, 2), a);
+	CHECK_EQ(ring_endpoint(f.h, "GET /d", 6, 2), other);
+	CHECK_EQ(f.h->overflow_endpoints, 3);
+	fx_teardown(&f);
+}
+
 #define EP_THREADS 4
 #define EP_NAMES 50
 
@@ -2040,6 +2087,7 @@ int main(void)
 	RUN(test_stress);
 	RUN(test_reserve_in_signal);
 	RUN(test_endpoints);
+	RUN(test_endpoint_own);
 	RUN(test_endpoints_concurrent);
 
 	/* A valid image to corrupt: some records and endpoints in it. */

@@ -12,7 +12,8 @@ import threading
 import time
 
 from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      free_port, keepalive, remove_rings, shim_env)
+                      free_port, keepalive, remove_rings, shim_env,
+                      start_cpuserver)
 
 
 def _load(port, stop, path, counts, i):
@@ -432,13 +433,10 @@ def test_answers_and_the_last_profile_hold_a_backlog(servers, collectors,
     profile when told to stop; neither may hold only the part one turn of
     its loop read."""
     n = 20000
-    port = free_port()
-    srv = Server([CPUSERVER, port],
-                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="0",
-                          PROFILING_RING_SIZE="16M"), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
+    srv, col = start_cpuserver(servers, collectors, tmp_path,
+                               PROFILING_SAMPLE_RATE="0",
+                               PROFILING_RING_SIZE="16M")
+    port = srv.port
     col.dump()  # the ring is attached before the collector stops
     col.proc.send_signal(signal.SIGSTOP)
     try:

@@ -12,8 +12,13 @@
  *      A file that is missing, not ELF, or of another build stays unusable
  *      for good; a transient failure (out of file descriptors or memory) is
  *      retried on a later lookup and its results are not cached.
- *   3. Function names come from dwfl_module_addrinfo() (.symtab, .dynsym or
- *      .gnu_debugdata) and file:line from dwfl_module_getsrc(). libdwfl
+ *   3. Function names are the names dwfl_module_addrinfo() would return
+ *      (.symtab, .dynsym or .gnu_debugdata), answered from a sorted index of
+ *      the file's symbols built when the file is opened (see "The symbol
+ *      index" below): dwfl_module_addrinfo() itself reads the whole symbol
+ *      table on every call, a millisecond per address in a library with
+ *      tens of thousands of symbols. file:line come from
+ *      dwfl_module_getsrc(). libdwfl
  *      finds a compile unit through .debug_aranges only, which clang does
  *      not emit by default, so when that fails the file's compile unit
  *      ranges are read once into a sorted table and searched instead.
@@ -30,6 +35,68 @@
  * Every string handed out is interned in an arena owned by the symbolizer,
  * so equal strings are the same pointer and all of them stay valid until
  * symbols_free().
+ *
+ * The symbol index
+ * ----------------
+ * For a file opened offline (ET_EXEC or ET_DYN), dwfl_module_addrinfo(mod,
+ * a) of elfutils (read for 0.188; the equality test in
+ * test/unit/test_symindex.c checks it on real files) picks its symbol as
+ * follows. Symbols are libdwfl's own table: dwfl_module_getsymtab() entries
+ * 1..n-1, read with dwfl_module_getsym_info(), which merges .symtab or
+ * .dynsym with .gnu_debugdata and gives each symbol's address ("value")
+ * with the module's bias applied for symbols of SHF_ALLOC sections and its
+ * section index with SHN_XINDEX resolved.
+ *
+ *   R1. A candidate is a symbol with a non-empty name, st_shndx not
+ *       SHN_UNDEF, type not STT_SECTION, STT_FILE or STT_TLS, and value <= a.
+ *       Any type else counts (functions, objects, STT_NOTYPE labels).
+ *   R2. Two passes over the table: first the globals, entries from
+ *       max(first_global, 1) on (dwfl_module_getsymtab_first_global()),
+ *       then, only when the first pass found no sized symbol containing a,
+ *       first_global > 1, and the first pass did not find a sizeless symbol
+ *       at exactly a (R5), the locals, entries 1..first_global-1.
+ *   R3. A sized symbol contains a when a - value < st_size. Among the
+ *       containing ones of a pass, taken in table order, a symbol replaces
+ *       the current choice when there is none yet, when its value is
+ *       higher, or when its binding ranks higher (global 3 > weak 2 >
+ *       local 1 > anything else 0, STB_GNU_UNIQUE included); failing that,
+ *       when it has the same value and either a smaller size and a binding
+ *       ranked no lower, or a size no larger and a binding ranked higher.
+ *       So among aliases of equal value, size and binding (C++ D1/D2
+ *       constructors) the first in table order wins, and the result can
+ *       depend on table order (a weak symbol inside a larger global).
+ *   R4. Every candidate raises a bound, min_label, to value + st_size when
+ *       that is higher; it runs over both passes.
+ *   R5. Without a containing sized symbol, a sizeless candidate is chosen
+ *       when its value is at least min_label (so is not inside an earlier
+ *       candidate) and it lies in the same section as a: for a symbol of
+ *       SHN_ABS or another reserved index, value == a; otherwise the
+ *       allocated section libdwfl finds for value and for a
+ *       (dwfl_module_address_section()) is the same, or neither is in one.
+ *       The last one chosen is returned if its value is still at least the
+ *       final min_label. Equivalently: let M be the highest value + st_size
+ *       over the candidates of the passes that ran; the answer is the
+ *       same-section sizeless candidate of value M that comes last (locals
+ *       after globals, then table order), or none.
+ *
+ * The index keeps, for each pass, the candidates sorted by (value, table
+ * index) with each entry's size, binding rank and the running maximum of
+ * value + st_size. A lookup binary-searches the last entry at or below a;
+ * the containing symbols are found walking down while the running maximum
+ * exceeds a, then R3 is applied to them in table order; M is the running
+ * maximum at that entry (R5), and the entries of value M are found by
+ * binary search. The name is read back with dwfl_module_getsym_info(), so
+ * it is the pointer dwfl_module_addrinfo() would return, into libelf's data
+ * of the file's Dwfl; it is interned at once, and the index, which holds no
+ * pointers into libelf, is freed with the Dwfl in file_close().
+ *
+ * dwfl_module_addrinfo() is still called, for that address only, when the
+ * walk down meets more than SYMINDEX_WALK_MAX entries (symbols nested in a
+ * larger one, seen in no file tested), and for a whole file on PowerPC64,
+ * whose function descriptors libdwfl resolves through its backend and also
+ * tries under their unresolved value, when a size or value + size does not
+ * fit the index (st_size of 4 GiB or more, or a sum that wraps), or when the
+ * index cannot be allocated.
  */
 #include "symbols.h"
 
@@ -69,10 +136,29 @@
 /* Longest fallback name: a module basename, "+0x" and 16 hex digits. */
 #define FALLBACK_NAME_MAX (RING_MODULE_PATH_MAX + 32)
 
+/*
+ * Most index entries a lookup walks down through to find the symbols
+ * containing an address; past it, dwfl_module_addrinfo() answers. See the
+ * comment at the top.
+ */
+#define SYMINDEX_WALK_MAX 64
+
 enum file_state {
 	FILE_NEW = 0,  /* not open: new, closed, or failed transiently */
 	FILE_OK,       /* dwfl and mod are usable */
 	FILE_BAD,      /* missing, not ELF, or a different build: never used */
+};
+
+/*
+ * One candidate symbol (R1 at the top) of a file's index, 24 bytes. `value`
+ * is its Dwfl address and `max_end` the highest value + st_size of this and
+ * every entry before it in its pass's part of the index.
+ */
+struct symindex_entry {
+	uint64_t value;
+	uint64_t max_end;
+	uint32_t size;
+	uint32_t ndx_rank;     /* table index << 2 | binding rank (R3) */
 };
 
 /* One address range of a compile unit, in DWARF addresses. */
@@ -100,6 +186,15 @@ struct sym_file {
 	Dwfl *dwfl;
 	Dwfl_Module *mod;
 	GElf_Addr dwfl_bias;        /* Dwfl address - file address */
+	/*
+	 * The symbol index while open: the locals' candidates, then the
+	 * globals', each part sorted by (value, table index). When
+	 * !index_ok, dwfl_module_addrinfo() answers every lookup instead.
+	 */
+	bool index_ok;
+	struct symindex_entry *index;
+	size_t index_nlocal;
+	size_t index_nglobal;
 	bool cu_ranges_read;        /* cu_ranges was built (maybe empty) */
 	struct cu_range *cu_ranges; /* sorted by lo, or NULL */
 	size_t ncu_ranges;
@@ -435,10 +530,307 @@ static int files_get(struct symbols *s, const struct ring_module *m,
 	return 0;
 }
 
+/* R3's ranking of a symbol's binding, higher is preferred. */
+static uint32_t symindex_rank(const GElf_Sym *sym)
+{
+	switch (GELF_ST_BIND(sym->st_info)) {
+	case STB_GLOBAL:
+		return 3;
+	case STB_WEAK:
+		return 2;
+	case STB_LOCAL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* qsort() order of index entries: by value, then table index. */
+static int symindex_compare(const void *a, const void *b)
+{
+	const struct symindex_entry *x = a, *y = b;
+
+	if (x->value != y->value)
+		return x->value < y->value ? -1 : 1;
+	return x->ndx_rank < y->ndx_rank ? -1 : x->ndx_rank > y->ndx_rank;
+}
+
+/* Sort t[0..n) and fill in the running maxima of value + size. */
+static void symindex_sort(struct symindex_entry *t, size_t n)
+{
+	uint64_t max_end = 0;
+
+	if (n > 1)
+		qsort(t, n, sizeof(*t), symindex_compare);
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].value + t[i].size > max_end)
+			max_end = t[i].value + t[i].size;
+		t[i].max_end = max_end;
+	}
+}
+
+/*
+ * Build f's symbol index from its open module (rules at the top). Sets
+ * f->index_ok when lookups may use it; leaves it false, so that
+ * dwfl_module_addrinfo() answers, for a PowerPC64 file, a symbol the index
+ * cannot represent, or when out of memory. A module without a usable
+ * symbol table gets an empty index, which finds nothing, as
+ * dwfl_module_addrinfo() does.
+ */
+static void symindex_build(struct sym_file *f, const GElf_Ehdr *ehdr)
+{
+	struct symindex_entry *t, *shrunk;
+	int n = dwfl_module_getsymtab(f->mod);
+	int first_global = dwfl_module_getsymtab_first_global(f->mod);
+	size_t nlocal = 0, count = 0;
+	int global_start;
+
+	f->index_ok = false;
+	if (ehdr->e_machine == EM_PPC64 || n > (int)(UINT32_MAX >> 2))
+		return;
+	if (n <= 1 || first_global < 0) {
+		/* An empty table, or libdwfl found none: nothing matches. */
+		f->index_ok = true;
+		return;
+	}
+	global_start = first_global > 1 ? first_global : 1;
+
+	t = malloc((size_t)n * sizeof(*t));
+	if (!t)
+		return;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr value;
+		GElf_Word shndx;
+		const char *name;
+		int type;
+
+		name = dwfl_module_getsym_info(f->mod, i, &sym, &value, &shndx,
+					       NULL, NULL);
+		if (!name || !name[0] || sym.st_shndx == SHN_UNDEF)
+			continue;
+		type = GELF_ST_TYPE(sym.st_info);
+		if (type == STT_SECTION || type == STT_FILE || type == STT_TLS)
+			continue;
+		if (sym.st_size > UINT32_MAX || value + sym.st_size < value) {
+			free(t);
+			return;
+		}
+		t[count++] = (struct symindex_entry){
+			.value = value,
+			.size = (uint32_t)sym.st_size,
+			.ndx_rank = (uint32_t)i << 2 | symindex_rank(&sym),
+		};
+		if (i < global_start)
+			nlocal = count;
+	}
+	symindex_sort(t, nlocal);
+	symindex_sort(t + nlocal, count - nlocal);
+	shrunk = realloc(t, (count ? count : 1) * sizeof(*t));
+	f->index = shrunk ? shrunk : t;
+	f->index_nlocal = nlocal;
+	f->index_nglobal = count - nlocal;
+	f->index_ok = true;
+}
+
+/* The number of entries of t[0..n) whose value is at most a. */
+static size_t symindex_upper(const struct symindex_entry *t, size_t n,
+			     uint64_t a)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t[mid].value <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Apply R3 to the sized symbols of t[0..k), the candidates of one pass at
+ * or below a, that contain a. Sets *ret_ndx to the chosen one's table index
+ * and returns 1, returns 0 when none contains a, or -E2BIG when finding
+ * them would walk through more than SYMINDEX_WALK_MAX entries.
+ */
+static int symindex_containing(const struct symindex_entry *t, size_t k,
+			       uint64_t a, uint32_t *ret_ndx)
+{
+	const struct symindex_entry *hit[SYMINDEX_WALK_MAX], *best = NULL;
+	size_t nhit = 0, walked = 0;
+
+	/* Below an entry whose running maximum is at most a, none can. */
+	for (size_t j = k; j-- > 0 && t[j].max_end > a;) {
+		if (++walked > SYMINDEX_WALK_MAX)
+			return -E2BIG;
+		if (t[j].size != 0 && a - t[j].value < t[j].size)
+			hit[nhit++] = &t[j];
+	}
+	if (nhit == 0)
+		return 0;
+
+	/* The walk met them by (value, table index) descending; R3 takes
+	 * them in table order. */
+	for (size_t i = 1; i < nhit; i++) {
+		const struct symindex_entry *e = hit[i];
+		size_t j = i;
+
+		for (; j > 0 && hit[j - 1]->ndx_rank > e->ndx_rank; j--)
+			hit[j] = hit[j - 1];
+		hit[j] = e;
+	}
+	for (size_t i = 0; i < nhit; i++) {
+		const struct symindex_entry *e = hit[i];
+		uint32_t rank = e->ndx_rank & 3, best_rank;
+
+		if (!best) {
+			best = e;
+			continue;
+		}
+		best_rank = best->ndx_rank & 3;
+		if (best->value < e->value || best_rank < rank)
+			best = e;
+		else if (best->value == e->value &&
+			 ((best->size > e->size && best_rank <= rank) ||
+			  (best->size >= e->size && best_rank < rank)))
+			best = e;
+	}
+	*ret_ndx = best->ndx_rank >> 2;
+	return 1;
+}
+
+/* The index of the allocated section libdwfl places Dwfl address a in, or
+ * SHN_UNDEF when none. */
+static GElf_Word symindex_section(Dwfl_Module *mod, GElf_Addr a)
+{
+	Dwarf_Addr rel = a, bias;
+	Elf_Scn *scn = dwfl_module_address_section(mod, &rel, &bias);
+
+	return scn ? (GElf_Word)elf_ndxscn(scn) : SHN_UNDEF;
+}
+
+/*
+ * R5 for one pass: the table index of the last sizeless candidate of value
+ * m among t[0..k) that lies in a's section, or 0 (never a symbol's index)
+ * when there is none.
+ */
+static uint32_t symindex_sizeless(Dwfl_Module *mod,
+				  const struct symindex_entry *t, size_t k,
+				  uint64_t m, uint64_t a)
+{
+	size_t end = symindex_upper(t, k, m);
+	bool have_scn = false;
+	GElf_Word addr_scn = SHN_UNDEF;
+
+	for (size_t j = end; j-- > 0 && t[j].value == m;) {
+		uint32_t ndx = t[j].ndx_rank >> 2;
+		GElf_Sym sym;
+		GElf_Addr value;
+		GElf_Word shndx;
+
+		if (t[j].size != 0)
+			continue;
+		if (!dwfl_module_getsym_info(mod, (int)ndx, &sym, &value,
+					     &shndx, NULL, NULL))
+			continue;
+		if (shndx >= SHN_LORESERVE) {
+			if (value == a)
+				return ndx;
+			continue;
+		}
+		if (!have_scn) {
+			addr_scn = symindex_section(mod, a);
+			have_scn = true;
+		}
+		if (symindex_section(mod, value) == addr_scn)
+			return ndx;
+	}
+	return 0;
+}
+
+/*
+ * Look Dwfl address a up in f's index (rules at the top). Sets *ret_ndx to
+ * the table index of the symbol dwfl_module_addrinfo() would return, or 0
+ * when it would return NULL, and returns 0; returns -E2BIG when the index
+ * cannot tell cheaply (SYMINDEX_WALK_MAX).
+ */
+/* symindex_lookup()'s answer: *ret_ndx = ndx, 0. */
+static int symindex_found(uint32_t ndx, uint32_t *ret_ndx)
+{
+	*ret_ndx = ndx;
+	return 0;
+}
+
+static int symindex_lookup(const struct sym_file *f, uint64_t a,
+			   uint32_t *ret_ndx)
+{
+	const struct symindex_entry *loc = f->index;
+	const struct symindex_entry *glob = f->index + f->index_nlocal;
+	size_t kg = symindex_upper(glob, f->index_nglobal, a), kl;
+	uint32_t ndx = 0;
+	uint64_t m, ml;
+	int r;
+
+	*ret_ndx = 0;
+	/* The globals' pass. */
+	r = symindex_containing(glob, kg, a, &ndx);
+	if (r != 0)
+		return r < 0 ? r : symindex_found(ndx, ret_ndx);
+	m = kg > 0 ? glob[kg - 1].max_end : 0;
+	if (m == a) {
+		/* A sizeless global at a ends the search before the locals. */
+		ndx = symindex_sizeless(f->mod, glob, kg, a, a);
+		if (ndx)
+			return symindex_found(ndx, ret_ndx);
+	}
+
+	/* The locals' pass. */
+	if (f->index_nlocal > 0) {
+		kl = symindex_upper(loc, f->index_nlocal, a);
+		r = symindex_containing(loc, kl, a, &ndx);
+		if (r != 0)
+			return r < 0 ? r : symindex_found(ndx, ret_ndx);
+		ml = kl > 0 ? loc[kl - 1].max_end : 0;
+		if (ml > m)
+			m = ml;
+		ndx = symindex_sizeless(f->mod, loc, kl, m, a);
+		if (ndx)
+			return symindex_found(ndx, ret_ndx);
+	}
+	return symindex_found(symindex_sizeless(f->mod, glob, kg, m, a),
+			      ret_ndx);
+}
+
+/*
+ * The name dwfl_module_addrinfo() gives Dwfl address a in open file f, or
+ * NULL. The string belongs to f's Dwfl: intern it before closing f.
+ */
+static const char *file_symbol(struct sym_file *f, GElf_Addr a)
+{
+	GElf_Off sym_off;
+	GElf_Sym sym;
+	GElf_Addr value;
+	GElf_Word shndx;
+	uint32_t ndx;
+
+	if (f->index_ok && symindex_lookup(f, a, &ndx) == 0) {
+		if (ndx == 0)
+			return NULL;
+		return dwfl_module_getsym_info(f->mod, (int)ndx, &sym, &value,
+					       &shndx, NULL, NULL);
+	}
+	return dwfl_module_addrinfo(f->mod, a, &sym_off, &sym, NULL, NULL,
+				    NULL);
+}
+
 /*
  * Open f's file and report it to a fresh offline Dwfl. Returns 0 with
- * f->dwfl, f->mod and f->dwfl_bias set, or a negative errno: the file is
- * missing (-ENOENT and the like), not a regular ELF executable or shared
+ * f->dwfl, f->mod, f->dwfl_bias and the symbol index set, or a negative
+ * errno: the file is missing (-ENOENT and the like), not a regular ELF
+ * executable or shared
  * object (-ENOEXEC), or not the build the map recorded (-ESTALE). Nothing is
  * left open on failure. The path is opened non-blocking and checked to be a
  * regular file first, so a FIFO or device named by an untrusted map cannot
@@ -515,6 +907,7 @@ static int file_open(struct sym_file *f)
 	f->dwfl = dwfl;
 	f->mod = mod;
 	f->dwfl_bias = bias;
+	symindex_build(f, ehdr);
 	return 0;
 
 out:
@@ -542,6 +935,11 @@ static void file_close(struct sym_file *f)
 		dwfl_end(f->dwfl);
 	f->dwfl = NULL;
 	f->mod = NULL;
+	free(f->index);
+	f->index = NULL;
+	f->index_nlocal = 0;
+	f->index_nglobal = 0;
+	f->index_ok = false;
 	free(f->cu_ranges);
 	f->cu_ranges = NULL;
 	f->ncu_ranges = 0;
@@ -664,8 +1062,6 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 	struct sym_file *f = &s->files[id - 1];
 	const char *name, *src;
 	bool cacheable = true;
-	GElf_Off sym_off;
-	GElf_Sym sym;
 	GElf_Addr a;
 	Dwfl_Line *line;
 	Dwarf_Line *dline;
@@ -691,8 +1087,7 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 	if (f->state == FILE_OK) {
 		f->last_used = ++s->tick;
 		a = off + f->dwfl_bias;
-		name = dwfl_module_addrinfo(f->mod, a, &sym_off, &sym, NULL,
-					    NULL, NULL);
+		name = file_symbol(f, a);
 		if (name && name[0]) {
 			/* ".dynsym" names may carry their symbol version
 			 * ("clock_gettime@@GLIBC_2.17"): one function, one name. */

@@ -37,6 +37,12 @@
  * early checkpoint before it fills (8192 samples are about 400 KB). */
 #define RECORD_BATCH 8192
 #define RECORD_SCAN_NS 100000000ull
+/* An idle loop waits 10 ms, doubling up to 100 ms while turns find nothing
+ * to read: an idle collector wakes 10 times a second, not 100. A ring must
+ * hold what arrives in the longest wait (at 100 ms, 4 MB is 40 MB/s);
+ * control requests and the HTTP API wake it at once. */
+#define RECORD_IDLE_MIN_MS 10
+#define RECORD_IDLE_MAX_MS 100
 /* A ring more than a quarter full of records read but not yet checkpointed
  * gets a checkpoint early, at most this often. */
 #define RECORD_PRESSED_NS 20000000ull
@@ -969,12 +975,26 @@ static int record_start_services(struct recorder *rc)
 	return 0;
 }
 
+/* A push is queued or in flight: libcurl is stepped from the loop, so the
+ * loop keeps its shortest wait until the transfer is done. */
+static bool record_push_busy(const struct recorder *rc)
+{
+	struct push_counters n;
+
+	if (!rc->push)
+		return false;
+	push_counters(rc->push, &n);
+	return n.queued_bodies > 0;
+}
+
 int record_run(const struct record_opts *o)
 {
 	struct recorder rc = {.o = o, .ctl = -1};
 	char path[256], err[512];
 	uint64_t start = record_now(), last_scan = 0;
 	uint64_t reqs, samples, eps;
+	int idle_ms = RECORD_IDLE_MIN_MS;
+	bool ctl_maybe = true;
 	struct sigaction sa;
 	int r, status = 0;
 
@@ -1059,13 +1079,17 @@ int record_run(const struct record_opts *o)
 		if (o->duration > 0 && (double)(now - start) / 1e9 >= o->duration)
 			break;
 		n = record_drain_all(&rc, false);
-		record_control(&rc);
+		if (ctl_maybe)
+			record_control(&rc);
 		if (rc.http)
 			httpapi_run(rc.http);
 		if (rc.push)
 			push_step(rc.push, now, record_snapshot, &rc);
 		if (record_checkpoint_due(&rc, now))
 			(void)record_checkpoint(&rc);
+		if (n > 0 || record_push_busy(&rc))
+			idle_ms = RECORD_IDLE_MIN_MS;
+		ctl_maybe = true;
 		if (n == 0) {
 			struct pollfd p[2] = {
 				{.fd = rc.ctl, .events = POLLIN},
@@ -1073,7 +1097,12 @@ int record_run(const struct record_opts *o)
 				 .events = POLLIN},
 			};
 
-			(void)poll(p, 2, 10);
+			/* A wait that ran out leaves nothing to accept. */
+			ctl_maybe = poll(p, 2, idle_ms) != 0;
+			if (idle_ms < RECORD_IDLE_MAX_MS)
+				idle_ms = idle_ms * 2 < RECORD_IDLE_MAX_MS
+						  ? idle_ms * 2
+						  : RECORD_IDLE_MAX_MS;
 		}
 	}
 	(void)record_drain_all(&rc, true);

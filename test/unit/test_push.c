@@ -831,6 +831,18 @@ static void fail_through(struct push *p, struct fake *f, struct receiver *r,
 	}
 }
 
+/* A push to a store r that answers every request 503, with what push logs
+ * captured from now on (capture_end()). */
+static struct push *push_to_failing_store(struct receiver *r)
+{
+	recv_start(r, NULL, 0);
+	pthread_mutex_lock(&r->lock);
+	r->rest = 503;
+	pthread_mutex_unlock(&r->lock);
+	capture_start();
+	return push_open(r->url, NULL);
+}
+
 /* Backoff: 1 s after the first failure, doubling, at most 60 s. */
 static void test_backoff_doubles_to_a_minute(void)
 {
@@ -840,12 +852,7 @@ static void test_backoff_doubles_to_a_minute(void)
 	struct push *p;
 	char *err;
 
-	recv_start(&r, NULL, 0);
-	pthread_mutex_lock(&r.lock);
-	r.rest = 503;
-	pthread_mutex_unlock(&r.lock);
-	capture_start();
-	p = push_open(r.url, NULL);
+	p = push_to_failing_store(&r);
 	fail_through(p, &f, &r, n);
 	/* 60 s after the last: not before. */
 	pump(p, (tried_at[n - 1] + 60) * SEC - SEC / 1000, &f, 50);
@@ -881,12 +888,7 @@ static void test_failures_logged_once_a_minute(void)
 	struct push *p;
 	char *err;
 
-	recv_start(&r, NULL, 0);
-	pthread_mutex_lock(&r.lock);
-	r.rest = 503;
-	pthread_mutex_unlock(&r.lock);
-	capture_start();
-	p = push_open(r.url, NULL);
+	p = push_to_failing_store(&r);
 	fail_through(p, &f, &r, 8);
 	pump(p, 130 * SEC, &f, 50);
 	push_free(p);

@@ -691,15 +691,25 @@ struct stack_builder {
 	size_t ndone;
 };
 
+void stats_build_id_hex(const struct ring_module *m, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint32_t n = m->build_id_len < RING_BUILD_ID_MAX ? m->build_id_len
+							 : RING_BUILD_ID_MAX;
+
+	for (uint32_t i = 0; i < n; i++) {
+		hex[2 * i] = digits[m->build_id[i] >> 4];
+		hex[2 * i + 1] = digits[m->build_id[i] & 15];
+	}
+	hex[2 * n] = '\0';
+}
+
 static int64_t builder_module(struct stack_builder *b,
 			      const struct ring_module *m)
 {
-	static const char digits[] = "0123456789abcdef";
 	char key[RING_MODULE_PATH_MAX + 2 * RING_BUILD_ID_MAX + 2];
 	char hex[2 * RING_BUILD_ID_MAX + 1];
 	size_t pl = strnlen(m->path, RING_MODULE_PATH_MAX - 1);
-	uint32_t idlen = m->build_id_len < RING_BUILD_ID_MAX
-				 ? m->build_id_len : RING_BUILD_ID_MAX;
 	const char *base = strrchr(m->path, '/');
 	/* Every frame asks; each module entry is looked up once. */
 	uint64_t *known = pairmap_put(&b->module_of, (uintptr_t)m, 0);
@@ -707,11 +717,7 @@ static int64_t builder_module(struct stack_builder *b,
 
 	if (known && *known)
 		return (int64_t)*known - 1;
-	for (uint32_t i = 0; i < idlen; i++) {
-		hex[2 * i] = digits[m->build_id[i] >> 4];
-		hex[2 * i + 1] = digits[m->build_id[i] & 15];
-	}
-	hex[2 * idlen] = '\0';
+	stats_build_id_hex(m, hex);
 	memcpy(key, m->path, pl);
 	key[pl] = '\0';
 	memcpy(key + pl + 1, hex, strlen(hex) + 1);

@@ -93,4 +93,8 @@ struct stats {
 int64_t stats_endpoint(struct stats *s, const char *raw,
 		       struct endpoint **ret);
 
+/* m's build id in lowercase hex, NUL-terminated, into hex (at least
+ * 2 * RING_BUILD_ID_MAX + 1 bytes; "" without one) (stats.c). */
+void stats_build_id_hex(const struct ring_module *m, char *hex);
+
 #endif /* PROFSHIM_STATS_IMPL_H */

@@ -50,10 +50,9 @@ static json_t *state_process(const struct process *p)
 
 	for (uint32_t i = 0; i < p->nmods; i++) {
 		const struct ring_module *m = &p->mods[i];
-		char hex[2 * RING_BUILD_ID_MAX + 1] = "";
+		char hex[2 * RING_BUILD_ID_MAX + 1];
 
-		for (uint32_t j = 0; j < m->build_id_len && j < RING_BUILD_ID_MAX; j++)
-			(void)snprintf(hex + 2 * j, 3, "%02x", m->build_id[j]);
+		stats_build_id_hex(m, hex);
 		json_array_append_new(mods, json_pack("[o, o, o, s, s#]",
 						      state_u64(m->bias),
 						      state_u64(m->lo),

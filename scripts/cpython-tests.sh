@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CPython's own regression tests for signals, sockets, subprocesses and HTTP
-# servers, run twice with Debian's interpreter: plainly, then with
+# CPython's own regression tests for signals, EINTR handling (test_eintr
+# floods blocking calls with signals), select/poll/epoll, sleeps, sockets,
+# subprocesses and HTTP servers, run twice with Debian's interpreter: plainly, then with
 # libprofshim.so preloaded in continuous mode on the wall clock at 1000 Hz
 # (every thread of every Python process interrupted a thousand times a
 # second) while a collector records them. Both runs must pass with the same
@@ -17,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
 py=$(readlink -f /usr/bin/python3)
-tests=(test_signal test_socket test_subprocess test_httpservers)
+tests=(test_signal test_eintr test_select test_poll test_epoll test_time
+       test_socket test_subprocess test_httpservers)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 unset PYTHONUNBUFFERED ENABLE_PROFILING LD_PRELOAD
@@ -26,7 +28,7 @@ summary() {  # the "Ran N tests" and skip counts of a log, for comparison
   grep -E "^(Ran [0-9]+ tests|OK|FAILED)" "$1" | sed 's/ in [0-9.]*s//' | sort | uniq -c
 }
 
-run() {  # run LOG [ENV...]: the four modules, verbose, in $work
+run() {  # run LOG [ENV...]: the modules, verbose, in $work
   local log=$1; shift
   (cd "$work" && env "$@" "$py" -m test "${tests[@]}" -i '*VSOCK*' \
      --timeout 600 -v) >"$log" 2>&1

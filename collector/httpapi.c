@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,28 @@
 #define HTTPAPI_PER_IP 16
 #define HTTPAPI_IDLE_SECONDS 10
 #define HTTPAPI_LOG_LINES 5
+/* The key file is looked at again at most this often (see
+ * httpapi_key_refresh). */
+#define HTTPAPI_KEY_CHECK_NS 1000000000ull
+
+/* What identifies one version of the key file: a new file renamed over it,
+ * or the file rewritten in place, changes at least one of these. */
+struct httpapi_key_sig {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime; /* ctime: a chmod or chown alone */
+	bool missing;          /* it could not be looked at */
+};
 
 struct httpapi {
 	struct MHD_Daemon *d;
 	struct httpapi_ops ops;
 	char key[HTTPAPI_KEY_MAX + 1];
 	size_t keylen;
+	char *key_path;        /* --api-key-file, re-read when it changes */
+	struct httpapi_key_sig key_sig; /* the version last read or refused */
+	uint64_t key_checked;  /* CLOCK_MONOTONIC ns of the last look */
 	char *save_dir;        /* realpath of --save-dir, or NULL */
 	int fd;                /* libmicrohttpd's epoll descriptor */
 	unsigned port;
@@ -105,9 +122,19 @@ static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 		r = -errno;
 		(void)snprintf(err, errlen, "cannot read the key file %.300s: %s",
 			       path, strerror(-r));
+		h->key_sig = (struct httpapi_key_sig){ .missing = true };
 		return r;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		(void)snprintf(err, errlen, "cannot read the key file %.300s: %s",
+			       path, strerror(-r));
+		goto out;
+	}
+	h->key_sig = (struct httpapi_key_sig){
+		.dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+		.mtime = st.st_mtim, .ctime = st.st_ctim };
+	if (!S_ISREG(st.st_mode)) {
 		(void)snprintf(err, errlen, "the key file %.300s is not a "
 			       "regular file", path);
 		r = -EINVAL;
@@ -123,8 +150,8 @@ static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 	}
 	if (st.st_mode & 077) {
 		(void)snprintf(err, errlen, "the key file %.300s may be read "
-			       "by others (mode %04o); chmod 600 it and start "
-			       "again", path, (unsigned)(st.st_mode & 07777));
+			       "by others (mode %04o); chmod 600 it", path,
+			       (unsigned)(st.st_mode & 07777));
 		r = -EPERM;
 		goto out;
 	}
@@ -151,11 +178,65 @@ static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 		r = -EINVAL;
 		goto out;
 	}
+	explicit_bzero(h->key, sizeof(h->key));
 	memcpy(h->key, buf, (size_t)n);
 	h->keylen = (size_t)n;
 out:
 	(void)close(fd);
 	return r;
+}
+
+static uint64_t httpapi_now_ns(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool httpapi_key_sig_same(const struct httpapi_key_sig *a,
+				  const struct httpapi_key_sig *b)
+{
+	if (a->missing || b->missing)
+		return a->missing == b->missing;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec &&
+	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/*
+ * Keys are rotated by changing the key file: before a request is checked,
+ * the file is looked at (at most once a second), and a new version is read
+ * with the same checks as at start. One that passes replaces the key; one
+ * that does not leaves the previous key in use. Either is said in one line,
+ * once per version of the file.
+ */
+static void httpapi_key_refresh(struct httpapi *h)
+{
+	struct httpapi_key_sig now_sig = { .missing = true };
+	struct stat st;
+	uint64_t now = httpapi_now_ns();
+	char err[512];
+
+	if (now - h->key_checked < HTTPAPI_KEY_CHECK_NS)
+		return;
+	h->key_checked = now;
+	if (stat(h->key_path, &st) == 0)
+		now_sig = (struct httpapi_key_sig){
+			.dev = st.st_dev, .ino = st.st_ino,
+			.size = st.st_size, .mtime = st.st_mtim,
+			.ctime = st.st_ctim };
+	if (httpapi_key_sig_same(&now_sig, &h->key_sig))
+		return;
+	if (httpapi_read_key(h, h->key_path, err, sizeof(err)) < 0)
+		fprintf(stderr, "profshim-collector: http: %s; the previous key "
+			"stays in use\n", err);
+	else
+		fprintf(stderr, "profshim-collector: http: the key was read "
+			"again from %s (it changed); the previous key no "
+			"longer opens the API\n", h->key_path);
 }
 
 /*
@@ -440,6 +521,7 @@ static enum MHD_Result httpapi_answer(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	*con_cls = h;
+	httpapi_key_refresh(h);
 	if (!httpapi_authorized(h, c))
 		return httpapi_error(c, MHD_HTTP_UNAUTHORIZED,
 				     "send the API key in X-API-Key or "
@@ -503,6 +585,13 @@ int httpapi_start(struct httpapi **ret, const struct httpapi_opts *o,
 	r = httpapi_read_key(h, o->key_file, err, errlen);
 	if (r < 0)
 		goto fail;
+	h->key_path = strdup(o->key_file);
+	if (!h->key_path) {
+		(void)snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	h->key_checked = httpapi_now_ns();
 	if (o->save_dir) {
 		struct stat st;
 
@@ -574,6 +663,7 @@ void httpapi_stop(struct httpapi *h)
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	explicit_bzero(h->key, sizeof(h->key));
+	free(h->key_path);
 	free(h->save_dir);
 	free(h);
 }

@@ -13,7 +13,10 @@
  *
  * Every request carries the key, in `X-API-Key: KEY` or
  * `Authorization: Bearer KEY`; any request without it, or with another key,
- * gets 401 before its path is looked at. Errors are JSON
+ * gets 401 before its path is looked at. The key file is looked at again,
+ * at most once a second, before a request is checked: a changed file that
+ * passes the start-up checks replaces the key, one that does not leaves
+ * the previous key in use (one line on stderr either way). Errors are JSON
  * {"error": "one line"}.
  *
  * libmicrohttpd runs without threads of its own: httpapi_fd() is one file

@@ -44,6 +44,7 @@ static const char usage_text[] =
 	"         serve the HTTP API (data, reset, save, report.html, metrics)\n"
 	"         on ADDR (default 127.0.0.1); every request must carry the key\n"
 	"         in FILE (mode 0600) as X-API-Key or Authorization: Bearer;\n"
+	"         a changed FILE is read again within a second (key rotation);\n"
 	"         saves only into DIR\n"
 	"         [--push URL [--push-interval S] [--app NAME] [--tag K=V]...\n"
 	"          [--push-format pprof|folded]]\n"

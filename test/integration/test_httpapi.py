@@ -117,6 +117,79 @@ def test_every_path_needs_the_key(servers, collectors, tmp_path):
     col.finish()
 
 
+def until_status(api, headers, want, timeout=10.0):
+    """Call data with headers until the answer is want (the collector looks
+    at the key file at most once a second); the last status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = call(api, "/api/v1/profiling/data", headers=headers)[0]
+        if status == want or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+def test_key_rotates_when_the_key_file_changes(servers, collectors, tmp_path):
+    """A fleet rotates its key by replacing the key file: the new key opens
+    the API within about a second and the old one no longer does, without a
+    restart; a replacement that fails the start-up checks leaves the key in
+    use as it was, said once on stderr."""
+    srv, col, api = start(servers, collectors, tmp_path)
+    path = tmp_path / "api.key"
+    assert call(api, "/api/v1/profiling/data", headers=AUTH)[0] == 200
+    new = "rotated-" + KEY
+    # Replaced the way it should be: a new file renamed over the old one.
+    tmp = tmp_path / "api.key.new"
+    tmp.write_text(new + "\n")
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, path)
+    assert until_status(api, {"X-API-Key": new}, 200) == 200
+    assert call(api, "/api/v1/profiling/data", headers=AUTH)[0] == 401
+    assert call(api, "/metrics",
+                headers={"Authorization": "Bearer " + new})[0] == 200
+    # Rewritten in place, to a third key.
+    third = "third-" + KEY
+    path.write_text(third + "\n")
+    assert until_status(api, {"X-API-Key": third}, 200) == 200
+    assert call(api, "/api/v1/profiling/data",
+                headers={"X-API-Key": new})[0] == 401
+    # A file others may read: refused, the third key stays in use; the
+    # chmod that fixes it alone is enough for the key to be taken up.
+    fourth = "fourth-" + KEY
+    path.write_text(fourth + "\n")
+    os.chmod(path, 0o644)
+    time.sleep(1.2)
+    assert call(api, "/api/v1/profiling/data",
+                headers={"X-API-Key": third})[0] == 200
+    assert call(api, "/api/v1/profiling/data",
+                headers={"X-API-Key": fourth})[0] == 401
+    os.chmod(path, 0o600)
+    assert until_status(api, {"X-API-Key": fourth}, 200) == 200
+    # An empty file, then none at all: refused, the fourth key stays, and
+    # each version is said once however often it is looked at.
+    for n, bad in enumerate(("empty", "gone"), 2):
+        if bad == "empty":
+            path.write_text("\n")
+        else:
+            path.unlink()
+        for _ in range(4):
+            time.sleep(0.5)
+            assert call(api, "/api/v1/profiling/data",
+                        headers={"X-API-Key": fourth})[0] == 200, bad
+        lines = [l for l in col.err_path.read_text().splitlines()
+                 if "previous key stays in use" in l]
+        assert len(lines) == n, lines
+    assert "chmod 600" in lines[0] and "one key" in lines[1]
+    assert "cannot read the key file" in lines[2]
+    # Back to a good file: the key is taken up again.
+    key_file(tmp_path, text=KEY + "\n")
+    assert until_status(api, AUTH, 200) == 200
+    assert call(api, "/api/v1/profiling/data",
+                headers={"X-API-Key": fourth})[0] == 401
+    assert col.err_path.read_text().count("the key was read again") == 4
+    srv.stop()
+    col.finish()
+
+
 def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
     srv, col, api = start(servers, collectors, tmp_path,
                           PROFILING_SAMPLE_RATE="1", PROFILING_HZ="499")

@@ -52,6 +52,13 @@ struct httpapi_key_sig {
 	bool missing;          /* it could not be looked at */
 };
 
+static struct httpapi_key_sig httpapi_key_sig_of(const struct stat *st)
+{
+	return (struct httpapi_key_sig){
+		.dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
+		.mtime = st->st_mtim, .ctime = st->st_ctim };
+}
+
 struct httpapi {
 	struct MHD_Daemon *d;
 	struct httpapi_ops ops;
@@ -131,9 +138,7 @@ static int httpapi_read_key(struct httpapi *h, const char *path, char *err,
 			       path, strerror(-r));
 		goto out;
 	}
-	h->key_sig = (struct httpapi_key_sig){
-		.dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-		.mtime = st.st_mtim, .ctime = st.st_ctim };
+	h->key_sig = httpapi_key_sig_of(&st);
 	if (!S_ISREG(st.st_mode)) {
 		(void)snprintf(err, errlen, "the key file %.300s is not a "
 			       "regular file", path);
@@ -216,27 +221,32 @@ static bool httpapi_key_sig_same(const struct httpapi_key_sig *a,
 static void httpapi_key_refresh(struct httpapi *h)
 {
 	struct httpapi_key_sig now_sig = { .missing = true };
+	char err[512], old[HTTPAPI_KEY_MAX + 1];
+	size_t oldlen = h->keylen;
 	struct stat st;
 	uint64_t now = httpapi_now_ns();
-	char err[512];
+	bool same;
 
 	if (now - h->key_checked < HTTPAPI_KEY_CHECK_NS)
 		return;
 	h->key_checked = now;
 	if (stat(h->key_path, &st) == 0)
-		now_sig = (struct httpapi_key_sig){
-			.dev = st.st_dev, .ino = st.st_ino,
-			.size = st.st_size, .mtime = st.st_mtim,
-			.ctime = st.st_ctim };
+		now_sig = httpapi_key_sig_of(&st);
 	if (httpapi_key_sig_same(&now_sig, &h->key_sig))
 		return;
-	if (httpapi_read_key(h, h->key_path, err, sizeof(err)) < 0)
+	memcpy(old, h->key, sizeof(old));
+	if (httpapi_read_key(h, h->key_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "profshim-collector: http: %s; the previous key "
 			"stays in use\n", err);
-	else
-		fprintf(stderr, "profshim-collector: http: the key was read "
-			"again from %s (it changed); the previous key no "
-			"longer opens the API\n", h->key_path);
+	} else {
+		same = oldlen == h->keylen && memcmp(old, h->key, oldlen) == 0;
+		fprintf(stderr, "profshim-collector: http: the key file %s "
+			"changed and was read again: %s\n", h->key_path,
+			same ? "the key is the same"
+			     : "a new key; the previous one no longer opens "
+			       "the API");
+	}
+	explicit_bzero(old, sizeof(old));
 }
 
 /*

@@ -37,8 +37,7 @@
  * early checkpoint before it fills (8192 samples are about 400 KB). */
 #define RECORD_BATCH 8192
 #define RECORD_SCAN_NS 100000000ull
-/* An idle loop waits 10 ms, doubling up to 20 ms while turns find nothing
- * to read. A ring must hold what arrives during the longest wait, also at
+/* An idle loop waits 10 ms, then 20 ms while turns find nothing to read. A ring must hold what arrives during the longest wait, also at
  * the start of a burst after a quiet spell: with 100 ms, the per-sample
  * benchmark's bursts (600,000 samples a second) overflowed the default
  * ring and 80.6-82.6% of samples were recorded, against 88.7-100.2% at
@@ -1102,10 +1101,7 @@ int record_run(const struct record_opts *o)
 
 			/* A wait that ran out leaves nothing to accept. */
 			ctl_maybe = poll(p, 2, idle_ms) != 0;
-			if (idle_ms < RECORD_IDLE_MAX_MS)
-				idle_ms = idle_ms * 2 < RECORD_IDLE_MAX_MS
-						  ? idle_ms * 2
-						  : RECORD_IDLE_MAX_MS;
+			idle_ms = RECORD_IDLE_MAX_MS;
 		}
 	}
 	(void)record_drain_all(&rc, true);

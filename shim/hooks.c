@@ -140,7 +140,6 @@ static int (*real_setitimer)(__itimer_which_t, const struct itimerval *,
 			      struct itimerval *);
 static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *,
 				const struct timespec *);
-static int (*real_sigwaitinfo)(const sigset_t *, siginfo_t *);
 static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *,
 				  void *(*)(void *), void *);
 static int (*real_pipe2)(int[2], int);
@@ -1535,8 +1534,8 @@ static void hooks_wait_unmask(const sigset_t *old)
 	errno = saved;
 }
 
-HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info,
-		      const struct timespec *timeout)
+static int hooks_sigwait(const sigset_t *set, siginfo_t *info,
+			 const struct timespec *timeout)
 {
 	sigset_t old;
 	int r;
@@ -1549,17 +1548,16 @@ HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info,
 	return r;
 }
 
+HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info,
+		      const struct timespec *timeout)
+{
+	return hooks_sigwait(set, info, timeout);
+}
+
+/* sigwaitinfo is sigtimedwait without a timeout (glibc makes it so too). */
 HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-	sigset_t old;
-	int r;
-
-	RESOLVE(sigwaitinfo, "sigwaitinfo");
-	if (!hooks_wait_masks(set, &old))
-		return real_sigwaitinfo(set, info);
-	r = real_sigwaitinfo(set, info);
-	hooks_wait_unmask(&old);
-	return r;
+	return hooks_sigwait(set, info, NULL);
 }
 
 /*
@@ -1695,7 +1693,6 @@ static void hooks_resolve_all(void)
 	RESOLVE(signal, "signal");
 	RESOLVE(setitimer, "setitimer");
 	RESOLVE(sigtimedwait, "sigtimedwait");
-	RESOLVE(sigwaitinfo, "sigwaitinfo");
 	RESOLVE(pthread_create, "pthread_create");
 	RESOLVE(pipe2, "pipe2");
 	RESOLVE(syscall, "syscall");

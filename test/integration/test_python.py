@@ -20,7 +20,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/cpu"):
-            body = str(cpu_work(150000)).encode()
+            body = str(cpu_work(400000)).encode()
         else:
             body = b"fast"
         self.send_response(200)

@@ -7,6 +7,7 @@
  * change is the difference of the two shares.
  */
 #include "cmd/diff.h"
+#include "util/atomic_file.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -438,21 +439,36 @@ fail:
 	return 1;
 }
 
-/* Write len bytes to `path` (NULL: stdout). 0, or 1 after the reason. */
+struct diff_text {
+	const char *buf;
+	size_t len;
+};
+
+static int diff_fill(FILE *out, void *arg)
+{
+	const struct diff_text *t = arg;
+
+	return fwrite(t->buf, 1, t->len, out) == t->len ? 0 : -EIO;
+}
+
+/*
+ * Write len bytes to `path` (NULL: stdout), a file atomically, as every
+ * output of the collector (atomic_file.h). 0, or 1 after the reason.
+ */
 static int diff_emit(const char *path, const char *buf, size_t len)
 {
-	FILE *out = path ? fopen(path, "w") : stdout;
-	bool bad;
+	struct diff_text t = {buf, len};
+	char err[400];
 
-	if (!out) {
-		fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
-		return 1;
+	if (!path) {
+		if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0) {
+			fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+			return 1;
+		}
+		return 0;
 	}
-	bad = fwrite(buf, 1, len, out) != len;
-	bad |= path ? fclose(out) != 0 : fflush(out) != 0;
-	if (bad) {
-		fprintf(stderr, PROG ": %s: %s\n", path ? path : "stdout",
-			strerror(errno));
+	if (atomic_file_write(path, diff_fill, &t, err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
 		return 1;
 	}
 	return 0;

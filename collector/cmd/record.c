@@ -7,6 +7,8 @@
  * the last record, its module map kept for symbols, and its file removed.
  */
 #include "cmd/record.h"
+#include "util/clock.h"
+#include "util/atomic_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -89,14 +91,6 @@ static void record_on_signal(int sig)
 {
 	(void)sig;
 	record_stop = 1;
-}
-
-static uint64_t record_now(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -604,49 +598,30 @@ static char *record_dumps(struct recorder *rc, const char *endpoint,
 	return s;
 }
 
+static int record_fill(FILE *out, void *arg)
+{
+	const char *s = arg;
+
+	return fputs(s, out) >= 0 && fputc('\n', out) != EOF ? 0 : -EIO;
+}
+
 /*
  * Write the profile (and `checkpoint`, as record_dumps() takes it) to path
- * atomically: a temporary file, then rename.
+ * atomically (atomic_file.h).
  */
 static int record_write(struct recorder *rc, const char *path,
 			json_t *checkpoint, char *err, size_t errlen)
 {
-	char tmp[4200];
 	char *s = record_dumps(rc, NULL, NULL, checkpoint);
-	FILE *f;
-	int ok, fd;
+	int r;
 
 	if (!s) {
 		(void)snprintf(err, errlen, "out of memory building the JSON");
 		return -1;
 	}
-	(void)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	/* A new file of our own: whatever sits at the temporary name (a link
-	 * someone planted in a shared directory) is removed, never followed. */
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0666);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		int e = errno;
-
-		if (fd >= 0)
-			(void)close(fd);
-		(void)snprintf(err, errlen, "cannot write %.300s: %s", tmp,
-			       strerror(e));
-		free(s);
-		return -1;
-	}
-	ok = fputs(s, f) >= 0 && fputc('\n', f) != EOF;
-	ok = (fclose(f) == 0) && ok;
+	r = atomic_file_write(path, record_fill, s, err, errlen);
 	free(s);
-	if (!ok || rename(tmp, path) < 0) {
-		(void)snprintf(err, errlen, "cannot write %.300s: %s", path,
-			       strerror(errno));
-		(void)unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 /*
@@ -701,7 +676,7 @@ static void record_reset_stats(void *arg)
 	/* What was sampled since the last push goes out before it is
 	 * cleared. */
 	if (rc->push)
-		push_reset(rc->push, record_now(), record_snapshot, rc);
+		push_reset(rc->push, clock_now_ns(), record_snapshot, rc);
 	stats_reset(rc->stats);
 	rc->dirty = true;
 }
@@ -801,7 +776,7 @@ static int record_checkpoint(struct recorder *rc)
 	char err[512];
 	int r = -1;
 
-	rc->last_checkpoint = record_now();
+	rc->last_checkpoint = clock_now_ns();
 	if (!pos || !rings || !state) {
 		(void)snprintf(err, sizeof(err), "out of memory");
 		goto out;
@@ -971,7 +946,7 @@ static int record_start_services(struct recorder *rc)
 		/* The baseline, before anything more is read: what a resumed
 		 * checkpoint holds was pushed by the run that wrote it, what
 		 * the rings hold now was not. */
-		push_step(rc->push, record_now(), record_snapshot_as_written,
+		push_step(rc->push, clock_now_ns(), record_snapshot_as_written,
 			  rc);
 	}
 	return 0;
@@ -993,7 +968,7 @@ int record_run(const struct record_opts *o)
 {
 	struct recorder rc = {.o = o, .ctl = -1};
 	char path[256], err[512];
-	uint64_t start = record_now(), last_scan = 0;
+	uint64_t start = clock_now_ns(), last_scan = 0;
 	uint64_t reqs, samples, eps;
 	int idle_ms = RECORD_IDLE_MIN_MS;
 	bool ctl_maybe = true;
@@ -1046,7 +1021,7 @@ int record_run(const struct record_opts *o)
 		status = 1;
 		goto out;
 	}
-	rc.last_checkpoint = record_now();
+	rc.last_checkpoint = clock_now_ns();
 	if (o->ring)
 		fprintf(stderr, "profshim-collector: reading ring %s\n", o->ring);
 	else if (o->pid)
@@ -1061,7 +1036,7 @@ int record_run(const struct record_opts *o)
 			(unsigned)getuid());
 
 	while (!record_stop) {
-		uint64_t now = record_now();
+		uint64_t now = clock_now_ns();
 		size_t n;
 
 		if (now - last_scan >= RECORD_SCAN_NS) {

@@ -2,6 +2,7 @@
  * report.c — see report.h.
  */
 #include "cmd/report.h"
+#include "util/atomic_file.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -74,46 +75,17 @@ static int report_bad(const char *fmt, const char *arg)
 	return 2;
 }
 
-/*
- * Write through a temporary file next to `path` renamed over it, so a
- * failed report never leaves a truncated file where a good one was.
- */
-static int report_to_file(const struct report_format *f,
-			  const struct profile *p, const char *path)
-{
-	size_t n = strlen(path) + 16;
-	char *tmp = malloc(n);
-	FILE *out;
-	int r, fd;
+/* What atomic_file_write() fills: one format of one profile. */
+struct report_job {
+	const struct report_format *f;
+	const struct profile *p;
+};
 
-	if (!tmp)
-		return -ENOMEM;
-	(void)snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	out = fdopen(fd, "w");
-	if (!out) {
-		r = -errno;
-		(void)close(fd);
-		(void)unlink(tmp);
-		goto out;
-	}
-	(void)fchmod(fd, 0644 & ~umask(umask(0)));
-	r = f->write(p, out);
-	if (fflush(out) != 0 && r == 0)
-		r = -errno;
-	if (fclose(out) != 0 && r == 0)
-		r = -EIO;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		(void)unlink(tmp);
-out:
-	free(tmp);
-	return r;
+static int report_fill(FILE *out, void *arg)
+{
+	const struct report_job *job = arg;
+
+	return job->f->write(job->p, out);
 }
 
 int report_main(int argc, char **argv)
@@ -195,7 +167,13 @@ int report_main(int argc, char **argv)
 		return 1;
 	}
 	if (output) {
-		r = report_to_file(fmt, p, output);
+		struct report_job job = {fmt, p};
+		char werr[400];
+
+		/* The file is whole or untouched: a failed report never
+		 * leaves a truncated file where a good one was. */
+		r = atomic_file_write(output, report_fill, &job, werr,
+				      sizeof(werr));
 	} else {
 		r = fmt->write(p, stdout);
 		if (fflush(stdout) != 0 && r == 0)

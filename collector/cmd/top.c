@@ -14,6 +14,7 @@
  * terminal back while stopped.
  */
 #include "cmd/top.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -93,14 +94,6 @@ static int top_usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n\n%s", top_usage_text);
 	return 2;
-}
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /*
@@ -435,7 +428,7 @@ static int top_fetch(const char *socket, struct profile **ret, double *at,
 {
 	int r = profile_fetch(socket, ret, err, errlen);
 
-	*at = now_seconds();
+	*at = clock_now_s();
 	return r;
 }
 
@@ -597,7 +590,7 @@ static int top_loop(const char *socket, double interval, struct top_view *v,
 
 	while (r == 0 && !top_stop_signal) {
 		struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
-		double wait = next - now_seconds();
+		double wait = next - clock_now_s();
 		char keys[64];
 		ssize_t n;
 
@@ -631,8 +624,8 @@ static int top_loop(const char *socket, double interval, struct top_view *v,
 				r = 0;
 			}
 			next += interval;
-			if (next <= now_seconds())
-				next = now_seconds() + interval;
+			if (next <= clock_now_s())
+				next = clock_now_s() + interval;
 			if (r == 0)
 				r = term_draw(v);
 			continue;
@@ -653,7 +646,7 @@ static int top_loop(const char *socket, double interval, struct top_view *v,
 		    memchr(keys, 'Q', (size_t)n))
 			break;
 		if (memchr(keys, ' ', (size_t)n))
-			next = now_seconds();  /* space: refresh now */
+			next = clock_now_s();  /* space: refresh now */
 	}
 	return r;
 }

@@ -8,6 +8,7 @@
  * headers.
  */
 #include "services/httpapi.h"
+#include "util/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -84,13 +85,10 @@ struct httpapi {
 static void httpapi_log(void *cls, const char *fmt, va_list ap)
 {
 	struct httpapi *h = cls;
-	struct timespec ts;
-	time_t now;
+	time_t now = (time_t)(clock_now_ns() / 1000000000u);
 	char line[512];
 	size_t n;
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = ts.tv_sec;
 	if (h->log_minute == 0 || now - h->log_minute >= 60) {
 		if (h->log_muted)
 			fprintf(stderr, "profshim-collector: http: %lu more "
@@ -191,14 +189,6 @@ out:
 	return r;
 }
 
-static uint64_t httpapi_now_ns(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool httpapi_key_sig_same(const struct httpapi_key_sig *a,
 				  const struct httpapi_key_sig *b)
 {
@@ -224,7 +214,7 @@ static void httpapi_key_refresh(struct httpapi *h)
 	char err[512], old[HTTPAPI_KEY_MAX + 1];
 	size_t oldlen = h->keylen;
 	struct stat st;
-	uint64_t now = httpapi_now_ns();
+	uint64_t now = clock_now_ns();
 	bool same;
 
 	if (now - h->key_checked < HTTPAPI_KEY_CHECK_NS)
@@ -601,7 +591,7 @@ int httpapi_start(struct httpapi **ret, const struct httpapi_opts *o,
 		r = -ENOMEM;
 		goto fail;
 	}
-	h->key_checked = httpapi_now_ns();
+	h->key_checked = clock_now_ns();
 	if (o->save_dir) {
 		struct stat st;
 

@@ -16,6 +16,7 @@
  * would fail forever and hold up every later one, so it is dropped.
  */
 #include "services/push.h"
+#include "util/clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -101,14 +102,6 @@ struct push {
 	uint64_t logged_at;
 	char reason[256];  /* the last failure */
 };
-
-static uint64_t push_clock(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The unix second of the monotonic instant now_ns, both clocks read
@@ -1014,7 +1007,7 @@ void push_reset(struct push *p, uint64_t now_ns, push_snapshot_fn snapshot,
 void push_finish(struct push *p, push_snapshot_fn snapshot, void *arg,
 		 double seconds)
 {
-	uint64_t now = push_clock();
+	uint64_t now = clock_now_ns();
 	uint64_t deadline = now + (uint64_t)(seconds > 0 ? seconds * 1e9 : 0);
 	uint64_t samples = 0;
 	char left[400] = "", dropped[100] = "";
@@ -1028,7 +1021,7 @@ void push_finish(struct push *p, push_snapshot_fn snapshot, void *arg,
 		uint64_t wait;
 
 		push_pump(p, now);
-		now = push_clock();
+		now = clock_now_ns();
 		if (!p->count || now >= deadline)
 			break;
 		wait = deadline - now;
@@ -1046,7 +1039,7 @@ void push_finish(struct push *p, push_snapshot_fn snapshot, void *arg,
 			ts.tv_nsec = (long)(wait % 1000000000ull);
 			(void)nanosleep(&ts, NULL);
 		}
-		now = push_clock();
+		now = clock_now_ns();
 	}
 	if (!p->count && !p->dropped)
 		return;

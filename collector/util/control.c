@@ -2,6 +2,7 @@
  * control.c — the collector's control socket (see control.h).
  */
 #include "util/control.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,11 @@ int control_path(const char *override, int create_dir, char *buf, size_t len)
 	}
 	n = snprintf(buf, len, "%s/collector.sock", dir);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static uint64_t control_now_ms(void)
+{
+	return clock_now_ns() / 1000000;
 }
 
 static int control_addr(const char *path, struct sockaddr_un *sa)
@@ -197,14 +203,6 @@ static bool control_stopped(pid_t pid)
 	buf[n] = '\0';
 	paren = strrchr(buf, ')');
 	return paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
-}
-
-static uint64_t control_now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /*

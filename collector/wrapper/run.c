@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "util/control.h"
+#include "util/clock.h"
 #include "wrapper/run.h"
 
 #ifndef PROFSHIM_LIBDIR
@@ -122,14 +123,6 @@ static int run_usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "; try 'profshim run --help'\n");
 	return 2;
-}
-
-static uint64_t run_now(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static bool run_valid_rate(const char *s)
@@ -582,14 +575,14 @@ static bool run_should_forward(const siginfo_t *si, pid_t server)
  */
 static int run_wait_ready(const char *sock, pid_t collector, int *st)
 {
-	uint64_t deadline = run_now() + RUN_READY_NS;
+	uint64_t deadline = clock_now_ns() + RUN_READY_NS;
 	char err[256];
 	FILE *sink = fopen("/dev/null", "we");
 	int r = -ETIMEDOUT;
 
 	if (!sink)
 		return -errno;
-	while (run_now() < deadline) {
+	while (clock_now_ns() < deadline) {
 		struct timespec ts = {0, 10 * 1000000};
 
 		if (waitpid(collector, st, WNOHANG) == collector) {
@@ -839,7 +832,7 @@ static int run_session(const struct run_opts *o, struct run_paths *p,
 	 * gone and their rings drained; children left running past
 	 * RUN_LINGER_NS, or a signal to profshim now, make it stop and write
 	 * what it has. */
-	server_end = run_now();
+	server_end = clock_now_ns();
 	while (!collector_gone) {
 		siginfo_t si;
 		int s;
@@ -850,7 +843,7 @@ static int run_session(const struct run_opts *o, struct run_paths *p,
 		}
 		s = run_wait_signal(set, &si);
 		if (!stopped && ((s && s != SIGCHLD) ||
-				 run_now() - server_end > RUN_LINGER_NS)) {
+				 clock_now_ns() - server_end > RUN_LINGER_NS)) {
 			if (!s || s == SIGCHLD)
 				fprintf(stderr, "profshim: processes the server "
 						"started still run; writing the "

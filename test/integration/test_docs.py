@@ -43,8 +43,11 @@ README_MAX_LINES = 250
 # without its man page explaining them.
 GENERAL_VARS = {"PATH", "TMPDIR", "HOME", "LD_PRELOAD"}
 
-TEXT_SUFFIXES = {".c", ".h", ".py", ".sh", ".md", ".build", ".in", ".txt",
-                 ".js", ".json", ".1", ".7", ".conf", ".service"}
+# Files people write (not generated output such as demo-profile.json or
+# bench-results.md, whose contents are not the repository's words).
+TEXT_SUFFIXES = {".c", ".h", ".py", ".sh", ".md", ".build", ".in", ".js",
+                 ".1", ".7", ".conf", ".service"}
+GENERATED = {"bench-results.md"}
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".pytest_cache",
              "artifacts"}
 
@@ -148,7 +151,7 @@ def repo_text_files():
             and not is_build_dir(d / n))
         for f in sorted(filenames):
             p = d / f
-            if p.resolve() == me:
+            if p.resolve() == me or f == me.name or f in GENERATED:
                 continue
             if p.suffix in TEXT_SUFFIXES or d.name in ("scripts", ".ci", "bench"):
                 try:

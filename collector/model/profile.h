@@ -7,7 +7,7 @@
  * profile saved on one machine gives the same reports on another: the
  * stacks in it are already symbolized.
  *
- * The JSON's parts this model reads (DESIGN.md has the rest):
+ * The JSON's parts this model reads (doc/profile-json.md has the rest):
  *
  *   "sample": {"clock": "cpu"|"wall", "period_ns": 10000000}
  *   "modules": [{"name": "server", "path": "/srv/server",

@@ -1,7 +1,7 @@
 /*
  * stats.h — what the collector knows: processes, per-endpoint statistics,
  * stack samples and the bounded list of kept requests; and the profile JSON
- * of DESIGN.md built from it.
+ * of doc/profile-json.md built from it.
  *
  * Every request is counted and timed per endpoint (calls, total, min, max,
  * percentiles from struct hist, status classes). Samples are aggregated per

@@ -33,7 +33,7 @@ sources() {
 	case $1 in
 	http) echo "shim/http.c" ;;
 	env) echo "shim/env.c" ;;
-	ring) echo "collector/ingest/reader.c shim/ring.c" ;;
+	ring) echo "collector/ingest/reader.c shim/ring.c shim/libc.c" ;;
 	profile) echo "collector/model/profile.c collector/util/control.c collector/util/table.c" ;;
 	esac
 }

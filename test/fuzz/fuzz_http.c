@@ -2,7 +2,7 @@
  * fuzz_http.c — libFuzzer target for the HTTP/1.x delimiter (http.h).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishim \
- *         shim/http.c test/fuzz/fuzz_http.c -o fuzz_http
+ *         shim/http_*.c test/fuzz/fuzz_http.c -o fuzz_http
  *   ./fuzz_http test/fuzz/corpus_http
  *
  * Input: four control bytes, then the payload. The control bytes choose the

@@ -74,6 +74,26 @@ static const char version_prefix[] = "HTTP/1.";
 
 #define VERSION_PREFIX_LEN (sizeof(version_prefix) - 1)
 
+/*
+ * Matches byte c of the HTTP-version of a request or status line, "HTTP/1."
+ * and a digit, of which *idx bytes matched so far; the digit, which ends
+ * it, moves *state to next. Returns false when c does not match.
+ */
+static inline bool version_byte(uint8_t *idx, uint8_t *state, uint8_t next,
+				unsigned char c)
+{
+	if (*idx < VERSION_PREFIX_LEN) {
+		if (c != (unsigned char)version_prefix[*idx])
+			return false;
+		(*idx)++;
+		return true;
+	}
+	if (!is_digit(c))
+		return false;
+	*state = next;
+	return true;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Header and body framing                                                  */
 /* ------------------------------------------------------------------------ */

@@ -205,9 +205,28 @@ static enum msg_event chunk_size_end(struct http_msg_state *m)
 }
 
 /*
- * Handles a byte of a chunk size: at least one hex digit, then optional
- * whitespace, ';' extensions, CRLF or LF. Sizes that do not fit in 60 bits
- * are an error.
+ * Handles a byte after the digits of a chunk size, right after them or
+ * after whitespace (M_CHUNK_WS): more whitespace, ';' extensions, CRLF or
+ * LF.
+ */
+static enum msg_event chunk_ws(struct http_msg_state *m, unsigned char c)
+{
+	if (is_ows(c))
+		m->state = M_CHUNK_WS;
+	else if (c == ';')
+		m->state = M_CHUNK_EXT;
+	else if (c == '\r')
+		m->state = M_CHUNK_CR;
+	else if (c == '\n')
+		return chunk_size_end(m);
+	else
+		return MSG_ERROR;
+	return MSG_NONE;
+}
+
+/*
+ * Handles a byte of a chunk size: at least one hex digit, then what
+ * chunk_ws() takes. Sizes that do not fit in 60 bits are an error.
  */
 static enum msg_event chunk_size(struct http_msg_state *m, unsigned char c)
 {
@@ -222,33 +241,7 @@ static enum msg_event chunk_size(struct http_msg_state *m, unsigned char c)
 	}
 	if (!(m->aux & CHUNK_DIGITS))
 		return MSG_ERROR;
-	if (is_ows(c))
-		m->state = M_CHUNK_WS;
-	else if (c == ';')
-		m->state = M_CHUNK_EXT;
-	else if (c == '\r')
-		m->state = M_CHUNK_CR;
-	else if (c == '\n')
-		return chunk_size_end(m);
-	else
-		return MSG_ERROR;
-	return MSG_NONE;
-}
-
-/* Handles whitespace after a chunk size, before ';' or the line end. */
-static enum msg_event chunk_ws(struct http_msg_state *m, unsigned char c)
-{
-	if (is_ows(c))
-		return MSG_NONE;
-	if (c == ';')
-		m->state = M_CHUNK_EXT;
-	else if (c == '\r')
-		m->state = M_CHUNK_CR;
-	else if (c == '\n')
-		return chunk_size_end(m);
-	else
-		return MSG_ERROR;
-	return MSG_NONE;
+	return chunk_ws(m, c);
 }
 
 /* Handles the byte after chunk data: CRLF or LF must end the chunk. */

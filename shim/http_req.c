@@ -302,21 +302,6 @@ static unsigned req_target(struct http_req *p, unsigned char c)
 	return 0;
 }
 
-/* Handles a byte of the version, which must be "HTTP/1." and a digit. */
-static unsigned req_version(struct http_req *p, unsigned char c)
-{
-	if (p->idx < VERSION_PREFIX_LEN) {
-		if (c != (unsigned char)version_prefix[p->idx])
-			return HTTP_REQ_ERROR;
-		p->idx++;
-		return 0;
-	}
-	if (!is_digit(c))
-		return HTTP_REQ_ERROR;
-	p->state = R_VERSION_END;
-	return 0;
-}
-
 /* Handles the end of the request line: the headers come next. */
 static unsigned req_version_end(struct http_req *p,
 					   unsigned char c)
@@ -341,7 +326,9 @@ static unsigned req_line_step(struct http_req *p, unsigned char c)
 	case R_TARGET:
 		return req_target(p, c);
 	case R_VERSION:
-		return req_version(p, c);
+		if (!version_byte(&p->idx, &p->state, R_VERSION_END, c))
+			return HTTP_REQ_ERROR;
+		return 0;
 	case R_VERSION_END:
 		return req_version_end(p, c);
 	default:

@@ -47,21 +47,6 @@ void http_resp_init(struct http_resp *p)
 	resp_reset(p);
 }
 
-/* Handles a byte of "HTTP/1.x"; anything else is not an HTTP response. */
-static unsigned resp_version(struct http_resp *p, unsigned char c)
-{
-	if (p->idx < VERSION_PREFIX_LEN) {
-		if (c != (unsigned char)version_prefix[p->idx])
-			return HTTP_RESP_ERROR;
-		p->idx++;
-		return 0;
-	}
-	if (!is_digit(c))
-		return HTTP_RESP_ERROR;
-	p->state = P_SP;
-	return 0;
-}
-
 /* Handles a digit of the status code, which must be 100 or more. */
 static unsigned resp_code(struct http_resp *p, unsigned char c)
 {
@@ -98,7 +83,9 @@ static unsigned resp_line_step(struct http_resp *p,
 {
 	switch (p->state) {
 	case P_VERSION:
-		return resp_version(p, c);
+		if (!version_byte(&p->idx, &p->state, P_SP, c))
+			return HTTP_RESP_ERROR;
+		return 0;
 	case P_SP:
 		if (c != ' ')
 			return HTTP_RESP_ERROR;

@@ -9,8 +9,8 @@
  * static inline: the request parser runs these steps for every path byte,
  * and tpl_path_whole() on its fast path (as a call into another file, it
  * cost http_req_feed() 2 instructions a request, even on requests whose
- * plain path never calls it). Same contract as http.h: no allocation, no locks, no stdio,
- * no system calls, bounded work per byte.
+ * plain path never calls it). Same contract as http.h: no allocation, no
+ * locks, no stdio, no system calls, bounded work per byte.
  */
 #ifndef PROFSHIM_HTTP_TEMPLATE_H
 #define PROFSHIM_HTTP_TEMPLATE_H
@@ -96,16 +96,21 @@ static inline bool tpl_seg_is_id(const struct http_tpl_state *t)
 	return (t->seg_flags & SEG_UUID) && t->seg_len == UUID_LEN;
 }
 
-/* Ends the current segment, rewriting it as ":id" when it is an id. */
-static inline void tpl_seg_end(struct http_tpl_state *t, char *out,
-			       size_t cap)
+/* Rewrites the current segment, from where it began, as ":id". */
+static inline void tpl_put_id(struct http_tpl_state *t, char *out, size_t cap)
 {
-	if (!tpl_seg_is_id(t))
-		return;
 	t->pos = t->seg_pos;
 	tpl_put(t, out, cap, ':');
 	tpl_put(t, out, cap, 'i');
 	tpl_put(t, out, cap, 'd');
+}
+
+/* Ends the current segment, rewriting it as ":id" when it is an id. */
+static inline void tpl_seg_end(struct http_tpl_state *t, char *out,
+			       size_t cap)
+{
+	if (tpl_seg_is_id(t))
+		tpl_put_id(t, out, cap);
 }
 
 /*
@@ -116,12 +121,8 @@ static inline void tpl_seg_end(struct http_tpl_state *t, char *out,
  */
 static inline void tpl_cut(struct http_tpl_state *t, char *out, size_t cap)
 {
-	if (t->seg_len && (t->seg_flags & SEG_ALL)) {
-		t->pos = t->seg_pos;
-		tpl_put(t, out, cap, ':');
-		tpl_put(t, out, cap, 'i');
-		tpl_put(t, out, cap, 'd');
-	}
+	if (t->seg_len && (t->seg_flags & SEG_ALL))
+		tpl_put_id(t, out, cap);
 	t->seg_len = 0;
 	t->seg_flags &= TPL_FED;
 }
@@ -171,6 +172,21 @@ static inline size_t tpl_finish(struct http_tpl_state *t, char *out,
 }
 
 /*
+ * Starts a segment at the output position and classifies its bytes
+ * s[from..to), writing none of them: what tpl_byte() finds of them.
+ */
+static inline void tpl_seg_classify(struct http_tpl_state *t,
+				    const unsigned char *s, size_t from,
+				    size_t to)
+{
+	t->seg_pos = t->pos;
+	t->seg_len = 0;
+	t->seg_flags = SEG_ALL;
+	for (size_t j = from; j < to; j++)
+		tpl_classify(t, s[j]);
+}
+
+/*
  * Templates a whole origin-form path s[0..n) (it starts with '/') into
  * out[0..cap) from the position t->pos, NUL-terminates it and returns its
  * length: the same result as giving every byte to tpl_byte() (up to
@@ -201,21 +217,13 @@ static inline size_t tpl_path_whole(struct http_tpl_state *t, char *out,
 		len = i - start;
 		if (cut && i == n) {
 			/* The segment the limit cuts (tpl_cut()). */
-			t->seg_pos = t->pos;
-			t->seg_len = 0;
-			t->seg_flags = SEG_ALL;
-			for (size_t j = start; j < i; j++)
-				tpl_classify(t, s[j]);
+			tpl_seg_classify(t, s, start, i);
 			if (t->seg_flags & SEG_ALL) {
 				tpl_cut(t, out, cap);
 				continue;
 			}
 		} else if (seg_may_be_id(s + start, len)) {
-			t->seg_pos = t->pos;
-			t->seg_len = 0;
-			t->seg_flags = SEG_ALL;
-			for (size_t j = start; j < i; j++)
-				tpl_classify(t, s[j]);
+			tpl_seg_classify(t, s, start, i);
 			if (tpl_seg_is_id(t)) {
 				tpl_seg_end(t, out, cap);
 				continue;

@@ -31,9 +31,9 @@
  *   - http_template.h: the path templater (shared by http_req_feed() and
  *     http_template_path(), so both always agree); http_template.c:
  *     http_template_path();
- *   - this header: what requests and responses share, the interface of
- *     header and body framing; http_msg.c: header and body framing (struct
- *     http_msg_state), shared by requests and responses: Content-Length,
+ *   - this header: what requests and responses share (the HTTP-version,
+ *     the interface of header and body framing); http_msg.c: header and
+ *     body framing (struct http_msg_state): Content-Length,
  *     Transfer-Encoding, chunked coding with extensions and trailers, and
  *     bodies that last until the close;
  *   - http_req.c: the request line parser and http_req_feed();
@@ -49,7 +49,7 @@
  * A function called from another file is compiled without knowing its
  * callers, so what they guarantee is said in its contract and written into
  * its code (msg_feed() is never given an empty buffer).
-
+ *
  * Leniency: a bare LF ends any line where CRLF is expected. At the end of
  * the request line, and in status, header and trailer lines, a stray CR is
  * ignored; in chunk framing a CR must be followed by LF. Everything that

@@ -835,8 +835,13 @@ static void test_fast_lengths(void)
 			       lengths[i]);
 		diff_one_response(req, false);
 	}
-	CHECK_STR(events_of("POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
-		  events_of("POST /p HTTP/1.1\r\nContent-Length:3\r\n\r\nabc"));
+	/* events_of() answers in one static buffer: keep the first. */
+	(void)snprintf(req, sizeof(req), "%s",
+		       events_of("POST /p HTTP/1.1\r\nContent-Length: 3\r\n"
+				 "\r\nabc"));
+	CHECK_STR(req, "SLD");
+	CHECK_STR(events_of("POST /p HTTP/1.1\r\nContent-Length:3\r\n\r\nabc"),
+		  req);
 }
 
 static void test_post_body_split(void)

@@ -19,64 +19,10 @@
 #include "cmd/record.h"
 #include "cmd/report.h"
 #include "cmd/top.h"
+#include "cmd/usage.h"
+#include "util/cli.h"
 
-#define PROG "profshim-collector"
-
-static const char usage_text[] =
-	"usage: " PROG " COMMAND [OPTIONS]\n"
-	"\n"
-	"Collects what libprofshim.so records in servers started with\n"
-	"  LD_PRELOAD=/path/to/libprofshim.so ENABLE_PROFILING=true SERVER\n"
-	"\n"
-	"commands:\n"
-	"  record [--pid PID] [--ring PATH] [--out FILE] [--duration S]\n"
-	"         [--slow-ms N] [--checkpoint S]\n"
-	"         attach to every ring of this user (present and future), or to\n"
-	"         PID and its descendants, or to one ring file; on Ctrl-C or\n"
-	"         SIGTERM, after S seconds, or when the PID tree has exited,\n"
-	"         write FILE (default profshim.json) and exit 0. Each ?profile=1\n"
-	"         request gets a line on stderr as it completes; --slow-ms N\n"
-	"         prints a JSON line on stdout per request slower than N ms.\n"
-	"         FILE is also a checkpoint, rewritten every S seconds (default\n"
-	"         1, 0: never): a collector killed and started again with the\n"
-	"         same --out resumes it and counts every request exactly once\n"
-	"         [--http [ADDR:]PORT --api-key-file FILE [--save-dir DIR]]\n"
-	"         serve the HTTP API (data, reset, save, report.html, metrics)\n"
-	"         on ADDR (default 127.0.0.1); every request must carry the key\n"
-	"         in FILE (mode 0600) as X-API-Key or Authorization: Bearer;\n"
-	"         a changed FILE is read again within a second (key rotation);\n"
-	"         saves only into DIR\n"
-	"         [--push URL [--push-interval S] [--app NAME] [--tag K=V]...\n"
-	"          [--push-format pprof|folded]]\n"
-	"         every S seconds (default 10) push the samples since the last\n"
-	"         push to the Pyroscope-compatible store at URL as NAME{K=V,...}\n"
-	"         (default name profshim); $PYROSCOPE_AUTH_TOKEN, when set, is\n"
-	"         sent as a bearer token\n"
-	"  dump [--endpoint E] [--function NAME]\n"
-	"         print the running collector's profile JSON; --endpoint keeps\n"
-	"         one endpoint (\"GET /users/:id\"), --function keeps only stacks\n"
-	"         passing through NAME\n"
-	"  reset  clear the running collector's statistics\n"
-	"  save FILE\n"
-	"         write the running collector's profile JSON to FILE\n"
-	"  report [--input FILE] [--format F] [--endpoint E] [--request ID]\n"
-	"         [--function NAME] [--output FILE]\n"
-	"         a report from a saved profile or the running collector: json,\n"
-	"         folded, pprof, speedscope, html or prometheus\n"
-	"  diff BASE NEW [--format text|json|html] [--endpoint E]\n"
-	"         what changed between two saved profiles\n"
-	"  top [--once] [--interval S]\n"
-	"         live view of the running collector; q quits\n"
-	"  gc [--dry-run] [--verbose]\n"
-	"         remove rings (in /dev/shm) of your processes that have exited,\n"
-	"         after the running collector (if any) has drained them\n"
-	"\n"
-	"options for every command:\n"
-	"  --socket PATH  the control socket (default: $PROFSHIM_SOCKET, else\n"
-	"                 $XDG_RUNTIME_DIR/profshim/collector.sock, else\n"
-	"                 /tmp/profshim-UID/collector.sock)\n"
-	"  -h, --help     this text\n"
-	"  --version      print the version\n";
+#define PROG CLI_PROG
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -86,176 +32,7 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-enum { OPT_SOCKET = 1000, OPT_VERSION, OPT_SHM_DIR, OPT_SLOW_MS,
-       OPT_CHECKPOINT, OPT_HTTP, OPT_API_KEY_FILE, OPT_SAVE_DIR, OPT_PUSH,
-       OPT_PUSH_INTERVAL, OPT_PUSH_FORMAT, OPT_APP, OPT_TAG };
-
-static int parse_pid(const char *s, int *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v <= 0 || v > INT_MAX)
-		return -EINVAL;
-	*ret = (int)v;
-	return 0;
-}
-
-static int parse_seconds(const char *s, double *ret)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || end == s || !(v > 0) || v > 1e9)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-#define RECORD_TAGS_MAX 32
-#define RECORD_TAGS_MAX_TEXT "32"
-
-/* Options of record that only make sense together. 0, or 2 after usage. */
-static int record_check(const struct record_opts *o, int argc, char **argv)
-{
-	if (optind < argc)
-		return usage_error("record takes no argument '%s'", argv[optind]);
-	if (o->pid && o->ring)
-		return usage_error("%s", "--pid and --ring cannot go together");
-	if (o->http && !o->api_key_file)
-		return usage_error("%s", "--http needs --api-key-file FILE (a "
-				   "file of mode 0600 holding the key clients "
-				   "send)");
-	if (!o->http && (o->api_key_file || o->save_dir))
-		return usage_error("%s", "--api-key-file and --save-dir go "
-				   "with --http");
-	if (!o->push_url && (o->push_ntags || strcmp(o->push_app, "profshim") ||
-			     o->push_interval != 10.0 ||
-			     strcmp(o->push_format, "pprof")))
-		return usage_error("%s", "--tag, --app, --push-interval and "
-				   "--push-format go with --push URL");
-	return 0;
-}
-
-static int cmd_record(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"pid", required_argument, NULL, 'p'},
-		{"ring", required_argument, NULL, 'r'},
-		{"out", required_argument, NULL, 'o'},
-		{"duration", required_argument, NULL, 'd'},
-		{"socket", required_argument, NULL, OPT_SOCKET},
-		{"shm-dir", required_argument, NULL, OPT_SHM_DIR},
-		{"slow-ms", required_argument, NULL, OPT_SLOW_MS},
-		{"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
-		{"http", required_argument, NULL, OPT_HTTP},
-		{"api-key-file", required_argument, NULL, OPT_API_KEY_FILE},
-		{"save-dir", required_argument, NULL, OPT_SAVE_DIR},
-		{"push", required_argument, NULL, OPT_PUSH},
-		{"push-interval", required_argument, NULL, OPT_PUSH_INTERVAL},
-		{"push-format", required_argument, NULL, OPT_PUSH_FORMAT},
-		{"app", required_argument, NULL, OPT_APP},
-		{"tag", required_argument, NULL, OPT_TAG},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm",
-				.checkpoint = 1.0, .push_interval = 10.0,
-				.push_app = "profshim", .push_format = "pprof"};
-	/* --tag values point into argv. */
-	static const char *tags[RECORD_TAGS_MAX];
-	int c;
-
-	o.push_tags = tags;
-
-	while ((c = getopt_long(argc, argv, "+p:r:o:d:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (parse_pid(optarg, &o.pid) < 0)
-				return usage_error("--pid needs a process id, "
-						   "not '%s'", optarg);
-			break;
-		case 'r':
-			o.ring = optarg;
-			break;
-		case 'o':
-			o.out = optarg;
-			break;
-		case 'd':
-			if (parse_seconds(optarg, &o.duration) < 0)
-				return usage_error("--duration needs a number "
-						   "of seconds above 0, not '%s'",
-						   optarg);
-			break;
-		case OPT_SOCKET:
-			o.socket = optarg;
-			break;
-		case OPT_SHM_DIR:
-			o.shm_dir = optarg;
-			break;
-		case OPT_SLOW_MS:
-			if (parse_seconds(optarg, &o.slow_ms) < 0)
-				return usage_error("--slow-ms needs a number of "
-						   "milliseconds above 0, not '%s'",
-						   optarg);
-			break;
-		case OPT_CHECKPOINT:
-			if (strcmp(optarg, "0") == 0)
-				o.checkpoint = 0;
-			else if (parse_seconds(optarg, &o.checkpoint) < 0)
-				return usage_error("--checkpoint needs a number "
-						   "of seconds (0: no "
-						   "checkpoints), not '%s'",
-						   optarg);
-			break;
-		case OPT_HTTP:
-			o.http = optarg;
-			break;
-		case OPT_API_KEY_FILE:
-			o.api_key_file = optarg;
-			break;
-		case OPT_SAVE_DIR:
-			o.save_dir = optarg;
-			break;
-		case OPT_PUSH:
-			o.push_url = optarg;
-			break;
-		case OPT_PUSH_INTERVAL:
-			if (parse_seconds(optarg, &o.push_interval) < 0)
-				return usage_error("--push-interval needs a "
-						   "number of seconds above 0, "
-						   "not '%s'", optarg);
-			break;
-		case OPT_PUSH_FORMAT:
-			if (strcmp(optarg, "pprof") != 0 &&
-			    strcmp(optarg, "folded") != 0)
-				return usage_error("--push-format is pprof or "
-						   "folded, not '%s'", optarg);
-			o.push_format = optarg;
-			break;
-		case OPT_APP:
-			o.push_app = optarg;
-			break;
-		case OPT_TAG:
-			if (o.push_ntags == RECORD_TAGS_MAX)
-				return usage_error("at most %s --tag options",
-						   RECORD_TAGS_MAX_TEXT);
-			tags[o.push_ntags++] = optarg;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			return usage_error("%s", "bad option for record");
-		}
-	}
-	c = record_check(&o, argc, argv);
-	return c ? c : record_run(&o);
-}
+enum { OPT_SOCKET = 1000, OPT_SHM_DIR };
 
 static int cmd_gc(int argc, char **argv)
 {
@@ -431,7 +208,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "record") == 0)
-		return cmd_record(argc - 1, argv + 1);
+		return record_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "gc") == 0)
 		return cmd_gc(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)

@@ -14,6 +14,7 @@
  * terminal back while stopped.
  */
 #include "cmd/top.h"
+#include "util/cli.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -32,12 +33,12 @@
 
 #include "model/profile.h"
 
-#define PROG "profshim-collector"
 #define TOP_PLAIN_FUNCTIONS 20
 #define TOP_MIN_INTERVAL 0.1
+#define TOP_MAX_INTERVAL 86400
 
 static const char top_usage_text[] =
-	"usage: " PROG " top [--once] [--interval S] [--socket PATH]\n"
+	"usage: " CLI_PROG " top [--once] [--interval S] [--socket PATH]\n"
 	"\n"
 	"A live view of the running collector: requests per second, calls,\n"
 	"p50 and p99 latency and samples per endpoint, then the functions with\n"
@@ -88,13 +89,8 @@ static void top_on_signal(int sig)
 		top_stop_signal = sig;
 }
 
-static int top_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n\n%s", top_usage_text);
-	return 2;
-}
+static const struct cli top_cli = {.name = CLI_PROG,
+				   .usage = top_usage_text};
 
 /*
  * The next character of a name as the terminal should show it: control
@@ -467,13 +463,13 @@ static int top_once(const char *socket, double interval)
 	view_draw(&v, &f);
 	view_free(&v);
 	if (fflush(stdout) != 0) {
-		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		fprintf(stderr, CLI_PROG ": stdout: %s\n", strerror(errno));
 		return 1;
 	}
 	return 0;
 fail:
 	profile_free(first);
-	fprintf(stderr, PROG ": %s\n", err);
+	fprintf(stderr, CLI_PROG ": %s\n", err);
 	return 1;
 }
 
@@ -661,17 +657,17 @@ static int top_interactive(const char *socket, double interval)
 	int r, status = 0;
 
 	if (top_fetch(socket, &first, &t0, err, sizeof(err)) != 0) {
-		fprintf(stderr, PROG ": %s\n", err);
+		fprintf(stderr, CLI_PROG ": %s\n", err);
 		return 1;
 	}
 	r = view_update(&v, first, NULL, 0);
 	if (r < 0) {
 		profile_free(first);
-		fprintf(stderr, PROG ": %s\n", strerror(-r));
+		fprintf(stderr, CLI_PROG ": %s\n", strerror(-r));
 		return 1;
 	}
 	if (tcgetattr(STDIN_FILENO, &saved) < 0) {
-		fprintf(stderr, PROG ": terminal: %s\n", strerror(errno));
+		fprintf(stderr, CLI_PROG ": terminal: %s\n", strerror(errno));
 		view_free(&v);
 		return 1;
 	}
@@ -684,7 +680,7 @@ static int top_interactive(const char *socket, double interval)
 	signals_set(SIG_DFL);
 	view_free(&v);
 	if (r < 0) {
-		fprintf(stderr, PROG ": top: %s\n", strerror(-r));
+		fprintf(stderr, CLI_PROG ": top: %s\n", strerror(-r));
 		status = 1;
 	}
 	/* Ended by a signal: the terminal is back, now end as it asks. */
@@ -693,27 +689,11 @@ static int top_interactive(const char *socket, double interval)
 	return status;
 }
 
-static int parse_interval(const char *s, double *ret)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || end == s || !(v >= TOP_MIN_INTERVAL) || v > 86400)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 int top_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"once", no_argument, NULL, '1'},
-		{"interval", required_argument, NULL, 'i'},
-		{"socket", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		CLI_FLAG("once", '1'), CLI_ARG("interval", 'i'),
+		CLI_ARG("socket", 's'), CLI_HELP, {0},
 	};
 	const char *socket = NULL;
 	double interval = 1.0;
@@ -723,37 +703,28 @@ int top_main(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case '1':
+		if (c == '1') {
 			once = true;
-			break;
-		case 'i':
-			if (parse_interval(optarg, &interval) < 0)
-				return top_usage_error("--interval needs a "
-						       "number of seconds from "
-						       "0.1 to 86400, not '%s'",
-						       optarg);
-			break;
-		case 's':
+		} else if (c == 's') {
 			socket = optarg;
-			break;
-		case 'h':
-			fputs(top_usage_text, stdout);
-			return 0;
-		default:
-			return top_usage_error("bad option '%s' for top "
-					       "(unknown, or without its value)",
-					       argv[optind - 1]);
+		} else if (c != 'i') {
+			return cli_help_or_bad(&top_cli, c, CLI_BAD_OPTION,
+					       argv[optind - 1], "top");
+		} else if (cli_parse_number(optarg, TOP_MIN_INTERVAL, false,
+					    TOP_MAX_INTERVAL, &interval) < 0) {
+			return cli_usage_error(&top_cli, "--interval needs a "
+					       "number of seconds from 0.1 to "
+					       "86400, not '%s'", optarg);
 		}
 	}
 	if (optind < argc)
-		return top_usage_error("top takes no argument '%s'",
+		return cli_usage_error(&top_cli, "top takes no argument '%s'",
 				       argv[optind]);
 	if (once)
 		return top_once(socket, interval);
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-		return top_usage_error("%s", "top needs a terminal for its "
-				       "live view; use --once for one plain "
-				       "screen");
+		return cli_usage_error(&top_cli, "%s", "top needs a terminal "
+				       "for its live view; use --once for one "
+				       "plain screen");
 	return top_interactive(socket, interval);
 }

@@ -9,14 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int cli_usage_error(const struct cli *c, const char *fmt, ...)
+static int cli_vusage_error(const struct cli *c, const char *fmt, va_list ap)
 {
-	va_list ap;
-
 	fprintf(stderr, "%s: ", c->name);
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	if (c->hint)
 		fprintf(stderr, "%s\n", c->hint);
 	else
@@ -24,10 +20,34 @@ int cli_usage_error(const struct cli *c, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
+int cli_usage_error(const struct cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = cli_vusage_error(c, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 int cli_help(const struct cli *c)
 {
 	fputs(c->usage, stdout);
 	return 0;
+}
+
+int cli_help_or_bad(const struct cli *c, int opt, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (opt == 'h')
+		return cli_help(c);
+	va_start(ap, fmt);
+	r = cli_vusage_error(c, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 int cli_parse_number(const char *s, double lo, bool above_lo, double hi,

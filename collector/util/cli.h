@@ -41,6 +41,18 @@ int cli_usage_error(const struct cli *c, const char *fmt, ...)
 int cli_help(const struct cli *c);
 
 /*
+ * The end of a command's option switch, for an option it does not take
+ * itself: -h (opt 'h') prints the help and returns 0; anything else is a
+ * usage error with this message (as cli_usage_error()).
+ */
+int cli_help_or_bad(const struct cli *c, int opt, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The message of a bad option, for commands that name it: the option as
+ * given (argv[optind - 1]), then the command. */
+#define CLI_BAD_OPTION "bad option '%s' for %s (unknown, or without its value)"
+
+/*
  * The whole of s as a number from lo to hi (lo itself excluded when
  * `above_lo`): no trailing text, no NaN, nothing out of range. 0 or
  * -EINVAL.

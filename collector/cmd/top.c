@@ -308,18 +308,19 @@ static int clamp_width(int want, int least, int most)
 	return want < least ? least : want;
 }
 
-/*
- * Draw the view. Interactive frames (f->cols > 0) fit the window: names are
- * cut to the columns the numbers leave, and the endpoints and functions
- * share the rows, endpoints first but leaving functions at least half.
- * (What is still too wide is clipped by the terminal: autowrap is off.)
- */
-static void view_draw(const struct top_view *v, struct top_frame *f)
+/* Say a table is empty: one line. False once the screen is full. */
+static bool frame_empty(struct top_frame *f, const char *text)
+{
+	(void)fputs(text, f->out);
+	return frame_newline(f);
+}
+
+/* The first line (time, rates, samples, what was lost) and the status
+ * line. False once the screen is full. */
+static bool view_draw_header(const struct top_view *v, struct top_frame *f)
 {
 	const struct profile *p = v->cur;
-	size_t neps = p->nendpoints, nfn = (size_t)v->nfuncs;
-	int namew = 8, fnw = 8, modw = 6;
-	char line[512], rate[32], when[32], a[32], b[32];
+	char line[512], rate[32], when[32];
 	struct tm tm;
 	int n;
 
@@ -335,13 +336,24 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 			       ", %" PRIu64 " events, %" PRIu64 " requests",
 			       p->dropped_events, p->dropped_requests);
 	if (!frame_line(f, line))
-		return;
+		return false;
 	if (v->status[0]) {
 		(void)fputs("! ", f->out);
 		put_name(f->out, v->status, f->cols ? f->cols - 2 : -1, false);
 	}
-	if (!frame_newline(f))
-		return;
+	return frame_newline(f);
+}
+
+/*
+ * How many endpoint and function rows fit: on a terminal the two tables
+ * share the rows, endpoints first but leaving functions at least half;
+ * plain output shows every endpoint and TOP_PLAIN_FUNCTIONS functions.
+ */
+static void view_fit(const struct top_view *v, const struct top_frame *f,
+		     size_t *ret_neps, size_t *ret_nfn)
+{
+	size_t neps = v->cur->nendpoints, nfn = (size_t)v->nfuncs;
+
 	if (f->rows) {
 		/* Header, status, two table headers and a blank line: 5 rows;
 		 * an empty table takes one row to say so. */
@@ -356,8 +368,19 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 	} else if (nfn > TOP_PLAIN_FUNCTIONS) {
 		nfn = TOP_PLAIN_FUNCTIONS;
 	}
+	*ret_neps = neps;
+	*ret_nfn = nfn;
+}
 
-	/* Endpoints: the name, then five numbers in 10 columns each. */
+/* The endpoint table, its first neps rows: the name, then five numbers in
+ * 10 columns each. False once the screen is full. */
+static bool view_draw_endpoints(const struct top_view *v,
+				struct top_frame *f, size_t neps)
+{
+	const struct profile *p = v->cur;
+	char rate[32], a[32], b[32];
+	int namew = 8;
+
 	for (size_t i = 0; i < p->nendpoints; i++)
 		namew = clamp_width(name_cols(v->rows[i].ep->name), namew, -1);
 	if (f->cols)
@@ -365,7 +388,7 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 	(void)fprintf(f->out, "%-*s %9s %9s %9s %9s %9s", namew, "endpoint",
 		      "req/s", "calls", "p50 ms", "p99 ms", "samples");
 	if (!frame_newline(f))
-		return;
+		return false;
 	for (size_t i = 0; i < neps; i++) {
 		const struct top_row *r = &v->rows[i];
 
@@ -376,17 +399,19 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 		(void)fprintf(f->out, " %9s %9" PRIu64 " %9s %9s %9" PRIu64,
 			      rate, r->ep->calls, a, b, r->ep->samples);
 		if (!frame_newline(f))
-			return;
+			return false;
 	}
-	if (!p->nendpoints) {
-		(void)fputs("(no requests yet)", f->out);
-		if (!frame_newline(f))
-			return;
-	}
-	if (!frame_newline(f))
-		return;
+	return p->nendpoints || frame_empty(f, "(no requests yet)");
+}
 
-	/* Functions: name, module, then two percentages in 9 columns. */
+/* The function table, its first nfn rows: name, module, then two
+ * percentages in 9 columns. False once the screen is full. */
+static bool view_draw_functions(const struct top_view *v,
+				struct top_frame *f, size_t nfn)
+{
+	double all = v->func_samples ? (double)v->func_samples : 1.0;
+	int fnw = 8, modw = 6;
+
 	for (size_t i = 0; i < (size_t)v->nfuncs; i++) {
 		fnw = clamp_width(name_cols(v->funcs[i].function), fnw, -1);
 		modw = clamp_width(name_cols(v->funcs[i].module), modw, -1);
@@ -398,10 +423,9 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 	(void)fprintf(f->out, "%-*s %-*s %8s %8s", fnw, "function", modw,
 		      "module", "self %", "total %");
 	if (!frame_newline(f))
-		return;
+		return false;
 	for (size_t i = 0; i < nfn; i++) {
 		const struct profile_func *fn = &v->funcs[i];
-		double all = v->func_samples ? (double)v->func_samples : 1.0;
 
 		put_name(f->out, fn->function, fnw, true);
 		(void)fputc(' ', f->out);
@@ -409,13 +433,26 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 		(void)fprintf(f->out, " %8.1f %8.1f", (double)fn->self * 100 / all,
 			      (double)fn->total * 100 / all);
 		if (!frame_newline(f))
-			return;
+			return false;
 	}
-	if (!v->nfuncs) {
-		(void)fputs("(no samples yet)", f->out);
-		if (!frame_newline(f))
-			return;
-	}
+	return v->nfuncs || frame_empty(f, "(no samples yet)");
+}
+
+/*
+ * Draw the view. Interactive frames (f->cols > 0) fit the window: names are
+ * cut to the columns the numbers leave, and the endpoints and functions
+ * share the rows (view_fit()). (What is still too wide is clipped by the
+ * terminal: autowrap is off.)
+ */
+static void view_draw(const struct top_view *v, struct top_frame *f)
+{
+	size_t neps, nfn;
+
+	view_fit(v, f, &neps, &nfn);
+	/* A blank line between the tables. */
+	if (view_draw_header(v, f) && view_draw_endpoints(v, f, neps) &&
+	    frame_newline(f))
+		(void)view_draw_functions(v, f, nfn);
 }
 
 /* Fetch a profile; 0, or 1 with the reason in err. */

@@ -134,9 +134,9 @@ static int record_option(struct record_opts *o, int c, const char **tags)
 	}
 	if (number) {
 		if (cli_parse_seconds(optarg, number) < 0)
-			return cli_usage_error(&usage_cli, "%s needs a number of "
-					       "%s above 0, not '%s'", name,
-					       unit, optarg);
+			return cli_usage_error(&usage_cli, "%s needs a "
+					       "number of %s above 0, not "
+					       "'%s'", name, unit, optarg);
 		return -1;
 	}
 	switch (c) {
@@ -149,14 +149,17 @@ static int record_option(struct record_opts *o, int c, const char **tags)
 		if (strcmp(optarg, "0") == 0)
 			o->checkpoint = 0;
 		else if (cli_parse_seconds(optarg, &o->checkpoint) < 0)
-			return cli_usage_error(&usage_cli, "--checkpoint needs a "
-					       "number of seconds (0: no "
-					       "checkpoints), not '%s'", optarg);
+			return cli_usage_error(&usage_cli, "--checkpoint "
+					       "needs a number of seconds (0: "
+					       "no checkpoints), not '%s'",
+					       optarg);
 		break;
 	case OPT_PUSH_FORMAT:
-		if (strcmp(optarg, "pprof") != 0 && strcmp(optarg, "folded") != 0)
+		if (strcmp(optarg, "pprof") != 0 &&
+		    strcmp(optarg, "folded") != 0)
 			return cli_usage_error(&usage_cli, "--push-format is "
-					       "pprof or folded, not '%s'", optarg);
+					       "pprof or folded, not '%s'",
+					       optarg);
 		o->push_format = optarg;
 		break;
 	case OPT_TAG:
@@ -165,10 +168,9 @@ static int record_option(struct record_opts *o, int c, const char **tags)
 					       "options", RECORD_TAGS_MAX_TEXT);
 		tags[o->push_ntags++] = optarg;
 		break;
-	case 'h':
-		return cli_help(&usage_cli);
 	default:
-		return cli_usage_error(&usage_cli, "%s", "bad option for record");
+		return cli_help_or_bad(&usage_cli, c, "%s",
+				       "bad option for record");
 	}
 	return -1;
 }
@@ -178,12 +180,14 @@ int record_main(int argc, char **argv)
 	static const struct option opts[] = {
 		CLI_ARG("pid", 'p'), CLI_ARG("ring", 'r'), CLI_ARG("out", 'o'),
 		CLI_ARG("duration", 'd'), CLI_ARG("socket", OPT_SOCKET),
-		CLI_ARG("shm-dir", OPT_SHM_DIR), CLI_ARG("slow-ms", OPT_SLOW_MS),
-		CLI_ARG("checkpoint", OPT_CHECKPOINT), CLI_ARG("http", OPT_HTTP),
+		CLI_ARG("shm-dir", OPT_SHM_DIR),
+		CLI_ARG("slow-ms", OPT_SLOW_MS),
+		CLI_ARG("checkpoint", OPT_CHECKPOINT),
+		CLI_ARG("http", OPT_HTTP), CLI_ARG("save-dir", OPT_SAVE_DIR),
 		CLI_ARG("api-key-file", OPT_API_KEY_FILE),
-		CLI_ARG("save-dir", OPT_SAVE_DIR), CLI_ARG("push", OPT_PUSH),
+		CLI_ARG("push", OPT_PUSH), CLI_ARG("app", OPT_APP),
 		CLI_ARG("push-interval", OPT_PUSH_INTERVAL),
-		CLI_ARG("push-format", OPT_PUSH_FORMAT), CLI_ARG("app", OPT_APP),
+		CLI_ARG("push-format", OPT_PUSH_FORMAT),
 		CLI_ARG("tag", OPT_TAG), CLI_HELP, {0},
 	};
 	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm",

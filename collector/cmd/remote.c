@@ -78,8 +78,8 @@ int remote_main(int argc, char **argv)
 		if (c == OPT_SOCKET) {
 			socket = optarg;
 		} else if (c != 'e' && c != 'f') {
-			return cli_help_or_bad(&usage_cli, c, "bad option for %s",
-					       cmd);
+			return cli_help_or_bad(&usage_cli, c,
+					       "bad option for %s", cmd);
 		} else if (!dump) {
 			return cli_usage_error(&usage_cli, "%s takes no "
 					       "--endpoint or --function", cmd);

@@ -157,8 +157,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		if (c >= 0 && c < RUN_NVARS) {
 			if (!run_vars[c].valid(optarg))
-				return cli_usage_error(&run_cli, run_vars[c].bad,
-						       optarg);
+				return cli_usage_error(&run_cli,
+						       run_vars[c].bad, optarg);
 			o->vars[c] = optarg;
 			continue;
 		}
@@ -180,9 +180,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		}
 	}
 	if (optind >= argc)
-		return cli_usage_error(&run_cli, "%s", "no server command given "
-				       "(profshim run [OPTIONS] -- SERVER "
-				       "[ARGS...])");
+		return cli_usage_error(&run_cli, "%s", "no server command "
+				       "given (profshim run [OPTIONS] -- "
+				       "SERVER [ARGS...])");
 	o->argv = argv + optind;
 	return RUN_ON;
 }
@@ -346,7 +346,8 @@ static int run_start_collector(struct run_state *s)
 				 "--out", (char *)o->out, "--socket", p->sock,
 				 "--checkpoint", "0", NULL};
 
-		r = run_spawn(p->collector, cargv, true, s->mask, &s->collector);
+		r = run_spawn(p->collector, cargv, true, s->mask,
+			      &s->collector);
 	}
 	if (r < 0) {
 		fprintf(stderr, "profshim: cannot start %s: %s\n", p->collector,
@@ -377,8 +378,8 @@ static int run_release_server(struct run_state *s)
 	int e = 0;
 
 	if (write(s->go_fd, "g", 1) != 1) {
-		fprintf(stderr, "profshim: cannot start %s: %s\n", s->o->argv[0],
-			strerror(errno));
+		fprintf(stderr, "profshim: cannot start %s: %s\n",
+			s->o->argv[0], strerror(errno));
 		return 1;
 	}
 	(void)close(s->go_fd);
@@ -467,7 +468,8 @@ static int run_report(struct run_state *s)
 	if (!WIFEXITED(s->cst) || WEXITSTATUS(s->cst) != 0 ||
 	    access(o->out, R_OK) < 0) {
 		fprintf(stderr, "profshim: no profile written to %s (collector "
-				"exit status %d)\n", o->out, run_status(s->cst));
+				"exit status %d)\n", o->out,
+			run_status(s->cst));
 		return status ? status : 1;
 	}
 	{

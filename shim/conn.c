@@ -526,8 +526,9 @@ void conn_accepted(int fd)
 	conn_give(c);
 }
 
-void conn_readv_done(int fd, const struct iovec *iov, int iovcnt,
-			     ssize_t n)
+/* The bytes of a vectored call, n in all, one buffer at a time. */
+static ALWAYS_INLINE void conn_iov_done(int fd, const struct iovec *iov,
+					int iovcnt, ssize_t n, bool write)
 {
 	struct conn *c;
 
@@ -536,26 +537,23 @@ void conn_readv_done(int fd, const struct iovec *iov, int iovcnt,
 	for (int i = 0; i < iovcnt && n > 0; i++) {
 		size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
 
-		conn_on_read(c, fd, iov[i].iov_base, k);
+		if (write)
+			conn_on_write(c, iov[i].iov_base, k);
+		else
+			conn_on_read(c, fd, iov[i].iov_base, k);
 		n -= (ssize_t)k;
 	}
 	conn_give(c);
 }
 
-void conn_writev_done(int fd, const struct iovec *iov, int iovcnt,
-			      ssize_t n)
+void conn_readv_done(int fd, const struct iovec *iov, int iovcnt, ssize_t n)
 {
-	struct conn *c;
+	conn_iov_done(fd, iov, iovcnt, n, false);
+}
 
-	if (n <= 0 || !(c = conn_take_using(fd)))
-		return;
-	for (int i = 0; i < iovcnt && n > 0; i++) {
-		size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
-
-		conn_on_write(c, iov[i].iov_base, k);
-		n -= (ssize_t)k;
-	}
-	conn_give(c);
+void conn_writev_done(int fd, const struct iovec *iov, int iovcnt, ssize_t n)
+{
+	conn_iov_done(fd, iov, iovcnt, n, true);
 }
 
 int conn_init(const struct env_config *cfg)

@@ -405,15 +405,19 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	return hooks_slow_writev(fd, iov, iovcnt);
 }
 
-static __attribute__((noinline)) ssize_t
-hooks_slow_sendfile(int out, int in, off_t *off, size_t n)
-{
-	struct conn *wc;
-	ssize_t r;
+/*
+ * sendfile and sendfile64 are one call on the 64-bit targets the shim
+ * supports (off_t is off64_t); each hook passes its own libc entry.
+ */
+_Static_assert(sizeof(off_t) == sizeof(off64_t), "64-bit file offsets");
 
-	LIBC_RESOLVE(sendfile);
-	wc = hooks_write_begin(out);
-	r = real_sendfile(out, in, off, n);
+static __attribute__((noinline)) ssize_t
+hooks_slow_sendfile(ssize_t (*fn)(int, int, off64_t *, size_t), int out,
+		    int in, off64_t *off, size_t n)
+{
+	struct conn *wc = hooks_write_begin(out);
+	ssize_t r = fn(out, in, off, n);
+
 	WRITE_TAIL(wc, out, NULL, n, r);
 	return r;
 }
@@ -422,27 +426,16 @@ HOOK ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
 	if (LIKELY(!proc_on && real_sendfile))
 		return real_sendfile(out, in, off, n);
-	return hooks_slow_sendfile(out, in, off, n);
-}
-
-static __attribute__((noinline)) ssize_t
-hooks_slow_sendfile64(int out, int in, off64_t *off, size_t n)
-{
-	struct conn *wc;
-	ssize_t r;
-
-	LIBC_RESOLVE(sendfile64);
-	wc = hooks_write_begin(out);
-	r = real_sendfile64(out, in, off, n);
-	WRITE_TAIL(wc, out, NULL, n, r);
-	return r;
+	LIBC_RESOLVE(sendfile);
+	return hooks_slow_sendfile(real_sendfile, out, in, off, n);
 }
 
 HOOK ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 {
 	if (LIKELY(!proc_on && real_sendfile64))
 		return real_sendfile64(out, in, off, n);
-	return hooks_slow_sendfile64(out, in, off, n);
+	LIBC_RESOLVE(sendfile64);
+	return hooks_slow_sendfile(real_sendfile64, out, in, off, n);
 }
 
 static __attribute__((noinline)) int

@@ -36,7 +36,9 @@ def assert_plugin_profiled(prof):
     assert any(p.endswith("libburnplugin.so") for p in paths), paths
     ep = prof["data"]["GET /plugin"]
     assert ep["calls"] == 20 and ep["sampled_calls"] == 20, dump_json(ep)
-    assert ep["samples"] >= 40, dump_json(ep)
+    # Half a second of CPU in the plugin: dozens of samples even where the
+    # CPU clock's timer fires less often than asked (a busy machine).
+    assert ep["samples"] >= 20, dump_json(ep)
     top = ep["top_functions"][0]
     assert top["function"] == "burn_plugin", dump_json(ep)
     assert top["module"] == "libburnplugin.so", dump_json(top)

@@ -98,12 +98,15 @@ def call_args(src, start):
 def env_names_read(src):
     """Names of environment variables a C source reads: string literals
     shaped like a variable name passed to any function whose name has
-    "get" in it. That covers getenv("X"), secure_getenv("X"), env.c's
-    get("X") (getenv handed in as a pointer) and its helpers
-    env_get_uint(get, warn, "X", ...)."""
+    "get" or "find" in it. That covers getenv("X"), secure_getenv("X"),
+    env.c's get("X") (getenv handed in as a pointer) and its helpers
+    env_get_uint(get, warn, "X", ...), and profshim run's
+    run_find_named(..., "PROFSHIM_LIB", ...), which reads the variable it
+    is given."""
     src = strip_c_comments(src)
     names = set()
-    for m in re.finditer(r"\b[A-Za-z_]*get[A-Za-z_]*\s*(?=\()", src):
+    for m in re.finditer(r"\b[A-Za-z_]*(?:get|find)[A-Za-z_]*\s*(?=\()",
+                         src):
         args = call_args(src, m.end())
         names.update(re.findall(r'"([A-Z][A-Z0-9]*_[A-Z0-9_]+|[A-Z]{4,})"',
                                 args))
@@ -226,11 +229,9 @@ def _c_sources(*folders):
 
 
 def test_every_collector_and_wrapper_variable_is_in_their_man_pages():
-    wrapper_files = {"run.c", "profshim.c"}
     want = {"profshim-collector.1": set(), "profshim.1": set()}
     for p in _c_sources("collector", "wrapper"):
-        page = ("profshim.1" if p.name in wrapper_files or
-                "wrapper" in p.relative_to(ROOT).parts
+        page = ("profshim.1" if "wrapper" in p.relative_to(ROOT).parts
                 else "profshim-collector.1")
         want[page] |= env_names_read(p.read_text()) - GENERAL_VARS
     assert "PROFSHIM_SOCKET" in want["profshim-collector.1"], want

@@ -532,11 +532,76 @@ static json_t *stats_requests_json(struct stats *s, struct stack_builder *b,
 	return arr;
 }
 
+/* A leaf address of a request's trace and the samples taken there. */
+struct leaf {
+	uint64_t addr;
+	uint64_t samples;
+};
+
 static int leaf_cmp(const void *a, const void *b)
 {
-	const uint64_t *x = a, *y = b;
+	const struct leaf *x = a, *y = b;
 
-	return x[1] < y[1] ? 1 : x[1] > y[1] ? -1 : 0;
+	return x->samples < y->samples ? 1 : x->samples > y->samples ? -1 : 0;
+}
+
+/*
+ * The distinct leaf addresses of trace t (t->n > 0) with their samples,
+ * most samples first, in a new array of *ret_n entries; NULL when out of
+ * memory.
+ */
+static struct leaf *stats_trace_leaves(const struct stats *s,
+				       const struct trace *t, size_t *ret_n)
+{
+	struct leaf *leaves = calloc(t->n, sizeof(*leaves));
+	size_t nl = 0;
+
+	if (!leaves)
+		return NULL;
+	for (uint32_t i = 0; i < t->n; i++) {
+		const uint64_t *key = intern_get(&s->stacks, t->v[i].stack,
+						 NULL);
+		size_t j;
+
+		for (j = 0; j < nl && leaves[j].addr != key[1]; j++)
+			;
+		if (j == nl)
+			leaves[nl++].addr = key[1];
+		leaves[j].samples++;
+	}
+	qsort(leaves, nl, sizeof(*leaves), leaf_cmp);
+	*ret_n = nl;
+	return leaves;
+}
+
+/*
+ * Count `samples` for function fr in top, the "top_frames" array: added
+ * to the entry already holding that name, else appended as a new entry
+ * while top has fewer than nframes.
+ */
+static void stats_top_frame_add(json_t *top, const struct symbols_frame *fr,
+				uint64_t samples, unsigned nframes)
+{
+	bool merged = false;
+	size_t j;
+	json_t *v;
+
+	json_array_foreach(top, j, v)
+		if (strcmp(json_string_value(json_object_get(v, "function")),
+			   fr->function) == 0) {
+			json_object_set_new(
+				v, "samples",
+				json_integer(json_integer_value(json_object_get(
+						     v, "samples")) +
+					     (json_int_t)samples));
+			merged = true;
+		}
+	if (merged || json_array_size(top) >= nframes)
+		return;
+	json_array_append_new(top, json_pack("{s:o, s:o, s:I}", "function",
+					     stats_jstr(fr->function), "module",
+					     stats_jstr(fr->module), "samples",
+					     (json_int_t)samples));
 }
 
 json_t *stats_json_last_request(struct stats *s, struct symbols *syms,
@@ -544,9 +609,9 @@ json_t *stats_json_last_request(struct stats *s, struct symbols *syms,
 {
 	const struct kept *k;
 	const struct process *p;
+	struct leaf *leaves;
 	json_t *o, *top;
 	char id[48];
-	uint64_t (*leaves)[2];
 	size_t nl = 0;
 
 	if (!s->nrecent)
@@ -564,84 +629,34 @@ json_t *stats_json_last_request(struct stats *s, struct symbols *syms,
 	if (!o || !k->trace || !k->trace->n)
 		return o;
 	/* Leaf addresses by samples; their symbols merge equal names. */
-	leaves = calloc(k->trace->n, sizeof(*leaves));
+	leaves = stats_trace_leaves(s, k->trace, &nl);
 	top = json_array();
 	if (!leaves || !top) {
 		free(leaves);
 		json_decref(top);
 		return o;
 	}
-	for (uint32_t i = 0; i < k->trace->n; i++) {
-		const uint64_t *key = intern_get(&s->stacks, k->trace->v[i].stack,
-						 NULL);
-		size_t j;
-
-		for (j = 0; j < nl && leaves[j][0] != key[1]; j++)
-			;
-		if (j == nl)
-			leaves[nl++][0] = key[1];
-		leaves[j][1]++;
-	}
-	qsort(leaves, nl, sizeof(*leaves), leaf_cmp);
 	for (size_t i = 0; i < nl; i++) {
 		struct symbols_frame fr;
-		json_t *f, *v;
-		size_t j;
-		bool merged = false;
 
-		symbols_lookup(syms, p->mods, p->nmods, leaves[i][0], false, &fr);
-		json_array_foreach(top, j, v)
-			if (strcmp(json_string_value(json_object_get(v, "function")),
-				   fr.function) == 0) {
-				json_object_set_new(
-					v, "samples",
-					json_integer(json_integer_value(json_object_get(
-							     v, "samples")) +
-						     (json_int_t)leaves[i][1]));
-				merged = true;
-			}
-		if (merged || json_array_size(top) >= nframes)
-			continue;
-		f = json_pack("{s:o, s:o, s:I}", "function",
-			      stats_jstr(fr.function), "module",
-			      stats_jstr(fr.module), "samples",
-			      (json_int_t)leaves[i][1]);
-		json_array_append_new(top, f);
+		symbols_lookup(syms, p->mods, p->nmods, leaves[i].addr, false,
+			       &fr);
+		stats_top_frame_add(top, &fr, leaves[i].samples, nframes);
 	}
 	free(leaves);
 	json_object_set_new(o, "top_frames", top);
 	return o;
 }
 
-/* The profile, or with !whole its summary (stats_json_summary()). */
-static json_t *stats_json_build(struct stats *s, struct symbols *syms,
-				const char *endpoint, const char *function,
-				bool whole)
+/* Every endpoint of the selection (stats_endpoint_json()), by name; ft and
+ * kept are stats_functions()'s, by endpoint id. */
+static json_t *stats_endpoints_json(struct stats *s, const char *endpoint,
+				    const char *function,
+				    struct func_table *ft, const uint64_t *kept)
 {
-	json_t *root = NULL, *data = json_object(), *procs = json_array();
-	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0, uc = 0, oe = 0;
-	size_t neps = s->names.count;
-	uint64_t only = UINT64_MAX;
-	struct func_table *ft = calloc(neps + 1, sizeof(*ft));
-	uint64_t *kept = calloc(neps + 1, sizeof(*kept));
-	struct stack_builder b;
-	json_t *stacks, *reqs;
+	json_t *data = json_object();
 
-	if (endpoint) {
-		int64_t id = intern_find(&s->names, endpoint, strlen(endpoint));
-
-		/* No such endpoint: no stack passes. */
-		only = id >= 0 ? (uint64_t)id : neps;
-	}
-	if (builder_init(&b, s, syms, function) < 0 || !ft || !kept ||
-	    stats_functions(s, whole ? syms : NULL, only, function, ft,
-			    kept) < 0) {
-		json_decref(data);
-		json_decref(procs);
-		goto out;
-	}
-
-	for (size_t id = 0; id < neps; id++) {
+	for (size_t id = 0; id < s->names.count; id++) {
 		const char *name = intern_get(&s->names, (uint32_t)id, NULL);
 		json_t *e;
 
@@ -651,6 +666,35 @@ static json_t *stats_json_build(struct stats *s, struct symbols *syms,
 		if (e)
 			json_object_set_new(data, name, e);
 	}
+	return data;
+}
+
+/* The processes: samples and sample_bytes are what the ring carried since
+ * the process started, for sizing rings. */
+static json_t *stats_processes_json(const struct stats *s)
+{
+	json_t *procs = json_array();
+
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct process *p = &s->procs[i];
+
+		json_array_append_new(
+			procs, json_pack("{s:I, s:I, s:s, s:b, s:I, s:I}", "pid",
+					 (json_int_t)p->pid, "ppid",
+					 (json_int_t)p->ppid, "exe", p->exe,
+					 "exited", p->exited, "ring_samples",
+					 (json_int_t)p->now.samples,
+					 "ring_sample_bytes",
+					 (json_int_t)p->now.sample_bytes));
+	}
+	return procs;
+}
+
+/* What the rings lost or left out since the last reset, all processes'. */
+static json_t *stats_dropped_json(const struct stats *s)
+{
+	uint64_t ds = 0, de = 0, dr = 0, sk = 0, un = 0, uc = 0, oe = 0;
+
 	for (size_t i = 0; i < s->nprocs; i++) {
 		const struct process *p = &s->procs[i];
 
@@ -661,29 +705,56 @@ static json_t *stats_json_build(struct stats *s, struct symbols *syms,
 		un += p->now.unresolved_samples - p->base.unresolved_samples;
 		uc += p->now.untracked_conns - p->base.untracked_conns;
 		oe += p->now.overflow_endpoints - p->base.overflow_endpoints;
-		/* samples and sample_bytes: what the ring carried since the
-		 * process started, for sizing rings. */
-		json_array_append_new(
-			procs, json_pack("{s:I, s:I, s:s, s:b, s:I, s:I}", "pid",
-					 (json_int_t)p->pid, "ppid",
-					 (json_int_t)p->ppid, "exe", p->exe,
-					 "exited", p->exited, "ring_samples",
-					 (json_int_t)p->now.samples,
-					 "ring_sample_bytes",
-					 (json_int_t)p->now.sample_bytes));
 	}
-	stacks = whole ? stats_stacks_json(s, &b, endpoint) : json_array();
-	reqs = whole ? stats_requests_json(s, &b, endpoint) : json_array();
-	root = json_pack("{s:i, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I}}",
-			 "version", 1, "data", data, "requests", reqs,
-			 "processes", procs,
-			 "dropped", "samples", (json_int_t)ds, "events",
-			 (json_int_t)de, "requests", (json_int_t)dr,
-			 "skipped_samples", (json_int_t)sk,
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "samples",
+			 (json_int_t)ds, "events", (json_int_t)de, "requests",
+			 (json_int_t)dr, "skipped_samples", (json_int_t)sk,
 			 "unresolved_samples", (json_int_t)un,
 			 "untracked_conns", (json_int_t)uc,
 			 "overflow_endpoints", (json_int_t)oe);
+}
+
+static void func_tables_free(struct func_table *ft, size_t n)
+{
+	for (size_t i = 0; ft && i < n; i++) {
+		free(ft[i].v);
+		pairmap_free(&ft[i].index);
+	}
+	free(ft);
+}
+
+/* The profile, or with !whole its summary (stats_json_summary()). */
+static json_t *stats_json_build(struct stats *s, struct symbols *syms,
+				const char *endpoint, const char *function,
+				bool whole)
+{
+	size_t neps = s->names.count;
+	uint64_t only = UINT64_MAX;
+	struct func_table *ft = calloc(neps + 1, sizeof(*ft));
+	uint64_t *kept = calloc(neps + 1, sizeof(*kept));
+	struct stack_builder b;
+	json_t *root = NULL, *data, *stacks, *reqs;
+
+	if (endpoint) {
+		int64_t id = intern_find(&s->names, endpoint, strlen(endpoint));
+
+		/* No such endpoint: no stack passes. */
+		only = id >= 0 ? (uint64_t)id : neps;
+	}
+	if (builder_init(&b, s, syms, function) < 0 || !ft || !kept ||
+	    stats_functions(s, whole ? syms : NULL, only, function, ft,
+			    kept) < 0)
+		goto out;
+
+	data = stats_endpoints_json(s, endpoint, function, ft, kept);
+	/* Stacks first: the modules and frames tables are numbered in the
+	 * order the stacks, then the kept requests, refer to them. */
+	stacks = whole ? stats_stacks_json(s, &b, endpoint) : json_array();
+	reqs = whole ? stats_requests_json(s, &b, endpoint) : json_array();
+	root = json_pack("{s:i, s:o, s:o, s:o, s:o}", "version", 1, "data",
+			 data, "requests", reqs, "processes",
+			 stats_processes_json(s), "dropped",
+			 stats_dropped_json(s));
 	if (root) {
 		json_object_set_new(root, "sample", stats_sample_json(s));
 		json_object_set(root, "modules", b.modules);
@@ -694,11 +765,7 @@ static json_t *stats_json_build(struct stats *s, struct symbols *syms,
 	}
 out:
 	builder_free(&b);
-	for (size_t i = 0; ft && i <= neps; i++) {
-		free(ft[i].v);
-		pairmap_free(&ft[i].index);
-	}
-	free(ft);
+	func_tables_free(ft, neps + 1);
 	free(kept);
 	return root;
 }

@@ -136,15 +136,9 @@ int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
 
 	if (found >= 0)
 		return found;
-	if (s->nprocs == s->procs_cap) {
-		size_t n = s->procs_cap ? s->procs_cap * 2 : 16;
-		struct process *np = realloc(s->procs, n * sizeof(*np));
-
-		if (!np)
-			return -ENOMEM;
-		s->procs = np;
-		s->procs_cap = n;
-	}
+	if (s->nprocs == s->procs_cap &&
+	    TABLE_GROW(s->procs, s->procs_cap, 16) < 0)
+		return -ENOMEM;
 	p = &s->procs[s->nprocs];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
@@ -285,15 +279,9 @@ recent:
 	if (s->nrecent < STATS_KEEP_RECENT)
 		s->nrecent++;
 	if ((k->flags & RING_REQ_MANUAL) && s->nmanual < STATS_MANUAL_MAX) {
-		if (s->nmanual == s->manual_cap) {
-			size_t n = s->manual_cap ? s->manual_cap * 2 : 16;
-			struct kept *np = realloc(s->manual, n * sizeof(*np));
-
-			if (!np)
-				return;
-			s->manual = np;
-			s->manual_cap = n;
-		}
+		if (s->nmanual == s->manual_cap &&
+		    TABLE_GROW(s->manual, s->manual_cap, 16) < 0)
+			return;
 		if (k->trace)
 			k->trace->refs++;
 		s->manual[s->nmanual++] = *k;

@@ -50,15 +50,8 @@ static struct func_acc *func_get(struct func_table *t, const char *f,
 	if (!slot)
 		return NULL;
 	if (!*slot) {
-		if (t->n == t->cap) {
-			size_t n = t->cap ? t->cap * 2 : 64;
-			struct func_acc *nv = realloc(t->v, n * sizeof(*nv));
-
-			if (!nv)
-				return NULL;
-			t->v = nv;
-			t->cap = n;
-		}
+		if (t->n == t->cap && TABLE_GROW(t->v, t->cap, 64) < 0)
+			return NULL;
 		t->v[t->n] = (struct func_acc){.function = f, .module = m};
 		*slot = ++t->n;
 	}

@@ -13,6 +13,8 @@
 
 #include <gelf.h>
 
+#include "util/table.h"
+
 /*
  * Callbacks for the per-file Dwfl sessions: the file itself is reported
  * offline, so find_elf is never needed for it; separate debug files are
@@ -154,17 +156,9 @@ static int dwfile_read_cu_ranges(struct dwfile *f)
 		while ((off = dwarf_ranges(cu, off, &base, &lo, &hi)) > 0) {
 			if (lo >= hi)
 				continue;
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 64;
-				struct cu_range *nt;
-
-				nt = realloc(t, ncap * sizeof(*t));
-				if (!nt) {
-					free(t);
-					return -ENOMEM;
-				}
-				t = nt;
-				cap = ncap;
+			if (n == cap && TABLE_GROW(t, cap, 64) < 0) {
+				free(t);
+				return -ENOMEM;
 			}
 			t[n++] = (struct cu_range){
 				.lo = lo, .hi = hi, .cu = *cu,

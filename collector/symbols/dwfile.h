@@ -35,7 +35,7 @@ struct cu_range {
  */
 struct dwfile {
 	const char *path;           /* NUL-terminated, stays valid */
-	const char *module;         /* basename of path: the Dwfl module's name */
+	const char *module;         /* basename of path, the module's name */
 	uint32_t build_id_len;
 	uint8_t build_id[RING_BUILD_ID_MAX];
 	Dwfl *dwfl;

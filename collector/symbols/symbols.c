@@ -44,6 +44,7 @@
 
 #include "symbols/dwfile.h"
 #include "symbols/strpool.h"
+#include "util/table.h"
 
 /* Module name reported for an address that lies in no module. */
 #define SYMBOLS_UNKNOWN_MODULE "[unknown]"
@@ -101,7 +102,7 @@ struct symbols {
 	/* Files, by id - 1, and a hash index over them holding ids. */
 	struct sym_file *files;
 	uint32_t nfiles;
-	uint32_t files_cap;
+	size_t files_cap;
 	uint32_t *file_slots;       /* 0 marks an empty slot */
 	size_t file_mask;
 	uint32_t nopen;             /* files in state FILE_OK */
@@ -228,15 +229,9 @@ static int files_get(struct symbols *s, const struct ring_module *m,
 		if (r < 0)
 			return r;
 	}
-	if (s->nfiles == s->files_cap) {
-		uint32_t cap = s->files_cap ? s->files_cap * 2 : 16;
-		struct sym_file *t = realloc(s->files, cap * sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		s->files = t;
-		s->files_cap = cap;
-	}
+	if (s->nfiles == s->files_cap &&
+	    TABLE_GROW(s->files, s->files_cap, 16) < 0)
+		return -ENOMEM;
 
 	f = &s->files[s->nfiles];
 	memset(f, 0, sizeof(*f));
@@ -494,7 +489,8 @@ void symbols_lookup(struct symbols *s, const struct ring_module *mods,
 
 	*ret = (struct symbols_frame){
 		.function = e->function,
-		.module = id ? s->files[id - 1].df.module : SYMBOLS_UNKNOWN_MODULE,
+		.module = id ? s->files[id - 1].df.module
+			     : SYMBOLS_UNKNOWN_MODULE,
 		.file = e->src,
 		.line = e->line,
 		.offset = off,

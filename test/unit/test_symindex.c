@@ -4,17 +4,18 @@
  *
  * The symbolizer answers a function-name lookup from a sorted index of the
  * file's symbols (symindex.h) instead of calling dwfl_module_addrinfo(),
- * which reads the whole symbol table on every call. Users rely on the index naming exactly
- * the symbol libdwfl would: the same alias among several symbols at one
- * address, the same sizeless label, nothing where libdwfl finds nothing. So
- * for each file, many addresses (every sampled symbol's start, start + 1,
- * middle, last byte, end and end + 1, the gaps between symbols, the start,
- * middle, last byte and end of every allocated section, random addresses)
- * are looked up both ways on the same Dwfl module, and the names must be
- * equal, or both absent.
+ * which reads the whole symbol table on every call. Users rely on the
+ * index naming exactly the symbol libdwfl would: the same alias among
+ * several symbols at one address, the same sizeless label, nothing where
+ * libdwfl finds nothing. So for each file, many addresses (every sampled
+ * symbol's start, start + 1, middle, last byte, end and end + 1, the gaps
+ * between symbols, the start, middle, last byte and end of every allocated
+ * section, random addresses) are looked up both ways on the same Dwfl
+ * module, and the names must be equal, or both absent.
  *
  * Files are opened as the symbolizer opens them (dwfile.h), and the index
- * is looked up through symindex.h; this links the symbols library only.
+ * is looked up through symindex.h; this links the symbols library (and
+ * util, which it uses), not the whole collector.
  *
  * This executable carries, in assembly, symbols shaped for the rules the
  * index reproduces: aliases of one function with global, weak and local

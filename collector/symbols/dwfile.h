@@ -66,7 +66,8 @@ int dwfile_open(struct dwfile *f);
  */
 bool dwfile_error_is_transient(int r);
 
-/* Release everything f holds open; it may be opened again. */
+/* Release everything f holds open (strings it returned are gone with it);
+ * f may be opened again. */
 void dwfile_close(struct dwfile *f);
 
 /*

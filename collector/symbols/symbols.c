@@ -9,10 +9,10 @@
  *   2. The module entry is mapped to a `struct sym_file`, keyed by (path,
  *      build id) in a hash table, so every process mapping the same file
  *      shares one entry. The entry's Dwfl is opened on first use, offline
- *      (dwfile.h).
- *      A file that is missing, not ELF, or of another build stays unusable
- *      for good; a transient failure (out of file descriptors or memory) is
- *      retried on a later lookup and its results are not cached.
+ *      (dwfile.h). A file that is missing, not ELF, or of another build
+ *      stays unusable for good; a transient failure (out of file
+ *      descriptors or memory) is retried on a later lookup and its results
+ *      are not cached.
  *   3. Function names are the names dwfl_module_addrinfo() would return
  *      (.symtab, .dynsym or .gnu_debugdata), answered from a sorted index of
  *      the file's symbols built when the file is opened (symindex.h):
@@ -256,7 +256,8 @@ static int files_get(struct symbols *s, const struct ring_module *m,
 	return 0;
 }
 
-/* Close the least recently used open Dwfl, if any. */
+/* Close the least recently used open Dwfl, if any. Its cached results stay
+ * valid: their strings were interned. */
 static void files_close_lru(struct symbols *s)
 {
 	struct sym_file *lru = NULL;

@@ -275,7 +275,7 @@ static void record_announce(struct recorder *rc, const struct reader_event *ev)
 
 	if (!manual && !slow)
 		return;
-	j = stats_last_request(rc->stats, rc->syms, 5);
+	j = stats_json_last_request(rc->stats, rc->syms, 5);
 	if (!j)
 		return;
 	if (manual)

@@ -1,7 +1,8 @@
 /*
  * stats.h — what the collector knows: processes, per-endpoint statistics,
- * stack samples and the bounded list of kept requests; and the profile JSON
- * of doc/profile-json.md built from it.
+ * stack samples and the bounded list of kept requests. The profile JSON of
+ * doc/profile-json.md built from it is stats_json.h, included here so that
+ * callers of stats.h have it.
  *
  * Every request is counted and timed per endpoint (calls, total, min, max,
  * percentiles from struct hist, status classes). Samples are aggregated per
@@ -19,6 +20,7 @@
 
 #include "ingest/reader.h"
 #include "symbols/symbols.h"
+#include "model/stats_json.h"
 
 #define STATS_KEEP_SLOW 100
 #define STATS_KEEP_RECENT 100
@@ -59,35 +61,9 @@ void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
 /* Account one drained record of process `proc`. Negative errno: ENOMEM. */
 int stats_event(struct stats *s, int proc, const struct reader_event *ev);
 
-/*
- * The request stats_event() accounted last, as one object: "id", "pid",
- * "endpoint", "duration" (s), "status", "manual", "samples" and, when it was
- * sampled, "top_frames": its functions by self samples, at most `nframes`
- * ([{"function", "module", "samples"}]). NULL when there is none.
- */
-json_t *stats_last_request(struct stats *s, struct symbols *syms,
-			   unsigned nframes);
-
 /* Totals, for progress lines. */
 void stats_totals(const struct stats *s, uint64_t *ret_requests,
 		  uint64_t *ret_samples, uint64_t *ret_endpoints);
-
-/*
- * Build the profile JSON (profile.h lists the parts reports read). `endpoint`
- * keeps one endpoint; `function` keeps only stacks passing through that
- * function (an endpoint with none is left out). Either may be NULL. Returns
- * a new reference or NULL (ENOMEM).
- */
-json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
-		   const char *function);
-
-/*
- * The profile's summary: the same document without stacks, kept requests,
- * frames, modules and top functions (empty arrays), built without
- * symbolizing anything. Every count is the whole profile's; what /metrics
- * needs, at a fraction of the cost. A new reference or NULL (ENOMEM).
- */
-json_t *stats_json_summary(struct stats *s);
 
 /*
  * Checkpoints. stats_state_json() is everything aggregated so far, in a

@@ -1,7 +1,7 @@
 /*
  * stats_impl.h — the aggregation state behind stats.h, shared by stats.c
- * (aggregation, the profile JSON) and stats_state.c (checkpoints). Nothing
- * else includes it.
+ * (aggregation), stats_json.c (the profile JSON) and stats_state.c
+ * (checkpoints). Nothing else includes it.
  */
 #ifndef PROFSHIM_STATS_IMPL_H
 #define PROFSHIM_STATS_IMPL_H
@@ -92,6 +92,10 @@ struct stats {
 /* Endpoint id and statistics for a name, created when new (stats.c). */
 int64_t stats_endpoint(struct stats *s, const char *raw,
 		       struct endpoint **ret);
+
+/* src into dst (dstsz bytes, NUL-terminated) with every byte that is not
+ * part of valid UTF-8 replaced by '?' (stats.c). */
+void stats_utf8(const char *src, char *dst, size_t dstsz);
 
 /* m's build id in lowercase hex, NUL-terminated, into hex (at least
  * 2 * RING_BUILD_ID_MAX + 1 bytes; "" without one) (stats.c). */

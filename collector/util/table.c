@@ -20,6 +20,19 @@ uint64_t table_hash(const void *data, size_t len)
 	return h;
 }
 
+void *table_grow(void *v, size_t *cap, size_t size, size_t first)
+{
+	size_t n = *cap ? *cap * 2 : first;
+	void *nv;
+
+	if (n < *cap || n > SIZE_MAX / size)
+		return NULL;
+	nv = realloc(v, n * size);
+	if (nv)
+		*cap = n;
+	return nv;
+}
+
 static uint64_t table_mix(uint64_t a, uint64_t b)
 {
 	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
@@ -89,15 +102,9 @@ int64_t intern_put(struct intern *t, const void *data, size_t len)
 			return -ENOMEM;
 		(void)intern_lookup(t, data, len, hash, &slot);
 	}
-	if (t->count == t->items_cap) {
-		size_t n = t->items_cap ? t->items_cap * 2 : 64;
-		struct intern_item *items = realloc(t->items, n * sizeof(*items));
-
-		if (!items)
-			return -ENOMEM;
-		t->items = items;
-		t->items_cap = n;
-	}
+	if (t->count == t->items_cap &&
+	    TABLE_GROW(t->items, t->items_cap, 64) < 0)
+		return -ENOMEM;
 	it = &t->items[t->count];
 	it->data = malloc(len + 1);
 	if (!it->data)

@@ -11,6 +11,7 @@
 #ifndef PROFSHIM_TABLE_H
 #define PROFSHIM_TABLE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,5 +60,26 @@ void pairmap_free(struct pairmap *m);
 
 /* 64-bit hash of bytes (FNV-1a folded with a final mix). */
 uint64_t table_hash(const void *data, size_t len);
+
+/*
+ * An array grown for one more element: v (*cap elements of `size` bytes)
+ * reallocated to twice *cap elements, or to `first` when *cap is 0, and
+ * *cap updated. NULL when out of memory or when the size would not fit in
+ * a size_t; then v and *cap are unchanged and v is still the caller's.
+ */
+void *table_grow(void *v, size_t *cap, size_t size, size_t first);
+
+/*
+ * table_grow() on the array variable v and its size_t capacity variable
+ * cap, storing the new array in v: 0, or -ENOMEM with both unchanged. For
+ * `if (n == cap && TABLE_GROW(v, cap, 16) < 0)`; v and cap are evaluated
+ * more than once, so they must be plain lvalues.
+ */
+#define TABLE_GROW(v, cap, first)                                        \
+	__extension__({                                                  \
+		__typeof__(v) table_grown_ =                             \
+			table_grow((v), &(cap), sizeof(*(v)), (first));  \
+		table_grown_ ? ((v) = table_grown_, 0) : -ENOMEM;        \
+	})
 
 #endif /* PROFSHIM_TABLE_H */

@@ -2,20 +2,20 @@
  * test_symindex.c — the symbolizer's symbol index against
  * dwfl_module_addrinfo(), on real ELF files of this machine.
  *
- * symbols.c answers a function-name lookup from a sorted index of the
- * file's symbols instead of calling dwfl_module_addrinfo(), which reads the
- * whole symbol table on every call. Users rely on the index naming exactly
- * the symbol libdwfl would: the same alias among several symbols at one
- * address, the same sizeless label, nothing where libdwfl finds nothing. So
- * for each file, many addresses (every sampled symbol's start, start + 1,
- * middle, last byte, end and end + 1, the gaps between symbols, the start,
- * middle, last byte and end of every allocated section, random addresses)
- * are looked up both ways on the same Dwfl module, and the names must be
- * equal, or both absent.
+ * The symbolizer answers a function-name lookup from a sorted index of the
+ * file's symbols (symindex.h) instead of calling dwfl_module_addrinfo(),
+ * which reads the whole symbol table on every call. Users rely on the
+ * index naming exactly the symbol libdwfl would: the same alias among
+ * several symbols at one address, the same sizeless label, nothing where
+ * libdwfl finds nothing. So for each file, many addresses (every sampled
+ * symbol's start, start + 1, middle, last byte, end and end + 1, the gaps
+ * between symbols, the start, middle, last byte and end of every allocated
+ * section, random addresses) are looked up both ways on the same Dwfl
+ * module, and the names must be equal, or both absent.
  *
- * The index is internal to symbols.c, so this file includes symbols.c
- * itself (and does not link the collector library, which would define its
- * functions twice).
+ * Files are opened as the symbolizer opens them (dwfile.h), and the index
+ * is looked up through symindex.h; this links the symbols library (and
+ * util, which it uses), not the whole collector.
  *
  * This executable carries, in assembly, symbols shaped for the rules the
  * index reproduces: aliases of one function with global, weak and local
@@ -38,10 +38,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "symbols/symbols.c"
+#include "symbols/dwfile.h"
+#include "symbols/symindex.h"
 
 /*
- * Symbols for the rules at the top of symbols.c. Never executed; the bytes
+ * Symbols for the rules of symindex.h. Never executed; the bytes
  * are only there to give the symbols extent. ".type x, STT_FUNC" is
  * understood by GNU as on every ELF target.
  */
@@ -172,12 +173,12 @@ struct compare_stats {
 };
 
 /* How many sized candidates of f's index contain Dwfl address a. */
-static size_t count_containing(const struct sym_file *f, uint64_t a)
+static size_t count_containing(const struct dwfile *f, uint64_t a)
 {
-	size_t n = 0, total = f->index_nlocal + f->index_nglobal;
+	size_t n = 0, total = f->index.nlocal + f->index.nglobal;
 
 	for (size_t i = 0; i < total; i++) {
-		const struct symindex_entry *e = &f->index[i];
+		const struct symindex_entry *e = &f->index.v[i];
 
 		if (e->value <= a && a - e->value < e->size)
 			n++;
@@ -186,7 +187,7 @@ static size_t count_containing(const struct sym_file *f, uint64_t a)
 }
 
 /* Compare the index with dwfl_module_addrinfo() at Dwfl address a. */
-static void compare_one(struct sym_file *f, uint64_t a,
+static void compare_one(struct dwfile *f, uint64_t a,
 			struct compare_stats *st)
 {
 	GElf_Off off;
@@ -202,7 +203,7 @@ static void compare_one(struct sym_file *f, uint64_t a,
 		st->named++;
 	if (count_containing(f, a) >= 2)
 		st->ambiguous++;
-	if (symindex_lookup(f, a, &ndx) < 0) {
+	if (symindex_lookup(&f->index, a, &ndx) < 0) {
 		st->walks_over++;
 		return;
 	}
@@ -237,7 +238,7 @@ static int range_compare(const void *a, const void *b)
  */
 static bool compare_file(const char *path, struct compare_stats *st)
 {
-	struct sym_file f = { 0 };
+	struct dwfile f = { 0 };
 	uint64_t *ranges = NULL, lo = UINT64_MAX, hi = 0, budget;
 	size_t nranges = 0, stride = 1, per_symbol = 7;
 	GElf_Addr bias;
@@ -249,12 +250,11 @@ static bool compare_file(const char *path, struct compare_stats *st)
 	if (access(path, R_OK) != 0)
 		return false;
 	f.path = path;
-	f.path_len = (uint32_t)strlen(path);
 	f.module = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	CHECK_EQ(file_open(&f), 0);
+	CHECK_EQ(dwfile_open(&f), 0);
 	if (!f.mod)
 		return true;
-	CHECK(f.index_ok);
+	CHECK(f.index.ok);
 	n = dwfl_module_getsymtab(f.mod);
 	first_global = dwfl_module_getsymtab_first_global(f.mod);
 	CHECK(n > 1);
@@ -336,14 +336,14 @@ static bool compare_file(const char *path, struct compare_stats *st)
 	       " (%zu bytes), %zu addresses compared (every %zu. symbol),"
 	       " %zu named, %zu inside several sized symbols,"
 	       " %zu past the walk limit, %zu mismatches\n",
-	       f.module, n, first_global, f.index_nlocal + f.index_nglobal,
-	       (f.index_nlocal + f.index_nglobal) *
+	       f.module, n, first_global, f.index.nlocal + f.index.nglobal,
+	       (f.index.nlocal + f.index.nglobal) *
 		       sizeof(struct symindex_entry),
 	       st->addresses, stride, st->named, st->ambiguous, st->walks_over,
 	       st->mismatches);
 out:
 	free(ranges);
-	file_close(&f);
+	dwfile_close(&f);
 	return true;
 }
 

@@ -135,10 +135,12 @@ HOOK int pipe2(int fds[2], int flags)
  * libunwind looks up unwind information through dl_iterate_phdr(), which
  * takes the dynamic loader's lock. Called from the signal handler, that can
  * deadlock (the interrupted thread holds malloc's lock, a thread in dlopen
- * holds the loader's and waits for malloc's). Calls from inside the shim
- * are answered from a snapshot taken outside the handler (modmap.h); with
- * no usable snapshot they find nothing, and the stack ends there. Every
- * other call passes through.
+ * holds the loader's and waits for malloc's). Calls made while the thread
+ * is inside the shim — libunwind's, from the handler — are answered from a
+ * snapshot taken outside the handler (snapshot.h); with no usable snapshot
+ * they find nothing, and the stack ends there. Every other call passes
+ * through. The shim's own modules never come here: they read the live
+ * list through libc.h, so a snapshot is never taken from an older one.
  */
 HOOK int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
 			 void *data)

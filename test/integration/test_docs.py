@@ -250,6 +250,15 @@ def collector_commands(top_help):
     return re.findall(r"(?m)^  ([a-z]+)\b", section)
 
 
+def assert_flags_in_page(flags, page_name):
+    """Every flag --help printed is a whole word of the man page."""
+    page = man_text(man_page(page_name))
+    missing = sorted(f for f in flags if not re.search(
+        re.escape(f) + r"(?![\w-])", page))
+    assert not missing, \
+        f"printed by --help, not in {page_name}: {missing}"
+
+
 def test_every_collector_flag_is_in_profshim_collector_1():
     exe = str(find_program("profshim-collector"))
     top = help_text([exe, "--help"])
@@ -259,11 +268,7 @@ def test_every_collector_flag_is_in_profshim_collector_1():
     flags = long_flags(top)
     for cmd in commands:
         flags |= long_flags(help_text([exe, cmd, "--help"]))
-    page = man_text(man_page("profshim-collector.1"))
-    missing = sorted(f for f in flags if not re.search(
-        re.escape(f) + r"(?![\w-])", page))
-    assert not missing, \
-        f"printed by profshim-collector --help, not in its man page: {missing}"
+    assert_flags_in_page(flags, "profshim-collector.1")
 
 
 def test_every_profshim_flag_is_in_profshim_1():
@@ -271,11 +276,7 @@ def test_every_profshim_flag_is_in_profshim_1():
     flags = long_flags(help_text([exe, "--help"]))
     flags |= long_flags(help_text([exe, "run", "--help"]))
     assert {"--rate", "--out"} <= flags, flags
-    page = man_text(man_page("profshim.1"))
-    missing = sorted(f for f in flags if not re.search(
-        re.escape(f) + r"(?![\w-])", page))
-    assert not missing, \
-        f"printed by profshim --help, not in profshim(1): {missing}"
+    assert_flags_in_page(flags, "profshim.1")
 
 
 # ---- (c) documents named ----------------------------------------------------

@@ -1,9 +1,9 @@
 /*
  * hookcheck — edge cases of the socket calls the shim interposes, run on
  * loopback with this process as both server (accept) and client (connect).
- * test/integration/test_hooks.py runs each scenario without and with the
- * shim and compares what it prints: the shim must never change a call's
- * return value or errno, nor crash the process.
+ * test/integration/shim/test_hooks.py runs each scenario without and with
+ * the shim and compares what it prints: the shim must never change a
+ * call's return value or errno, nor crash the process.
  *
  *   hookcheck SCENARIO
  *

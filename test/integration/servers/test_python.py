@@ -1,7 +1,7 @@
 """profshim in CPython's http.server.ThreadingHTTPServer, run by the real
 interpreter binary, with a fast endpoint and a CPU-heavy pure-Python one."""
-from conftest import (PYTHON, Collector, Server, calls, dump_json, free_port,
-                      parallel_keepalive, shim_env)
+from helpers import (PYTHON, Collector, Server, calls, dump_json, free_port,
+                     parallel_keepalive, shim_env)
 
 SERVER = r'''
 import http.server, sys

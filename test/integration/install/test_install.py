@@ -9,8 +9,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BUILD, ROOT, calls, free_port, wait_port
-from test_run import user_env
+from helpers import BUILD, ROOT, calls, free_port, user_env, wait_port
 
 PREFIX = "/usr/local"   # meson's default, which scripts/build.sh keeps
 

@@ -9,9 +9,8 @@ import subprocess
 
 import pytest
 
-from conftest import COLLECTOR, CPUSERVER, clean_env, record_cpuserver
-
-GO = shutil.which("go")
+from helpers import COLLECTOR, CPUSERVER, record_cpuserver
+from helpers.pprof import GO, pprof
 
 HOSTILE_EP = 'POST /q"uo\\te/<b>&amp;\nnext é✓ 日本'
 HOSTILE_FN = 'weird"fn\\&amp;\n<tmpl> ünï'
@@ -83,21 +82,6 @@ def report(tmp_path, profile, *args, name="out.pb.gz"):
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     assert out.read_bytes()[:2] == b"\x1f\x8b"  # gzip
     return out
-
-
-def pprof(tmp_path, *args):
-    """`go tool pprof ARGS`, with a home and temporary directory of the
-    test's own; returns stdout."""
-    assert GO, "go tool pprof is needed (golang-go: scripts/setup.sh)"
-    home, tmp = tmp_path / "home", tmp_path / "pprof-tmp"
-    home.mkdir(exist_ok=True)
-    tmp.mkdir(exist_ok=True)
-    env = clean_env(HOME=str(home), PPROF_TMPDIR=str(tmp),
-                    GOCACHE=str(tmp / "gocache"))
-    r = subprocess.run([GO, "tool", "pprof", *map(str, args)],
-                       capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 TOP_ROW = re.compile(r"^\s*(\S+)\s+\S+%\s+\S+%\s+(\S+)\s+\S+%\s+(.+)$")

@@ -11,7 +11,7 @@ import termios
 import threading
 import time
 
-from conftest import (COLLECTOR, calls, keepalive, start_cpuserver)
+from helpers import (COLLECTOR, calls, keepalive, start_cpuserver)
 
 ESCAPE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 

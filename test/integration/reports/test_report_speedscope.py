@@ -5,7 +5,7 @@ import json
 import re
 import subprocess
 
-from conftest import COLLECTOR, ROOT, record_cpuserver
+from helpers import COLLECTOR, ROOT, record_cpuserver
 
 JS = ROOT / "test" / "js"
 CHECK = JS / "speedscope_check.js"

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from conftest import (CPUSERVER, Collector, Server, calls, clean_env,
-                      free_port, keepalive, remove_rings, shim_env,
-                      shm_listing, sigcgt)
+from helpers import (CPUSERVER, Collector, Server, calls, clean_env,
+                     free_port, keepalive, remove_rings, shim_env,
+                     shm_listing, sigcgt)
 
 SIGPROF = signal.SIGPROF.value
 PATHS = ["/fast", "/alpha?ms=2", "/nope", "/users/12"]

@@ -7,7 +7,7 @@ import math
 import re
 import subprocess
 
-from conftest import COLLECTOR, record_cpuserver
+from helpers import COLLECTOR, record_cpuserver
 
 BOUNDS = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
           "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]

@@ -2,7 +2,7 @@
 endpoints whose CPU time goes to distinctly named functions."""
 import signal
 
-from conftest import (calls, dump_json, keepalive, start_cpuserver)
+from helpers import (calls, dump_json, keepalive, start_cpuserver)
 
 
 def start(servers, collectors, tmp_path, **settings):

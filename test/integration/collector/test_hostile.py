@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-import hostile_util as hu
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      free_port, shim_env)
-from hostile_util import (REC_PAD, REC_REQUEST, REC_SAMPLE, RingHeader,
-                          RingEndpoint, RingModule, RingRec, RingRequest,
-                          RingSample)
+from helpers import rings as hu
+from helpers import (COLLECTOR, CPUSERVER, Collector, Server, calls,
+                     free_port, shim_env)
+from helpers.rings import (REC_PAD, REC_REQUEST, REC_SAMPLE, RingHeader,
+                           RingEndpoint, RingModule, RingRec, RingRequest,
+                           RingSample)
 
 # The ring the variants are made from: four endpoints, every request
 # sampled, so it holds endpoint names, a module map, samples (some sharing

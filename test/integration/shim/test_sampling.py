@@ -2,9 +2,9 @@
 mode."""
 import time
 
-from conftest import (calls, Collector, dump_json, keepalive,
-                      parallel_keepalive, shim_env, start_cpuserver)
-from test_nginx import start_nginx, worker_pids
+from helpers import (calls, Collector, dump_json, keepalive,
+                     parallel_keepalive, shim_env, start_cpuserver)
+from helpers.nginx import start_nginx, worker_pids
 
 
 def start_cpu(servers, collectors, tmp_path, **settings):

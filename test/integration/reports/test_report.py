@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (COLLECTOR, CPUSERVER, ROOT, Collector, Server,
-                      free_port, keepalive, shim_env)
+from helpers import (COLLECTOR, CPUSERVER, ROOT, Collector, Server,
+                     free_port, keepalive, shim_env)
 
 MIX = "GET /mix"
 NODE = shutil.which("node")

@@ -11,9 +11,9 @@ import subprocess
 import threading
 import time
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      free_port, keepalive, remove_rings, shim_env,
-                      start_cpuserver)
+from helpers import (COLLECTOR, CPUSERVER, Collector, Server, calls,
+                     free_port, keepalive, remove_rings, shim_env,
+                     start_cpuserver)
 
 
 def _load(port, stop, path, counts, i):

@@ -21,10 +21,10 @@ import time
 import uuid
 from pathlib import Path
 
-import hostile_util as hu
-from conftest import (CPUSERVER, SHIM, Server, calls, free_port,
-                      keepalive, raw_exchange, shim_env)
-from test_nginx import start_nginx, worker_pids
+from helpers import rings as hu
+from helpers import (CPUSERVER, SHIM, Server, calls, free_port,
+                     keepalive, raw_exchange, shim_env)
+from helpers.nginx import start_nginx, worker_pids
 
 FORMATS = ["json", "folded", "pprof", "speedscope", "html", "prometheus"]
 

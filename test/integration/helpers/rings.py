@@ -1,4 +1,5 @@
-"""Helpers for the hostile-input tests (test_hostile.py, test_wire.py).
+"""Rings and the sanitizer build, for the hostile-input tests
+(test_hostile.py, test_wire.py).
 
 - The AddressSanitizer + UBSan build of the collector, and the check that a
   run of it reported nothing.
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (CPUSERVER, ROOT, Collector, Server, free_port,
-                      keepalive, remove_rings, shim_env,
-                      wait_connections_closed)
+from .env import CPUSERVER, ROOT, shim_env
+from .net import free_port, keepalive, wait_connections_closed
+from .processes import Collector, Server, remove_rings
 
 ASAN_BUILD = Path(os.environ.get("PROFSHIM_ASAN_BUILD", ROOT / "build-asan"))
 ASAN_COLLECTOR = ASAN_BUILD / "collector" / "profshim-collector"
@@ -343,7 +344,7 @@ def wait_until(cond, timeout=10.0, step=0.02):
 
 
 class AsanCollector(Collector):
-    """A running `record` of the sanitizer build (see conftest.Collector);
+    """A running `record` of the sanitizer build (see helpers.processes.Collector);
     finish() also checks that it reported nothing."""
 
     def __init__(self, tmp_path, pid=None, extra=()):

@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 
-from conftest import (COLLECTOR, calls, keepalive, start_cpuserver)
+from helpers import (COLLECTOR, calls, keepalive, start_cpuserver)
 
 HOSTILE_FN = 'evil"\\<b>&amp;\n\x1b[31mred\u009b\u00e9\u4e2d'
 HOSTILE_EP = 'POST /"quoted"\\path\n\x1b[2J<script>'

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from conftest import (COLLECTOR, CPUSERVER, calls, Collector, free_port,
-                      keepalive, Server, shim_env, start_cpuserver)
+from helpers import (COLLECTOR, CPUSERVER, calls, Collector, free_port,
+                     keepalive, Server, shim_env, start_cpuserver)
 
 
 def start(servers, collectors, tmp_path):
@@ -141,7 +141,6 @@ def test_record_missing_pid(tmp_path):
 def test_gc_removes_rings_of_exited_processes(tmp_path):
     """gc keeps rings of running processes and removes the others."""
     import os
-    from conftest import CPUSERVER, Server, free_port, shim_env
 
     port = free_port()
     alive = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COLLECTOR, ROOT
+from helpers import COLLECTOR, ROOT
 
 CHECK_JS = ROOT / "test" / "js" / "html_check.js"
 ARTIFACTS = Path(os.environ.get("PROFSHIM_ARTIFACTS", ROOT / "test" / "artifacts"))

@@ -20,8 +20,8 @@ import time
 import urllib.parse
 import urllib.request
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, free_port,
-                      keepalive, shim_env)
+from helpers import (COLLECTOR, CPUSERVER, Collector, Server, free_port,
+                     keepalive, shim_env)
 
 KEY = "k3y-Of-the-fleet_0123456789"
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BUILD, Collector, dump_json, shim_env
+from helpers import BUILD, Collector, dump_json, shim_env
 
 STRESS = BUILD / "test" / "stress"
 SECONDS = 20

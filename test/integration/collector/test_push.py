@@ -21,10 +21,10 @@ import urllib.request
 
 import pytest
 
-from conftest import (COLLECTOR, CPUSERVER, Collector, Server, calls,
-                      clean_env, free_port, keepalive, shim_env,
-                      wait_connections_closed)
-from test_report_pprof import pprof
+from helpers import (COLLECTOR, CPUSERVER, Collector, Server, calls,
+                     clean_env, free_port, keepalive, shim_env,
+                     wait_connections_closed)
+from helpers.pprof import pprof
 
 TOKEN = "some-token"
 HZ = 199

@@ -19,27 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BUILD, COLLECTOR, PRELOAD, SHIM, calls, clean_env,
-                      free_port, wait_connections_closed, wait_port)
+from helpers import (BUILD, COLLECTOR, SHIM, calls, free_port, user_env,
+                     wait_connections_closed, wait_port)
 
 PROFSHIM = BUILD / "collector" / "profshim"
 PYTHON = "/usr/bin/python3"
-# With a shim built with AddressSanitizer (the sanitizer pass), the ASan
-# runtime must be preloaded first: the user's LD_PRELOAD, which profshim
-# keeps in front of the shim.
-ASAN = {k: v for k, v in PRELOAD.items() if k != "LD_PRELOAD"}
-if " " in PRELOAD["LD_PRELOAD"]:
-    ASAN["LD_PRELOAD"] = PRELOAD["LD_PRELOAD"].split()[0]
-
-
-def user_env(**extra):
-    """A new user's environment: no profiling variables (but the ASan
-    runtime when the shim needs it)."""
-    env = clean_env(**ASAN)
-    if "LD_PRELOAD" in extra and "LD_PRELOAD" in ASAN:
-        extra["LD_PRELOAD"] = ASAN["LD_PRELOAD"] + " " + extra["LD_PRELOAD"]
-    env.update(extra)
-    return env
 
 
 def start(args, cwd, env=None):

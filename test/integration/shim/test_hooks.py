@@ -16,8 +16,8 @@ import select
 import subprocess
 import time
 
-from conftest import (BUILD, Collector, calls, clean_env, dump_json,
-                      remove_rings, shim_env)
+from helpers import (BUILD, Collector, calls, clean_env, dump_json,
+                     remove_rings, shim_env)
 
 HOOKCHECK = BUILD / "test" / "hookcheck"
 DEADLINE = 30.0

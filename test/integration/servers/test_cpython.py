@@ -4,7 +4,7 @@ wall-clock sampling at 1000 Hz exactly as without it
 (scripts/cpython-tests.sh runs both and compares)."""
 import subprocess
 
-from conftest import BUILD, ROOT
+from helpers import BUILD, ROOT
 
 
 def test_cpython_suite_same_with_and_without_shim():

@@ -10,6 +10,7 @@ the shim or the collector grow without bound.
 """
 import collections
 import ctypes
+import functools
 import json
 import os
 import random
@@ -227,6 +228,11 @@ def _drain(where, struct_type, reason, **fields):
     return f
 
 
+def _rec_field(k, reason, **fields):
+    """The k-th record's header fields set: drained up to it for reason."""
+    return _drain(lambda r: _rec_at(r, k), RingRec, reason, **fields)
+
+
 def _sample_frames_ff(r):
     pos, foff = _sample(r, lambda s: s.nbytes >= 10)
     s = RingSample.from_buffer_copy(r.b, foff)
@@ -265,22 +271,16 @@ def _nbytes_past_record(r):
 
 
 DRAIN_VARIANTS = {
-    "first record len 0": _drain(lambda r: _rec_at(r, 0), RingRec,
-                                 "bad record length", len=0),
-    "record len 8": _drain(lambda r: _rec_at(r, 2), RingRec,
-                           "bad record length", len=8),
-    "record len unaligned": _drain(lambda r: _rec_at(r, 4), RingRec,
-                                   "bad record length", len=20),
+    "first record len 0": _rec_field(0, "bad record length", len=0),
+    "record len 8": _rec_field(2, "bad record length", len=8),
+    "record len unaligned": _rec_field(4, "bad record length", len=20),
     "record len past the end": _len_past_end,
-    "record len huge": _drain(lambda r: _rec_at(r, 5), RingRec,
-                              "bad record length", len=U32 - 7),
+    "record len huge": _rec_field(5, "bad record length", len=U32 - 7),
     "record longer than a record can be": _too_long,
-    "type 0": _drain(lambda r: _rec_at(r, 0), RingRec,
-                     "unknown record type", type=0),
+    "type 0": _rec_field(0, "unknown record type", type=0),
     "type 4": _drain(lambda r: _request(r, 3), RingRec,
                      "unknown record type", type=4),
-    "type max": _drain(lambda r: _rec_at(r, 6), RingRec,
-                       "unknown record type", type=0xffff),
+    "type max": _rec_field(6, "unknown record type", type=0xffff),
     "sample nframes 257": _drain(_sample, RingSample, "bad sample record",
                                  nframes=hu.RING_MAX_FRAMES + 1),
     "sample nframes max": _drain(_sample, RingSample, "bad sample record",
@@ -545,24 +545,39 @@ def corrupt_lines(stderr):
     return [line for line in stderr.splitlines() if "corrupt ring" in line]
 
 
-def check_alone(tmp, pid, n, name, data, expect, ring):
-    """Run `record --ring` on one variant; returns a failure text or None."""
-    d = tmp / f"v{n}"
+def record_alone(d, name, data):
+    """Write data as the ring file `name` of a new directory d and run
+    `record --ring` on it alone; returns the ring's path, the run, the
+    profile it wrote and its `corrupt ring` lines.
+
+    The recording itself works whatever the ring holds: it ends once the
+    ring is read or refused (its process is gone), writes the profile of
+    what it could read and exits 0, as `record` does; the corrupt ring is a
+    line on stderr."""
     d.mkdir()
-    path = d / f"profshim.{pid}.{n}"
+    path = d / name
     out = d / "out.json"
     hu.write_ring(path, data)
+    r = hu.run_collector(["record", "--ring", path, "--out", out,
+                          "--socket", d / "s.sock", "--duration", "20"])
+    assert r.returncode == 0, r.stderr
+    return path, r, hu.load_profile(out), corrupt_lines(r.stderr)
+
+
+def failures_of(jobs):
+    """Run the checks (callables that return a failure text or None) three
+    at a time; the failure texts."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        failures = [f.result() for f in [pool.submit(j) for j in jobs]]
+    return [f for f in failures if f]
+
+
+def check_alone(tmp, pid, n, name, data, expect, ring):
+    """Run `record --ring` on one variant; returns a failure text or None."""
     try:
-        r = hu.run_collector(["record", "--ring", path, "--out", out,
-                              "--socket", d / "s.sock", "--duration", "20"])
-        # The recording itself works whatever the ring holds: it ends once
-        # the ring is read or refused (its process is gone), writes the
-        # profile of what it could read and exits 0, as `record` does; the
-        # corrupt ring is a line on stderr.
-        assert r.returncode == 0, r.stderr
-        prof = hu.load_profile(out)
+        path, r, prof, lines = record_alone(tmp / f"v{n}",
+                                            f"profshim.{pid}.{n}", data)
         assert "checkpoint" not in prof
-        lines = corrupt_lines(r.stderr)
         if expect[0] == "ok":
             assert lines == [], r.stderr
             expect[1](prof, ring)
@@ -593,28 +608,17 @@ def test_corrupt_rings_one_at_a_time(source, tmp_path):
     ring, pid = source
     variants = make_variants(ring)
     assert sum(1 for v in variants if v[2][0] != "ok") >= 30
-    failures = []
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futs = [pool.submit(check_alone, tmp_path, pid, n, name, data,
-                            expect, ring)
-                for n, (name, data, expect) in enumerate(variants)]
-        failures = [f.result() for f in futs]
-    failures = [f for f in failures if f]
+    failures = failures_of(
+        functools.partial(check_alone, tmp_path, pid, n, name, data, expect,
+                          ring)
+        for n, (name, data, expect) in enumerate(variants))
     assert not failures, "\n".join(failures)
 
 
 def check_random(tmp, pid, seed, data):
-    d = tmp / f"r{seed}"
-    d.mkdir()
-    path = d / f"profshim.{pid}.{seed}"
-    out = d / "out.json"
-    hu.write_ring(path, data)
     try:
-        r = hu.run_collector(["record", "--ring", path, "--out", out,
-                              "--socket", d / "s.sock", "--duration", "20"])
-        assert r.returncode == 0, r.stderr
-        prof = hu.load_profile(out)
-        lines = corrupt_lines(r.stderr)
+        path, r, prof, lines = record_alone(tmp / f"r{seed}",
+                                            f"profshim.{pid}.{seed}", data)
         assert len(lines) <= 1, r.stderr
         assert all(str(path) in line for line in lines)
         # Whatever was read, every count is a count of real records.
@@ -628,12 +632,10 @@ def check_random(tmp, pid, seed, data):
 
 def test_random_bit_flips(source, tmp_path):
     ring, pid = source
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futs = [pool.submit(check_random, tmp_path, pid, seed,
-                            random_flips(ring, seed))
-                for seed in range(60)]
-        failures = [f.result() for f in futs]
-    failures = [f for f in failures if f]
+    failures = failures_of(
+        functools.partial(check_random, tmp_path, pid, seed,
+                          random_flips(ring, seed))
+        for seed in range(60))
     assert not failures, "\n".join(failures)
 
 

@@ -318,20 +318,21 @@ def load_profile(path):
     return json.loads(Path(path).read_text())
 
 
-def vm_hwm_kb(pid):
+def _status_kb(pid, field):
+    """A field in kB of /proc/PID/status (VmHWM, VmRSS...)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmHWM")
+    raise AssertionError(f"no {field}")
+
+
+def vm_hwm_kb(pid):
+    return _status_kb(pid, "VmHWM")
 
 
 def vm_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return _status_kb(pid, "VmRSS")
 
 
 def wait_until(cond, timeout=10.0, step=0.02):

@@ -182,6 +182,18 @@ def test_close_racing_writer_thread_counts_every_request(
     assert ep["aborted"] == 0, summary
     assert prof["dropped"]["requests"] == 0, summary
 
+def only_request(prof, endpoint, status, aborted):
+    """endpoint was called once, with this status and aborted or not, both
+    in its counts and in its kept request (returned)."""
+    ep = prof["data"][endpoint]
+    assert ep["calls"] == 1, dump_json(prof)
+    assert ep["status"] == {f"{status // 100}xx": 1}, dump_json(prof)
+    assert ep["aborted"] == int(aborted), dump_json(prof)
+    (r,) = [r for r in prof["requests"] if r["endpoint"] == endpoint]
+    assert r["status"] == status and r["aborted"] is aborted, r
+    return r
+
+
 def test_truncated_response_ends_at_last_write(tmp_path, collectors):
     """A head promising Content-Length: 1000 and 10 bytes of body, written
     ~100 ms after the request, then the close ~400 ms later: the request
@@ -189,12 +201,7 @@ def test_truncated_response_ends_at_last_write(tmp_path, collectors):
     short), and its duration ends at its last write, not at the close."""
     _, _, prof = same_results("truncated", tmp_path, collectors,
                               PROFILING_SAMPLE_RATE="1")
-    ep = prof["data"]["GET /truncated"]
-    assert ep["calls"] == 1, dump_json(prof)
-    assert ep["status"] == {"2xx": 1}, dump_json(prof)
-    assert ep["aborted"] == 1, dump_json(prof)
-    (r,) = [r for r in prof["requests"] if r["endpoint"] == "GET /truncated"]
-    assert r["status"] == 200 and r["aborted"] is True, r
+    r = only_request(prof, "GET /truncated", 200, aborted=True)
     assert 0.08 <= r["duration"] < 0.4, r
 
 
@@ -215,11 +222,6 @@ def test_vfork_child_close_is_not_the_parents(tmp_path, collectors):
     the parent then answers: one request, answered 200, not aborted."""
     _, _, prof = same_results("vfork_close", tmp_path, collectors,
                               PROFILING_SAMPLE_RATE="1")
-    ep = prof["data"]["GET /vfork"]
-    assert ep["calls"] == 1, dump_json(prof)
-    assert ep["status"] == {"2xx": 1}, dump_json(prof)
-    assert ep["aborted"] == 0, dump_json(prof)
+    only_request(prof, "GET /vfork", 200, aborted=False)
     assert set(prof["data"]) == {"GET /vfork"}, dump_json(prof)
-    (r,) = [r for r in prof["requests"] if r["endpoint"] == "GET /vfork"]
-    assert r["status"] == 200 and r["aborted"] is False, r
 

@@ -33,8 +33,8 @@ sources() {
 	case $1 in
 	http) echo "shim/http.c" ;;
 	env) echo "shim/env.c" ;;
-	ring) echo "collector/reader.c shim/ring.c" ;;
-	profile) echo "collector/profile.c collector/control.c collector/table.c" ;;
+	ring) echo "collector/ingest/reader.c shim/ring.c" ;;
+	profile) echo "collector/model/profile.c collector/util/control.c collector/util/table.c" ;;
 	esac
 }
 

@@ -31,7 +31,7 @@ struct env_config {
 	uint64_t ring_size;           /* PROFILING_RING_SIZE, bytes, power of 2 */
 };
 
-/* Fill *cfg with the defaults of DESIGN.md (profiling off). */
+/* Fill *cfg with the defaults of doc/design.md (profiling off). */
 void env_defaults(struct env_config *cfg);
 
 /*

@@ -54,6 +54,7 @@
 
 #include "env.h"
 #include "http.h"
+#include "libc.h"
 #include "modmap.h"
 #include "ring.h"
 #include "sampler.h"
@@ -110,43 +111,6 @@ struct conn {
 	struct pending q[CONN_QUEUE];
 };
 
-/* The real functions, resolved with dlsym(RTLD_NEXT) at start-up, or at
- * first use when a hook runs before the constructor. */
-static int (*real_accept)(int, struct sockaddr *, socklen_t *);
-static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
-static ssize_t (*real_recv)(int, void *, size_t, int);
-static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *,
-				socklen_t *);
-static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
-static ssize_t (*real_read)(int, void *, size_t);
-static ssize_t (*real_readv)(int, const struct iovec *, int);
-static ssize_t (*real_send)(int, const void *, size_t, int);
-static ssize_t (*real_sendto)(int, const void *, size_t, int,
-			      const struct sockaddr *, socklen_t);
-static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
-static ssize_t (*real_write)(int, const void *, size_t);
-static ssize_t (*real_writev)(int, const struct iovec *, int);
-static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
-static ssize_t (*real_sendfile64)(int, int, off64_t *, size_t);
-static int (*real_close)(int);
-static ssize_t (*real_read_chk)(int, void *, size_t, size_t);
-static ssize_t (*real_recv_chk)(int, void *, size_t, size_t, int);
-static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int,
-				    struct sockaddr *, socklen_t *);
-static int (*real_sigaction)(int, const struct sigaction *,
-			     struct sigaction *);
-static sighandler_t (*real_signal)(int, sighandler_t);
-static int (*real_setitimer)(__itimer_which_t, const struct itimerval *,
-			      struct itimerval *);
-static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *,
-				const struct timespec *);
-static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *,
-				  void *(*)(void *), void *);
-static int (*real_pipe2)(int[2], int);
-static int (*real_dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t,
-					   void *), void *);
-static int (*real_dlclose)(void *);
-
 static bool hooks_on;            /* ENABLE_PROFILING and start-up succeeded */
 static struct env_config hooks_cfg;
 static struct conn *conns;       /* CONN_MAX entries, reserved, not touched */
@@ -176,26 +140,6 @@ static __thread uint32_t hooks_serial;  /* this thread's number, from 1 */
 static __thread int hooks_tid;
 static _Atomic uint32_t hooks_serials;
 
-#define RESOLVE(name, sym)                                                    \
-	do {                                                                  \
-		if (!real_##name)                                             \
-			real_##name = dlsym(RTLD_NEXT, sym);                  \
-	} while (0)
-
-static void hooks_warn(const char *line)
-{
-	(void)!syscall(SYS_write, 2, line, strlen(line));
-	(void)!syscall(SYS_write, 2, "\n", 1);
-}
-
-static uint64_t hooks_now(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the ring, created at a process' first request ---------------------- */
 
 static struct ring_header *hooks_ring_make(void)
@@ -213,7 +157,7 @@ static struct ring_header *hooks_ring_make(void)
 				       "/dev/shm (%s); profiling is off in "
 				       "process %d",
 				       strerror(-r), hooks_pid);
-			hooks_warn(line);
+			libc_warn(line);
 			atomic_store(&hooks_ring_state, 3);
 			return NULL;
 		}
@@ -223,10 +167,17 @@ static struct ring_header *hooks_ring_make(void)
 			ring_unmap(hooks_parent_ring);
 			hooks_parent_ring = NULL;
 		} else {
+			/* Objects loaded since start-up (a plugin opened
+			 * before the first request) are in the live list:
+			 * the ring's map and the handler's snapshot both take
+			 * them now. Not in a fork child, which must not call
+			 * into the loader (modmap_copy) and has its parent's
+			 * snapshot. */
 			(void)modmap_scan(h, hooks_exe);
+			modmap_snapshot_take();
 		}
 		atomic_store(&modmap_busy, 0);
-		atomic_store(&modmap_next, hooks_now() + MODMAP_RESCAN_NS);
+		atomic_store(&modmap_next, libc_now_ns() + MODMAP_RESCAN_NS);
 		ring_count(&h->untracked_conns, atomic_exchange(&hooks_untracked, 0));
 		atomic_fetch_add(&hooks_ring_gen, 1);
 		atomic_store_explicit(&hooks_ring, h, memory_order_release);
@@ -275,7 +226,7 @@ static uint64_t hooks_random(void)
 	uint64_t x = hooks_rng;
 
 	if (UNLIKELY(x == 0))
-		x = hooks_now() ^ ((uint64_t)(uintptr_t)&hooks_rng << 16) ^
+		x = libc_now_ns() ^ ((uint64_t)(uintptr_t)&hooks_rng << 16) ^
 		    0x2545f4914f6cdd1dULL;
 	x ^= x << 13;
 	x ^= x >> 7;
@@ -292,7 +243,7 @@ static uint64_t hooks_req_id(void)
 {
 	if (UNLIKELY(hooks_serial == 0)) {
 		hooks_serial = atomic_fetch_add(&hooks_serials, 1) + 1;
-		hooks_tid = (int)syscall(SYS_gettid);
+		hooks_tid = libc_gettid();
 	}
 	return ((uint64_t)hooks_serial << 32) | ++hooks_seq;
 }
@@ -528,7 +479,7 @@ static void conn_tcp_turn(struct conn *c, int fd, uint64_t now)
 static void conn_on_tcp_read(struct conn *c, int fd)
 {
 	struct pending *e = conn_front(c);
-	uint64_t now = hooks_now();
+	uint64_t now = libc_now_ns();
 
 	if (e && e->responding) {
 		/* Read after write: the previous turn ended at its last
@@ -648,7 +599,7 @@ static void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 		buf += used;
 		n -= used;
 		if (ev & (HTTP_REQ_START | HTTP_REQ_LINE) && !now)
-			now = hooks_now();
+			now = libc_now_ns();
 		if (ev & HTTP_REQ_START)
 			conn_start(c, now);
 		if ((ev & HTTP_REQ_LINE) && c->pushed)
@@ -679,7 +630,7 @@ static void conn_on_write(struct conn *c, const char *buf, size_t n)
 
 	if (!e)
 		return; /* nothing was asked: a greeting, or a late error page */
-	now = hooks_now();
+	now = libc_now_ns();
 	if (c->state == CONN_TCP || c->resp_broken) {
 		e->responding = 1;
 		e->last_write_ns = now;
@@ -709,7 +660,7 @@ static void conn_on_write(struct conn *c, const char *buf, size_t n)
 /* The connection is closing: end what it still holds. */
 static void conn_on_close(struct conn *c)
 {
-	uint64_t now = hooks_now();
+	uint64_t now = libc_now_ns();
 	struct pending *e;
 
 	while ((e = conn_front(c)) != NULL) {
@@ -884,7 +835,7 @@ hooks_slow_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	int r;
 
-	RESOLVE(accept, "accept");
+	LIBC_RESOLVE(accept);
 	r = real_accept(fd, addr, len);
 	if (UNLIKELY(hooks_on) && r >= 0) {
 		int saved = errno;
@@ -908,7 +859,7 @@ hooks_slow_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	int r;
 
-	RESOLVE(accept4, "accept4");
+	LIBC_RESOLVE(accept4);
 	r = real_accept4(fd, addr, len, flags);
 	if (UNLIKELY(hooks_on) && r >= 0) {
 		int saved = errno;
@@ -986,7 +937,7 @@ hooks_slow_recv(int fd, void *buf, size_t n, int flags)
 {
 	ssize_t r;
 
-	RESOLVE(recv, "recv");
+	LIBC_RESOLVE(recv);
 	r = real_recv(fd, buf, n, flags);
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
@@ -1005,7 +956,7 @@ hooks_slow_recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
 	ssize_t r;
 
-	RESOLVE(recv_chk, "__recv_chk");
+	LIBC_RESOLVE(recv_chk);
 	r = real_recv_chk(fd, buf, n, buflen, flags);
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
@@ -1025,7 +976,7 @@ hooks_slow_recvfrom(int fd, void *buf, size_t n, int flags,
 {
 	ssize_t r;
 
-	RESOLVE(recvfrom, "recvfrom");
+	LIBC_RESOLVE(recvfrom);
 	r = real_recvfrom(fd, buf, n, flags, addr, len);
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
@@ -1046,7 +997,7 @@ hooks_slow_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 {
 	ssize_t r;
 
-	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+	LIBC_RESOLVE(recvfrom_chk);
 	r = real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
@@ -1066,7 +1017,7 @@ hooks_slow_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ssize_t r;
 
-	RESOLVE(recvmsg, "recvmsg");
+	LIBC_RESOLVE(recvmsg);
 	r = real_recvmsg(fd, msg, flags);
 	if (UNLIKELY(hooks_on) && r > 0 && !(flags & RECV_SKIP_FLAGS) &&
 	    !(msg->msg_flags & MSG_TRUNC)) {
@@ -1090,7 +1041,7 @@ hooks_slow_read(int fd, void *buf, size_t n)
 {
 	ssize_t r;
 
-	RESOLVE(read, "read");
+	LIBC_RESOLVE(read);
 	r = real_read(fd, buf, n);
 	READ_TAIL(fd, buf, n, r);
 	return r;
@@ -1108,7 +1059,7 @@ hooks_slow_read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	ssize_t r;
 
-	RESOLVE(read_chk, "__read_chk");
+	LIBC_RESOLVE(read_chk);
 	r = real_read_chk(fd, buf, n, buflen);
 	READ_TAIL(fd, buf, n, r);
 	return r;
@@ -1126,7 +1077,7 @@ hooks_slow_readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	ssize_t r;
 
-	RESOLVE(readv, "readv");
+	LIBC_RESOLVE(readv);
 	r = real_readv(fd, iov, iovcnt);
 	if (UNLIKELY(hooks_on) && r > 0) {
 		int saved = errno;
@@ -1150,7 +1101,7 @@ hooks_slow_send(int fd, const void *buf, size_t n, int flags)
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(send, "send");
+	LIBC_RESOLVE(send);
 	wc = hooks_write_begin(fd);
 	r = real_send(fd, buf, n, flags);
 	WRITE_TAIL(wc, fd, buf, n, r);
@@ -1171,7 +1122,7 @@ hooks_slow_sendto(int fd, const void *buf, size_t n, int flags,
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(sendto, "sendto");
+	LIBC_RESOLVE(sendto);
 	wc = hooks_write_begin(fd);
 	r = real_sendto(fd, buf, n, flags, addr, len);
 	WRITE_TAIL(wc, fd, buf, n, r);
@@ -1192,7 +1143,7 @@ hooks_slow_sendmsg(int fd, const struct msghdr *msg, int flags)
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(sendmsg, "sendmsg");
+	LIBC_RESOLVE(sendmsg);
 	wc = hooks_write_begin(fd);
 	r = real_sendmsg(fd, msg, flags);
 	if (UNLIKELY(wc)) {
@@ -1219,7 +1170,7 @@ hooks_slow_write(int fd, const void *buf, size_t n)
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(write, "write");
+	LIBC_RESOLVE(write);
 	wc = hooks_write_begin(fd);
 	r = real_write(fd, buf, n);
 	WRITE_TAIL(wc, fd, buf, n, r);
@@ -1239,7 +1190,7 @@ hooks_slow_writev(int fd, const struct iovec *iov, int iovcnt)
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(writev, "writev");
+	LIBC_RESOLVE(writev);
 	wc = hooks_write_begin(fd);
 	r = real_writev(fd, iov, iovcnt);
 	if (UNLIKELY(wc)) {
@@ -1266,7 +1217,7 @@ hooks_slow_sendfile(int out, int in, off_t *off, size_t n)
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(sendfile, "sendfile");
+	LIBC_RESOLVE(sendfile);
 	wc = hooks_write_begin(out);
 	r = real_sendfile(out, in, off, n);
 	WRITE_TAIL(wc, out, NULL, n, r);
@@ -1286,7 +1237,7 @@ hooks_slow_sendfile64(int out, int in, off64_t *off, size_t n)
 	struct conn *wc;
 	ssize_t r;
 
-	RESOLVE(sendfile64, "sendfile64");
+	LIBC_RESOLVE(sendfile64);
 	wc = hooks_write_begin(out);
 	r = real_sendfile64(out, in, off, n);
 	WRITE_TAIL(wc, out, NULL, n, r);
@@ -1303,7 +1254,7 @@ HOOK ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 static __attribute__((noinline)) int
 hooks_slow_close(int fd)
 {
-	RESOLVE(close, "close");
+	LIBC_RESOLVE(close);
 	if (UNLIKELY(hooks_on) && (unsigned)fd < CONN_MAX && conns &&
 	    conns[fd].state != CONN_NONE) {
 		int saved = errno;
@@ -1319,7 +1270,7 @@ hooks_slow_close(int fd)
 			 * running fork handlers: what it closes is the
 			 * parent's business. So is a connection a fork child
 			 * inherited but never used. */
-			bool mine = (int)syscall(SYS_getpid) == hooks_pid;
+			bool mine = (int)getpid() == hooks_pid;
 
 			if (mine && c->state != CONN_NONE && c->owner == hooks_pid)
 				conn_on_close(c);
@@ -1350,13 +1301,13 @@ static bool hooks_takes_sigprof(const void *handler)
 {
 	return UNLIKELY(hooks_on) && sampler_ready() &&
 	       !sampler_is_own_handler(handler) &&
-	       (int)syscall(SYS_getpid) == hooks_pid;
+	       (int)getpid() == hooks_pid;
 }
 
 HOOK int sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old)
 {
-	RESOLVE(sigaction, "sigaction");
+	LIBC_RESOLVE(sigaction);
 	if (sig == SIGPROF && act &&
 	    hooks_takes_sigprof(act->sa_flags & SA_SIGINFO
 					? (const void *)act->sa_sigaction
@@ -1368,7 +1319,7 @@ HOOK int sigaction(int sig, const struct sigaction *act,
 
 HOOK sighandler_t signal(int sig, sighandler_t handler)
 {
-	RESOLVE(signal, "signal");
+	LIBC_RESOLVE(signal);
 	if (sig == SIGPROF && hooks_takes_sigprof((const void *)handler))
 		sampler_stand_aside("the program set its own SIGPROF "
 				    "disposition");
@@ -1389,8 +1340,6 @@ HOOK sighandler_t signal(int sig, sighandler_t handler)
  */
 #define HOOKS_FAKE_RD 0x7ffffff0
 #define HOOKS_FAKE_WR 0x7ffffff1
-
-static long (*real_syscall)(long, ...);
 
 static long hooks_fake_pipe(long nr, long fd, const void *addr)
 {
@@ -1421,7 +1370,7 @@ HOOK long syscall(long nr, ...)
 	a5 = va_arg(ap, long);
 	a6 = va_arg(ap, long);
 	va_end(ap);
-	RESOLVE(syscall, "syscall");
+	LIBC_RESOLVE(syscall);
 	if (UNLIKELY((nr == SYS_read || nr == SYS_write) &&
 		     (a1 == HOOKS_FAKE_RD || a1 == HOOKS_FAKE_WR)))
 		return hooks_fake_pipe(nr, a1, (const void *)a2);
@@ -1430,7 +1379,7 @@ HOOK long syscall(long nr, ...)
 
 HOOK int pipe2(int fds[2], int flags)
 {
-	RESOLVE(pipe2, "pipe2");
+	LIBC_RESOLVE(pipe2);
 	if (UNLIKELY(sampler_inside())) {
 		fds[0] = HOOKS_FAKE_RD;
 		fds[1] = HOOKS_FAKE_WR;
@@ -1451,7 +1400,7 @@ HOOK int pipe2(int fds[2], int flags)
 HOOK int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
 			 void *data)
 {
-	RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
+	LIBC_RESOLVE(dl_iterate_phdr);
 	if (UNLIKELY(sampler_inside())) {
 		int r = modmap_snapshot_iterate(cb, data);
 
@@ -1469,7 +1418,7 @@ HOOK int dlclose(void *handle)
 {
 	int r;
 
-	RESOLVE(dlclose, "dlclose");
+	LIBC_RESOLVE(dlclose);
 	if (!hooks_on)
 		return real_dlclose(handle);
 	modmap_change_begin();
@@ -1492,7 +1441,7 @@ HOOK int dlclose(void *handle)
 HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
 		   struct itimerval *old)
 {
-	RESOLVE(setitimer, "setitimer");
+	LIBC_RESOLVE(setitimer);
 	if (which == ITIMER_PROF && nv &&
 	    (nv->it_value.tv_sec || nv->it_value.tv_usec) &&
 	    hooks_takes_sigprof(NULL))
@@ -1540,7 +1489,7 @@ static int hooks_sigwait(const sigset_t *set, siginfo_t *info,
 	sigset_t old;
 	int r;
 
-	RESOLVE(sigtimedwait, "sigtimedwait");
+	LIBC_RESOLVE(sigtimedwait);
 	if (!hooks_wait_masks(set, &old))
 		return real_sigtimedwait(set, info, timeout);
 	r = real_sigtimedwait(set, info, timeout);
@@ -1615,7 +1564,7 @@ HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 	struct hooks_start *slot = NULL;
 	int r;
 
-	RESOLVE(pthread_create, "pthread_create");
+	LIBC_RESOLVE(pthread_create);
 	if (!hooks_on || !sampler_ready())
 		return real_pthread_create(thread, attr, fn, arg);
 	for (unsigned i = 0; i < HOOKS_STARTS && !slot; i++) {
@@ -1644,7 +1593,7 @@ static void hooks_atfork_child(void)
 {
 	struct ring_header *h = atomic_exchange(&hooks_ring, NULL);
 
-	hooks_pid = (int)syscall(SYS_getpid);
+	hooks_pid = (int)getpid();
 	hooks_tid = 0;
 	hooks_seq = 0;
 	hooks_rng = 0;
@@ -1660,7 +1609,7 @@ static void hooks_atfork_child(void)
 		hooks_parent_ring = h;
 	}
 	/* The next look for new objects after a second, not right away. */
-	atomic_store(&modmap_next, hooks_now() + MODMAP_RESCAN_NS);
+	atomic_store(&modmap_next, libc_now_ns() + MODMAP_RESCAN_NS);
 	/* The child's one thread goes on being sampled, into a ring of its
 	 * own, in continuous mode; in request mode at its first request. */
 	if (hooks_cfg.mode == RING_MODE_CONTINUOUS) {
@@ -1669,51 +1618,20 @@ static void hooks_atfork_child(void)
 	}
 }
 
-static void hooks_resolve_all(void)
-{
-	RESOLVE(accept, "accept");
-	RESOLVE(accept4, "accept4");
-	RESOLVE(recv, "recv");
-	RESOLVE(recvfrom, "recvfrom");
-	RESOLVE(recvmsg, "recvmsg");
-	RESOLVE(read, "read");
-	RESOLVE(readv, "readv");
-	RESOLVE(send, "send");
-	RESOLVE(sendto, "sendto");
-	RESOLVE(sendmsg, "sendmsg");
-	RESOLVE(write, "write");
-	RESOLVE(writev, "writev");
-	RESOLVE(sendfile, "sendfile");
-	RESOLVE(sendfile64, "sendfile64");
-	RESOLVE(close, "close");
-	RESOLVE(read_chk, "__read_chk");
-	RESOLVE(recv_chk, "__recv_chk");
-	RESOLVE(recvfrom_chk, "__recvfrom_chk");
-	RESOLVE(sigaction, "sigaction");
-	RESOLVE(signal, "signal");
-	RESOLVE(setitimer, "setitimer");
-	RESOLVE(sigtimedwait, "sigtimedwait");
-	RESOLVE(pthread_create, "pthread_create");
-	RESOLVE(pipe2, "pipe2");
-	RESOLVE(syscall, "syscall");
-	RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
-	RESOLVE(dlclose, "dlclose");
-}
-
 __attribute__((constructor)) static void hooks_init(void)
 {
 	ssize_t n;
 	int r;
 
-	hooks_resolve_all();
-	env_load(&hooks_cfg, getenv, hooks_warn);
+	libc_resolve();
+	env_load(&hooks_cfg, getenv, libc_warn);
 	if (!hooks_cfg.enabled)
 		return; /* pure pass-through: no memory, no handler, no timer */
 	hooks_rate_all = hooks_cfg.mode == RING_MODE_CONTINUOUS ||
 			 hooks_cfg.sample_rate >= 1.0;
 	hooks_rate_some = hooks_cfg.sample_rate > 0.0;
 
-	hooks_pid = (int)syscall(SYS_getpid);
+	hooks_pid = (int)getpid();
 	n = readlink("/proc/self/exe", hooks_exe, sizeof(hooks_exe) - 1);
 	hooks_exe[n > 0 ? n : 0] = '\0';
 
@@ -1723,7 +1641,7 @@ __attribute__((constructor)) static void hooks_init(void)
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (conns == MAP_FAILED) {
 		conns = NULL;
-		hooks_warn("profshim: cannot reserve the connection table; "
+		libc_warn("profshim: cannot reserve the connection table; "
 			   "profiling is off");
 		return;
 	}
@@ -1731,7 +1649,7 @@ __attribute__((constructor)) static void hooks_init(void)
 	r = sampler_init(&hooks_cfg);
 	(void)r; /* -EBUSY: requests are still timed, without stacks */
 	if (pthread_atfork(NULL, NULL, hooks_atfork_child) != 0) {
-		hooks_warn("profshim: pthread_atfork failed; profiling is off");
+		libc_warn("profshim: pthread_atfork failed; profiling is off");
 		return;
 	}
 	hooks_on = true;

@@ -1,6 +1,7 @@
 /*
  * modmap.c — records loaded ELF objects into the ring's module map.
  */
+#include "libc.h"
 #include "modmap.h"
 
 #include <elf.h>
@@ -115,13 +116,14 @@ int modmap_scan(struct ring_header *h, const char *exe)
 	uint32_t before;
 
 	c.count = before = h->modules_count;
-	/* Called from hooks, dl_iterate_phdr is answered from the snapshot
-	 * (hooks.c), and this reads each object's notes: as a reader, so that
-	 * no dlclose unmaps an object meanwhile. During one, look again at
-	 * the next scan. */
+	/* The live list of loaded objects (libc.h: never the hook, which
+	 * answers calls from inside the shim from the snapshot, so a library
+	 * dlopen'ed since the snapshot would never be found). This reads
+	 * each object's notes: as a reader, so that no dlclose unmaps an
+	 * object meanwhile. During one, look again at the next scan. */
 	if (!modmap_read_begin())
 		return 0;
-	(void)dl_iterate_phdr(modmap_one, &c);
+	(void)libc_dl_iterate_phdr(modmap_one, &c);
 	modmap_read_end();
 	return c.full ? -ENOSPC : (int)(c.count - before);
 }
@@ -289,7 +291,7 @@ void modmap_snapshot_take(void)
 	cur = atomic_load(&snap_cur);
 	next = cur == 0 ? 1 : 0;
 	snap_buf[next].n = 0;
-	(void)dl_iterate_phdr(snap_one, &snap_buf[next]);
+	(void)libc_dl_iterate_phdr(snap_one, &snap_buf[next]);
 	atomic_store_explicit(&snap_cur, next, memory_order_release);
 	modmap_change_end();
 	atomic_store(&snap_busy, 0);

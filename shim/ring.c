@@ -2,6 +2,7 @@
  * ring.c — the producer side of the shared-memory ring (see ring_format.h for
  * the protocol and the barrier pairing).
  */
+#include "libc.h"
 #include "ring.h"
 
 #include <errno.h>
@@ -23,14 +24,6 @@
 #define A(p) ((_Atomic uint64_t *)(p))
 #define A32(p) ((_Atomic uint32_t *)(p))
 
-static uint64_t ring_clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Key of ring_hash(), drawn when the process image makes its ring. Endpoint
  * names come from clients: with a hash anyone can compute, a client could
@@ -46,7 +39,7 @@ static uint64_t ring_new_key(void)
 	uint64_t k = 0;
 
 	if (getrandom(&k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k))
-		k = ring_clock_ns(CLOCK_MONOTONIC) * 0x9e3779b97f4a7c15ull ^
+		k = libc_clock_ns(CLOCK_MONOTONIC) * 0x9e3779b97f4a7c15ull ^
 		    ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&k;
 	return k;
 }
@@ -106,8 +99,8 @@ static void ring_init_header(struct ring_header *h,
 	h->total_size = total;
 	h->pid = (uint32_t)getpid();
 	h->ppid = (uint32_t)getppid();
-	h->start_realtime_ns = ring_clock_ns(CLOCK_REALTIME);
-	h->start_monotonic_ns = ring_clock_ns(CLOCK_MONOTONIC);
+	h->start_realtime_ns = libc_clock_ns(CLOCK_REALTIME);
+	h->start_monotonic_ns = libc_clock_ns(CLOCK_MONOTONIC);
 	(void)snprintf(h->exe, sizeof(h->exe), "%s", exe);
 	h->sample_rate = cfg->sample_rate;
 	h->hz = cfg->hz;
@@ -148,7 +141,7 @@ int ring_create(const struct env_config *cfg, const char *exe,
 	total = data_off + cfg->ring_size;
 
 	(void)snprintf(tmp_name, sizeof(tmp_name), "/.profshim.%d.%ld.tmp",
-		       (int)getpid(), (long)syscall(SYS_gettid));
+		       (int)getpid(), (long)libc_gettid());
 	fd = shm_open(tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -162,7 +155,7 @@ int ring_create(const struct env_config *cfg, const char *exe,
 		r = -errno;
 		goto err_unlink;
 	}
-	(void)syscall(SYS_close, fd);
+	libc_close(fd);
 	fd = -1;
 	ring_init_header(h, cfg, exe, total, ep_cap, ep_off, mod_off, data_off);
 	ring_hash_key = ring_new_key();
@@ -189,7 +182,7 @@ err_unmap:
 	(void)munmap(h, total);
 err_unlink:
 	if (fd >= 0)
-		(void)syscall(SYS_close, fd);
+		libc_close(fd);
 	(void)shm_unlink(tmp_name);
 	return r;
 }

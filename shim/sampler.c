@@ -2,6 +2,7 @@
  * sampler.c — per-thread timers and the SIGPROF handler (see sampler.h).
  */
 #define UNW_LOCAL_ONLY
+#include "libc.h"
 #include "sampler.h"
 #include "sigrestart.h"
 
@@ -46,10 +47,6 @@ static struct env_config sampler_cfg;
  * the handler reads it without a lock and skips the sample unless it is
  * RT_CONSISTENT.
  */
-static int sampler_gettid(void)
-{
-	return (int)syscall(SYS_gettid);
-}
 
 static bool sampler_loader_busy(void)
 {
@@ -85,11 +82,6 @@ static atomic_uint sampler_timers_hint;
 static _Atomic uint64_t sampler_stopped[SAMPLER_STOPPED_MAX];
 
 
-static void sampler_write(const char *msg)
-{
-	(void)!syscall(SYS_write, 2, msg, strlen(msg));
-}
-
 /* Unsigned LEB128. Async-signal-safe. */
 static uint8_t *sampler_varint(uint8_t *p, uint64_t v)
 {
@@ -121,14 +113,6 @@ static size_t sampler_encode(uint8_t *out, const uintptr_t *ips, int n)
 		prev = a;
 	}
 	return (size_t)(p - out);
-}
-
-static uint64_t sampler_now(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -216,7 +200,7 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 	s->req_id = t->req_id;
 	s->tid = (uint32_t)t->tid;
 	s->endpoint = t->endpoint;
-	s->time_ns = sampler_now();
+	s->time_ns = libc_now_ns();
 	s->nframes = (uint16_t)n;
 	s->nbytes = (uint16_t)nbytes;
 	s->shared = (uint16_t)shared;
@@ -313,11 +297,11 @@ int sampler_init(const struct env_config *cfg)
 
 	sampler_cfg = *cfg;
 	sampler_continuous = cfg->mode == RING_MODE_CONTINUOUS;
-	if (sigaction(SIGPROF, NULL, &old) == 0 &&
+	if (libc_sigaction(SIGPROF, NULL, &old) == 0 &&
 	    (old.sa_flags & SA_SIGINFO ? (void *)old.sa_sigaction != NULL
 				       : (old.sa_handler != SIG_DFL &&
 					  old.sa_handler != SIG_IGN))) {
-		sampler_write("profshim: the program has its own SIGPROF "
+		libc_write_stderr("profshim: the program has its own SIGPROF "
 			      "handler; profshim times requests but takes no "
 			      "stack samples in this process\n");
 		return -EBUSY;
@@ -352,7 +336,7 @@ int sampler_init(const struct env_config *cfg)
 	sigdelset(&sa.sa_mask, SIGFPE);
 	sigdelset(&sa.sa_mask, SIGTRAP);
 	sigdelset(&sa.sa_mask, SIGSYS);
-	if (sigaction(SIGPROF, &sa, NULL) < 0)
+	if (libc_sigaction(SIGPROF, &sa, NULL) < 0)
 		return -errno;
 	atomic_store(&sampler_on, true);
 	return 0;
@@ -376,7 +360,7 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 	if (t->created[k])
 		return 0;
 	if (!t->tid)
-		t->tid = sampler_gettid();
+		t->tid = libc_gettid();
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_THREAD_ID;
 	sev.sigev_signo = SIGPROF;
@@ -553,8 +537,8 @@ void sampler_stand_aside(const char *why)
 		if (v)
 			(void)timer_delete((timer_t)(v - 1));
 	}
-	sampler_write("profshim: ");
-	sampler_write(why);
-	sampler_write("; profshim times requests but takes no more stack "
+	libc_write_stderr("profshim: ");
+	libc_write_stderr(why);
+	libc_write_stderr("; profshim times requests but takes no more stack "
 		      "samples in this process\n");
 }

@@ -5,7 +5,7 @@
  *
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined \
  *         -fno-sanitize-recover=undefined -D_GNU_SOURCE -Ishim -Icollector \
- *         collector/profile.c collector/control.c collector/table.c \
+ *         collector/model/profile.c collector/util/control.c collector/util/table.c \
  *         test/fuzz/fuzz_profile.c -ljansson -o fuzz_profile
  *   ./fuzz_profile test/fuzz/corpus_profile
  *
@@ -46,7 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "profile.h"
+#include "model/profile.h"
 #include "fuzz_assert.h"
 
 

@@ -3,7 +3,7 @@
  *
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined \
  *         -fno-sanitize-recover=undefined -D_GNU_SOURCE -Ishim -Icollector \
- *         collector/reader.c shim/ring.c test/fuzz/fuzz_ring.c -o fuzz_ring
+ *         collector/ingest/reader.c shim/ring.c test/fuzz/fuzz_ring.c -o fuzz_ring
  *   ./fuzz_ring test/fuzz/corpus_ring
  *
  * The ring file is a memory file (memfd, mode 0600) handed to
@@ -75,7 +75,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "reader.h"
+#include "ingest/reader.h"
 #include "ring.h"
 #include "ring_format.h"
 #include "fuzz_assert.h"

@@ -3,8 +3,12 @@
  * named functions, so tests can check that each endpoint's top function is
  * its own.
  *
- *   cpuserver [PORT]      listen on 127.0.0.1:PORT (0 or none: any free
- *                         port); prints "listening on PORT" when ready
+ *   cpuserver [PORT [PLUGIN [--plugin-early]]]
+ *                         listen on 127.0.0.1:PORT (0 or none: any free
+ *                         port); prints "listening on PORT" when ready.
+ *                         PLUGIN is a shared library (burnplugin.c) that
+ *                         /load opens with dlopen(); --plugin-early opens
+ *                         it before the first request instead
  *
  * Endpoints (GET, keep-alive, thread per connection):
  *   /alpha?ms=N   burn_alpha() for N ms of CPU (default 20)
@@ -16,9 +20,12 @@
  *   /sleep?ms=N   sleeps N ms (default 50) in clock_nanosleep, to an
  *                 absolute deadline so that signals do not shorten it
  *   /fast         answers at once
+ *   /load         dlopen()s PLUGIN (once; 500 if it cannot)
+ *   /plugin?ms=N  burn_plugin() of PLUGIN for N ms (500 before /load)
  * Anything else: 404. Requests with a body are read and the body ignored.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -34,6 +41,24 @@
 #include "io.h"
 
 static volatile unsigned long sink;
+static const char *plugin_path;
+static void (*_Atomic plugin_burn)(double ms);
+
+/* Open the plugin and find its function; 0, or -1 after a message. */
+static int plugin_load(void)
+{
+	void *h;
+
+	if (plugin_burn)
+		return 0;
+	h = plugin_path ? dlopen(plugin_path, RTLD_NOW) : NULL;
+	if (!h || !(plugin_burn = (void (*)(double))dlsym(h, "burn_plugin"))) {
+		fprintf(stderr, "cpuserver: plugin: %s\n",
+			plugin_path ? dlerror() : "none given");
+		return -1;
+	}
+	return 0;
+}
 
 static double cpu_ms(void)
 {
@@ -118,6 +143,20 @@ static void handle(int fd, const char *target)
 		respond(fd, 200, "slept\n");
 	} else if (plen == 5 && strncmp(target, "/fast", 5) == 0) {
 		respond(fd, 200, "fast\n");
+	} else if (plen == 5 && strncmp(target, "/load", 5) == 0) {
+		if (plugin_load() == 0)
+			respond(fd, 200, "loaded\n");
+		else
+			respond(fd, 500, "no plugin\n");
+	} else if (plen == 7 && strncmp(target, "/plugin", 7) == 0) {
+		void (*burn)(double) = plugin_burn;
+
+		if (burn) {
+			burn(ms);
+			respond(fd, 200, "plugin\n");
+		} else {
+			respond(fd, 500, "not loaded\n");
+		}
 	} else {
 		respond(fd, 404, "not found\n");
 	}
@@ -178,6 +217,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons(argc > 1 ? (unsigned short)atoi(argv[1]) : 0);
+	plugin_path = argc > 2 ? argv[2] : NULL;
+	if (argc > 3 && strcmp(argv[3], "--plugin-early") == 0 &&
+	    plugin_load() < 0)
+		return 1;
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||

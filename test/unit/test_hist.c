@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "hist.h"
+#include "util/hist.h"
 
 
 /* Uniform in [0, 1). */

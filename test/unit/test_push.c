@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "push.h"
+#include "services/push.h"
 
 #define SEC 1000000000ull
 

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "reader.h"
+#include "ingest/reader.h"
 #include "ring.h"
 #include "ring_format.h"
 

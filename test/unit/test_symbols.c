@@ -28,7 +28,7 @@
 
 #include "check.h"
 /* collector/ is not on the test's include path in meson.build. */
-#include "../../collector/symbols.h"
+#include "symbols/symbols.h"
 
 #define MAP_MAX 64
 

@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "../../collector/symbols.c"
+#include "symbols/symbols.c"
 
 /*
  * Symbols for the rules at the top of symbols.c. Never executed; the bytes

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "table.h"
+#include "util/table.h"
 
 
 /* ------------------------------------------------------------------------ */

@@ -206,7 +206,7 @@ def test_data_reset_save_report_metrics(servers, collectors, tmp_path):
     status, hdrs, body = call(api, "/api/v1/profiling/data", headers=AUTH)
     assert status == 200 and hdrs["Content-Type"] == "application/json"
     data = json.loads(body)
-    # The shape DESIGN.md gives (and `dump` prints).
+    # The shape doc/profile-json.md gives (and `dump` prints).
     assert data["version"] == 1
     assert {"data", "requests", "processes", "dropped"} <= set(data)
     alpha = data["data"]["GET /alpha"]

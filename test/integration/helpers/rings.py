@@ -77,7 +77,7 @@ RING_MAX_FRAMES = 256
 RING_ENDPOINT_NONE = 0xffffffff
 REC_PAD, REC_SAMPLE, REC_REQUEST = 1, 2, 3
 EP_EMPTY, EP_BUSY, EP_READY = 0, 1, 2
-READER_REC_MAX = 4096  # collector/reader.c: longest record it copies
+READER_REC_MAX = 4096  # collector/ingest/reader.c: longest record it copies
 
 u8, u16, u32, u64 = (ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32,
                      ctypes.c_uint64)

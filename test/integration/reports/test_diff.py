@@ -1,7 +1,7 @@
 """`profshim-collector diff BASE NEW`: what changed between two profiles.
 
 Most tests use small profiles written here (the schema of
-collector/profile.h) so the expected shares are exact; one records two real
+collector/model/profile.h) so the expected shares are exact; one records two real
 profiles from cpuserver and checks the change the workload made shows.
 """
 import json

@@ -184,14 +184,14 @@ def rgb(css):
 
 
 def test_template_embedded_is_current():
-    """collector/html_template.h is what scripts/embed.py makes of the
+    """collector/formats/html_template.h is what scripts/embed.py makes of the
     template: an edit to report.html.in cannot be silently left out."""
-    header = ROOT / "collector" / "html_template.h"
+    header = ROOT / "collector" / "formats" / "html_template.h"
     if not header.exists():
         pytest.skip("html_template.h is generated at build time")
     r = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "embed.py"), "--check",
-         str(ROOT / "collector" / "report.html.in"), str(header),
+         str(ROOT / "collector" / "formats" / "report.html.in"), str(header),
          "html_template"])
     assert r.returncode == 0, "html_template.h is stale: run scripts/embed.py"
 

@@ -1,0 +1,104 @@
+/*
+ * stats.h — what the collector knows: processes, per-endpoint statistics,
+ * stack samples and the bounded list of kept requests; and the profile JSON
+ * of doc/profile-json.md built from it.
+ *
+ * Every request is counted and timed per endpoint (calls, total, min, max,
+ * percentiles from struct hist, status classes). Samples are aggregated per
+ * endpoint as raw address stacks and symbolized only when JSON is built.
+ * Kept requests: the ~100 slowest, the ~100 most recent, and every manual
+ * (?profile=1) request up to STATS_MANUAL_MAX, each with its own stacks and
+ * their times (up to STATS_TRACE_MAX samples a request).
+ */
+#ifndef PROFSHIM_STATS_H
+#define PROFSHIM_STATS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ingest/reader.h"
+#include "symbols/symbols.h"
+
+#define STATS_KEEP_SLOW 100
+#define STATS_KEEP_RECENT 100
+#define STATS_MANUAL_MAX 10000
+#define STATS_TOP_FUNCTIONS 25
+#define STATS_TRACE_MAX 4096
+
+struct stats;
+
+struct stats *stats_new(void);
+void stats_free(struct stats *s);
+
+/* Forget every count, sample and kept request; processes stay known. */
+void stats_reset(struct stats *s);
+
+/* Index of the running (not exited) process with this pid, or -ENOENT. */
+int stats_process_find(const struct stats *s, uint32_t pid);
+
+/* Index of the process with this pid, added when new; negative errno. */
+int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
+		  const char *exe);
+
+/* Replace a process' module map (validated entries). */
+int stats_set_modules(struct stats *s, int proc, const struct ring_module *m,
+		      uint32_t n);
+
+/* Record the ring's latest counters (absolute values) for a process. */
+void stats_set_counters(struct stats *s, int proc,
+			const struct reader_counters *c);
+
+void stats_set_exited(struct stats *s, int proc);
+
+/* How the process samples (its ring header's clock and rate), which gives
+ * the profile's sample type and the weight of one sample. */
+void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
+			uint32_t hz);
+
+/* Account one drained record of process `proc`. Negative errno: ENOMEM. */
+int stats_event(struct stats *s, int proc, const struct reader_event *ev);
+
+/*
+ * The request stats_event() accounted last, as one object: "id", "pid",
+ * "endpoint", "duration" (s), "status", "manual", "samples" and, when it was
+ * sampled, "top_frames": its functions by self samples, at most `nframes`
+ * ([{"function", "module", "samples"}]). NULL when there is none.
+ */
+json_t *stats_last_request(struct stats *s, struct symbols *syms,
+			   unsigned nframes);
+
+/* Totals, for progress lines. */
+void stats_totals(const struct stats *s, uint64_t *ret_requests,
+		  uint64_t *ret_samples, uint64_t *ret_endpoints);
+
+/*
+ * Build the profile JSON (profile.h lists the parts reports read). `endpoint`
+ * keeps one endpoint; `function` keeps only stacks passing through that
+ * function (an endpoint with none is left out). Either may be NULL. Returns
+ * a new reference or NULL (ENOMEM).
+ */
+json_t *stats_json(struct stats *s, struct symbols *syms, const char *endpoint,
+		   const char *function);
+
+/*
+ * The profile's summary: the same document without stacks, kept requests,
+ * frames, modules and top functions (empty arrays), built without
+ * symbolizing anything. Every count is the whole profile's; what /metrics
+ * needs, at a fraction of the cost. A new reference or NULL (ENOMEM).
+ */
+json_t *stats_json_summary(struct stats *s);
+
+/*
+ * Checkpoints. stats_state_json() is everything aggregated so far, in a
+ * form stats_state_load() turns back into exactly this state (raw addresses,
+ * full histograms, counters at the last reset, requests in flight); it is
+ * not a profile. stats_state_load() fills an s fresh from stats_new();
+ * on failure it returns a negative errno with one line in err, and s must be
+ * freed.
+ */
+json_t *stats_state_json(const struct stats *s);
+int stats_state_load(struct stats *s, const json_t *state, char *err,
+		     size_t errlen);
+
+#endif /* PROFSHIM_STATS_H */

@@ -1,0 +1,71 @@
+/*
+ * interposed.h — the one list of the libc functions libprofshim.so
+ * interposes. Everything that needs the list is generated from it: the
+ * pointers to the real functions and their resolution (libc.h, libc.c),
+ * and the layering check (test/unit/test_layering.c) that no shim module
+ * but the interposer files calls one of these names.
+ *
+ * X(return type, C name, symbol, parameter list). The C name is the one
+ * the shim uses (real_<name>); the symbol is what the dynamic linker
+ * binds (the _FORTIFY_SOURCE variants are __read_chk and friends).
+ *
+ * Why each is interposed:
+ *   - accept … close: where requests start and end (hooks_io.c);
+ *   - sigaction, signal, setitimer: a program that takes SIGPROF for
+ *     itself gets it (hooks_guard.c);
+ *   - sigtimedwait, sigwaitinfo: they wait with the sampler's SIGPROF
+ *     blocked, since the kernel never restarts them (hooks_guard.c);
+ *   - pthread_create: new threads learn their stack bounds and, in
+ *     continuous mode, arm their timer (hooks_guard.c);
+ *   - pipe2, syscall, dl_iterate_phdr, dlclose: libunwind and the loader
+ *     called from the signal handler are kept from descriptors the
+ *     program would see and from the loader's lock (hooks_guard.c).
+ * dlopen is deliberately not interposed: glibc resolves a bare library
+ * name with the calling object's RPATH, and an interposed dlopen would
+ * make the shim that caller.
+ */
+#ifndef PROFSHIM_INTERPOSED_H
+#define PROFSHIM_INTERPOSED_H
+
+#define INTERPOSED(X)                                                         \
+	X(int, accept, "accept", (int, struct sockaddr *, socklen_t *))       \
+	X(int, accept4, "accept4",                                            \
+	  (int, struct sockaddr *, socklen_t *, int))                         \
+	X(ssize_t, recv, "recv", (int, void *, size_t, int))                  \
+	X(ssize_t, recvfrom, "recvfrom",                                      \
+	  (int, void *, size_t, int, struct sockaddr *, socklen_t *))         \
+	X(ssize_t, recvmsg, "recvmsg", (int, struct msghdr *, int))           \
+	X(ssize_t, read, "read", (int, void *, size_t))                       \
+	X(ssize_t, readv, "readv", (int, const struct iovec *, int))          \
+	X(ssize_t, send, "send", (int, const void *, size_t, int))            \
+	X(ssize_t, sendto, "sendto",                                          \
+	  (int, const void *, size_t, int, const struct sockaddr *,           \
+	   socklen_t))                                                        \
+	X(ssize_t, sendmsg, "sendmsg", (int, const struct msghdr *, int))     \
+	X(ssize_t, write, "write", (int, const void *, size_t))               \
+	X(ssize_t, writev, "writev", (int, const struct iovec *, int))        \
+	X(ssize_t, sendfile, "sendfile", (int, int, off_t *, size_t))         \
+	X(ssize_t, sendfile64, "sendfile64", (int, int, off64_t *, size_t))   \
+	X(int, close, "close", (int))                                         \
+	X(ssize_t, read_chk, "__read_chk", (int, void *, size_t, size_t))     \
+	X(ssize_t, recv_chk, "__recv_chk",                                    \
+	  (int, void *, size_t, size_t, int))                                 \
+	X(ssize_t, recvfrom_chk, "__recvfrom_chk",                            \
+	  (int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *)) \
+	X(int, sigaction, "sigaction",                                        \
+	  (int, const struct sigaction *, struct sigaction *))                \
+	X(sighandler_t, signal, "signal", (int, sighandler_t))                \
+	X(int, setitimer, "setitimer",                                        \
+	  (__itimer_which_t, const struct itimerval *, struct itimerval *))   \
+	X(int, sigtimedwait, "sigtimedwait",                                  \
+	  (const sigset_t *, siginfo_t *, const struct timespec *))           \
+	X(int, sigwaitinfo, "sigwaitinfo", (const sigset_t *, siginfo_t *))   \
+	X(int, pthread_create, "pthread_create",                              \
+	  (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))   \
+	X(int, pipe2, "pipe2", (int[2], int))                                 \
+	X(long, syscall, "syscall", (long, ...))                              \
+	X(int, dl_iterate_phdr, "dl_iterate_phdr",                            \
+	  (int (*)(struct dl_phdr_info *, size_t, void *), void *))           \
+	X(int, dlclose, "dlclose", (void *))
+
+#endif

@@ -13,9 +13,8 @@ what compilers are required to accept. Bytes outside printable ASCII are
 written as octal escapes; "??" is split so it can never be read as a
 trigraph.
 
-    embed.py --check INPUT OUTPUT NAME
-
-exits 1 when OUTPUT is not what INPUT gives (a stale committed header).
+The build runs it (collector/meson.build: html_template.h from
+collector/formats/report.html.in); its output is not committed.
 """
 import sys
 
@@ -53,20 +52,13 @@ def header(src: str, data: bytes, name: str) -> str:
 
 
 def main(argv):
-    check = argv[1:2] == ["--check"]
-    args = argv[2:] if check else argv[1:]
+    args = argv[1:]
     if len(args) != 3:
         sys.stderr.write(__doc__)
         return 2
     src, dst, name = args
     with open(src, "rb") as f:
         text = header(src.rsplit("/", 1)[-1], f.read(), name)
-    if check:
-        try:
-            with open(dst, encoding="ascii") as f:
-                return 0 if f.read() == text else 1
-        except OSError:
-            return 1
     with open(dst, "w", encoding="ascii") as f:
         f.write(text)
     return 0

@@ -27,6 +27,11 @@
 #ifndef PROFSHIM_INTERPOSED_H
 #define PROFSHIM_INTERPOSED_H
 
+/* An interposer: the one kind of symbol libprofshim.so exports (the shim
+ * is built with -fvisibility=hidden). Only hooks_io.c and hooks_guard.c
+ * define them. */
+#define HOOK __attribute__((visibility("default")))
+
 #define INTERPOSED(X)                                                         \
 	X(int, accept, "accept", (int, struct sockaddr *, socklen_t *))       \
 	X(int, accept4, "accept4",                                            \

@@ -20,8 +20,14 @@
 #include <unistd.h>
 
 #include "modmap.h"
+#include "snapshot.h"
 #include "ring.h"
+#include "ring_codec.h"
 #include "unwind.h"
+
+/* Frames are walked as uintptr_t and encoded as uint64_t: the same type on
+ * the 64-bit targets the walker supports. */
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "64-bit addresses");
 
 /* Frames of the handler itself (handler, unw_backtrace, the signal
  * trampoline) that unw_backtrace reports before the interrupted one. */
@@ -81,39 +87,6 @@ static atomic_uint sampler_timers_hint;
  */
 static _Atomic uint64_t sampler_stopped[SAMPLER_STOPPED_MAX];
 
-
-/* Unsigned LEB128. Async-signal-safe. */
-static uint8_t *sampler_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-/* Encode frames, leaf first: see struct ring_sample. Async-signal-safe. */
-static size_t sampler_encode(uint8_t *out, const uintptr_t *ips, int n)
-{
-	uint8_t *p = out;
-	uint64_t prev = 0;
-
-	for (int i = 0; i < n; i++) {
-		uint64_t a = (uint64_t)(uintptr_t)ips[i];
-
-		if (i == 0) {
-			p = sampler_varint(p, a);
-		} else {
-			int64_t d = (int64_t)(a - prev);
-
-			p = sampler_varint(p, ((uint64_t)d << 1) ^
-						      (uint64_t)(d >> 63));
-		}
-		prev = a;
-	}
-	return (size_t)(p - out);
-}
 
 /*
  * The slow path: libunwind's unw_backtrace() from the handler, through the
@@ -187,7 +160,7 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 		while (shared < n && shared < t->last_n &&
 		       pcs[n - 1 - shared] == t->last[t->last_n - 1 - shared])
 			shared++;
-	nbytes = sampler_encode(enc, pcs, n - shared);
+	nbytes = ring_codec_encode(enc, (const uint64_t *)pcs, n - shared);
 	len = (uint32_t)RING_ALIGN_UP(sizeof(*s) + nbytes);
 	s = (struct ring_sample *)ring_reserve(h, len, RING_REC_SAMPLE, 0,
 					       &pos);
@@ -244,7 +217,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 			goto out;
 		}
 	}
-	if (t->busy || sampler_loader_busy() || !modmap_read_begin()) {
+	if (t->busy || sampler_loader_busy() || !snapshot_read_begin()) {
 		ring_count(&h->skipped_samples, 1);
 		goto out;
 	}
@@ -253,7 +226,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	sampler_take(t, h, ucv);
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy = 0;
-	modmap_read_end();
+	snapshot_read_end();
 out:
 	sigrestart_fixup(ucv);
 	errno = saved_errno;

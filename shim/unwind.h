@@ -16,8 +16,8 @@
  *
  * Reads are checked: stack reads stay inside the thread's stack
  * (struct unwind_stack), table reads inside the object's loaded segment
- * that holds them, and tables are read only between modmap_read_begin() and
- * modmap_read_end() so that dlclose cannot unmap them meanwhile.
+ * that holds them, and tables are read only between snapshot_read_begin() and
+ * snapshot_read_end() so that dlclose cannot unmap them meanwhile.
  *
  * The walk stops, and says why, at the outermost frame (the return address
  * is undefined, as in _start and clone), at code without unwind tables, at
@@ -59,7 +59,7 @@ int unwind_init(void);
  * first, then each caller's return address) in pcs. Returns the number
  * stored (at least 1 when max > 0) and the reason the walk ended in *end.
  * Async-signal-safe, lock-free, bounded; the caller holds
- * modmap_read_begin().
+ * snapshot_read_begin().
  */
 int unwind_walk(const struct unwind_regs *r, const struct unwind_stack *st,
 		uintptr_t *pcs, int max, enum unwind_end *end);
@@ -67,7 +67,7 @@ int unwind_walk(const struct unwind_regs *r, const struct unwind_stack *st,
 /*
  * Forget every cached rule: objects were unmapped, and new ones may be
  * mapped at the same addresses. The caller makes sure no walk is running
- * (inside modmap_change_begin()).
+ * (inside snapshot_change_begin()).
  */
 void unwind_forget(void);
 

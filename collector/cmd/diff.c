@@ -7,6 +7,7 @@
  * change is the difference of the two shares.
  */
 #include "cmd/diff.h"
+#include "util/cli.h"
 #include "util/atomic_file.h"
 
 #include <errno.h>
@@ -21,11 +22,10 @@
 #include "formats/html.h"
 #include "model/profile.h"
 
-#define PROG "profshim-collector"
 #define DIFF_TEXT_FUNCTIONS 20
 
 static const char diff_usage_text[] =
-	"usage: " PROG " diff BASE NEW [--format text|json|html]\n"
+	"usage: " CLI_PROG " diff BASE NEW [--format text|json|html]\n"
 	"                          [--endpoint E] [--output FILE]\n"
 	"\n"
 	"Compares two saved profiles (files `record` or `save` wrote; \"-\" is\n"
@@ -62,13 +62,8 @@ struct diff {
 	uint64_t before_samples, after_samples;
 };
 
-static int diff_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n\n%s", diff_usage_text);
-	return 2;
-}
+static const struct cli diff_cli = {.name = CLI_PROG,
+				    .usage = diff_usage_text};
 
 static int func_key_cmp(const void *a, const void *b)
 {
@@ -401,14 +396,14 @@ static int diff_load(const char *base, const char *newer, const char *endpoint,
 		int r = profile_load(path[i], &p[i], err, sizeof(err));
 
 		if (r < 0) {
-			fprintf(stderr, PROG ": %s\n", r == -ENOMEM ?
+			fprintf(stderr, CLI_PROG ": %s\n", r == -ENOMEM ?
 				"out of memory" : err);
 			goto fail;
 		}
 	}
 	/* Shares of CPU time and of wall time are different questions. */
 	if (strcmp(p[0]->clock, p[1]->clock) != 0)
-		fprintf(stderr, PROG ": warning: %s samples %s time, %s %s "
+		fprintf(stderr, CLI_PROG ": warning: %s samples %s time, %s %s "
 			"time\n", base, p[0]->clock, newer, p[1]->clock);
 	for (int i = 0; i < 2; i++) {
 		int r = profile_select(p[i], &f, err, sizeof(err));
@@ -420,13 +415,13 @@ static int diff_load(const char *base, const char *newer, const char *endpoint,
 			r = empty_profile(&p[i], err, sizeof(err));
 		}
 		if (r < 0) {
-			fprintf(stderr, PROG ": %s\n", r == -ENOMEM ?
+			fprintf(stderr, CLI_PROG ": %s\n", r == -ENOMEM ?
 				"out of memory" : err);
 			goto fail;
 		}
 	}
 	if (missing == 2) {
-		fprintf(stderr, PROG ": no endpoint \"%s\" in %s or %s\n",
+		fprintf(stderr, CLI_PROG ": no endpoint \"%s\" in %s or %s\n",
 			endpoint, base, newer);
 		goto fail;
 	}
@@ -462,13 +457,13 @@ static int diff_emit(const char *path, const char *buf, size_t len)
 
 	if (!path) {
 		if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0) {
-			fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+			fprintf(stderr, CLI_PROG ": stdout: %s\n", strerror(errno));
 			return 1;
 		}
 		return 0;
 	}
 	if (atomic_file_write(path, diff_fill, &t, err, sizeof(err)) < 0) {
-		fprintf(stderr, PROG ": %s\n", err);
+		fprintf(stderr, CLI_PROG ": %s\n", err);
 		return 1;
 	}
 	return 0;
@@ -477,11 +472,8 @@ static int diff_emit(const char *path, const char *buf, size_t len)
 int diff_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"endpoint", required_argument, NULL, 'e'},
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		CLI_ARG("format", 'f'), CLI_ARG("endpoint", 'e'),
+		CLI_ARG("output", 'o'), CLI_HELP, {0},
 	};
 	enum diff_format fmt = DIFF_TEXT;
 	const char *endpoint = NULL, *output = NULL, *base, *newer;
@@ -513,8 +505,9 @@ int diff_main(int argc, char **argv)
 					break;
 			}
 			if (npaths == 3)
-				return diff_usage_error("unexpected argument "
-							"'%s'", paths[2]);
+				return cli_usage_error(&diff_cli, "unexpected "
+						       "argument '%s'",
+						       paths[2]);
 			continue;
 		}
 		switch (c) {
@@ -526,9 +519,9 @@ int diff_main(int argc, char **argv)
 			else if (strcmp(optarg, "html") == 0)
 				fmt = DIFF_HTML;
 			else
-				return diff_usage_error("--format is text, json "
-							"or html, not '%s'",
-							optarg);
+				return cli_usage_error(&diff_cli, "--format is "
+						       "text, json or html, "
+						       "not '%s'", optarg);
 			break;
 		case 'e':
 			endpoint = optarg;
@@ -536,23 +529,19 @@ int diff_main(int argc, char **argv)
 		case 'o':
 			output = optarg;
 			break;
-		case 'h':
-			fputs(diff_usage_text, stdout);
-			return 0;
 		default:
-			return diff_usage_error("bad option '%s' for diff "
-						"(unknown, or without its value)",
-						argv[optind - 1]);
+			return cli_help_or_bad(&diff_cli, c, CLI_BAD_OPTION,
+					       argv[optind - 1], "diff");
 		}
 	}
 	if (npaths != 2)
-		return diff_usage_error("%s", "diff needs two profiles, BASE "
-					"and NEW");
+		return cli_usage_error(&diff_cli, "%s", "diff needs two "
+				       "profiles, BASE and NEW");
 	base = paths[0];
 	newer = paths[1];
 	if (strcmp(base, "-") == 0 && strcmp(newer, "-") == 0)
-		return diff_usage_error("%s", "BASE and NEW cannot both be "
-					"stdin (\"-\")");
+		return cli_usage_error(&diff_cli, "%s", "BASE and NEW cannot "
+				       "both be stdin (\"-\")");
 	if (diff_load(base, newer, endpoint, &b, &a) != 0)
 		return 1;
 
@@ -581,7 +570,7 @@ int diff_main(int argc, char **argv)
 	status = diff_emit(output, buf, len);
 	goto out;
 fail:
-	fprintf(stderr, PROG ": diff: %s\n", r == -ENOSYS ?
+	fprintf(stderr, CLI_PROG ": diff: %s\n", r == -ENOSYS ?
 		"--format html is not implemented yet" : strerror(-r));
 out:
 	free(buf);

@@ -2,6 +2,8 @@
  * gc.c — removal of rings whose process has exited (see gc.h).
  */
 #include "cmd/gc.h"
+#include "cmd/usage.h"
+#include "util/cli.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +17,9 @@
 #include <unistd.h>
 
 #include "ring_format.h"
+#include "util/control.h"
+
+enum { OPT_SHM_DIR = 1000, OPT_SOCKET };
 
 /* Start of process pid as seconds since the epoch, or -1 if it is gone. */
 static double gc_proc_start(int pid)
@@ -114,4 +119,66 @@ int gc_run(const char *dir, bool dry_run, bool verbose)
 	       dry_run ? "would remove" : "removed", removed,
 	       (double)bytes / 1048576.0, kept);
 	return 0;
+}
+
+/*
+ * A running collector drains the rings of exited processes it reads and
+ * removes them itself: let it, before removing what is left. Returns 0 to
+ * go on, 1 when nothing may be removed (said why).
+ */
+static int gc_ask_collector(const char *socket)
+{
+	char path[256], err[512];
+	FILE *sink = fopen("/dev/null", "we");
+	int status = 0;
+
+	if (sink && control_path(socket, 0, path, sizeof(path)) == 0) {
+		int r = control_call(path, "reap", sink, err, sizeof(err));
+
+		if (r == 0)
+			printf("profshim-collector gc: the running collector "
+			       "drained the rings it reads first\n");
+		/* It may not have read a ring of an exited process yet:
+		 * removing that ring would lose its requests. */
+		if (r == CONTROL_SILENT) {
+			fprintf(stderr, CLI_PROG " gc: %s; nothing removed\n",
+				err);
+			status = 1;
+		}
+	}
+	if (sink)
+		fclose(sink);
+	return status;
+}
+
+int gc_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_FLAG("dry-run", 'n'), CLI_FLAG("verbose", 'v'),
+		CLI_ARG("shm-dir", OPT_SHM_DIR), CLI_ARG("socket", OPT_SOCKET),
+		CLI_HELP, {0},
+	};
+	const char *dir = "/dev/shm", *socket = NULL;
+	bool dry = false, verbose = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+nvh", opts, NULL)) != -1) {
+		if (c == 'n')
+			dry = true;
+		else if (c == 'v')
+			verbose = true;
+		else if (c == OPT_SHM_DIR)
+			dir = optarg;
+		else if (c == OPT_SOCKET)
+			socket = optarg;
+		else
+			return cli_help_or_bad(&usage_cli, c, "%s",
+					       "bad option for gc");
+	}
+	if (optind < argc)
+		return cli_usage_error(&usage_cli, "gc takes no argument '%s'",
+				       argv[optind]);
+	if (!dry && gc_ask_collector(socket) != 0)
+		return 1;
+	return gc_run(dir, dry, verbose);
 }

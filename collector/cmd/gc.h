@@ -13,6 +13,12 @@
 
 #include <stdbool.h>
 
+/* Run the command with its arguments (argv[0] is the command's name):
+ * ask a running collector to drain the rings of exited processes first,
+ * then gc_run(). Returns the exit status: 0, 1 when it could not do its
+ * work, 2 for bad arguments. */
+int gc_main(int argc, char **argv);
+
 /* Remove dead rings in dir; prints one line per ring with `verbose` and a
  * summary line. Returns the process exit status. */
 int gc_run(const char *dir, bool dry_run, bool verbose);

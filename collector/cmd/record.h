@@ -39,6 +39,11 @@ struct record_opts {
 	size_t push_ntags;
 };
 
+/* Run the command with its arguments (argv[0] is the command's name):
+ * parse them into record_opts, then record_run(). Returns the exit status:
+ * 0, 1 when it could not do its work, 2 for bad arguments. */
+int record_main(int argc, char **argv);
+
 /* Run the recording; returns the process exit status (0 success). */
 int record_run(const struct record_opts *o);
 

@@ -2,6 +2,7 @@
  * report.c — see report.h.
  */
 #include "cmd/report.h"
+#include "util/cli.h"
 #include "util/atomic_file.h"
 
 #include <errno.h>
@@ -19,10 +20,8 @@
 #include "formats/prom.h"
 #include "formats/speedscope.h"
 
-#define PROG "profshim-collector"
-
 static const char report_usage[] =
-	"usage: " PROG " report [--input FILE] [--format F] [--endpoint E]\n"
+	"usage: " CLI_PROG " report [--input FILE] [--format F] [--endpoint E]\n"
 	"         [--request ID] [--function NAME] [--output FILE] [--socket PATH]\n"
 	"\n"
 	"Make a report from a saved profile (--input, \"-\" for stdin) or, without\n"
@@ -67,13 +66,8 @@ static const struct report_format report_formats[] = {
 	{"prometheus", prom_write, false},
 };
 
-static int report_bad(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG " report: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n\n%s", report_usage);
-	return 2;
-}
+static const struct cli report_cli = {.name = CLI_PROG " report",
+				      .usage = report_usage};
 
 /* What atomic_file_write() fills: one format of one profile. */
 struct report_job {
@@ -91,15 +85,10 @@ static int report_fill(FILE *out, void *arg)
 int report_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"input", required_argument, NULL, 'i'},
-		{"format", required_argument, NULL, 'f'},
-		{"endpoint", required_argument, NULL, 'e'},
-		{"request", required_argument, NULL, 'r'},
-		{"function", required_argument, NULL, 'F'},
-		{"output", required_argument, NULL, 'o'},
-		{"socket", required_argument, NULL, OPT_SOCKET},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		CLI_ARG("input", 'i'), CLI_ARG("format", 'f'),
+		CLI_ARG("endpoint", 'e'), CLI_ARG("request", 'r'),
+		CLI_ARG("function", 'F'), CLI_ARG("output", 'o'),
+		CLI_ARG("socket", OPT_SOCKET), CLI_HELP, {0},
 	};
 	const struct report_format *fmt = &report_formats[0];
 	const char *input = NULL, *output = NULL, *socket = NULL;
@@ -122,7 +111,8 @@ int report_main(int argc, char **argv)
 				if (strcmp(optarg, report_formats[i].name) == 0)
 					fmt = &report_formats[i];
 			if (!fmt)
-				return report_bad("unknown format '%s'", optarg);
+				return cli_usage_error(&report_cli, "unknown "
+						       "format '%s'", optarg);
 			break;
 		case 'e':
 			filter.endpoint = optarg;
@@ -139,29 +129,29 @@ int report_main(int argc, char **argv)
 		case OPT_SOCKET:
 			socket = optarg;
 			break;
-		case 'h':
-			fputs(report_usage, stdout);
-			return 0;
 		default:
-			return report_bad("%s", "bad option");
+			return cli_help_or_bad(&report_cli, c, "%s",
+					       "bad option");
 		}
 	}
 	if (optind < argc)
-		return report_bad("unexpected argument '%s'", argv[optind]);
+		return cli_usage_error(&report_cli, "unexpected argument '%s'",
+				       argv[optind]);
 	if (fmt->binary && !output && isatty(STDOUT_FILENO))
-		return report_bad("%s output is binary: give --output FILE or "
-				  "redirect stdout", fmt->name);
+		return cli_usage_error(&report_cli, "%s output is binary: give "
+				       "--output FILE or redirect stdout",
+				       fmt->name);
 	if (input)
 		r = profile_load(input, &p, err, sizeof(err)) < 0 ? 1 : 0;
 	else
 		r = profile_fetch(socket, &p, err, sizeof(err));
 	if (r != 0) {
-		fprintf(stderr, PROG " report: %s\n", err);
+		fprintf(stderr, CLI_PROG " report: %s\n", err);
 		return 1;
 	}
 	r = profile_select(p, &filter, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, PROG " report: %s\n",
+		fprintf(stderr, CLI_PROG " report: %s\n",
 			r == -ENOMEM ? "out of memory" : err);
 		profile_free(p);
 		return 1;
@@ -181,7 +171,7 @@ int report_main(int argc, char **argv)
 	}
 	profile_free(p);
 	if (r < 0) {
-		fprintf(stderr, PROG " report: writing %s %s: %s\n", fmt->name,
+		fprintf(stderr, CLI_PROG " report: writing %s %s: %s\n", fmt->name,
 			output ? output : "to stdout", strerror(-r));
 		return 1;
 	}

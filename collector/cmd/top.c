@@ -14,6 +14,7 @@
  * terminal back while stopped.
  */
 #include "cmd/top.h"
+#include "util/cli.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -32,12 +33,12 @@
 
 #include "model/profile.h"
 
-#define PROG "profshim-collector"
 #define TOP_PLAIN_FUNCTIONS 20
 #define TOP_MIN_INTERVAL 0.1
+#define TOP_MAX_INTERVAL 86400
 
 static const char top_usage_text[] =
-	"usage: " PROG " top [--once] [--interval S] [--socket PATH]\n"
+	"usage: " CLI_PROG " top [--once] [--interval S] [--socket PATH]\n"
 	"\n"
 	"A live view of the running collector: requests per second, calls,\n"
 	"p50 and p99 latency and samples per endpoint, then the functions with\n"
@@ -88,13 +89,8 @@ static void top_on_signal(int sig)
 		top_stop_signal = sig;
 }
 
-static int top_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n\n%s", top_usage_text);
-	return 2;
-}
+static const struct cli top_cli = {.name = CLI_PROG,
+				   .usage = top_usage_text};
 
 /*
  * The next character of a name as the terminal should show it: control
@@ -312,18 +308,19 @@ static int clamp_width(int want, int least, int most)
 	return want < least ? least : want;
 }
 
-/*
- * Draw the view. Interactive frames (f->cols > 0) fit the window: names are
- * cut to the columns the numbers leave, and the endpoints and functions
- * share the rows, endpoints first but leaving functions at least half.
- * (What is still too wide is clipped by the terminal: autowrap is off.)
- */
-static void view_draw(const struct top_view *v, struct top_frame *f)
+/* Say a table is empty: one line. False once the screen is full. */
+static bool frame_empty(struct top_frame *f, const char *text)
+{
+	(void)fputs(text, f->out);
+	return frame_newline(f);
+}
+
+/* The first line (time, rates, samples, what was lost) and the status
+ * line. False once the screen is full. */
+static bool view_draw_header(const struct top_view *v, struct top_frame *f)
 {
 	const struct profile *p = v->cur;
-	size_t neps = p->nendpoints, nfn = (size_t)v->nfuncs;
-	int namew = 8, fnw = 8, modw = 6;
-	char line[512], rate[32], when[32], a[32], b[32];
+	char line[512], rate[32], when[32];
 	struct tm tm;
 	int n;
 
@@ -339,13 +336,24 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 			       ", %" PRIu64 " events, %" PRIu64 " requests",
 			       p->dropped_events, p->dropped_requests);
 	if (!frame_line(f, line))
-		return;
+		return false;
 	if (v->status[0]) {
 		(void)fputs("! ", f->out);
 		put_name(f->out, v->status, f->cols ? f->cols - 2 : -1, false);
 	}
-	if (!frame_newline(f))
-		return;
+	return frame_newline(f);
+}
+
+/*
+ * How many endpoint and function rows fit: on a terminal the two tables
+ * share the rows, endpoints first but leaving functions at least half;
+ * plain output shows every endpoint and TOP_PLAIN_FUNCTIONS functions.
+ */
+static void view_fit(const struct top_view *v, const struct top_frame *f,
+		     size_t *ret_neps, size_t *ret_nfn)
+{
+	size_t neps = v->cur->nendpoints, nfn = (size_t)v->nfuncs;
+
 	if (f->rows) {
 		/* Header, status, two table headers and a blank line: 5 rows;
 		 * an empty table takes one row to say so. */
@@ -360,8 +368,19 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 	} else if (nfn > TOP_PLAIN_FUNCTIONS) {
 		nfn = TOP_PLAIN_FUNCTIONS;
 	}
+	*ret_neps = neps;
+	*ret_nfn = nfn;
+}
 
-	/* Endpoints: the name, then five numbers in 10 columns each. */
+/* The endpoint table, its first neps rows: the name, then five numbers in
+ * 10 columns each. False once the screen is full. */
+static bool view_draw_endpoints(const struct top_view *v,
+				struct top_frame *f, size_t neps)
+{
+	const struct profile *p = v->cur;
+	char rate[32], a[32], b[32];
+	int namew = 8;
+
 	for (size_t i = 0; i < p->nendpoints; i++)
 		namew = clamp_width(name_cols(v->rows[i].ep->name), namew, -1);
 	if (f->cols)
@@ -369,7 +388,7 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 	(void)fprintf(f->out, "%-*s %9s %9s %9s %9s %9s", namew, "endpoint",
 		      "req/s", "calls", "p50 ms", "p99 ms", "samples");
 	if (!frame_newline(f))
-		return;
+		return false;
 	for (size_t i = 0; i < neps; i++) {
 		const struct top_row *r = &v->rows[i];
 
@@ -380,17 +399,19 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 		(void)fprintf(f->out, " %9s %9" PRIu64 " %9s %9s %9" PRIu64,
 			      rate, r->ep->calls, a, b, r->ep->samples);
 		if (!frame_newline(f))
-			return;
+			return false;
 	}
-	if (!p->nendpoints) {
-		(void)fputs("(no requests yet)", f->out);
-		if (!frame_newline(f))
-			return;
-	}
-	if (!frame_newline(f))
-		return;
+	return p->nendpoints || frame_empty(f, "(no requests yet)");
+}
 
-	/* Functions: name, module, then two percentages in 9 columns. */
+/* The function table, its first nfn rows: name, module, then two
+ * percentages in 9 columns. False once the screen is full. */
+static bool view_draw_functions(const struct top_view *v,
+				struct top_frame *f, size_t nfn)
+{
+	double all = v->func_samples ? (double)v->func_samples : 1.0;
+	int fnw = 8, modw = 6;
+
 	for (size_t i = 0; i < (size_t)v->nfuncs; i++) {
 		fnw = clamp_width(name_cols(v->funcs[i].function), fnw, -1);
 		modw = clamp_width(name_cols(v->funcs[i].module), modw, -1);
@@ -402,10 +423,9 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 	(void)fprintf(f->out, "%-*s %-*s %8s %8s", fnw, "function", modw,
 		      "module", "self %", "total %");
 	if (!frame_newline(f))
-		return;
+		return false;
 	for (size_t i = 0; i < nfn; i++) {
 		const struct profile_func *fn = &v->funcs[i];
-		double all = v->func_samples ? (double)v->func_samples : 1.0;
 
 		put_name(f->out, fn->function, fnw, true);
 		(void)fputc(' ', f->out);
@@ -413,13 +433,26 @@ static void view_draw(const struct top_view *v, struct top_frame *f)
 		(void)fprintf(f->out, " %8.1f %8.1f", (double)fn->self * 100 / all,
 			      (double)fn->total * 100 / all);
 		if (!frame_newline(f))
-			return;
+			return false;
 	}
-	if (!v->nfuncs) {
-		(void)fputs("(no samples yet)", f->out);
-		if (!frame_newline(f))
-			return;
-	}
+	return v->nfuncs || frame_empty(f, "(no samples yet)");
+}
+
+/*
+ * Draw the view. Interactive frames (f->cols > 0) fit the window: names are
+ * cut to the columns the numbers leave, and the endpoints and functions
+ * share the rows (view_fit()). (What is still too wide is clipped by the
+ * terminal: autowrap is off.)
+ */
+static void view_draw(const struct top_view *v, struct top_frame *f)
+{
+	size_t neps, nfn;
+
+	view_fit(v, f, &neps, &nfn);
+	/* A blank line between the tables. */
+	if (view_draw_header(v, f) && view_draw_endpoints(v, f, neps) &&
+	    frame_newline(f))
+		(void)view_draw_functions(v, f, nfn);
 }
 
 /* Fetch a profile; 0, or 1 with the reason in err. */
@@ -467,13 +500,13 @@ static int top_once(const char *socket, double interval)
 	view_draw(&v, &f);
 	view_free(&v);
 	if (fflush(stdout) != 0) {
-		fprintf(stderr, PROG ": stdout: %s\n", strerror(errno));
+		fprintf(stderr, CLI_PROG ": stdout: %s\n", strerror(errno));
 		return 1;
 	}
 	return 0;
 fail:
 	profile_free(first);
-	fprintf(stderr, PROG ": %s\n", err);
+	fprintf(stderr, CLI_PROG ": %s\n", err);
 	return 1;
 }
 
@@ -661,17 +694,17 @@ static int top_interactive(const char *socket, double interval)
 	int r, status = 0;
 
 	if (top_fetch(socket, &first, &t0, err, sizeof(err)) != 0) {
-		fprintf(stderr, PROG ": %s\n", err);
+		fprintf(stderr, CLI_PROG ": %s\n", err);
 		return 1;
 	}
 	r = view_update(&v, first, NULL, 0);
 	if (r < 0) {
 		profile_free(first);
-		fprintf(stderr, PROG ": %s\n", strerror(-r));
+		fprintf(stderr, CLI_PROG ": %s\n", strerror(-r));
 		return 1;
 	}
 	if (tcgetattr(STDIN_FILENO, &saved) < 0) {
-		fprintf(stderr, PROG ": terminal: %s\n", strerror(errno));
+		fprintf(stderr, CLI_PROG ": terminal: %s\n", strerror(errno));
 		view_free(&v);
 		return 1;
 	}
@@ -684,7 +717,7 @@ static int top_interactive(const char *socket, double interval)
 	signals_set(SIG_DFL);
 	view_free(&v);
 	if (r < 0) {
-		fprintf(stderr, PROG ": top: %s\n", strerror(-r));
+		fprintf(stderr, CLI_PROG ": top: %s\n", strerror(-r));
 		status = 1;
 	}
 	/* Ended by a signal: the terminal is back, now end as it asks. */
@@ -693,27 +726,11 @@ static int top_interactive(const char *socket, double interval)
 	return status;
 }
 
-static int parse_interval(const char *s, double *ret)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || end == s || !(v >= TOP_MIN_INTERVAL) || v > 86400)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 int top_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"once", no_argument, NULL, '1'},
-		{"interval", required_argument, NULL, 'i'},
-		{"socket", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		CLI_FLAG("once", '1'), CLI_ARG("interval", 'i'),
+		CLI_ARG("socket", 's'), CLI_HELP, {0},
 	};
 	const char *socket = NULL;
 	double interval = 1.0;
@@ -723,37 +740,28 @@ int top_main(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case '1':
+		if (c == '1') {
 			once = true;
-			break;
-		case 'i':
-			if (parse_interval(optarg, &interval) < 0)
-				return top_usage_error("--interval needs a "
-						       "number of seconds from "
-						       "0.1 to 86400, not '%s'",
-						       optarg);
-			break;
-		case 's':
+		} else if (c == 's') {
 			socket = optarg;
-			break;
-		case 'h':
-			fputs(top_usage_text, stdout);
-			return 0;
-		default:
-			return top_usage_error("bad option '%s' for top "
-					       "(unknown, or without its value)",
-					       argv[optind - 1]);
+		} else if (c != 'i') {
+			return cli_help_or_bad(&top_cli, c, CLI_BAD_OPTION,
+					       argv[optind - 1], "top");
+		} else if (cli_parse_number(optarg, TOP_MIN_INTERVAL, false,
+					    TOP_MAX_INTERVAL, &interval) < 0) {
+			return cli_usage_error(&top_cli, "--interval needs a "
+					       "number of seconds from 0.1 to "
+					       "86400, not '%s'", optarg);
 		}
 	}
 	if (optind < argc)
-		return top_usage_error("top takes no argument '%s'",
+		return cli_usage_error(&top_cli, "top takes no argument '%s'",
 				       argv[optind]);
 	if (once)
 		return top_once(socket, interval);
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-		return top_usage_error("%s", "top needs a terminal for its "
-				       "live view; use --once for one plain "
-				       "screen");
+		return cli_usage_error(&top_cli, "%s", "top needs a terminal "
+				       "for its live view; use --once for one "
+				       "plain screen");
 	return top_interactive(socket, interval);
 }

@@ -2,7 +2,8 @@
  * html.c — see html.h.
  *
  * The page is collector/formats/report.html.in, compiled in line by line as
- * html_template[] (scripts/embed.py writes html_template.h from it). Its
+ * html_template[] (scripts/embed.py writes html_template.h from it in the
+ * build directory, at build time: collector/meson.build). Its
  * one line "@PROFILE_DATA@" becomes the data: one JSON document in a
  * <script type="application/json"> element, from which the page's script
  * builds the flame graph, tables and charts. The C side only packs the
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Generated at build time (collector/meson.build), in the build directory. */
 #include "html_template.h"
 
 #define HTML_DATA_MARK "@PROFILE_DATA@\n"

@@ -3,6 +3,7 @@
  * protocol in ring_format.h).
  */
 #include "ingest/reader.h"
+#include "ring_codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,32 +213,11 @@ static const char *reader_endpoint(struct reader *r, uint32_t idx)
 	return e->name;
 }
 
-/* Decode LEB128 varints; returns 0 or -1 when the bytes are malformed. */
+/* The sample's frames (ring_codec.h); 0 or -1 when malformed. */
 static int reader_frames(struct reader *r, const uint8_t *p, size_t nbytes,
 			 uint32_t nframes)
 {
-	const uint8_t *end = p + nbytes;
-	uint64_t prev = 0;
-
-	for (uint32_t i = 0; i < nframes; i++) {
-		uint64_t v = 0;
-		unsigned shift = 0;
-
-		for (;;) {
-			if (p >= end || shift > 63)
-				return -1;
-			v |= (uint64_t)(*p & 0x7f) << shift;
-			shift += 7;
-			if (!(*p++ & 0x80))
-				break;
-		}
-		if (i == 0)
-			prev = v;
-		else
-			prev += (uint64_t)((int64_t)(v >> 1) ^ -(int64_t)(v & 1));
-		r->frames[i] = prev;
-	}
-	return p == end ? 0 : -1;
+	return ring_codec_decode(p, nbytes, r->frames, nframes);
 }
 
 /*

@@ -1,12 +1,8 @@
 /*
  * push.c — see push.h.
  *
- * Each look at the profile counts its samples per stack, keyed by what the
- * stack is (endpoint, then each frame's function, module, file and line):
- * frame and stack indices are only meaningful within one document, the
- * symbolized content is the same in every one. The pushed body is the
- * profile with each stack's count replaced by its growth since the previous
- * look, written by the encoders `report` uses (pprof.h, folded.h).
+ * The options are checked in push_url.c, the bodies made in push_delta.c;
+ * this file sends them.
  *
  * Bodies wait in a queue of PUSH_QUEUE_MAX, the oldest first; only the
  * oldest is ever in flight, so the store receives them in order. A body
@@ -15,162 +11,24 @@
  * says that body itself is wrong (400, 413, 415, 422): sending it again
  * would fail forever and hold up every later one, so it is dropped.
  */
-#include "services/push.h"
+#include "services/push_impl.h"
 #include "util/clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
-#include "util/bytebuf.h"
-#include "formats/folded.h"
-#include "formats/pprof.h"
-#include "model/profile.h"
-#include "util/table.h"
-
-#define PUSH_QUEUE_MAX 16
 #define PUSH_BACKOFF_MIN_NS 1000000000ull
 #define PUSH_BACKOFF_MAX_NS 60000000000ull
 #define PUSH_LOG_EVERY_NS 60000000000ull
 #define PUSH_CONNECT_TIMEOUT_MS 5000L
 #define PUSH_TIMEOUT_MS 30000L
-/* Bytes of a failed reply shown in the log to say why. */
-#define PUSH_REPLY_MAX 160
-/* What the log shows in place of the token. */
-#define PUSH_TOKEN_SHOWN "<token>"
-
-struct push_body {
-	char *url;         /* the whole request URL, query included */
-	char *data;
-	size_t len;
-	uint64_t samples;  /* what the body carries, for the log */
-};
-
-/* Samples per stack content in one look at the profile. */
-struct push_counts {
-	struct intern keys;
-	uint64_t *counts;  /* by key id */
-	size_t cap;
-};
-
-struct push {
-	char *base;        /* the URL without trailing '/' */
-	char *shown;       /* the same without user and password, for logs */
-	char *name;        /* APP{k=v,...}, URL-encoded */
-	char *token;       /* the bearer token (NULL for none), only to keep
-			    * it out of the log; zeroed before it is freed */
-	size_t token_len;
-	bool folded;
-	uint64_t interval_ns;
-
-	CURLM *multi;
-	CURL *easy;
-	struct curl_slist *headers;
-	bool busy;         /* easy is in multi: queue[0] is in flight */
-	char curl_err[CURL_ERROR_SIZE];
-	/* The start of a reply: PUSH_REPLY_MAX bytes and a token's length
-	 * more, so a token the store echoes that begins within what the log
-	 * shows is whole here and can be replaced. */
-	char *reply;
-	size_t reply_len, reply_cap;
-
-	bool looked;       /* push_step() looked at the profile once */
-	bool started;      /* the baseline is taken */
-	uint64_t last_look;   /* CLOCK_MONOTONIC ns of the last look */
-	int64_t from;      /* unix seconds the next push's interval starts at */
-	struct push_counts prev;
-
-	struct push_body queue[PUSH_QUEUE_MAX];
-	size_t count;
-	uint64_t retry_at; /* no transfer starts before this (monotonic ns) */
-	uint64_t backoff;  /* ns; 0 after a success */
-
-	uint64_t dropped, dropped_samples;  /* bodies given up on */
-	uint64_t failures; /* since the last success */
-	uint64_t failures_total, sent, sent_samples;  /* since the start */
-	time_t failing_since;
-	bool logged;       /* a failure line was printed since the last success */
-	bool ever_logged;
-	uint64_t logged_at;
-	char reason[256];  /* the last failure */
-};
-
-/*
- * The unix second of the monotonic instant now_ns, both clocks read
- * together: an interval's end is the time of the loop's turn that looked,
- * so looks `interval` apart end that far apart however long each took.
- */
-static int64_t push_unix_at(uint64_t now_ns)
-{
-	struct timespec real, mono;
-	int64_t mono_ns, real_ns;
-
-	(void)clock_gettime(CLOCK_REALTIME, &real);
-	(void)clock_gettime(CLOCK_MONOTONIC, &mono);
-	real_ns = (int64_t)real.tv_sec * 1000000000 + real.tv_nsec;
-	mono_ns = (int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec;
-	real_ns -= mono_ns - (int64_t)now_ns;
-	return real_ns >= 0 ? real_ns / 1000000000 : 0;
-}
-
-/*
- * Copy at most n bytes of src to dst (of size dstsz) for a log line:
- * control characters and bytes outside ASCII become '?', so no text a user
- * or a server supplied can break the line or the terminal.
- */
-static void push_printable(char *dst, size_t dstsz, const char *src, size_t n)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < n && src[i] && j + 1 < dstsz; i++)
-		dst[j++] = (unsigned char)src[i] < 0x20 ||
-					   (unsigned char)src[i] >= 0x7f
-				   ? '?'
-				   : src[i];
-	if (dstsz)
-		dst[j] = '\0';
-}
-
-/*
- * Copy the n bytes of src (fewer when a NUL comes first) to dst (of size
- * dstsz, truncated, NUL-terminated) with every occurrence of the token
- * (token_len bytes; none when 0) replaced by PUSH_TOKEN_SHOWN. Returns the
- * length of the whole result, as snprintf() does: a dst of that size plus
- * one would hold it.
- */
-static size_t push_redact(const char *token, size_t token_len, char *dst,
-			  size_t dstsz, const char *src, size_t n)
-{
-	size_t i = 0, j = 0;
-
-	while (i < n && src[i]) {
-		const char *piece = src + i;
-		size_t len = 1;
-
-		if (token_len && n - i >= token_len &&
-		    memcmp(src + i, token, token_len) == 0) {
-			piece = PUSH_TOKEN_SHOWN;
-			len = sizeof(PUSH_TOKEN_SHOWN) - 1;
-			i += token_len;
-		} else {
-			i++;
-		}
-		for (size_t k = 0; k < len; k++, j++)
-			if (j + 1 < dstsz)
-				dst[j] = piece[k];
-	}
-	if (dstsz)
-		dst[j < dstsz ? j : dstsz - 1] = '\0';
-	return j;
-}
 
 /*
  * Print one line (fmt without its newline) on stderr, the token replaced:
@@ -201,189 +59,6 @@ static void push_say(const struct push *p, const char *fmt, ...)
 	}
 	free(shown);
 	free(line);
-}
-
-static bool push_has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
-static int push_invalid(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-/* Percent-encode s (every byte but RFC 3986's unreserved ones). NULL on
- * ENOMEM; free() the result. */
-static char *push_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = malloc(3 * strlen(s) + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~') {
-			*o++ = (char)c;
-		} else {
-			*o++ = '%';
-			*o++ = hex[c >> 4];
-			*o++ = hex[c & 15];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-/*
- * Check the URL and keep it twice: as requests use it, and as logs show it
- * (without a user or password it may carry). Both lose trailing slashes:
- * requests go to BASE/ingest.
- */
-static int push_parse_url(struct push *p, const char *url, char *err,
-			  size_t errlen)
-{
-	CURLU *u;
-	char *scheme = NULL, *host = NULL, *query = NULL, *frag = NULL;
-	char *full = NULL, *bare = NULL;
-	int r;
-
-	if (strncasecmp(url, "http://", 7) != 0 &&
-	    strncasecmp(url, "https://", 8) != 0)
-		return push_invalid(err, errlen, "the store's URL must start "
-				    "with http:// or https://");
-	if (push_has_control(url) || strchr(url, ' '))
-		return push_invalid(err, errlen, "the store's URL holds spaces "
-				    "or control characters");
-	u = curl_url();
-	if (!u)
-		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    !*host) {
-		r = push_invalid(err, errlen, "the store's URL is not a valid "
-				 "http:// or https:// URL");
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK) {
-		r = push_invalid(err, errlen, "the store's URL must not have a "
-				 "query or fragment (pushes go to "
-				 "URL/ingest?...)");
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK ||
-	    curl_url_set(u, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
-	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_URL, &bare, 0) != CURLUE_OK) {
-		r = -ENOMEM;
-		goto out;
-	}
-	p->base = strdup(full);
-	p->shown = strdup(bare);
-	if (!p->base || !p->shown) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t n = strlen(p->base); n && p->base[n - 1] == '/'; n--)
-		p->base[n - 1] = '\0';
-	for (size_t n = strlen(p->shown); n && p->shown[n - 1] == '/'; n--)
-		p->shown[n - 1] = '\0';
-	r = 0;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(query);
-	curl_free(frag);
-	curl_free(full);
-	curl_free(bare);
-	curl_url_cleanup(u);
-	return r;
-}
-
-/* A Pyroscope label name: [A-Za-z_][A-Za-z0-9_.]*. */
-static bool push_label_key(const char *k, size_t n)
-{
-	if (!n || !((k[0] >= 'A' && k[0] <= 'Z') ||
-		    (k[0] >= 'a' && k[0] <= 'z') || k[0] == '_'))
-		return false;
-	for (size_t i = 1; i < n; i++)
-		if (!((k[i] >= 'A' && k[i] <= 'Z') ||
-		      (k[i] >= 'a' && k[i] <= 'z') ||
-		      (k[i] >= '0' && k[i] <= '9') || k[i] == '_' ||
-		      k[i] == '.'))
-			return false;
-	return true;
-}
-
-/* Check the tags and the app name; the name query value in p->name. */
-static int push_parse_name(struct push *p, const struct push_opts *o,
-			   char *err, size_t errlen)
-{
-	char shown[80], *name, *w;
-	size_t len;
-
-	if (!o->app || !*o->app)
-		return push_invalid(err, errlen, "the application name (--app) "
-				    "must not be empty");
-	if (push_has_control(o->app) || strpbrk(o->app, "{}")) {
-		push_printable(shown, sizeof(shown), o->app, 64);
-		return push_invalid(err, errlen, "the application name '%s' "
-				    "must not contain '{', '}' or control "
-				    "characters", shown);
-	}
-	len = strlen(o->app) + 3;
-	for (size_t i = 0; i < o->ntags; i++) {
-		const char *t = o->tags[i], *eq = strchr(t, '=');
-
-		push_printable(shown, sizeof(shown), t, 64);
-		if (!eq)
-			return push_invalid(err, errlen, "tag '%s' is not "
-					    "KEY=VALUE", shown);
-		if (!push_label_key(t, (size_t)(eq - t)))
-			return push_invalid(err, errlen, "tag '%s': the key must "
-					    "be a letter or '_' followed by "
-					    "letters, digits, '_' or '.'", shown);
-		if (!eq[1] || push_has_control(eq + 1) ||
-		    strpbrk(eq + 1, ",{}="))
-			return push_invalid(err, errlen, "tag '%s': the value "
-					    "must be non-empty, without ',', "
-					    "'{', '}', '=' or control "
-					    "characters", shown);
-		for (size_t k = 0; k < i; k++)
-			if (strncmp(o->tags[k], t, (size_t)(eq - t) + 1) == 0)
-				return push_invalid(err, errlen, "tag '%s': "
-						    "that key is given twice",
-						    shown);
-		len += strlen(t) + 1;
-	}
-	name = malloc(len);
-	if (!name)
-		return -ENOMEM;
-	w = name + sprintf(name, "%s", o->app);
-	if (o->ntags) {
-		*w++ = '{';
-		for (size_t i = 0; i < o->ntags; i++)
-			w += sprintf(w, "%s%s", i ? "," : "", o->tags[i]);
-		*w++ = '}';
-		*w = '\0';
-	}
-	p->name = push_escape(name);
-	free(name);
-	return p->name ? 0 : -ENOMEM;
 }
 
 /* libcurl's write callback: keep the start of the reply for the log. */
@@ -569,7 +244,7 @@ static void push_log(struct push *p, uint64_t now)
 	p->logged_at = now;
 }
 
-static void push_fail(struct push *p, uint64_t now, const char *fmt, ...)
+void push_fail(struct push *p, uint64_t now, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -582,7 +257,7 @@ static void push_fail(struct push *p, uint64_t now, const char *fmt, ...)
 	push_log(p, now);
 }
 
-static void push_body_free(struct push_body *b)
+void push_body_free(struct push_body *b)
 {
 	free(b->url);
 	free(b->data);
@@ -600,7 +275,7 @@ static void push_remove(struct push *p, size_t i)
 }
 
 /* Queue a body (taken over); the oldest one not in flight makes room. */
-static void push_enqueue(struct push *p, struct push_body *b)
+void push_enqueue(struct push *p, struct push_body *b)
 {
 	if (p->count == PUSH_QUEUE_MAX) {
 		size_t victim = p->busy ? 1 : 0;
@@ -610,250 +285,6 @@ static void push_enqueue(struct push *p, struct push_body *b)
 		push_remove(p, victim);
 	}
 	p->queue[p->count++] = *b;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Deltas                                                                   */
-/* ------------------------------------------------------------------------ */
-
-/* A string and its terminating NUL: fields cannot run into each other. */
-static void push_key_str(struct bytebuf *k, const char *s)
-{
-	bytebuf_append(k, s ? s : "", strlen(s ? s : "") + 1);
-}
-
-/* What stack i of the document is, the same in every look. */
-static void push_key_stack(struct bytebuf *k, const struct profile *p,
-			   size_t i, const char *endpoint)
-{
-	const struct profile_stack *s = &p->stacks[i];
-
-	k->len = 0;
-	push_key_str(k, endpoint);
-	for (uint32_t j = 0; j < s->nframes; j++) {
-		const struct profile_frame *f = &p->frames[s->frames[j]];
-		const struct profile_module *m =
-			f->module >= 0 ? &p->modules[f->module] : NULL;
-
-		push_key_str(k, f->function);
-		push_key_str(k, m ? m->path : NULL);
-		push_key_str(k, m ? m->build_id : NULL);
-		push_key_str(k, f->file);
-		bytebuf_append(k, &f->line, sizeof(f->line));
-	}
-}
-
-static void push_counts_free(struct push_counts *c)
-{
-	intern_free(&c->keys);
-	free(c->counts);
-	memset(c, 0, sizeof(*c));
-}
-
-/*
- * Count the document's samples per stack content into c (empty before);
- * rep[id] is the first stack of key id, for its frames and endpoint.
- * Returns 0 or -ENOMEM.
- */
-static int push_count(const struct profile *p, struct push_counts *c,
-		      size_t **ret_rep)
-{
-	json_t *stacks = json_object_get(p->root, "stacks");
-	struct bytebuf k = {0};
-	size_t *rep = malloc((p->nstacks + 1) * sizeof(*rep));
-	int r = -ENOMEM;
-
-	*ret_rep = NULL;
-	if (!rep)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->nstacks; i++) {
-		/* By name: an endpoint missing from `data` has no index. */
-		const char *ep = json_string_value(json_object_get(
-			json_array_get(stacks, i), "endpoint"));
-		size_t known = c->keys.count;
-		int64_t id;
-
-		push_key_stack(&k, p, i, ep);
-		if (k.nomem)
-			goto out;
-		id = intern_put(&c->keys, k.data, k.len);
-		if (id < 0)
-			goto out;
-		if ((size_t)id >= c->cap) {
-			size_t cap = c->cap ? 2 * c->cap : 64;
-			uint64_t *v = realloc(c->counts, cap * sizeof(*v));
-
-			if (!v)
-				goto out;
-			memset(v + c->cap, 0, (cap - c->cap) * sizeof(*v));
-			c->counts = v;
-			c->cap = cap;
-		}
-		if (c->keys.count > known)
-			rep[id] = i;
-		c->counts[id] += p->stacks[i].samples;
-	}
-	*ret_rep = rep;
-	rep = NULL;
-	r = 0;
-out:
-	free(rep);
-	bytebuf_free(&k);
-	return r;
-}
-
-/*
- * Were the statistics cleared since the previous look? Counts only grow
- * otherwise, so a stack counted before that is missing now or has fewer
- * samples says so; the whole document then counts from 0.
- */
-static bool push_was_reset(const struct push_counts *prev,
-			   const struct push_counts *cur)
-{
-	for (size_t id = 0; id < prev->keys.count; id++) {
-		size_t len;
-		const void *key = intern_get(&prev->keys, (uint32_t)id, &len);
-		int64_t now = intern_find(&cur->keys, key, len);
-
-		if (prev->counts[id] &&
-		    (now < 0 || cur->counts[now] < prev->counts[id]))
-			return true;
-	}
-	return false;
-}
-
-/* Encode the body of the stacks d (the deltas) into b. 0 or -errno. */
-static int push_encode(const struct push *p, const struct profile *d,
-		       struct push_body *b)
-{
-	FILE *f = open_memstream(&b->data, &b->len);
-	int r;
-
-	if (!f)
-		return -ENOMEM;
-	r = p->folded ? folded_write(d, f) : pprof_write(d, f);
-	if (fclose(f) != 0 && r == 0)
-		r = -ENOMEM;
-	if (r < 0) {
-		free(b->data);
-		b->data = NULL;
-	}
-	return r;
-}
-
-static int push_url(const struct push *p, const struct profile *prof,
-		    int64_t from, int64_t until, struct push_body *b)
-{
-	double hz = 1e9 / prof->period_ns;
-
-	if (asprintf(&b->url,
-		     "%s/ingest?name=%s&from=%" PRId64 "&until=%" PRId64
-		     "&format=%s&sampleRate=%.0f&spyName=profshim"
-		     "&units=samples&aggregationType=sum",
-		     p->base, p->name, from, until,
-		     p->folded ? "folded" : "pprof",
-		     hz >= 1 && hz < 1e9 ? round(hz) : 100.0) < 0) {
-		b->url = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/*
- * Queue the body of what grew from p->prev to cur (nothing when nothing
- * did) for the interval from p->from to until. Returns 0 or -errno.
- */
-static int push_queue_growth(struct push *p, const struct profile *prof,
-			     const struct push_counts *cur, const size_t *rep,
-			     int64_t until)
-{
-	bool reset = push_was_reset(&p->prev, cur);
-	struct profile_stack *deltas;
-	struct push_body b = {0};
-	struct profile d;
-	size_t nd = 0;
-	int r = 0;
-
-	deltas = malloc((cur->keys.count + 1) * sizeof(*deltas));
-	if (!deltas)
-		return -ENOMEM;
-	for (size_t id = 0; id < cur->keys.count; id++) {
-		size_t len;
-		const void *key = intern_get(&cur->keys, (uint32_t)id, &len);
-		int64_t old = reset ? -1 : intern_find(&p->prev.keys, key, len);
-		uint64_t base = old >= 0 ? p->prev.counts[old] : 0;
-
-		if (cur->counts[id] <= base)
-			continue;
-		deltas[nd] = prof->stacks[rep[id]];
-		deltas[nd].samples = cur->counts[id] - base;
-		deltas[nd].request = -1;
-		b.samples += deltas[nd++].samples;
-	}
-	if (nd) {
-		/* The document's tables, the deltas as its only stacks. */
-		d = *prof;
-		d.stacks = deltas;
-		d.nstacks = nd;
-		d.requests = NULL;
-		d.nrequests = 0;
-		r = push_encode(p, &d, &b);
-		if (r == 0)
-			r = push_url(p, prof, p->from, until, &b);
-		if (r == 0)
-			push_enqueue(p, &b);
-		else
-			push_body_free(&b);
-	}
-	free(deltas);
-	return r;
-}
-
-/*
- * Look at the profile: queue what grew since the previous look (with
- * `baseline`, only remember it). An interval without samples sends
- * nothing; the next push starts where this look ended. Returns false when
- * the look fails: the previous one stays the reference, and the next push
- * covers both intervals.
- */
-static bool push_take(struct push *p, uint64_t now, push_snapshot_fn snapshot,
-		      void *arg, bool baseline)
-{
-	struct push_counts cur = {0};
-	struct profile *prof = NULL;
-	size_t *rep = NULL;
-	json_t *doc = snapshot(arg);
-	int64_t until = push_unix_at(now);
-	char err[256];
-	int r;
-
-	if (!doc) {
-		push_fail(p, now, "cannot build the profile (out of memory)");
-		return false;
-	}
-	r = profile_from_json(doc, &prof, err, sizeof(err));
-	json_decref(doc);
-	if (r < 0) {
-		push_fail(p, now, "cannot read the profile: %s", err);
-		return false;
-	}
-	/* A clock set back must not make an interval end before it began. */
-	if (until < p->from)
-		until = p->from;
-	r = push_count(prof, &cur, &rep);
-	if (r == 0 && !baseline)
-		r = push_queue_growth(p, prof, &cur, rep, until);
-	if (r == 0) {
-		push_counts_free(&p->prev);
-		p->prev = cur;
-		p->from = until;
-	} else {
-		push_counts_free(&cur);
-		push_fail(p, now, "cannot encode the samples: %s", strerror(-r));
-	}
-	free(rep);
-	profile_free(prof);
-	return r == 0;
 }
 
 /* ------------------------------------------------------------------------ */

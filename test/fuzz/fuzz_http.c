@@ -2,7 +2,7 @@
  * fuzz_http.c — libFuzzer target for the HTTP/1.x delimiter (http.h).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishim \
- *         shim/http.c test/fuzz/fuzz_http.c -o fuzz_http
+ *         shim/http_*.c test/fuzz/fuzz_http.c -o fuzz_http
  *   ./fuzz_http test/fuzz/corpus_http
  *
  * Input: four control bytes, then the payload. The control bytes choose the
@@ -36,9 +36,13 @@
 #define CTL_BYTES 4
 #define LOG_MAX 4096
 
-/* Events in a log, one record per event bit. */
+/*
+ * Events in a log, one record per event bit. A response's events have the
+ * codes of the request events that mean the same (its status line completes
+ * its head, as a request line does).
+ */
 enum { EV_START = 1, EV_LINE, EV_DONE, EV_ERROR };
-enum { RV_STATUS = 1, RV_DONE, RV_ERROR };
+enum { RV_STATUS = EV_LINE, RV_DONE = EV_DONE, RV_ERROR = EV_ERROR };
 
 /* One reported event, with what the parser exposed at that moment. */
 struct rec {
@@ -123,143 +127,175 @@ static void check_endpoint(const struct http_req *p, const uint8_t *payload,
 }
 
 /*
- * Feeds payload[0..len) to a request parser in pieces (whole when ctl is
- * NULL), checking every return, and records the events in log.
+ * A parser run() feeds: requests, or responses to a request that was HEAD
+ * or not; and what its checks keep between events.
  */
-static void run_req(const uint8_t *ctl, const uint8_t *payload, size_t len,
-		    struct log *log)
+struct subject {
+	bool resp; /* a response parser, else a request parser */
+	bool head;
+	struct http_req req;
+	struct http_resp rsp;
+	size_t start; /* payload offset of the current request's first byte */
+	int expect;   /* the event that must come next */
+};
+
+/* The event bits of a parser, in the order they happen, and their codes. */
+struct events {
+	unsigned bits[4];
+	int n;
+	int first; /* the code of bits[0]: EV_START, RV_STATUS */
+	unsigned done, error;
+};
+
+static const struct events req_events = {
+	{ HTTP_REQ_START, HTTP_REQ_LINE, HTTP_REQ_DONE, HTTP_REQ_ERROR }, 4,
+	EV_START, HTTP_REQ_DONE, HTTP_REQ_ERROR,
+};
+
+static const struct events resp_events = {
+	{ HTTP_RESP_STATUS, HTTP_RESP_DONE, HTTP_RESP_ERROR }, 3,
+	RV_STATUS, HTTP_RESP_DONE, HTTP_RESP_ERROR,
+};
+
+/* Resets s to a fresh parser of its kind, expecting its first event. */
+static void subject_init(struct subject *s)
 {
-	static const unsigned bits[] = { HTTP_REQ_START, HTTP_REQ_LINE,
-					 HTTP_REQ_DONE, HTTP_REQ_ERROR };
-	struct http_req p;
-	size_t off = 0, piece = 0, start = 0;
-	int expect = EV_START;
+	if (s->resp)
+		http_resp_init(&s->rsp);
+	else
+		http_req_init(&s->req);
+	s->start = 0;
+	s->expect = s->resp ? RV_STATUS : EV_START;
+}
 
-	http_req_init(&p);
-	log->n = 0;
-	while (off < len) {
-		size_t n = ctl ? piece_size(ctl, piece++, len - off) : len - off;
-		char *buf = exact_copy(payload + off, n);
-		size_t used = 0;
-		bool failed = false;
+/* Feeds buf[0..n) to the subject's parser once. */
+static size_t subject_feed(struct subject *s, const char *buf, size_t n,
+			   unsigned *ev)
+{
+	if (s->resp)
+		return http_resp_feed(&s->rsp, buf, n, s->head, ev);
+	return http_req_feed(&s->req, buf, n, ev);
+}
 
-		while (used < n && !failed) {
-			unsigned ev = 0, again = 0;
-			size_t from = used;
-			size_t c = http_req_feed(&p, buf + used, n - used, &ev);
-
-			ASSERT(c <= n - used);
-			used += c;
-			if (ev == 0) {
-				ASSERT(used == n);
-				continue;
-			}
-			ASSERT(c > 0 || ev == HTTP_REQ_ERROR);
-			ASSERT(!((ev & HTTP_REQ_DONE) && (ev & HTTP_REQ_ERROR)));
-			for (int k = 0; k < 4; k++) {
-				struct rec *r;
-
-				if (!(ev & bits[k]))
-					continue;
-				r = log_add(log, EV_START + k, off + used);
-				if (bits[k] == HTTP_REQ_ERROR)
-					break;
-				ASSERT(EV_START + k == expect);
-				if (bits[k] == HTTP_REQ_START) {
-					/* Only CRs and LFs come before a
-					 * request's first byte in a call. */
-					start = off + from;
-					while (payload[start] == '\r' ||
-					       payload[start] == '\n')
-						start++;
-					expect = EV_LINE;
-				} else if (bits[k] == HTTP_REQ_LINE) {
-					check_endpoint(&p, payload, len, start);
-					ASSERT(p.endpoint_len ==
-					       strlen(p.endpoint));
-					if (r) {
-						memcpy(r->endpoint, p.endpoint,
-						       sizeof(r->endpoint));
-						r->manual = p.manual;
-						r->head = p.head;
-					}
-					expect = EV_DONE;
-				} else {
-					expect = EV_START;
-				}
-			}
-			if (ev & HTTP_REQ_ERROR) {
-				ASSERT(http_req_feed(&p, buf, n, &again) == 0);
-				ASSERT(again == HTTP_REQ_ERROR);
-				failed = true;
-			}
-		}
-		free(buf);
-		off += n;
-		if (failed)
-			return;
+/*
+ * Copies into r what the parser exposes with event ev: a response's status
+ * with every event, a request's endpoint, manual and head with its LINE.
+ */
+static void subject_record(const struct subject *s, int ev, struct rec *r)
+{
+	if (s->resp) {
+		r->status = s->rsp.status;
+	} else if (ev == EV_LINE) {
+		memcpy(r->endpoint, s->req.endpoint, sizeof(r->endpoint));
+		r->manual = s->req.manual;
+		r->head = s->req.head;
 	}
 }
 
-/* Feeds payload[0..len) to a response parser, like run_req(). */
-static void run_resp(const uint8_t *ctl, bool head, const uint8_t *payload,
-		     size_t len, struct log *log)
+/*
+ * Checks event ev (not an error), reported by a call that was given
+ * payload[from..]: it is the one expected, and what the parser exposes
+ * with it holds.
+ */
+static void subject_check(struct subject *s, int ev, const uint8_t *payload,
+			  size_t len, size_t from)
 {
-	struct http_resp p;
-	size_t off = 0, piece = 0;
-	int expect = RV_STATUS;
+	ASSERT(ev == s->expect);
+	switch (ev) {
+	case EV_START:
+		/* Only CRs and LFs come before a request's first byte in a
+		 * call. */
+		s->start = from;
+		while (payload[s->start] == '\r' || payload[s->start] == '\n')
+			s->start++;
+		s->expect = EV_LINE;
+		break;
+	case EV_LINE: /* RV_STATUS */
+		if (s->resp) {
+			ASSERT(s->rsp.status >= 100 && s->rsp.status <= 999 &&
+			       (s->rsp.status >= 200 || s->rsp.status == 101));
+		} else {
+			check_endpoint(&s->req, payload, len, s->start);
+			ASSERT(s->req.endpoint_len == strlen(s->req.endpoint));
+		}
+		s->expect = EV_DONE;
+		break;
+	default: /* EV_DONE */
+		s->expect = s->resp ? RV_STATUS : EV_START;
+		break;
+	}
+}
 
-	http_resp_init(&p);
+/*
+ * Feeds one piece, buf[0..n) at payload offset off, to the subject until it
+ * is consumed or an error is reported, checking every return and recording
+ * the events in log. Returns false after an error.
+ */
+static bool feed_piece(struct subject *s, const char *buf, size_t n,
+		       const uint8_t *payload, size_t len, size_t off,
+		       struct log *log)
+{
+	const struct events *e = s->resp ? &resp_events : &req_events;
+	size_t used = 0;
+
+	while (used < n) {
+		unsigned ev = 0, again = 0;
+		size_t from = used;
+		size_t c = subject_feed(s, buf + used, n - used, &ev);
+
+		ASSERT(c <= n - used);
+		used += c;
+		if (ev == 0) {
+			ASSERT(used == n);
+			continue;
+		}
+		ASSERT(c > 0 || ev == e->error);
+		ASSERT(!((ev & e->done) && (ev & e->error)));
+		for (int k = 0; k < e->n; k++) {
+			struct rec *r;
+
+			if (!(ev & e->bits[k]))
+				continue;
+			r = log_add(log, e->first + k, off + used);
+			if (r)
+				subject_record(s, e->first + k, r);
+			if (e->bits[k] == e->error)
+				break;
+			subject_check(s, e->first + k, payload, len,
+				      off + from);
+		}
+		if (ev & e->error) {
+			/* Nothing more is consumed after a request's error. */
+			if (!s->resp) {
+				ASSERT(subject_feed(s, buf, n, &again) == 0);
+				ASSERT(again == HTTP_REQ_ERROR);
+			}
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Feeds payload[0..len) to a fresh parser of the subject's kind in pieces
+ * (whole when ctl is NULL), each in a heap block of exactly its size, and
+ * records the events in log.
+ */
+static void run(const uint8_t *ctl, struct subject *s, const uint8_t *payload,
+		size_t len, struct log *log)
+{
+	size_t off = 0, piece = 0;
+
+	subject_init(s);
 	log->n = 0;
 	while (off < len) {
 		size_t n = ctl ? piece_size(ctl, piece++, len - off) : len - off;
 		char *buf = exact_copy(payload + off, n);
-		size_t used = 0;
-		bool failed = false;
+		bool ok = feed_piece(s, buf, n, payload, len, off, log);
 
-		while (used < n && !failed) {
-			static const unsigned bits[] = { HTTP_RESP_STATUS,
-							 HTTP_RESP_DONE,
-							 HTTP_RESP_ERROR };
-			unsigned ev = 0;
-			size_t c = http_resp_feed(&p, buf + used, n - used,
-						  head, &ev);
-
-			ASSERT(c <= n - used);
-			used += c;
-			if (ev == 0) {
-				ASSERT(used == n);
-				continue;
-			}
-			ASSERT(c > 0 || ev == HTTP_RESP_ERROR);
-			ASSERT(!((ev & HTTP_RESP_DONE) &&
-				 (ev & HTTP_RESP_ERROR)));
-			for (int k = 0; k < 3; k++) {
-				struct rec *r;
-
-				if (!(ev & bits[k]))
-					continue;
-				r = log_add(log, RV_STATUS + k, off + used);
-				if (r)
-					r->status = p.status;
-				if (bits[k] == HTTP_RESP_ERROR)
-					break;
-				ASSERT(RV_STATUS + k == expect);
-				if (bits[k] == HTTP_RESP_STATUS)
-					ASSERT(p.status >= 100 &&
-					       p.status <= 999 &&
-					       (p.status >= 200 ||
-						p.status == 101));
-				expect = bits[k] == HTTP_RESP_STATUS
-						 ? RV_DONE
-						 : RV_STATUS;
-			}
-			if (ev & HTTP_RESP_ERROR)
-				failed = true;
-		}
 		free(buf);
 		off += n;
-		if (failed)
+		if (!ok)
 			return;
 	}
 }
@@ -389,6 +425,7 @@ static void check_path_agreement(const uint8_t *payload, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static struct subject subject;
 	const uint8_t *ctl = data, *payload = data + CTL_BYTES;
 	size_t len;
 
@@ -396,13 +433,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	len = size - CTL_BYTES;
 
-	run_req(NULL, payload, len, &log_whole);
-	run_req(ctl, payload, len, &log_pieces);
-	check_same(&log_whole, &log_pieces, EV_DONE);
-
-	run_resp(NULL, ctl[3] & 1, payload, len, &log_whole);
-	run_resp(ctl, ctl[3] & 1, payload, len, &log_pieces);
-	check_same(&log_whole, &log_pieces, RV_DONE);
+	for (int resp = 0; resp <= 1; resp++) {
+		subject.resp = resp;
+		subject.head = ctl[3] & 1;
+		run(NULL, &subject, payload, len, &log_whole);
+		run(ctl, &subject, payload, len, &log_pieces);
+		check_same(&log_whole, &log_pieces, EV_DONE);
+	}
 	run_resp_skips(ctl, payload, len);
 
 	check_template(payload, len, ctl[3] >> 1);

@@ -3,7 +3,7 @@
  *
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined \
  *         -fno-sanitize-recover=undefined -D_GNU_SOURCE -Ishim -Icollector \
- *         collector/ingest/reader.c shim/ring.c test/fuzz/fuzz_ring.c -o fuzz_ring
+ *         collector/ingest/reader.c shim/ring.c shim/libc.c test/fuzz/fuzz_ring.c -o fuzz_ring
  *   ./fuzz_ring test/fuzz/corpus_ring
  *
  * The ring file is a memory file (memfd, mode 0600) handed to

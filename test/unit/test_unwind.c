@@ -24,6 +24,7 @@
 
 #include "check.h"
 #include "modmap.h"
+#include "snapshot.h"
 #include "unwind.h"
 
 #define MAX_FRAMES 256
@@ -63,10 +64,10 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv)
 	if (!s)
 		return;
 	unwind_stats_get(&before);
-	if (modmap_read_begin()) {
+	if (snapshot_read_begin()) {
 		s->n_ours = unwind_walk(&r, &tls_stack, s->ours, MAX_FRAMES,
 					&s->end);
-		modmap_read_end();
+		snapshot_read_end();
 	}
 	unwind_stats_get(&after);
 	s->misses = after.misses - before.misses;
@@ -212,11 +213,11 @@ static void test_depth_limit(void)
 
 	CHECK_EQ(unwind_stack_main(&st), 0);
 	HERE(r);
-	CHECK(modmap_read_begin());
+	CHECK(snapshot_read_begin());
 	CHECK_EQ(unwind_walk(&r, &st, pcs, 2, &end), 2);
 	CHECK_EQ(end, UNWIND_END_DEPTH);
 	CHECK_EQ(unwind_walk(&r, &st, pcs, 0, &end), 0);
-	modmap_read_end();
+	snapshot_read_end();
 }
 
 static void test_forget(void)
@@ -249,11 +250,11 @@ static void test_outside_stack(void)
 	enum unwind_end end;
 
 	HERE(r);
-	CHECK(modmap_read_begin());
+	CHECK(snapshot_read_begin());
 	CHECK_EQ(unwind_walk(&r, &st, pcs, 8, &end), 1);
 	CHECK_EQ(end, UNWIND_END_BOUNDS);
 	CHECK_EQ(pcs[0], r.pc);
-	modmap_read_end();
+	snapshot_read_end();
 }
 
 /* Random registers: pcs in this program's and libc's code and anywhere,
@@ -278,10 +279,10 @@ static int hostile_walks(const struct unwind_stack *st, int rounds)
 		r.sp = (x >> 40) & 1 ? r.sp & ~(uintptr_t)7 : r.sp;
 		r.fp = (x >> 41) & 1 ? r.sp + (uintptr_t)(y >> 48)
 				     : (uintptr_t)rng_next();
-		if (!modmap_read_begin())
+		if (!snapshot_read_begin())
 			continue;
 		n = unwind_walk(&r, st, pcs, 64, &end);
-		modmap_read_end();
+		snapshot_read_end();
 		if (n < 1 || n > 64 || pcs[0] != r.pc)
 			bad++;
 	}
@@ -363,7 +364,7 @@ int main(void)
 {
 	/* libunwind, used here as the reference, looks objects up with
 	 * dl_iterate_phdr; the walker under test uses the snapshot. */
-	modmap_snapshot_take();
+	snapshot_take();
 	CHECK_EQ(unwind_init(), 0);
 	install_handler();
 	RUN(test_main_thread_deep);

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -181,19 +180,6 @@ def box(state, name):
 
 def rgb(css):
     return [int(v) for v in re.findall(r"\d+", css)[:3]]
-
-
-def test_template_embedded_is_current():
-    """collector/formats/html_template.h is what scripts/embed.py makes of the
-    template: an edit to report.html.in cannot be silently left out."""
-    header = ROOT / "collector" / "formats" / "html_template.h"
-    if not header.exists():
-        pytest.skip("html_template.h is generated at build time")
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "embed.py"), "--check",
-         str(ROOT / "collector" / "formats" / "report.html.in"), str(header),
-         "html_template"])
-    assert r.returncode == 0, "html_template.h is stale: run scripts/embed.py"
 
 
 def test_page_is_self_contained_and_escaped(pages):

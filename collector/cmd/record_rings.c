@@ -1,0 +1,441 @@
+/*
+ * record_rings.c — the rings `record` reads and the processes behind them:
+ * which rings are this recording's (every ring of the uid, a --pid tree or
+ * one --ring file), attaching, draining, announcing requests as they
+ * complete, and detaching a ring once its process has ended and it is
+ * drained dry.
+ */
+#include "cmd/record_impl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ingest/reader.h"
+#include "model/stats.h"
+
+/* "attached to pid" lines printed before going quiet. */
+#define RECORD_ATTACH_LINES 16
+
+bool record_proc(int pid, int *ret_ppid, unsigned long long *ret_start)
+{
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
+	char state;
+	int ppid;
+	unsigned long long start = 0;
+
+	(void)snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c %d", &state, &ppid) != 2)
+		return false;
+	/* Field 22 is the start time; p + 2 is field 3. */
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		start = strtoull(p + 1, NULL, 10);
+	if (ret_ppid)
+		*ret_ppid = ppid;
+	if (ret_start)
+		*ret_start = start;
+	return state != 'Z' && state != 'X';
+}
+
+/* True when pid is root or descends from it (live processes only). */
+static bool record_descends(int pid, int root)
+{
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		int ppid;
+
+		if (pid == root)
+			return true;
+		if (!record_proc(pid, &ppid, NULL))
+			return false;
+		pid = ppid;
+	}
+	return pid == root;
+}
+
+static bool record_tracked(struct recorder *rc, int pid)
+{
+	for (size_t i = 0; i < rc->natt; i++)
+		if ((int)reader_pid(rc->att[i].r) == pid)
+			return true;
+	return false;
+}
+
+/*
+ * With --pid, a ring belongs to the recording when its process is the root
+ * or descends from it. A process that has already exited (a worker that
+ * served and quit before the first scan) no longer has a /proc entry, so the
+ * parent recorded in its ring is checked too.
+ */
+static bool record_wanted(struct recorder *rc, const struct reader *r)
+{
+	int pid = (int)reader_pid(r), ppid = (int)reader_ppid(r);
+	int root = rc->o->pid;
+
+	return pid == root || ppid == root || record_descends(pid, root) ||
+	       record_descends(ppid, root) || record_tracked(rc, ppid);
+}
+
+static bool record_ignored(struct recorder *rc, const char *name)
+{
+	for (size_t i = 0; i < rc->nignored; i++)
+		if (strcmp(rc->ignored[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void record_ignore(struct recorder *rc, const char *name)
+{
+	char **n = realloc(rc->ignored, (rc->nignored + 1) * sizeof(*n));
+
+	if (!n)
+		return;
+	rc->ignored = n;
+	rc->ignored[rc->nignored] = strdup(name);
+	if (rc->ignored[rc->nignored])
+		rc->nignored++;
+}
+
+static bool record_ring_name(const char *name)
+{
+	const char *p = name;
+	int dots = 0;
+
+	if (strncmp(p, "profshim.", 9) != 0)
+		return false;
+	for (p += 9; *p; p++) {
+		if (*p == '.')
+			dots++;
+		else if (*p < '0' || *p > '9')
+			return false;
+	}
+	return dots == 1 && p[-1] != '.';
+}
+
+/* The shim appends to the module map after dlopen: copy it when it grew. */
+static void record_refresh_modules(struct recorder *rc, struct attached *a)
+{
+	uint32_t n;
+
+	if (reader_module_count(a->r) == a->nmods)
+		return;
+	n = reader_modules(a->r, rc->mods, RING_MODULES_MAX);
+	if (stats_set_modules(rc->stats, a->proc, rc->mods, n) == 0)
+		a->nmods = n;
+}
+
+void record_printable(const char *src, char *dst, size_t len)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < len; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?'
+								 : src[i];
+	dst[i] = '\0';
+}
+
+static int record_attach(struct recorder *rc, const char *path,
+			 const char *name)
+{
+	struct attached *a;
+	struct reader *r;
+	char err[200];
+	int pid, proc;
+
+	if (reader_open(path, &r, err, sizeof(err)) < 0) {
+		/* With --pid, rings of unrelated processes (another user's,
+		 * most often) are none of this recording's business. The
+		 * scan passes only names record_ring_name() accepts. */
+		if (!rc->o->pid || rc->o->ring ||
+		    record_descends(atoi(name + strlen("profshim.")),
+				    rc->o->pid))
+			fprintf(stderr, "profshim-collector: skipping %s: %s\n",
+				path, err);
+		return -1;
+	}
+	pid = (int)reader_pid(r);
+	if (rc->o->pid && !rc->o->ring && !record_wanted(rc, r)) {
+		reader_close(r);
+		return 0;
+	}
+	if (rc->natt == rc->att_cap) {
+		size_t n = rc->att_cap ? rc->att_cap * 2 : 16;
+		struct attached *na = realloc(rc->att, n * sizeof(*na));
+
+		if (!na) {
+			reader_close(r);
+			return -1;
+		}
+		rc->att = na;
+		rc->att_cap = n;
+	}
+	proc = stats_process(rc->stats, (uint32_t)pid, reader_ppid(r),
+			     reader_exe(r));
+	if (proc < 0) {
+		reader_close(r);
+		return -1;
+	}
+	{
+		const struct ring_header *h = reader_header(r);
+
+		stats_set_sampling(rc->stats, proc, h->clock, h->hz);
+	}
+	a = &rc->att[rc->natt++];
+	memset(a, 0, sizeof(*a));
+	a->r = r;
+	a->proc = proc;
+	(void)snprintf(a->name, sizeof(a->name), "%s", name);
+	if (rc->o->checkpoint > 0)
+		reader_hold(r);
+	if (rc->resume)
+		record_resume_ring(rc, a);
+	(void)record_proc(pid, NULL, &a->starttime);
+	record_refresh_modules(rc, a);
+	rc->saw_any = true;
+	/* A pre-fork server may start thousands of processes: name the
+	 * first few, then say once that the rest are in the profile. */
+	if (++rc->attached <= RECORD_ATTACH_LINES) {
+		char exe[RING_EXE_MAX];
+
+		record_printable(reader_exe(r), exe, sizeof(exe));
+		fprintf(stderr, "profshim-collector: attached to pid %d (%s)\n",
+			pid, exe);
+	} else if (rc->attached == RECORD_ATTACH_LINES + 1) {
+		fprintf(stderr, "profshim-collector: attaching to more "
+				"processes; the profile's \"processes\" lists "
+				"them all\n");
+	}
+	return 1;
+}
+
+void record_scan(struct recorder *rc)
+{
+	const char *dir = rc->o->shm_dir;
+	struct dirent *de;
+	DIR *d;
+
+	if (rc->o->ring) {
+		if (rc->natt == 0 && !rc->saw_any) {
+			const char *base = strrchr(rc->o->ring, '/');
+
+			if (record_attach(rc, rc->o->ring,
+					  base ? base + 1 : rc->o->ring) <= 0)
+				rc->saw_any = true; /* nothing more to wait for */
+		}
+		return;
+	}
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[512];
+		bool known = false;
+
+		if (!record_ring_name(de->d_name))
+			continue;
+		for (size_t i = 0; i < rc->natt && !known; i++)
+			known = strcmp(rc->att[i].name, de->d_name) == 0;
+		if (known || record_ignored(rc, de->d_name))
+			continue;
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (record_attach(rc, path, de->d_name) <= 0)
+			record_ignore(rc, de->d_name);
+	}
+	closedir(d);
+}
+
+/*
+ * Requests worth a line as they complete: every manual (?profile=1) one, on
+ * stderr with the command that shows it; with --slow-ms, every slower one
+ * as a JSON line on stdout, for scripts and log shippers.
+ */
+static void record_announce(struct recorder *rc, const struct reader_event *ev)
+{
+	bool manual = ev->flags & RING_REQ_MANUAL;
+	bool slow = rc->o->slow_ms > 0 &&
+		    (double)ev->duration_ns / 1e6 > rc->o->slow_ms;
+	json_t *j;
+
+	if (!manual && !slow)
+		return;
+	j = stats_last_request(rc->stats, rc->syms, 5);
+	if (!j)
+		return;
+	if (manual)
+		fprintf(stderr,
+			"profshim-collector: profiled request %s: %s, %.3f ms, "
+			"%" JSON_INTEGER_FORMAT " samples; see it with: "
+			"profshim-collector report --request %s --format html "
+			"--output request.html\n",
+			json_string_value(json_object_get(j, "id")),
+			json_string_value(json_object_get(j, "endpoint")),
+			json_real_value(json_object_get(j, "duration")) * 1e3,
+			json_integer_value(json_object_get(j, "samples")),
+			json_string_value(json_object_get(j, "id")));
+	if (slow) {
+		char *line = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+
+		if (line) {
+			(void)puts(line);
+			(void)fflush(stdout);
+			free(line);
+		}
+	}
+	json_decref(j);
+}
+
+static int record_event(void *arg, const struct reader_event *ev)
+{
+	struct attached *a = ((void **)arg)[1];
+	struct recorder *rc = ((void **)arg)[0];
+	int r = stats_event(rc->stats, a->proc, ev);
+
+	if (r == 0 && ev->kind == READER_REQUEST)
+		record_announce(rc, ev);
+	return r;
+}
+
+/* Drain one ring; returns records drained, or -1 when it was dropped. */
+static int record_drain_one(struct recorder *rc, struct attached *a)
+{
+	void *arg[2] = {rc, a};
+	struct reader_counters c;
+	int n;
+
+	record_refresh_modules(rc, a);
+	n = reader_drain(a->r, RECORD_BATCH, record_event, arg);
+	reader_counters(a->r, &c);
+	stats_set_counters(rc->stats, a->proc, &c);
+	if (n == -EBADMSG) {
+		fprintf(stderr, "profshim-collector: %s: %s; no longer reading it\n",
+			reader_path(a->r), reader_error(a->r));
+		return -1;
+	}
+	if (n == -ENOMEM) {
+		fprintf(stderr, "profshim-collector: out of memory while "
+				"aggregating; records left in the ring\n");
+		return 0;
+	}
+	return n;
+}
+
+static void record_detach(struct recorder *rc, size_t i, bool remove_file)
+{
+	struct attached *a = &rc->att[i];
+
+	stats_set_exited(rc->stats, a->proc);
+	if (remove_file)
+		(void)unlink(reader_path(a->r));
+	else
+		record_ignore(rc, a->name);
+	reader_close(a->r);
+	rc->att[i] = rc->att[--rc->natt];
+}
+
+/*
+ * Drain every ring once, one batch each, so a busy ring cannot starve the
+ * loop's other work. With `dry`, each ring is drained until it has nothing
+ * more to give, but for no more than one ring's worth of bytes, so a
+ * writer as fast as the collector cannot keep the caller here: everything
+ * committed before the call is read when it returns.
+ */
+size_t record_drain_all(struct recorder *rc, bool dry)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < rc->natt;) {
+		struct attached *a = &rc->att[i];
+		uint64_t from = reader_position(a->r);
+		uint64_t limit = reader_header(a->r)->data_size;
+		int n;
+
+		while ((n = record_drain_one(rc, a)) == RECORD_BATCH && dry &&
+		       reader_position(a->r) - from < limit)
+			total += (size_t)n;
+		if (n < 0) {
+			record_detach(rc, i, false);
+			continue;
+		}
+		total += (size_t)n;
+		i++;
+	}
+	if (total)
+		rc->dirty = true;
+	return total;
+}
+
+/*
+ * Detach rings whose process has ended, after draining them dry. With
+ * checkpoints, a ring file is removed only once a checkpoint holds all of
+ * it; until one can be written, the ring stays.
+ */
+void record_reap(struct recorder *rc)
+{
+	size_t ended = 0;
+
+	for (size_t i = 0; i < rc->natt; i++) {
+		struct attached *a = &rc->att[i];
+		unsigned long long start = 0;
+		int pid = (int)reader_pid(a->r), n;
+		bool alive = record_proc(pid, NULL, &start) &&
+			     (a->starttime == 0 || start == a->starttime);
+
+		if (alive)
+			continue;
+		while ((n = record_drain_one(rc, a)) > 0)
+			;
+		a->ended = true;
+		a->intact = n == 0;
+		ended++;
+	}
+	if (!ended)
+		return;
+	if (rc->o->checkpoint > 0) {
+		rc->dirty = true;
+		if (record_checkpoint(rc) < 0)
+			return;
+	}
+	for (size_t i = 0; i < rc->natt;) {
+		if (rc->att[i].ended)
+			record_detach(rc, i, rc->att[i].intact);
+		else
+			i++;
+	}
+}
+
+bool record_done(struct recorder *rc)
+{
+	if (rc->o->ring)
+		return rc->saw_any && rc->natt == 0;
+	if (rc->o->pid)
+		return !record_proc(rc->o->pid, NULL, NULL) && rc->natt == 0;
+	return false;
+}
+
+/*
+ * Before answering for the profile: attach rings made since the last scan
+ * and drain every ring, so an answer holds every request completed before
+ * it was asked for.
+ */
+void record_catch_up(struct recorder *rc)
+{
+	record_scan(rc);
+	(void)record_drain_all(rc, true);
+}

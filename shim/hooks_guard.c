@@ -1,0 +1,331 @@
+/*
+ * hooks_guard.c — the interposers that keep the sampler out of the
+ * program's way, and the program out of the sampler's.
+ *
+ *   - sigaction, signal, setitimer: a program that takes SIGPROF for
+ *     itself gets it, and the sampler stands aside;
+ *   - sigtimedwait, sigwaitinfo: they wait with SIGPROF blocked;
+ *   - pthread_create: a new thread learns its stack's bounds and, in
+ *     continuous mode, arms its timer;
+ *   - pipe2, syscall, dl_iterate_phdr, dlclose: libunwind and the loader,
+ *     called from the signal handler, are kept from descriptors the program
+ *     would see and from the loader's lock.
+ * Each passes its call to libc unchanged otherwise, errno included.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "interposed.h"
+#include "libc.h"
+#include "modmap.h"
+#include "snapshot.h"
+#include "proc.h"
+#include "sampler.h"
+#include "unwind.h"
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * A program that takes SIGPROF for itself (its own handler, SIG_IGN, or
+ * SIG_DFL, under which the shim's next tick would kill it) gets it: the
+ * shim stands aside for the process. A vfork child runs in its parent's
+ * memory and often resets every handler before exec; that is not the
+ * parent's choice, so it changes nothing here.
+ */
+static bool hooks_takes_sigprof(const void *handler)
+{
+	return UNLIKELY(proc_on) && sampler_ready() &&
+	       !sampler_is_own_handler(handler) &&
+	       (int)getpid() == proc_pid;
+}
+
+HOOK int sigaction(int sig, const struct sigaction *act,
+		   struct sigaction *old)
+{
+	LIBC_RESOLVE(sigaction);
+	if (sig == SIGPROF && act &&
+	    hooks_takes_sigprof(act->sa_flags & SA_SIGINFO
+					? (const void *)act->sa_sigaction
+					: (const void *)act->sa_handler))
+		sampler_stand_aside("the program set its own SIGPROF "
+				    "disposition");
+	return real_sigaction(sig, act, old);
+}
+
+HOOK sighandler_t signal(int sig, sighandler_t handler)
+{
+	LIBC_RESOLVE(signal);
+	if (sig == SIGPROF && hooks_takes_sigprof((const void *)handler))
+		sampler_stand_aside("the program set its own SIGPROF "
+				    "disposition");
+	return real_signal(sig, handler);
+}
+
+/*
+ * libunwind opens a pipe when it initialises (and again if it finds it
+ * closed), and tests that memory is readable before reading through frames
+ * past the signal frame by writing one byte of it into the pipe with
+ * syscall(SYS_write). Two descriptors the program did not open would show
+ * in its fd table, which programs and test suites check. So a pipe asked
+ * for from inside the shim is not created: libunwind gets two numbers no
+ * descriptor can have (above the kernel's fd limit), and syscall() answers
+ * for them: a read finds the pipe empty (EAGAIN), a write of one byte
+ * succeeds if that byte is readable, tested with process_vm_readv on the
+ * process itself, and fails with EFAULT otherwise. Async-signal-safe.
+ */
+#define HOOKS_FAKE_RD 0x7ffffff0
+#define HOOKS_FAKE_WR 0x7ffffff1
+
+static long hooks_fake_pipe(long nr, long fd, const void *addr)
+{
+	char byte;
+	struct iovec local = {&byte, 1}, remote = {(void *)addr, 1};
+
+	if (nr == SYS_read || fd == HOOKS_FAKE_RD) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (real_syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L,
+			 &remote, 1L, 0L) == 1)
+		return 1;
+	errno = EFAULT;
+	return -1;
+}
+
+HOOK long syscall(long nr, ...)
+{
+	va_list ap;
+	long a1, a2, a3, a4, a5, a6;
+
+	va_start(ap, nr);
+	a1 = va_arg(ap, long);
+	a2 = va_arg(ap, long);
+	a3 = va_arg(ap, long);
+	a4 = va_arg(ap, long);
+	a5 = va_arg(ap, long);
+	a6 = va_arg(ap, long);
+	va_end(ap);
+	LIBC_RESOLVE(syscall);
+	if (UNLIKELY((nr == SYS_read || nr == SYS_write) &&
+		     (a1 == HOOKS_FAKE_RD || a1 == HOOKS_FAKE_WR)))
+		return hooks_fake_pipe(nr, a1, (const void *)a2);
+	return real_syscall(nr, a1, a2, a3, a4, a5, a6);
+}
+
+HOOK int pipe2(int fds[2], int flags)
+{
+	LIBC_RESOLVE(pipe2);
+	if (UNLIKELY(sampler_inside())) {
+		fds[0] = HOOKS_FAKE_RD;
+		fds[1] = HOOKS_FAKE_WR;
+		return 0;
+	}
+	return real_pipe2(fds, flags);
+}
+
+/*
+ * libunwind looks up unwind information through dl_iterate_phdr(), which
+ * takes the dynamic loader's lock. Called from the signal handler, that can
+ * deadlock (the interrupted thread holds malloc's lock, a thread in dlopen
+ * holds the loader's and waits for malloc's). Calls from inside the shim
+ * are answered from a snapshot taken outside the handler (modmap.h); with
+ * no usable snapshot they find nothing, and the stack ends there. Every
+ * other call passes through.
+ */
+HOOK int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
+			 void *data)
+{
+	LIBC_RESOLVE(dl_iterate_phdr);
+	if (UNLIKELY(sampler_inside())) {
+		int r = snapshot_iterate(cb, data);
+
+		return r < 0 ? 0 : r;
+	}
+	return real_dl_iterate_phdr(cb, data);
+}
+
+/*
+ * dlclose may unmap an object the snapshot describes: the snapshot is
+ * dropped first (samples meanwhile end at the first frame that needs a
+ * lookup) and taken again after.
+ */
+HOOK int dlclose(void *handle)
+{
+	int r;
+
+	LIBC_RESOLVE(dlclose);
+	if (!proc_on)
+		return real_dlclose(handle);
+	snapshot_change_begin();
+	snapshot_drop();
+	r = real_dlclose(handle);
+	{
+		int saved = errno;
+
+		/* Rules cached for the unmapped code would apply to
+		 * whatever is mapped there next. */
+		unwind_forget();
+		snapshot_take();
+		errno = saved;
+	}
+	snapshot_change_end();
+	return r;
+}
+
+/* A program that profiles itself with ITIMER_PROF gets the SIGPROFs. */
+HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
+		   struct itimerval *old)
+{
+	LIBC_RESOLVE(setitimer);
+	if (which == ITIMER_PROF && nv &&
+	    (nv->it_value.tv_sec || nv->it_value.tv_usec) &&
+	    hooks_takes_sigprof(NULL))
+		sampler_stand_aside("the program set an ITIMER_PROF timer");
+	return real_setitimer(which, nv, old);
+}
+
+/*
+ * sigtimedwait and sigwaitinfo wait with profshim's SIGPROF blocked. The
+ * kernel never restarts either call, so a sample taken during the wait made
+ * it fail with EINTR; a caller that retries with its remaining time, as
+ * CPython's signal.sigtimedwait does, takes an EINTR that lands after its
+ * deadline for a received signal and returns an unfilled siginfo (measured
+ * before this: 5% of 2 ms waits under 1000 Hz wall-clock sampling). A sample
+ * that falls due meanwhile stays pending and is taken as the wait returns,
+ * so a thread parked here shows one sample per wait, not one per tick: the
+ * threads that sit in these calls are a program's signal-handling threads,
+ * not its request threads. With the program's own SIGPROF in the set, or
+ * the sampler off, the call is made as asked. Costs two rt_sigprocmask
+ * calls; allocates nothing, takes no lock, returns the call's errno.
+ */
+static bool hooks_wait_masks(const sigset_t *set, sigset_t *old)
+{
+	sigset_t prof;
+
+	if (!proc_on || !sampler_ready() || !set ||
+	    sigismember(set, SIGPROF) == 1)
+		return false;
+	sigemptyset(&prof);
+	sigaddset(&prof, SIGPROF);
+	return pthread_sigmask(SIG_BLOCK, &prof, old) == 0;
+}
+
+static void hooks_wait_unmask(const sigset_t *old)
+{
+	int saved = errno;
+
+	(void)pthread_sigmask(SIG_SETMASK, old, NULL);
+	errno = saved;
+}
+
+static int hooks_sigwait(const sigset_t *set, siginfo_t *info,
+			 const struct timespec *timeout)
+{
+	sigset_t old;
+	int r;
+
+	LIBC_RESOLVE(sigtimedwait);
+	if (!hooks_wait_masks(set, &old))
+		return real_sigtimedwait(set, info, timeout);
+	r = real_sigtimedwait(set, info, timeout);
+	hooks_wait_unmask(&old);
+	return r;
+}
+
+HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info,
+		      const struct timespec *timeout)
+{
+	return hooks_sigwait(set, info, timeout);
+}
+
+/* sigwaitinfo is sigtimedwait without a timeout (glibc makes it so too). */
+HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	return hooks_sigwait(set, info, NULL);
+}
+
+/*
+ * A thread the program creates starts in hooks_thread_main(), which finds
+ * its stack's bounds for the handler's fast walk and, in continuous mode,
+ * arms its timer, then runs the program's routine. The routine and its
+ * argument travel in a slot of a fixed pool, not in memory allocated here;
+ * with every slot taken (more than HOOKS_STARTS threads starting at the
+ * same instant) a thread starts unwrapped: it is walked with libunwind, and
+ * in continuous mode not sampled.
+ */
+#define HOOKS_STARTS 1024
+
+struct hooks_start {
+	atomic_int used;
+	void *(*fn)(void *);
+	void *arg;
+	size_t stack_size;
+};
+
+static struct hooks_start hooks_starts[HOOKS_STARTS];
+static atomic_uint hooks_starts_hint;
+
+static void *hooks_thread_main(void *p)
+{
+	struct hooks_start *slot = p;
+	void *(*fn)(void *) = slot->fn;
+	void *arg = slot->arg;
+	size_t size = slot->stack_size;
+
+	atomic_store_explicit(&slot->used, 0, memory_order_release);
+	sampler_thread_stack(size);
+	sampler_thread_start();
+	return fn(arg);
+}
+
+/* The stack size a thread created with `attr` gets. */
+static size_t hooks_stack_size(const pthread_attr_t *attr)
+{
+	pthread_attr_t def;
+	size_t size = 8u << 20;
+
+	if (attr) {
+		(void)pthread_attr_getstacksize(attr, &size);
+	} else if (pthread_getattr_default_np(&def) == 0) {
+		(void)pthread_attr_getstacksize(&def, &size);
+		(void)pthread_attr_destroy(&def);
+	}
+	return size;
+}
+
+HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+			void *(*fn)(void *), void *arg)
+{
+	struct hooks_start *slot = NULL;
+	int r;
+
+	LIBC_RESOLVE(pthread_create);
+	if (!proc_on || !sampler_ready())
+		return real_pthread_create(thread, attr, fn, arg);
+	for (unsigned i = 0; i < HOOKS_STARTS && !slot; i++) {
+		unsigned k = (atomic_fetch_add(&hooks_starts_hint, 1) + i) %
+			     HOOKS_STARTS;
+		int free_ = 0;
+
+		if (atomic_compare_exchange_strong(&hooks_starts[k].used,
+						   &free_, 1))
+			slot = &hooks_starts[k];
+	}
+	if (!slot)
+		return real_pthread_create(thread, attr, fn, arg);
+	slot->fn = fn;
+	slot->arg = arg;
+	slot->stack_size = hooks_stack_size(attr);
+	r = real_pthread_create(thread, attr, hooks_thread_main, slot);
+	if (r != 0)
+		atomic_store(&slot->used, 0);
+	return r;
+}

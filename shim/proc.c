@@ -1,0 +1,130 @@
+/*
+ * proc.c — see proc.h.
+ */
+#include "proc.h"
+
+#include <sched.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "libc.h"
+#include "modmap.h"
+#include "snapshot.h"
+#include "ring.h"
+#include "sampler.h"
+
+#define RING_WAIT_YIELDS 2000
+#define MODMAP_RESCAN_NS 1000000000ull
+
+bool proc_on;
+struct env_config proc_cfg;
+int proc_pid;
+char proc_exe[RING_EXE_MAX];
+_Atomic(struct ring_header *) proc_ring;
+_Atomic uint32_t proc_ring_gen;
+
+/* In a fork child: the parent's ring, still mapped, whose module map the
+ * child's ring starts from (see modmap_copy). */
+static struct ring_header *proc_parent_ring;
+static atomic_int proc_ring_state; /* 0 none, 1 creating, 2 ready, 3 failed */
+static _Atomic uint64_t proc_untracked; /* counted before the ring exists */
+
+_Atomic uint64_t proc_rescan_next;  /* when to look for new objects */
+static atomic_int proc_rescan_busy; /* one thread scans at a time */
+
+struct ring_header *proc_ring_make(void)
+{
+	struct ring_header *h = NULL;
+	int expected = 0;
+	char line[160];
+	int r;
+
+	if (atomic_compare_exchange_strong(&proc_ring_state, &expected, 1)) {
+		r = ring_create(&proc_cfg, proc_exe, &h);
+		if (r < 0) {
+			(void)snprintf(line, sizeof(line),
+				       "profshim: cannot create the ring in "
+				       "/dev/shm (%s); profiling is off in "
+				       "process %d",
+				       strerror(-r), proc_pid);
+			libc_warn(line);
+			atomic_store(&proc_ring_state, 3);
+			return NULL;
+		}
+		atomic_store(&proc_rescan_busy, 1);
+		if (proc_parent_ring) {
+			(void)modmap_copy(h, proc_parent_ring);
+			ring_unmap(proc_parent_ring);
+			proc_parent_ring = NULL;
+		} else {
+			/* Objects loaded since start-up (a plugin opened
+			 * before the first request) are in the live list:
+			 * the ring's map and the handler's snapshot both take
+			 * them now. Not in a fork child, which must not call
+			 * into the loader (modmap_copy) and has its parent's
+			 * snapshot. */
+			(void)modmap_scan(h, proc_exe);
+			snapshot_take();
+		}
+		atomic_store(&proc_rescan_busy, 0);
+		atomic_store(&proc_rescan_next, libc_now_ns() + MODMAP_RESCAN_NS);
+		ring_count(&h->untracked_conns, atomic_exchange(&proc_untracked, 0));
+		atomic_fetch_add(&proc_ring_gen, 1);
+		atomic_store_explicit(&proc_ring, h, memory_order_release);
+		sampler_attach(h);
+		atomic_store(&proc_ring_state, 2);
+		return h;
+	}
+	for (int i = 0; i < RING_WAIT_YIELDS &&
+			atomic_load(&proc_ring_state) == 1; i++)
+		(void)sched_yield();
+	return atomic_load_explicit(&proc_ring, memory_order_acquire);
+}
+
+/*
+ * Objects loaded after the ring was created (dlopen) go into the module map
+ * at the next request after at most MODMAP_RESCAN_NS. The shim does not
+ * interpose dlopen: glibc resolves a bare library name with the calling
+ * object's RPATH, and an interposed dlopen would make the shim that caller.
+ */
+void proc_rescan_due(struct ring_header *h, uint64_t now)
+{
+	uint64_t next = atomic_load_explicit(&proc_rescan_next, memory_order_relaxed);
+
+	if (now < next || atomic_exchange(&proc_rescan_busy, 1))
+		return;
+	if (atomic_compare_exchange_strong(&proc_rescan_next, &next,
+					   now + MODMAP_RESCAN_NS)) {
+		(void)modmap_scan(h, proc_exe);
+		snapshot_take();
+	}
+	atomic_store(&proc_rescan_busy, 0);
+}
+
+void proc_count_untracked(void)
+{
+	struct ring_header *h = atomic_load(&proc_ring);
+
+	if (h)
+		ring_count(&h->untracked_conns, 1);
+	else
+		atomic_fetch_add(&proc_untracked, 1);
+}
+
+void proc_fork_child(void)
+{
+	struct ring_header *h = atomic_exchange(&proc_ring, NULL);
+
+	proc_pid = (int)getpid();
+	atomic_store(&proc_rescan_busy, 0);
+	atomic_store(&proc_ring_state, 0);
+	/* Keep the parent's ring mapped (never written) until this process
+	 * makes its own, which copies its module map. */
+	if (h) {
+		if (proc_parent_ring)
+			ring_unmap(proc_parent_ring);
+		proc_parent_ring = h;
+	}
+	/* The next look for new objects after a second, not right away. */
+	atomic_store(&proc_rescan_next, libc_now_ns() + MODMAP_RESCAN_NS);
+}

@@ -1,6 +1,5 @@
 """profshim against its own C test server (test/servers/cpuserver.c):
 endpoints whose CPU time goes to distinctly named functions."""
-import signal
 
 from helpers import (calls, dump_json, keepalive, start_cpuserver)
 

@@ -4,8 +4,6 @@ bodies with Content-Length and chunked coding."""
 import os
 import threading
 
-import pytest
-
 from helpers import (Collector, calls, dump_json, keepalive, raw_exchange,
                      shim_env)
 from helpers.nginx import start_nginx, worker_pids

@@ -34,9 +34,9 @@ meson test -C build-asan --print-errorlogs
 # (memcheck cannot run an ASan build).
 PROFSHIM_BUILD="$PWD/build-asan" PROFSHIM_ASAN_BUILD="$PWD/build-asan" \
   /usr/bin/python3 -m pytest test/integration -p no:cacheprovider \
-  --deselect test/integration/test_cpython.py \
-  --deselect test/integration/test_demo.py \
-  --deselect test/integration/test_faults.py::test_collector_clean_under_valgrind_memcheck \
+  --deselect test/integration/servers/test_cpython.py \
+  --deselect test/integration/install/test_demo.py \
+  --deselect test/integration/collector/test_faults.py::test_collector_clean_under_valgrind_memcheck \
   "$@"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 echo "== fuzzing every target under ASan + UBSan"

@@ -395,15 +395,41 @@ static struct expect *model_add(void)
 	return memset(&st.expect[st.nexpect++], 0, sizeof(struct expect));
 }
 
+/*
+ * Writes a record of len bytes through the shim's producer: ring_reserve(),
+ * then every byte of `body` after the record header (body holds the whole
+ * record as the shim lays it out; the header is the producer's), then
+ * ring_commit() or, without commit, leaves it uncommitted: nothing after it
+ * can be read, so the model stops (st.blocked). True when the model goes
+ * on with this record; false when it was dropped (ring full, as the shim
+ * drops it) or the ring is blocked.
+ */
+static bool put_record(const void *body, size_t len, uint16_t type,
+		       uint16_t flags, bool commit)
+{
+	struct ring_rec *rec;
+	uint64_t pos;
+
+	rec = ring_reserve(st.h, (uint32_t)len, type, flags, &pos);
+	if (!rec)
+		return false;
+	memcpy((uint8_t *)rec + sizeof(struct ring_rec),
+	       (const uint8_t *)body + sizeof(struct ring_rec),
+	       len - sizeof(struct ring_rec));
+	if (commit)
+		ring_commit(rec, pos);
+	else
+		st.blocked = true;
+	return !st.blocked;
+}
+
 static void op_sample(struct in *in, bool commit)
 {
 	uint8_t buf[sizeof(struct ring_sample) + MAX_OWN * 10 + 8];
 	struct ring_sample s = {0};
 	uint64_t own[MAX_OWN], addr;
 	uint32_t nown, shared;
-	struct ring_rec *rec;
 	size_t nbytes, len;
-	uint64_t pos;
 
 	s.tid = in_u8(in);
 	s.endpoint = in_u8(in);
@@ -427,19 +453,9 @@ static void op_sample(struct in *in, bool commit)
 	nbytes = encode_frames(buf + sizeof(s), own, nown);
 	s.nbytes = (uint16_t)nbytes;
 	len = RING_ALIGN_UP(sizeof(s) + nbytes);
-	rec = ring_reserve(st.h, (uint32_t)len, RING_REC_SAMPLE, 0, &pos);
-	if (!rec)
-		return; /* ring full: dropped, as the shim drops it */
-	s.rec = *rec;
 	memcpy(buf, &s, sizeof(s));
 	memset(buf + sizeof(s) + nbytes, 0, len - sizeof(s) - nbytes);
-	memcpy((uint8_t *)rec + sizeof(struct ring_rec),
-	       buf + sizeof(struct ring_rec), len - sizeof(struct ring_rec));
-	if (commit)
-		ring_commit(rec, pos);
-	else
-		st.blocked = true;
-	if (st.blocked)
+	if (!put_record(buf, len, RING_REC_SAMPLE, 0, commit))
 		return;
 
 	/* The model: the format's rule for resolving shared frames. */
@@ -475,8 +491,6 @@ static void op_sample(struct in *in, bool commit)
 static void op_request(struct in *in, bool commit)
 {
 	struct ring_request q = {0};
-	struct ring_rec *rec;
-	uint64_t pos;
 	uint16_t flags;
 
 	q.tid = in_u8(in);
@@ -489,18 +503,7 @@ static void op_request(struct in *in, bool commit)
 	q.req_id = in_uint(in, 2);
 	q.start_ns = in_uint(in, 2) * 1000;
 	q.samples = in_u8(in);
-	rec = ring_reserve(st.h, sizeof(q), RING_REC_REQUEST, flags, &pos);
-	if (!rec)
-		return;
-	q.rec = *rec;
-	memcpy((uint8_t *)rec + sizeof(struct ring_rec),
-	       (uint8_t *)&q + sizeof(struct ring_rec),
-	       sizeof(q) - sizeof(struct ring_rec));
-	if (commit)
-		ring_commit(rec, pos);
-	else
-		st.blocked = true;
-	if (st.blocked)
+	if (!put_record(&q, sizeof(q), RING_REC_REQUEST, flags, commit))
 		return;
 
 	struct expect *x = model_add();

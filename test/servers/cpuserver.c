@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
+
 static volatile unsigned long sink;
 static const char *plugin_path;
 static void (*_Atomic plugin_burn)(double ms);
@@ -96,21 +98,6 @@ __attribute__((noinline)) static void sleep_ms(double ms)
 BURN(burn_alpha, 6364136223846793005ul)
 BURN(burn_beta, 2862933555777941757ul)
 BURN(burn_gamma, 3202034522624059733ul)
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* One write per response: a head and a body written apart would meet
  * Nagle's algorithm and the client's delayed ACK (40 ms stalls). */

@@ -1,9 +1,9 @@
 /*
  * hookcheck — edge cases of the socket calls the shim interposes, run on
  * loopback with this process as both server (accept) and client (connect).
- * test/integration/test_hooks.py runs each scenario without and with the
- * shim and compares what it prints: the shim must never change a call's
- * return value or errno, nor crash the process.
+ * test/integration/shim/test_hooks.py runs each scenario without and with
+ * the shim and compares what it prints: the shim must never change a
+ * call's return value or errno, nor crash the process.
  *
  *   hookcheck SCENARIO
  *
@@ -42,6 +42,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "io.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -93,23 +95,6 @@ static void sleep_ms(unsigned ms)
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static int tcp_listener(unsigned short *port)
@@ -261,6 +246,60 @@ static int rd_response(struct rd *r)
 
 static const char OK[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
+/*
+ * A loopback connection on a listener of its own: the client's end (cfd,
+ * read through cr) and the server's (sfd, read through sr).
+ */
+struct conn {
+	unsigned short port;
+	int lfd, cfd, sfd;
+	struct rd sr, cr;
+};
+
+static void conn_open(struct conn *c)
+{
+	c->lfd = tcp_listener(&c->port);
+	c->cfd = tcp_connect(c->port);
+	c->sfd = accept_one(c->lfd);
+	c->sr.fd = c->sfd;
+	c->sr.have = 0;
+	c->cr.fd = c->cfd;
+	c->cr.have = 0;
+}
+
+static void client_send(struct conn *c, const char *buf, size_t n)
+{
+	if (write_all(c->cfd, buf, n) < 0)
+		die("client write");
+}
+
+static void server_answer(struct conn *c)
+{
+	if (write_all(c->sfd, OK, sizeof(OK) - 1) < 0)
+		die("server write");
+}
+
+/* conn_open(), then the client sends the request req (a string) and the
+ * server reads it. */
+static void conn_request(struct conn *c, const char *req)
+{
+	conn_open(c);
+	client_send(c, req, strlen(req));
+	rd_request(&c->sr);
+}
+
+/* The client reads the response, then EOF: prints "<what>status=S then
+ * eof=E", and closes its end and the listener. */
+static void client_read_to_eof(struct conn *c, const char *what)
+{
+	int eof, st = rd_response(&c->cr);
+
+	(void)rd_message(&c->cr, &eof);
+	printf("%sstatus=%d then eof=%d\n", what, st, eof);
+	close(c->cfd);
+	close(c->lfd);
+}
+
 /* 8 bytes at the very end of a page followed by an inaccessible page: a
  * read past them faults. */
 static char *guarded8(void)
@@ -284,10 +323,8 @@ static char *guarded8(void)
  */
 static void msg_trunc(void)
 {
-	unsigned short port;
-	int lfd = tcp_listener(&port), cfd, sfd, eof, st;
+	struct conn c;
 	char req[101], peek[64], got[64];
-	struct rd cr;
 	ssize_t r1, r2, r3;
 	int e1, e2, e3;
 
@@ -297,16 +334,14 @@ static void msg_trunc(void)
 		 100 - 52, "p");
 	if (strlen(req) != 100)
 		die("request is %zu bytes", strlen(req));
-	cfd = tcp_connect(port);
-	sfd = accept_one(lfd);
-	if (write_all(cfd, req, 100) < 0)
-		die("client write");
-	wait_readable(sfd, 100);
-	r1 = recv(sfd, NULL, 50, MSG_TRUNC);
+	conn_open(&c);
+	client_send(&c, req, 100);
+	wait_readable(c.sfd, 100);
+	r1 = recv(c.sfd, NULL, 50, MSG_TRUNC);
 	e1 = errno;
-	r2 = recv(sfd, peek, 50, MSG_PEEK);
+	r2 = recv(c.sfd, peek, 50, MSG_PEEK);
 	e2 = errno;
-	r3 = recv(sfd, got, 50, 0);
+	r3 = recv(c.sfd, got, 50, 0);
 	e3 = errno;
 	printf("tcp recv(NULL, 50, MSG_TRUNC)=%s\n", RET(r1, e1));
 	printf("tcp recv(50, MSG_PEEK)=%s\n", RET(r2, e2));
@@ -315,16 +350,9 @@ static void msg_trunc(void)
 	       r2 == 50 && r3 == 50 && memcmp(peek, got, 50) == 0 ? "yes" : "no");
 	printf("tcp bytes after the discarded ones: %s\n",
 	       r3 == 50 && memcmp(got, req + 50, 50) == 0 ? "yes" : "no");
-	if (write_all(sfd, OK, sizeof(OK) - 1) < 0)
-		die("server write");
-	close(sfd);
-	cr.fd = cfd;
-	cr.have = 0;
-	st = rd_response(&cr);
-	(void)rd_message(&cr, &eof);
-	printf("tcp response status=%d then eof=%d\n", st, eof);
-	close(cfd);
-	close(lfd);
+	server_answer(&c);
+	close(c.sfd);
+	client_read_to_eof(&c, "tcp response ");
 
 	/* Unix SOCK_SEQPACKET: records of 100 bytes into an 8-byte buffer
 	 * that has an inaccessible page right behind it. */
@@ -333,7 +361,6 @@ static void msg_trunc(void)
 	int ul, uc, us;
 	char *b8 = guarded8();
 	struct iovec iov = {.iov_base = b8, .iov_len = 8};
-	struct msghdr msg;
 	ssize_t r;
 
 	snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1,
@@ -354,29 +381,26 @@ static void msg_trunc(void)
 		if (send(uc, req, 100, 0) != 100)
 			die("unix send");
 
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	r = recvmsg(us, &msg, MSG_TRUNC);
-	printf("seqpacket recvmsg(8, MSG_TRUNC)=%s msg_flags.MSG_TRUNC=%d "
-	       "data=%.8s\n",
-	       RET(r, errno), !!(msg.msg_flags & MSG_TRUNC), b8);
+	/* One record each: recvmsg() with and without MSG_TRUNC, then
+	 * recv() the same way (b8 is zeroed before each). */
+	for (int i = 0; i < 2; i++) {
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		int flags = i == 0 ? MSG_TRUNC : 0;
 
-	memset(b8, 0, 8);
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	r = recvmsg(us, &msg, 0);
-	printf("seqpacket recvmsg(8)=%s msg_flags.MSG_TRUNC=%d data=%.8s\n",
-	       RET(r, errno), !!(msg.msg_flags & MSG_TRUNC), b8);
+		memset(b8, 0, 8);
+		r = recvmsg(us, &msg, flags);
+		printf("seqpacket recvmsg(8%s)=%s msg_flags.MSG_TRUNC=%d "
+		       "data=%.8s\n", flags ? ", MSG_TRUNC" : "",
+		       RET(r, errno), !!(msg.msg_flags & MSG_TRUNC), b8);
+	}
+	for (int i = 0; i < 2; i++) {
+		int flags = i == 0 ? MSG_TRUNC : 0;
 
-	memset(b8, 0, 8);
-	r = recv(us, b8, 8, MSG_TRUNC);
-	printf("seqpacket recv(8, MSG_TRUNC)=%s data=%.8s\n", RET(r, errno), b8);
-
-	memset(b8, 0, 8);
-	r = recv(us, b8, 8, 0);
-	printf("seqpacket recv(8)=%s data=%.8s\n", RET(r, errno), b8);
+		memset(b8, 0, 8);
+		r = recv(us, b8, 8, flags);
+		printf("seqpacket recv(8%s)=%s data=%.8s\n",
+		       flags ? ", MSG_TRUNC" : "", RET(r, errno), b8);
+	}
 
 	close(us);
 	close(uc);
@@ -389,23 +413,16 @@ static void msg_trunc(void)
  */
 static void efault(void)
 {
-	unsigned short port;
-	int lfd = tcp_listener(&port), cfd, sfd, st, eof;
-	static const char req[] = "GET /efault HTTP/1.1\r\nHost: x\r\n\r\n";
 	/* volatile: the compiler need not know the pointer is bad */
 	void *volatile one = (void *)1;
 	struct iovec bad = {.iov_base = one, .iov_len = 10};
 	struct msghdr m = {.msg_iov = &bad, .msg_iovlen = 1};
-	struct rd sr, cr;
+	struct conn c;
+	int sfd;
 	ssize_t r;
 
-	cfd = tcp_connect(port);
-	sfd = accept_one(lfd);
-	if (write_all(cfd, req, sizeof(req) - 1) < 0)
-		die("client write");
-	sr.fd = sfd;
-	sr.have = 0;
-	rd_request(&sr);
+	conn_request(&c, "GET /efault HTTP/1.1\r\nHost: x\r\n\r\n");
+	sfd = c.sfd;
 
 	errno = 0;
 	r = write(sfd, one, 10);
@@ -434,16 +451,9 @@ static void efault(void)
 	r = write(99, one, 10);
 	printf("write(99, 1, 10)=%s\n", RET(r, errno));
 
-	if (write_all(sfd, OK, sizeof(OK) - 1) < 0)
-		die("server write");
+	server_answer(&c);
 	close(sfd);
-	cr.fd = cfd;
-	cr.have = 0;
-	st = rd_response(&cr);
-	(void)rd_message(&cr, &eof);
-	printf("response status=%d then eof=%d\n", st, eof);
-	close(cfd);
-	close(lfd);
+	client_read_to_eof(&c, "response ");
 }
 
 /*
@@ -466,23 +476,18 @@ static void handoff(void)
 {
 	static const char req[] =
 		"GET /handoff?profile=1 HTTP/1.1\r\n\r\n";
-	unsigned short port;
-	int lfd = tcp_listener(&port), cfd, sfd, icfd, isfd, pr, pe, st, eintr = 0;
-	struct rd sr, cr;
+	struct conn c;
+	int icfd, isfd, pr, pe, st, eintr = 0;
 	pthread_t b;
 	struct pollfd p;
 	uint64_t end;
 
-	cfd = tcp_connect(port);
-	sfd = accept_one(lfd);
-	icfd = tcp_connect(port);
-	isfd = accept_one(lfd);
-	if (write_all(cfd, req, sizeof(req) - 1) < 0)
-		die("client write");
-	sr.fd = sfd;
-	sr.have = 0;
-	rd_request(&sr);                 /* this thread read it ... */
-	if (pthread_create(&b, NULL, handoff_writer, &sfd) != 0)
+	conn_open(&c);
+	icfd = tcp_connect(c.port);
+	isfd = accept_one(c.lfd);
+	client_send(&c, req, sizeof(req) - 1);
+	rd_request(&c.sr);               /* this thread read it ... */
+	if (pthread_create(&b, NULL, handoff_writer, &c.sfd) != 0)
 		die("pthread_create");
 	pthread_join(b, NULL);           /* ... another one answered it */
 
@@ -505,15 +510,13 @@ static void handoff(void)
 	printf("poll(idle connection, 1000 ms)=%s\n", RET(pr, pe));
 	printf("info eintr=%d\n", eintr);
 
-	cr.fd = cfd;
-	cr.have = 0;
-	st = rd_response(&cr);
+	st = rd_response(&c.cr);
 	printf("response status=%d\n", st);
-	close(sfd);
+	close(c.sfd);
 	close(isfd);
 	close(icfd);
-	close(cfd);
-	close(lfd);
+	close(c.cfd);
+	close(c.lfd);
 }
 
 /*
@@ -644,28 +647,20 @@ static void truncated(void)
 	static const char req[] = "GET /truncated HTTP/1.1\r\nHost: x\r\n\r\n";
 	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000"
 				   "\r\n\r\n0123456789";
-	unsigned short port;
-	int lfd = tcp_listener(&port), cfd, sfd;
-	struct rd sr;
+	struct conn c;
 	char buf[4096];
 	size_t total = 0;
 	ssize_t n, r;
 
-	cfd = tcp_connect(port);
-	sfd = accept_one(lfd);
-	if (write_all(cfd, req, sizeof(req) - 1) < 0)
-		die("client write");
-	sr.fd = sfd;
-	sr.have = 0;
-	rd_request(&sr);
+	conn_request(&c, req);
 	sleep_ms(100);  /* the request lasts ~100 ms ... */
-	if (write_all(sfd, resp, sizeof(resp) - 1) < 0)
+	if (write_all(c.sfd, resp, sizeof(resp) - 1) < 0)
 		die("server write");
 	sleep_ms(400);  /* ... and is not still running until the close */
-	r = close(sfd);
+	r = close(c.sfd);
 	printf("close(conn)=%s\n", RET(r, errno));
 	for (;;) {
-		n = read(cfd, buf, sizeof(buf));
+		n = read(c.cfd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -674,8 +669,8 @@ static void truncated(void)
 	}
 	printf("client got %zu bytes (head %zu + body 10), then read=%s\n",
 	       total, sizeof(resp) - 1 - 10, RET(n, errno));
-	close(cfd);
-	close(lfd);
+	close(c.cfd);
+	close(c.lfd);
 }
 
 /*
@@ -687,44 +682,34 @@ static void pipeline_overflow(void)
 {
 	static const char req[] = "GET /pipe HTTP/1.1\r\nHost: x\r\n\r\n";
 	char all[20 * sizeof(req)];
-	unsigned short port;
-	int lfd = tcp_listener(&port), cfd, sfd, ok = 0;
-	struct rd sr, cr;
+	struct conn c;
+	int ok = 0;
 	size_t len = 0;
 
 	for (int i = 0; i < 20; i++) {
 		memcpy(all + len, req, sizeof(req) - 1);
 		len += sizeof(req) - 1;
 	}
-	cfd = tcp_connect(port);
-	sfd = accept_one(lfd);
-	sr.fd = sfd;
-	sr.have = 0;
-	cr.fd = cfd;
-	cr.have = 0;
-	if (write_all(cfd, all, len) < 0)
-		die("client write");
+	conn_open(&c);
+	client_send(&c, all, len);
 	for (int i = 0; i < 20; i++)
-		rd_request(&sr);
+		rd_request(&c.sr);
 	for (int i = 0; i < 20; i++)
-		if (write_all(sfd, OK, sizeof(OK) - 1) < 0)
-			die("server write");
+		server_answer(&c);
 	for (int i = 0; i < 20; i++)
-		ok += rd_response(&cr) == 200;
+		ok += rd_response(&c.cr) == 200;
 	printf("pipelined 20: answered 200=%d\n", ok);
 	ok = 0;
 	for (int i = 0; i < 5; i++) {
-		if (write_all(cfd, req, sizeof(req) - 1) < 0)
-			die("client write");
-		rd_request(&sr);
-		if (write_all(sfd, OK, sizeof(OK) - 1) < 0)
-			die("server write");
-		ok += rd_response(&cr) == 200;
+		client_send(&c, req, sizeof(req) - 1);
+		rd_request(&c.sr);
+		server_answer(&c);
+		ok += rd_response(&c.cr) == 200;
 	}
 	printf("then keep-alive 5: answered 200=%d\n", ok);
-	close(sfd);
-	close(cfd);
-	close(lfd);
+	close(c.sfd);
+	close(c.cfd);
+	close(c.lfd);
 }
 
 /*
@@ -733,23 +718,15 @@ static void pipeline_overflow(void)
  */
 static void vfork_close(void)
 {
-	static const char req[] = "GET /vfork HTTP/1.1\r\nHost: x\r\n\r\n";
-	unsigned short port;
-	int lfd = tcp_listener(&port), cfd, sfd, st, eof, ws = 0;
-	struct rd sr, cr;
+	struct conn c;
+	int ws = 0;
 	pid_t pid;
 	ssize_t r;
 
-	cfd = tcp_connect(port);
-	sfd = accept_one(lfd);
-	if (write_all(cfd, req, sizeof(req) - 1) < 0)
-		die("client write");
-	sr.fd = sfd;
-	sr.have = 0;
-	rd_request(&sr);
+	conn_request(&c, "GET /vfork HTTP/1.1\r\nHost: x\r\n\r\n");
 	pid = vfork();
 	if (pid == 0) {
-		close(sfd);
+		close(c.sfd);
 		_exit(0);
 	}
 	if (pid < 0)
@@ -759,17 +736,10 @@ static void vfork_close(void)
 			die("waitpid");
 	printf("vfork child exited=%d status=%d\n", WIFEXITED(ws),
 	       WEXITSTATUS(ws));
-	if (write_all(sfd, OK, sizeof(OK) - 1) < 0)
-		die("server write");
-	r = close(sfd);
+	server_answer(&c);
+	r = close(c.sfd);
 	printf("close(conn)=%s\n", RET(r, errno));
-	cr.fd = cfd;
-	cr.have = 0;
-	st = rd_response(&cr);
-	(void)rd_message(&cr, &eof);
-	printf("response status=%d then eof=%d\n", st, eof);
-	close(cfd);
-	close(lfd);
+	client_read_to_eof(&c, "response ");
 }
 
 static const struct {

@@ -344,6 +344,15 @@ static void pump(struct push *p, uint64_t now, struct fake *f, int ms)
 	}
 }
 
+/* Turns of the loop at time `now` until the store r has received n
+ * requests, for at most `ms` of real time. */
+static void pump_until(struct push *p, uint64_t now, struct fake *f,
+		       struct receiver *r, int n, int ms)
+{
+	for (int i = 0; i < ms && recv_count(r) < n; i++)
+		pump(p, now, f, 1);
+}
+
 /* stderr into a file while a test runs, to check what is logged. */
 static int stderr_saved = -1;
 static FILE *stderr_file;
@@ -374,6 +383,61 @@ static char *capture_end(void)
 	buf[n] = '\0';
 	fclose(stderr_file);
 	return strdup(buf);
+}
+
+/* Frees what was logged, printing it first when the test has failed. */
+static void log_free(char *err)
+{
+	if (check_test_failed)
+		printf("# logged: %s", err);
+	free(err);
+}
+
+/* The store r, started with the statuses `plan` (recv_start()), and a push
+ * to it with the token; with `capture`, what the push logs is captured
+ * from now on (capture_end()). Its baseline (the first look, at T0 + 0)
+ * is the caller's: push_step(), or push_start_at_baseline(). */
+static struct push *push_start(struct receiver *r, const int *plan, int nplan,
+			       const char *token, bool capture)
+{
+	recv_start(r, plan, nplan);
+	if (capture)
+		capture_start();
+	return push_open(r->url, token);
+}
+
+/* push_start() without a token, and the baseline look, f as it is now. */
+static struct push *push_start_at_baseline(struct receiver *r,
+					   const int *plan, int nplan,
+					   bool capture, struct fake *f)
+{
+	struct push *p = push_start(r, plan, nplan, NULL, capture);
+
+	push_step(p, T0 + 0, fake_snapshot, f);
+	return p;
+}
+
+/* push_finish() (5 s at most) and push_free(): then the store r must
+ * have received n requests; true when it has. */
+static bool push_end_expecting(struct push *p, struct fake *f,
+			       struct receiver *r, int n)
+{
+	push_finish(p, fake_snapshot, f, 5.0);
+	push_free(p);
+	CHECK_EQ(r->n, n);
+	return r->n == n;
+}
+
+/* A push to a new store r of what changed from the counts `before` (the
+ * baseline) to `after` (a look 1 s later): true when the store received
+ * it in one request. */
+static bool push_one_interval(struct receiver *r, struct fake before,
+			      struct fake after)
+{
+	struct push *p = push_start_at_baseline(r, NULL, 0, false, &before);
+
+	push_step(p, T0 + SEC, fake_snapshot, &after);
+	return push_end_expecting(p, &after, r, 1);
 }
 
 static int count_substr(const char *s, const char *sub)
@@ -472,9 +536,9 @@ static void test_deltas_by_content(void)
 	struct receiver r;
 	struct fake f = {.a = 5, .period_ns = 1e9 / 97};
 	struct push *p;
+	bool got;
 
-	recv_start(&r, NULL, 0);
-	p = push_open(r.url, "t0k");
+	p = push_start(&r, NULL, 0, "t0k", false);
 	push_step(p, T0 + 0, fake_snapshot, &f);          /* the baseline */
 	f.a = 8;
 	f.b = 2;
@@ -487,12 +551,9 @@ static void test_deltas_by_content(void)
 	f.a = 10;
 	f.permute = false;
 	push_step(p, T0 + 3 * SEC, fake_snapshot, &f);    /* +2 a */
-	push_finish(p, fake_snapshot, &f, 5.0);      /* nothing new */
+	got = push_end_expecting(p, &f, &r, 2);     /* finish: nothing new */
 	CHECK_EQ(f.looks, 5);
-	push_free(p);
-
-	CHECK_EQ(r.n, 2);
-	if (r.n == 2) {
+	if (got) {
 		struct recv_req *q = r.reqs;
 
 		CHECK_EQ(body_lines(q[0].body), 2);
@@ -519,19 +580,10 @@ static void test_deltas_by_content(void)
 static void test_same_content_summed(void)
 {
 	struct receiver r;
-	struct fake f = {.a = 3, .a2 = 4};
-	struct push *p;
 
-	recv_start(&r, NULL, 0);
-	p = push_open(r.url, NULL);
-	push_step(p, T0 + 0, fake_snapshot, &f);
-	f.a2 = 6;
-	f.permute = true;
-	push_step(p, T0 + SEC, fake_snapshot, &f);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
-	CHECK_EQ(r.n, 1);
-	if (r.n == 1) {
+	if (push_one_interval(&r, (struct fake){.a = 3, .a2 = 4},
+			      (struct fake){.a = 3, .a2 = 6,
+					    .permute = true})) {
 		CHECK_EQ(body_lines(r.reqs[0].body), 1);
 		CHECK_EQ(body_count(r.reqs[0].body, STACK_A), 2);
 		CHECK_STR(r.reqs[0].auth, "(none)");
@@ -544,19 +596,9 @@ static void test_same_content_summed(void)
 static void test_reset_noticed(void)
 {
 	struct receiver r;
-	struct fake f = {.a = 10, .b = 10};
-	struct push *p;
 
-	recv_start(&r, NULL, 0);
-	p = push_open(r.url, NULL);
-	push_step(p, T0 + 0, fake_snapshot, &f);
-	f.a = 3;
-	f.b = 12;
-	push_step(p, T0 + SEC, fake_snapshot, &f);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
-	CHECK_EQ(r.n, 1);
-	if (r.n == 1) {
+	if (push_one_interval(&r, (struct fake){.a = 10, .b = 10},
+			      (struct fake){.a = 3, .b = 12})) {
 		CHECK_EQ(body_count(r.reqs[0].body, STACK_A), 3);
 		CHECK_EQ(body_count(r.reqs[0].body, STACK_B), 12);
 	}
@@ -570,8 +612,7 @@ static void test_push_reset(void)
 	struct fake f = {.a = 5};
 	struct push *p;
 
-	recv_start(&r, NULL, 0);
-	p = push_open(r.url, NULL);
+	p = push_start(&r, NULL, 0, NULL, false);
 	push_reset(p, T0 + 0, fake_snapshot, &f);   /* before the baseline: no-op */
 	CHECK_EQ(f.looks, 0);
 	push_step(p, T0 + 0, fake_snapshot, &f);
@@ -579,10 +620,7 @@ static void test_push_reset(void)
 	push_reset(p, T0 + SEC / 2, fake_snapshot, &f);
 	f.a = 9;   /* cleared, then 9 new: more than before the reset */
 	push_step(p, T0 + SEC, fake_snapshot, &f);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
-	CHECK_EQ(r.n, 2);
-	if (r.n == 2) {
+	if (push_end_expecting(p, &f, &r, 2)) {
 		CHECK_EQ(body_count(r.reqs[0].body, STACK_A), 2);
 		CHECK_EQ(body_count(r.reqs[1].body, STACK_A), 9);
 	}
@@ -598,21 +636,15 @@ static void test_baseline_not_pushed(void)
 	struct push *p;
 	char *err;
 
-	recv_start(&r, NULL, 0);
-	capture_start();
-	p = push_open(r.url, NULL);
-	push_step(p, T0 + 0, fake_snapshot, &f);
+	p = push_start_at_baseline(&r, NULL, 0, true, &f);
 	push_step(p, T0 + 5 * SEC, fake_snapshot, &f);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
+	push_end_expecting(p, &f, &r, 0);
 	f.a = 200;
 	p = push_open(r.url, NULL);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
+	push_end_expecting(p, &f, &r, 0);
 	err = capture_end();
-	CHECK_EQ(r.n, 0);
 	CHECK_STR(err, "");
-	free(err);
+	log_free(err);
 	recv_stop(&r);
 }
 
@@ -648,9 +680,7 @@ static void test_queue_bound(void)
 	CHECK(strstr(err, "pw") == NULL);
 	CHECK(strstr(err, "user") == NULL);
 	CHECK(strstr(err, "s3cret") == NULL);
-	if (check_test_failed)
-		printf("# logged: %s", err);
-	free(err);
+	log_free(err);
 }
 
 /* A body the store calls malformed is dropped; the next one goes out. */
@@ -662,30 +692,22 @@ static void test_rejected_body_dropped(void)
 	struct push *p;
 	char *err;
 
-	recv_start(&r, plan, 1);
-	capture_start();
-	p = push_open(r.url, NULL);
-	push_step(p, T0 + 0, fake_snapshot, &f);
+	p = push_start_at_baseline(&r, plan, 1, true, &f);
 	f.a = 1;
 	push_step(p, T0 + SEC, fake_snapshot, &f);
 	f.a = 3;
 	push_step(p, T0 + 2 * SEC, fake_snapshot, &f);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
-	err = capture_end();
-	CHECK_EQ(r.n, 2);
-	if (r.n == 2) {
+	if (push_end_expecting(p, &f, &r, 2)) {
 		CHECK_EQ(r.reqs[0].status, 400);
 		CHECK_EQ(body_count(r.reqs[0].body, STACK_A), 1);
 		CHECK_EQ(body_count(r.reqs[1].body, STACK_A), 2);
 	}
+	err = capture_end();
 	CHECK(strstr(err, "failed: HTTP 400 (that body is dropped)") != NULL);
 	CHECK(strstr(err, "works again") != NULL);
 	CHECK(strstr(err, ": 1 body (1 samples) dropped during the "
 			  "recording\n") != NULL);
-	if (check_test_failed)
-		printf("# logged: %s", err);
-	free(err);
+	log_free(err);
 	recv_stop(&r);
 }
 
@@ -697,30 +719,24 @@ static void test_retry_waits_backoff(void)
 	struct fake f = {0};
 	struct push *p;
 	char *err;
+	bool got;
 
-	recv_start(&r, plan, 1);
-	capture_start();
-	p = push_open(r.url, NULL);
-	push_step(p, T0 + 0, fake_snapshot, &f);
+	p = push_start_at_baseline(&r, plan, 1, true, &f);
 	f.a = 2;
-	for (int i = 0; i < 2000 && recv_count(&r) < 1; i++)
-		pump(p, SEC, &f, 1);
+	pump_until(p, SEC, &f, &r, 1, 2000);
 	pump(p, SEC, &f, 100);   /* the failure is in */
 	pump(p, SEC + SEC / 2, &f, 200);
 	CHECK_EQ(recv_count(&r), 1);   /* 1 s backoff */
-	for (int i = 0; i < 2000 && recv_count(&r) < 2; i++)
-		pump(p, 2 * SEC + SEC / 2, &f, 1);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
+	pump_until(p, 2 * SEC + SEC / 2, &f, &r, 2, 2000);
+	got = push_end_expecting(p, &f, &r, 2);
 	err = capture_end();
-	CHECK_EQ(r.n, 2);
-	if (r.n == 2) {
+	if (got) {
 		CHECK_STR(r.reqs[0].body, r.reqs[1].body);
 		CHECK_STR(r.reqs[0].from, r.reqs[1].from);
 		CHECK_EQ(body_count(r.reqs[1].body, STACK_A), 2);
 	}
 	CHECK_EQ(count_substr(err, " failed: HTTP 503 ("), 1);
-	free(err);
+	log_free(err);
 	recv_stop(&r);
 }
 
@@ -736,6 +752,7 @@ static void test_echoed_token_not_logged(void)
 	struct fake f = {0};
 	struct push *p;
 	char url[128], *err;
+	bool got;
 
 	recv_start(&r, plan, 2);
 	(void)snprintf(url, sizeof(url), "%s%s", r.url, token);
@@ -749,18 +766,14 @@ static void test_echoed_token_not_logged(void)
 	p = push_open(url, token);
 	push_step(p, T0 + 0, fake_snapshot, &f);
 	f.a = 1;
-	for (int i = 0; i < 2000 && recv_count(&r) < 1; i++)
-		pump(p, SEC, &f, 1);
+	pump_until(p, SEC, &f, &r, 1, 2000);
 	pump(p, SEC, &f, 200);   /* the failure is in */
 	/* After the backoff and a minute, so the failure is logged again. */
-	for (int i = 0; i < 2000 && recv_count(&r) < 2; i++)
-		pump(p, 62 * SEC, &f, 1);
+	pump_until(p, 62 * SEC, &f, &r, 2, 2000);
 	pump(p, 62 * SEC, &f, 200);
-	push_finish(p, fake_snapshot, &f, 5.0);
-	push_free(p);
+	got = push_end_expecting(p, &f, &r, 3);
 	err = capture_end();
-	CHECK_EQ(r.n, 3);
-	if (r.n == 3) {
+	if (got) {
 		/* The store did get the token, and sent it back. */
 		CHECK_STR(r.reqs[0].auth, "Bearer tok-Zq81xW7rPm3K");
 		CHECK_STR(r.reqs[1].auth, "Bearer tok-Zq81xW7rPm3K");
@@ -775,9 +788,7 @@ static void test_echoed_token_not_logged(void)
 			  "since ") != NULL);
 	CHECK(strstr(err, "/<token> works again") != NULL);
 	CHECK(strstr(err, "tok-") == NULL);
-	if (check_test_failed)
-		printf("# logged: %s", err);
-	free(err);
+	log_free(err);
 	recv_stop(&r);
 
 	{
@@ -821,8 +832,7 @@ static void fail_through(struct push *p, struct fake *f, struct receiver *r,
 				       k + 1, (unsigned long long)tried_at[k]);
 			CHECK_EQ(recv_count(r), k);
 		}
-		for (int i = 0; i < 3000 && recv_count(r) < k + 1; i++)
-			pump(p, at, f, 1);
+		pump_until(p, at, f, r, k + 1, 3000);
 		if (recv_count(r) != k + 1)
 			printf("# attempt %d did not come at %llu s\n", k + 1,
 			       (unsigned long long)tried_at[k]);
@@ -835,12 +845,12 @@ static void fail_through(struct push *p, struct fake *f, struct receiver *r,
  * captured from now on (capture_end()). */
 static struct push *push_to_failing_store(struct receiver *r)
 {
-	recv_start(r, NULL, 0);
+	struct push *p = push_start(r, NULL, 0, NULL, true);
+
 	pthread_mutex_lock(&r->lock);
 	r->rest = 503;
 	pthread_mutex_unlock(&r->lock);
-	capture_start();
-	return push_open(r->url, NULL);
+	return p;
 }
 
 /* Backoff: 1 s after the first failure, doubling, at most 60 s. */
@@ -863,7 +873,7 @@ static void test_backoff_doubles_to_a_minute(void)
 	/* The same body every time. */
 	for (int i = 1; i < r.n; i++)
 		CHECK_STR(r.reqs[i].body, r.reqs[0].body);
-	free(err);
+	log_free(err);
 	recv_stop(&r);
 }
 
@@ -904,9 +914,7 @@ static void test_failures_logged_once_a_minute(void)
 	CHECK(strstr(err, "(8 failures since ") != NULL);
 	CHECK_EQ(count_substr(err, ", 1 body queued, 0 dropped); retrying\n"),
 		 3);
-	if (check_test_failed)
-		printf("# logged: %s", err);
-	free(err);
+	log_free(err);
 	recv_stop(&r);
 }
 
@@ -1037,9 +1045,7 @@ static void lookup_child(const char *conf)
 	CHECK_EQ(count_substr(err, " failed: "), 1);
 	CHECK(strstr(err, "push to http://store.profshim.test:4040 failed: "
 			  "Resolving timed out after 5") != NULL);
-	if (check_test_failed)
-		printf("# logged: %s", err);
-	free(err);
+	log_free(err);
 	close(dns);
 	fflush(stdout);
 	exit(check_test_failed ? 1 : 0);

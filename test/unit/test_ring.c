@@ -233,27 +233,44 @@ static void sink_free(struct sink *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * Writes a record of rec_len bytes as the shim does: ring_reserve(), then
+ * body's bytes from the end of the record header to body_len (body is the
+ * record's struct and what follows it; the producer fills in the header),
+ * then ring_commit(). The alignment padding is left as it is. Returns 0,
+ * or -1 when the ring is full; its position in *ret_pos when not NULL.
+ */
+static int put_record(struct ring_header *h, uint16_t type, uint16_t flags,
+		      const void *body, size_t body_len, uint32_t rec_len,
+		      uint64_t *ret_pos)
+{
+	struct ring_rec *rec;
+	uint64_t pos;
+
+	rec = ring_reserve(h, rec_len, type, flags, &pos);
+	if (!rec)
+		return -1;
+	memcpy((uint8_t *)rec + sizeof(*rec),
+	       (const uint8_t *)body + sizeof(*rec), body_len - sizeof(*rec));
+	ring_commit(rec, pos);
+	if (ret_pos)
+		*ret_pos = pos;
+	return 0;
+}
+
 /* Writes a REQUEST record; returns 0 or -1 when the ring is full. */
 static int put_request(struct ring_header *h, uint64_t req_id, uint32_t tid,
 		       uint32_t endpoint, uint64_t start_ns, uint64_t dur,
 		       uint32_t status, uint32_t samples, uint16_t flags)
 {
-	struct ring_request *q;
-	uint64_t pos;
+	const struct ring_request q = {
+		.req_id = req_id, .tid = tid, .endpoint = endpoint,
+		.start_ns = start_ns, .duration_ns = dur, .status = status,
+		.samples = samples,
+	};
 
-	q = (struct ring_request *)ring_reserve(h, sizeof(*q), RING_REC_REQUEST,
-						flags, &pos);
-	if (!q)
-		return -1;
-	q->req_id = req_id;
-	q->tid = tid;
-	q->endpoint = endpoint;
-	q->start_ns = start_ns;
-	q->duration_ns = dur;
-	q->status = status;
-	q->samples = samples;
-	ring_commit(&q->rec, pos);
-	return 0;
+	return put_record(h, RING_REC_REQUEST, flags, &q, sizeof(q), sizeof(q),
+			  NULL);
 }
 
 /* Record length of a sample with these frames. */
@@ -274,29 +291,19 @@ static int put_sample_linked(struct ring_header *h, uint64_t req_id,
 			     const uint64_t *frames, int n, int shared,
 			     uint16_t serial, uint64_t *ret_pos)
 {
-	uint8_t enc[RING_MAX_FRAMES * 10];
-	size_t nbytes = enc_frames(enc, frames, n - shared);
-	uint32_t len = (uint32_t)RING_ALIGN_UP(sizeof(struct ring_sample) +
-					       nbytes);
-	struct ring_sample *s;
-	uint64_t pos;
+	uint8_t buf[sizeof(struct ring_sample) + RING_MAX_FRAMES * 10];
+	size_t nbytes = enc_frames(buf + sizeof(struct ring_sample), frames,
+				   n - shared);
+	const struct ring_sample s = {
+		.req_id = req_id, .tid = tid, .endpoint = endpoint,
+		.time_ns = time_ns, .nframes = (uint16_t)n,
+		.nbytes = (uint16_t)nbytes, .shared = (uint16_t)shared,
+		.serial = serial,
+	};
 
-	s = (struct ring_sample *)ring_reserve(h, len, RING_REC_SAMPLE, 0, &pos);
-	if (!s)
-		return -1;
-	s->req_id = req_id;
-	s->tid = tid;
-	s->endpoint = endpoint;
-	s->time_ns = time_ns;
-	s->nframes = (uint16_t)n;
-	s->nbytes = (uint16_t)nbytes;
-	s->shared = (uint16_t)shared;
-	s->serial = serial;
-	memcpy(s + 1, enc, nbytes);
-	ring_commit(&s->rec, pos);
-	if (ret_pos)
-		*ret_pos = pos;
-	return 0;
+	memcpy(buf, &s, sizeof(s));
+	return put_record(h, RING_REC_SAMPLE, 0, buf, sizeof(s) + nbytes,
+			  (uint32_t)RING_ALIGN_UP(sizeof(s) + nbytes), ret_pos);
 }
 
 /* A standalone SAMPLE record. */

@@ -125,31 +125,48 @@ static void test_intern_many(void)
 	CHECK_EQ(t.count, 0);
 }
 
+/* The keys of test_intern_nul_keys() in the order they are put, so the
+ * id of each is its number: the empty key, 1 to 64 NUL bytes, then keys
+ * that differ only after a NUL or only in length. */
+#define NUL_KEYS 69
+
+static const uint8_t zeros[64];
+
+static const void *nul_key(size_t id, size_t *len)
+{
+	static const struct {
+		const char *key;
+		size_t len;
+	} a_keys[] = {{"a\0b", 3}, {"a\0c", 3}, {"a", 1}, {"a\0", 2}};
+
+	if (id <= 64) {
+		*len = id;
+		return zeros;
+	}
+	*len = a_keys[id - 65].len;
+	return a_keys[id - 65].key;
+}
+
 /* Keys that differ only in length or only after a NUL. */
 static void test_intern_nul_keys(void)
 {
 	struct intern t = {0};
-	static const uint8_t zeros[64];
 	const uint8_t *p;
 	size_t len;
 
 	CHECK_EQ(intern_find(&t, "a", 1), -1);
 	CHECK_EQ(intern_get(&t, 0, NULL) == NULL, 1);
-	/* The empty key is a key. */
-	CHECK_EQ(intern_put(&t, "", 0), 0);
-	for (size_t n = 1; n <= 64; n++)
-		CHECK_EQ(intern_put(&t, zeros, n), (int64_t)n);
-	CHECK_EQ(intern_put(&t, "a\0b", 3), 65);
-	CHECK_EQ(intern_put(&t, "a\0c", 3), 66);
-	CHECK_EQ(intern_put(&t, "a", 1), 67);
-	CHECK_EQ(intern_put(&t, "a\0", 2), 68);
-	CHECK_EQ(intern_find(&t, "", 0), 0);
-	for (size_t n = 1; n <= 64; n++)
-		CHECK_EQ(intern_find(&t, zeros, n), (int64_t)n);
-	CHECK_EQ(intern_find(&t, "a\0b", 3), 65);
-	CHECK_EQ(intern_find(&t, "a\0c", 3), 66);
-	CHECK_EQ(intern_find(&t, "a", 1), 67);
-	CHECK_EQ(intern_find(&t, "a\0", 2), 68);
+	/* The empty key is a key: id 0. */
+	for (size_t id = 0; id < NUL_KEYS; id++) {
+		const void *k = nul_key(id, &len);
+
+		CHECK_EQ(intern_put(&t, k, len), (int64_t)id);
+	}
+	for (size_t id = 0; id < NUL_KEYS; id++) {
+		const void *k = nul_key(id, &len);
+
+		CHECK_EQ(intern_find(&t, k, len), (int64_t)id);
+	}
 	CHECK_EQ(intern_find(&t, "a\0d", 3), -1);
 	p = intern_get(&t, 66, &len);
 	CHECK_EQ(len, 3);
@@ -204,12 +221,34 @@ static int pairmap_verify(const struct pairmap *m, const struct pair *keys,
 	return bad;
 }
 
+/* Put every pair of keys[0..n-1] not marked present: each must be new
+ * (value 0); it gets the value i * 3 + 1. Returns how many were not new. */
+static int pairmap_put_missing(struct pairmap *m, const struct pair *keys,
+			       char *present, size_t n)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t *v;
+
+		if (present[i])
+			continue;
+		v = pairmap_put(m, keys[i].k1, keys[i].k2);
+		if (!v || *v != 0) {
+			bad++;
+			continue;
+		}
+		*v = i * 3 + 1;
+		present[i] = 1;
+	}
+	return bad;
+}
+
 static void test_pairmap_random(void)
 {
 	struct pairmap m = {0};
 	struct pair *keys = malloc(NPAIRS * sizeof(*keys));
 	char *present = calloc(NPAIRS, 1);
-	int bad = 0;
 
 	rng_state = 42;
 	for (size_t i = 0; i < NPAIRS; i++) {
@@ -222,17 +261,7 @@ static void test_pairmap_random(void)
 	}
 	CHECK(pairmap_find(&m, 1, 2) == NULL);
 	pairmap_del(&m, 1, 2); /* empty map: no-op */
-	for (size_t i = 0; i < NPAIRS; i++) {
-		uint64_t *v = pairmap_put(&m, keys[i].k1, keys[i].k2);
-
-		if (!v || *v != 0) {
-			bad++;
-			continue;
-		}
-		*v = i * 3 + 1;
-		present[i] = 1;
-	}
-	CHECK_EQ(bad, 0);
+	CHECK_EQ(pairmap_put_missing(&m, keys, present, NPAIRS), 0);
 	CHECK_EQ(m.count, NPAIRS);
 	CHECK_EQ(pairmap_verify(&m, keys, present, NPAIRS), 0);
 
@@ -260,21 +289,7 @@ static void test_pairmap_random(void)
 	CHECK_EQ(pairmap_verify(&m, keys, present, NPAIRS), 0);
 
 	/* Reinsert the deleted ones: new entries start at 0. */
-	bad = 0;
-	for (size_t i = 0; i < NPAIRS; i++) {
-		uint64_t *v;
-
-		if (present[i])
-			continue;
-		v = pairmap_put(&m, keys[i].k1, keys[i].k2);
-		if (!v || *v != 0) {
-			bad++;
-			continue;
-		}
-		*v = i * 3 + 1;
-		present[i] = 1;
-	}
-	CHECK_EQ(bad, 0);
+	CHECK_EQ(pairmap_put_missing(&m, keys, present, NPAIRS), 0);
 	CHECK_EQ(m.count, NPAIRS);
 	CHECK_EQ(pairmap_verify(&m, keys, present, NPAIRS), 0);
 

@@ -1,0 +1,15 @@
+"""A peer's own test suite under the shim: CPython's regression tests for
+signals, sockets, subprocesses and HTTP servers pass under continuous
+wall-clock sampling at 1000 Hz exactly as without it
+(scripts/cpython-tests.sh runs both and compares)."""
+import subprocess
+
+from helpers import BUILD, ROOT
+
+
+def test_cpython_suite_same_with_and_without_shim():
+    r = subprocess.run([str(ROOT / "scripts" / "cpython-tests.sh"),
+                        str(BUILD)], capture_output=True, text=True,
+                       timeout=1200)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "same results with and without profshim" in r.stdout

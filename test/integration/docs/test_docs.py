@@ -15,9 +15,7 @@ are checked against the sources of truth:
   - the fleet drop-in in doc/fleet.md is the one README.md shows (which
     test_install.py runs through systemd-analyze).
 
-Self-contained on purpose: the repository root is found by walking up from
-this file, so the test keeps working when it moves to another folder. The
-built programs are looked for in $PROFSHIM_BUILD (default ROOT/build).
+The built programs are looked for in $PROFSHIM_BUILD (default ROOT/build).
 """
 import os
 import re
@@ -26,17 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import BUILD, ROOT
+from helpers.markdown import indented_block
 
-def _find_root():
-    for d in Path(__file__).resolve().parents:
-        if (d / "meson.build").is_file() and (d / ".git").exists():
-            return d
-    raise RuntimeError("no folder holding meson.build and .git above "
-                       + __file__)
-
-
-ROOT = _find_root()
-BUILD = Path(os.environ.get("PROFSHIM_BUILD", ROOT / "build"))
 README_MAX_LINES = 250
 
 # Variables of the machine rather than of profshim, which a program may read
@@ -189,18 +179,6 @@ def documents_named(path, text):
                 continue                     # an anchor, a URL, mailto:
             out.append((m.group(0), (path.parent / target)))
     return out
-
-
-def indented_block(path, first_line):
-    """The indented block of a Markdown file that starts with first_line."""
-    lines = path.read_text().splitlines()
-    start = lines.index("    " + first_line)
-    block = []
-    for line in lines[start + 1:]:
-        if not line.startswith("    "):
-            break
-        block.append(line[4:])
-    return block
 
 
 # ---- (a) environment variables ---------------------------------------------

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from helpers import BUILD, ROOT, calls, free_port, user_env, wait_port
+from helpers.markdown import indented_block
 
 PREFIX = "/usr/local"   # meson's default, which scripts/build.sh keeps
 
@@ -95,19 +96,6 @@ def test_installed_tree_is_complete_and_runs(tmp_path):
     assert (work / "profshim.html").is_file()
 
 
-def _readme_block(first_line):
-    """The indented block of README.md that starts with first_line, as the
-    file it shows (indentation and continuation lines as written)."""
-    lines = (ROOT / "README.md").read_text().splitlines()
-    start = lines.index("    " + first_line)
-    block = []
-    for line in lines[start + 1:]:
-        if not line.startswith("    "):
-            break
-        block.append(line[4:])
-    return "\n".join(block) + "\n"
-
-
 def test_systemd_unit_and_readme_drop_ins_verify(tmp_path):
     """systemd itself accepts the installed collector unit, the installed
     preload drop-in on a service, and the README's fleet drop-in
@@ -123,9 +111,10 @@ def test_systemd_unit_and_readme_drop_ins_verify(tmp_path):
 
     unit = (root / "lib/systemd/system/profshim-collector@.service").read_text()
     place(unit, units / "profshim-collector@www-data.service")
-    fleet = _readme_block(
+    fleet = "\n".join(indented_block(
+        ROOT / "README.md",
         "# /etc/systemd/system/profshim-collector@www-data.service.d/"
-        "fleet.conf")
+        "fleet.conf")) + "\n"
     assert "--http" in fleet and "--push" in fleet
     place(fleet, units / "profshim-collector@www-data.service.d/fleet.conf")
     place("[Unit]\nDescription=a service to profile\n[Service]\n"

@@ -33,40 +33,23 @@
 
 #include "http.h"
 
-#define CTL_BYTES 4
-#define LOG_MAX 4096
-
-/*
- * Events in a log, one record per event bit. A response's events have the
- * codes of the request events that mean the same (its status line completes
- * its head, as a request line does).
- */
-enum { EV_START = 1, EV_LINE, EV_DONE, EV_ERROR };
-enum { RV_STATUS = EV_LINE, RV_DONE = EV_DONE, RV_ERROR = EV_ERROR };
-
-/* One reported event, with what the parser exposed at that moment. */
-struct rec {
-	int ev;
-	size_t at;
-	char endpoint[HTTP_ENDPOINT_MAX];
-	bool manual;
-	bool head;
-	uint16_t status;
-};
-
-struct log {
-	size_t n;
-	struct rec rec[LOG_MAX];
-};
-
-static struct log log_whole, log_pieces;
-
 /* Stops the fuzzer with a crash that points at the broken invariant. */
 #define ASSERT(cond)                                                          \
 	do {                                                                  \
 		if (!(cond))                                                  \
 			__builtin_trap();                                     \
 	} while (0)
+
+/* The event log, its record of each event and the loop that feeds a piece
+ * and checks every call: shared with the unit tests. */
+#define LOG_MAX 4096
+#define FEED_CHECK(cond) ASSERT(cond)
+#define FEED_CHECK_EQ(a, b) ASSERT((a) == (b))
+#include "../unit/http_feed.h"
+
+#define CTL_BYTES 4
+
+static struct log log_whole, log_pieces;
 
 /* Returns the size of piece number i: from the control bytes, or the rest. */
 static size_t piece_size(const uint8_t *ctl, size_t i, size_t rest)
@@ -87,20 +70,6 @@ static char *exact_copy(const uint8_t *s, size_t n)
 	if (n)
 		memcpy(d, s, n);
 	return d;
-}
-
-/* Appends an event to a log; overly long logs just stop growing. */
-static struct rec *log_add(struct log *log, int ev, size_t at)
-{
-	struct rec *r;
-
-	if (log->n >= LOG_MAX)
-		return NULL;
-	r = &log->rec[log->n++];
-	memset(r, 0, sizeof(*r));
-	r->ev = ev;
-	r->at = at;
-	return r;
 }
 
 /*
@@ -127,101 +96,59 @@ static void check_endpoint(const struct http_req *p, const uint8_t *payload,
 }
 
 /*
- * A parser run() feeds: requests, or responses to a request that was HEAD
- * or not; and what its checks keep between events.
+ * A parser run() feeds (a subject of http_feed.h: requests, or responses to
+ * a request that was HEAD or not), and what its checks keep between events.
  */
-struct subject {
-	bool resp; /* a response parser, else a request parser */
-	bool head;
+struct fuzz_subject {
+	struct subject s; /* first: subject_check() is given &s */
 	struct http_req req;
 	struct http_resp rsp;
+	const uint8_t *payload; /* what run() feeds, and its length */
+	size_t len;
 	size_t start; /* payload offset of the current request's first byte */
 	int expect;   /* the event that must come next */
 };
 
-/* The event bits of a parser, in the order they happen, and their codes. */
-struct events {
-	unsigned bits[4];
-	int n;
-	int first; /* the code of bits[0]: EV_START, RV_STATUS */
-	unsigned done, error;
-};
-
-static const struct events req_events = {
-	{ HTTP_REQ_START, HTTP_REQ_LINE, HTTP_REQ_DONE, HTTP_REQ_ERROR }, 4,
-	EV_START, HTTP_REQ_DONE, HTTP_REQ_ERROR,
-};
-
-static const struct events resp_events = {
-	{ HTTP_RESP_STATUS, HTTP_RESP_DONE, HTTP_RESP_ERROR }, 3,
-	RV_STATUS, HTTP_RESP_DONE, HTTP_RESP_ERROR,
-};
-
 /* Resets s to a fresh parser of its kind, expecting its first event. */
-static void subject_init(struct subject *s)
+static void fuzz_subject_init(struct fuzz_subject *s)
 {
-	if (s->resp)
-		http_resp_init(&s->rsp);
-	else
-		http_req_init(&s->req);
+	subject_init(&s->s);
 	s->start = 0;
-	s->expect = s->resp ? RV_STATUS : EV_START;
-}
-
-/* Feeds buf[0..n) to the subject's parser once. */
-static size_t subject_feed(struct subject *s, const char *buf, size_t n,
-			   unsigned *ev)
-{
-	if (s->resp)
-		return http_resp_feed(&s->rsp, buf, n, s->head, ev);
-	return http_req_feed(&s->req, buf, n, ev);
-}
-
-/*
- * Copies into r what the parser exposes with event ev: a response's status
- * with every event, a request's endpoint, manual and head with its LINE.
- */
-static void subject_record(const struct subject *s, int ev, struct rec *r)
-{
-	if (s->resp) {
-		r->status = s->rsp.status;
-	} else if (ev == EV_LINE) {
-		memcpy(r->endpoint, s->req.endpoint, sizeof(r->endpoint));
-		r->manual = s->req.manual;
-		r->head = s->req.head;
-	}
+	s->expect = s->s.resp ? RV_STATUS : EV_START;
 }
 
 /*
  * Checks event ev (not an error), reported by a call that was given
  * payload[from..]: it is the one expected, and what the parser exposes
- * with it holds.
+ * with it holds. The subject's on_event.
  */
-static void subject_check(struct subject *s, int ev, const uint8_t *payload,
-			  size_t len, size_t from)
+static void subject_check(struct subject *subject, int ev, size_t from)
 {
+	struct fuzz_subject *s = (struct fuzz_subject *)subject;
+
 	ASSERT(ev == s->expect);
 	switch (ev) {
 	case EV_START:
 		/* Only CRs and LFs come before a request's first byte in a
 		 * call. */
 		s->start = from;
-		while (payload[s->start] == '\r' || payload[s->start] == '\n')
+		while (s->payload[s->start] == '\r' ||
+		       s->payload[s->start] == '\n')
 			s->start++;
 		s->expect = EV_LINE;
 		break;
 	case EV_LINE: /* RV_STATUS */
-		if (s->resp) {
+		if (s->s.resp) {
 			ASSERT(s->rsp.status >= 100 && s->rsp.status <= 999 &&
 			       (s->rsp.status >= 200 || s->rsp.status == 101));
 		} else {
-			check_endpoint(&s->req, payload, len, s->start);
+			check_endpoint(&s->req, s->payload, s->len, s->start);
 			ASSERT(s->req.endpoint_len == strlen(s->req.endpoint));
 		}
 		s->expect = EV_DONE;
 		break;
 	default: /* EV_DONE */
-		s->expect = s->resp ? RV_STATUS : EV_START;
+		s->expect = s->s.resp ? RV_STATUS : EV_START;
 		break;
 	}
 }
@@ -229,51 +156,21 @@ static void subject_check(struct subject *s, int ev, const uint8_t *payload,
 /*
  * Feeds one piece, buf[0..n) at payload offset off, to the subject until it
  * is consumed or an error is reported, checking every return and recording
- * the events in log. Returns false after an error.
+ * the events in log (feed_buf()). Returns false after an error.
  */
-static bool feed_piece(struct subject *s, const char *buf, size_t n,
-		       const uint8_t *payload, size_t len, size_t off,
-		       struct log *log)
+static bool feed_piece(struct fuzz_subject *s, const char *buf, size_t n,
+		       size_t off, struct log *log)
 {
-	const struct events *e = s->resp ? &resp_events : &req_events;
-	size_t used = 0;
+	unsigned again = 0;
 
-	while (used < n) {
-		unsigned ev = 0, again = 0;
-		size_t from = used;
-		size_t c = subject_feed(s, buf + used, n - used, &ev);
-
-		ASSERT(c <= n - used);
-		used += c;
-		if (ev == 0) {
-			ASSERT(used == n);
-			continue;
-		}
-		ASSERT(c > 0 || ev == e->error);
-		ASSERT(!((ev & e->done) && (ev & e->error)));
-		for (int k = 0; k < e->n; k++) {
-			struct rec *r;
-
-			if (!(ev & e->bits[k]))
-				continue;
-			r = log_add(log, e->first + k, off + used);
-			if (r)
-				subject_record(s, e->first + k, r);
-			if (e->bits[k] == e->error)
-				break;
-			subject_check(s, e->first + k, payload, len,
-				      off + from);
-		}
-		if (ev & e->error) {
-			/* Nothing more is consumed after a request's error. */
-			if (!s->resp) {
-				ASSERT(subject_feed(s, buf, n, &again) == 0);
-				ASSERT(again == HTTP_REQ_ERROR);
-			}
-			return false;
-		}
+	if (feed_buf(&s->s, buf, n, off, log))
+		return true;
+	/* Nothing more is consumed after a request's error. */
+	if (s->s.req) {
+		ASSERT(subject_feed(&s->s, buf, n, &again) == 0);
+		ASSERT(again == HTTP_REQ_ERROR);
 	}
-	return true;
+	return false;
 }
 
 /*
@@ -281,43 +178,25 @@ static bool feed_piece(struct subject *s, const char *buf, size_t n,
  * (whole when ctl is NULL), each in a heap block of exactly its size, and
  * records the events in log.
  */
-static void run(const uint8_t *ctl, struct subject *s, const uint8_t *payload,
-		size_t len, struct log *log)
+static void run(const uint8_t *ctl, struct fuzz_subject *s,
+		const uint8_t *payload, size_t len, struct log *log)
 {
 	size_t off = 0, piece = 0;
 
-	subject_init(s);
+	fuzz_subject_init(s);
+	s->payload = payload;
+	s->len = len;
 	log->n = 0;
+	log->overflow = false;
 	while (off < len) {
 		size_t n = ctl ? piece_size(ctl, piece++, len - off) : len - off;
 		char *buf = exact_copy(payload + off, n);
-		bool ok = feed_piece(s, buf, n, payload, len, off, log);
+		bool ok = feed_piece(s, buf, n, off, log);
 
 		free(buf);
 		off += n;
 		if (!ok)
 			return;
-	}
-}
-
-/*
- * Checks that two logs hold the same events and outputs, and the same
- * offsets for the events at which a call stops (`exact_from` and later).
- */
-static void check_same(const struct log *a, const struct log *b,
-		       int exact_from)
-{
-	size_t i;
-
-	ASSERT(a->n == b->n);
-	for (i = 0; i < a->n; i++) {
-		const struct rec *x = &a->rec[i], *y = &b->rec[i];
-
-		ASSERT(x->ev == y->ev);
-		ASSERT(x->ev < exact_from || x->at == y->at);
-		ASSERT(strcmp(x->endpoint, y->endpoint) == 0);
-		ASSERT(x->manual == y->manual && x->head == y->head);
-		ASSERT(x->status == y->status);
 	}
 }
 
@@ -425,7 +304,7 @@ static void check_path_agreement(const uint8_t *payload, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct subject subject;
+	static struct fuzz_subject subject;
 	const uint8_t *ctl = data, *payload = data + CTL_BYTES;
 	size_t len;
 
@@ -434,11 +313,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = size - CTL_BYTES;
 
 	for (int resp = 0; resp <= 1; resp++) {
-		subject.resp = resp;
-		subject.head = ctl[3] & 1;
+		subject.s = (struct subject){
+			.req = resp ? NULL : &subject.req,
+			.resp = resp ? &subject.rsp : NULL,
+			.head = ctl[3] & 1,
+			.on_event = subject_check,
+		};
 		run(NULL, &subject, payload, len, &log_whole);
 		run(ctl, &subject, payload, len, &log_pieces);
-		check_same(&log_whole, &log_pieces, EV_DONE);
+		/* Events, outputs, and the offsets of DONE and ERROR. */
+		ASSERT(log_events_same(&log_whole, &log_pieces));
 	}
 	run_resp_skips(ctl, payload, len);
 

@@ -262,9 +262,14 @@ static inline void guard_setup(void)
 	guard_end = map + GUARD_AREA;
 }
 
-/* Copies s[0..n) so that it ends at the guard page, and returns the copy. */
+/*
+ * Copies s[0..n) so that it ends at the guard page, and returns the copy.
+ * Each file that includes this maps its own guard page, on its first input.
+ */
 static inline const char *guarded(const char *s, size_t n)
 {
+	if (!guard_end)
+		guard_setup();
 	if (n > GUARD_AREA) {
 		printf("Bail out! input of %zu bytes is too long\n", n);
 		exit(1);
@@ -561,6 +566,15 @@ static inline void check_resp_cases(const struct resp_case *c, size_t n)
 }
 
 #define CASES(t) (t), sizeof(t) / sizeof((t)[0])
+
+/*
+ * check.h counts tests and failures in each file that includes it: main()
+ * (test_http.c) runs the tests of the other files through these, which
+ * number them on from *tests and add their failures to *failures.
+ */
+void http_fast_tests(int *tests, int *failures);
+void http_template_tests(int *tests, int *failures);
+void http_resp_tests(int *tests, int *failures);
 
 #endif /* PROFSHIM_CHECK_H */
 

@@ -24,7 +24,7 @@
  *     reads, so operations interleave with drains and the ring wraps.
  *     Operation byte: op = byte % 9; bit 7 leaves a record uncommitted.
  *       0 sample  tid, endpoint, own frames, shared, serial, frame deltas
- *                 (encoded as the shim encodes them: LEB128, zigzag deltas)
+ *                 (encoded by the shim's own ring_codec_encode())
  *       1 request tid, endpoint (0xff: none), flags, status, duration
  *       2 raw     type, flags, length, body bytes, optionally a forged length
  *       3 endpoint name length and bytes, interned with ring_endpoint()
@@ -77,6 +77,7 @@
 
 #include "ingest/reader.h"
 #include "ring.h"
+#include "ring_codec.h"
 #include "ring_format.h"
 #include "fuzz_assert.h"
 
@@ -364,28 +365,6 @@ static void drain_all(void)
 	}
 }
 
-/* Zigzag-LEB128 frames as the shim encodes them; returns bytes written. */
-static size_t encode_frames(uint8_t *out, const uint64_t *a, uint32_t n)
-{
-	uint8_t *p = out;
-
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t v = a[i];
-
-		if (i > 0) {
-			int64_t d = (int64_t)(a[i] - a[i - 1]);
-
-			v = ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
-		}
-		while (v >= 0x80) {
-			*p++ = (uint8_t)(v | 0x80);
-			v >>= 7;
-		}
-		*p++ = (uint8_t)v;
-	}
-	return (size_t)(p - out);
-}
-
 static struct expect *model_add(void)
 {
 	if (st.nexpect >= MAX_EXPECT) {
@@ -425,7 +404,8 @@ static bool put_record(const void *body, size_t len, uint16_t type,
 
 static void op_sample(struct in *in, bool commit)
 {
-	uint8_t buf[sizeof(struct ring_sample) + MAX_OWN * 10 + 8];
+	uint8_t buf[sizeof(struct ring_sample) + MAX_OWN * RING_CODEC_MAX_BYTES +
+		    8];
 	struct ring_sample s = {0};
 	uint64_t own[MAX_OWN], addr;
 	uint32_t nown, shared;
@@ -450,7 +430,7 @@ static void op_sample(struct in *in, bool commit)
 	}
 	s.nframes = (uint16_t)(nown + shared);
 	s.shared = (uint16_t)shared;
-	nbytes = encode_frames(buf + sizeof(s), own, nown);
+	nbytes = ring_codec_encode(buf + sizeof(s), own, (int)nown);
 	s.nbytes = (uint16_t)nbytes;
 	len = RING_ALIGN_UP(sizeof(s) + nbytes);
 	memcpy(buf, &s, sizeof(s));

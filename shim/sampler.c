@@ -120,6 +120,40 @@ static int sampler_walk_slow(uintptr_t pc, uintptr_t *pcs, int max)
 	return n;
 }
 
+/*
+ * Stack the sample path may use below the handler's frame: sampler_take()'s
+ * buffers (4.7 KiB), then the slow path's own buffer and libunwind's
+ * unw_backtrace(), with a lazy symbol binding in it the first time (which
+ * saves the whole AVX-512 register state on the stack). Measured: 11.2 KiB
+ * below the handler's frame on an AVX-512 machine, at depth 50 and 256
+ * alike (the kernel's signal frame, 3 KiB more, is above it); the rest is
+ * margin for other libunwind paths and larger register states.
+ */
+#define SAMPLER_STACK_NEED (32u * 1024)
+
+/*
+ * Whether the sample path fits on the stack the handler runs on. The
+ * handler is installed without SA_ONSTACK, so it runs on the interrupted
+ * stack; when that is the thread's alternate signal stack (the program's
+ * own SA_ONSTACK handler was interrupted: CPython's handlers run on the
+ * ~16 KiB alt stack faulthandler allocates), the little room left below the
+ * program's frames would be overrun, silently, into whatever memory lies
+ * below the alt stack (CPython's heap). The kernel saved the thread's alt
+ * stack in uc_stack when it built the signal frame (sas_ss_sp/size, not
+ * whether the thread is on it: that is told by the address). Bounded work,
+ * no system call, async-signal-safe.
+ */
+static bool sampler_stack_room(const ucontext_t *uc, uintptr_t here)
+{
+	uintptr_t lo = (uintptr_t)uc->uc_stack.ss_sp;
+	size_t size = uc->uc_stack.ss_size;
+
+	if ((uc->uc_stack.ss_flags & SS_DISABLE) || !size ||
+	    !(here > lo && here - lo <= size))
+		return true; /* not on the alternate signal stack */
+	return here - lo >= SAMPLER_STACK_NEED;
+}
+
 /* Take one sample of the interrupted context. Async-signal-safe. */
 static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 			 const ucontext_t *uc)
@@ -217,7 +251,11 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 			goto out;
 		}
 	}
-	if (t->busy || sampler_loader_busy() || !snapshot_read_begin()) {
+	/* On an alternate signal stack too small for a walk: skipped, not
+	 * overrun (see sampler_stack_room). */
+	if (t->busy || sampler_loader_busy() ||
+	    !sampler_stack_room(ucv, (uintptr_t)__builtin_frame_address(0)) ||
+	    !snapshot_read_begin()) {
 		ring_count(&h->skipped_samples, 1);
 		goto out;
 	}

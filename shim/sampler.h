@@ -18,7 +18,10 @@
  * (timer_settime) but never allocate with malloc and never lock. The handler
  * itself is async-signal-safe: no allocation, no locks, no stdio, errno
  * preserved, bounded work, and it skips (and counts) any sample taken while
- * the thread is inside the shim or the dynamic loader.
+ * the thread is inside the shim or the dynamic loader, or runs on an
+ * alternate signal stack with less than 32 KiB left below the handler (the
+ * program's own SA_ONSTACK handler was interrupted: the walk would overrun
+ * that stack).
  */
 #ifndef PROFSHIM_SAMPLER_H
 #define PROFSHIM_SAMPLER_H

@@ -142,7 +142,7 @@ HOOK int pipe2(int fds[2], int flags)
  * through. The shim's own modules never come here: they read the live
  * list through libc.h, so a snapshot is never taken from an older one.
  */
-HOOK int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
+HOOK_EARLY int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
 			 void *data)
 {
 	LIBC_RESOLVE(dl_iterate_phdr);

@@ -32,6 +32,13 @@
  * define them. */
 #define HOOK __attribute__((visibility("default")))
 
+/* An interposer the AddressSanitizer runtime calls while it starts, before
+ * its shadow memory exists (it walks the loaded objects with
+ * dl_iterate_phdr): a build with -fsanitize=address must not check this
+ * one's memory accesses, or its first load of a pointer the shim shares
+ * between files faults. Plain builds are unaffected. */
+#define HOOK_EARLY HOOK __attribute__((no_sanitize_address))
+
 #define INTERPOSED(X)                                                         \
 	X(int, accept, "accept", (int, struct sockaddr *, socklen_t *))       \
 	X(int, accept4, "accept4",                                            \

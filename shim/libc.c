@@ -10,6 +10,10 @@
 INTERPOSED(LIBC_DEFINE)
 #undef LIBC_DEFINE
 
+/* Unchecked under AddressSanitizer: the dl_iterate_phdr hook resolves
+ * through here while the ASan runtime is still starting (interposed.h,
+ * HOOK_EARLY). */
+__attribute__((no_sanitize_address))
 void libc_resolve_one(void **ptr, const char *symbol)
 {
 	/* RTLD_NEXT: the definition after the shim's own, libc's. */

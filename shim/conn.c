@@ -164,16 +164,51 @@ static void conn_emit(const struct pending *e, uint64_t end_ns,
 }
 
 /*
- * Report request e as complete at end_ns: stop sampling it on this thread
- * and write its record, once. A request whose line never completed has no
+ * Decide the name request e waits for (c->ep_name, deferred at its request
+ * line by ring_endpoint_line()) now that its status is known: e counts
+ * under its own name or OTHER from now on. An admitted name is remembered
+ * as the connection's last endpoint, whose slot the requests still waiting
+ * for the same name then find in the table.
+ */
+static __attribute__((noinline)) void conn_admit(struct conn *c,
+						 struct pending *e)
+{
+	struct ring_header *h = proc_ring_get();
+	uint32_t idx;
+	bool own;
+
+	e->deferred = 0;
+	c->ep_deferred--;
+	if (!h)
+		return;
+	idx = ring_endpoint_admit(h, c->ep_name, c->ep_len, e->status,
+				  proc_cfg.max_endpoints, &own);
+	e->endpoint = idx;
+	if (own) {
+		c->ep_index = idx;
+		c->ep_gen = atomic_load_explicit(&proc_ring_gen,
+						 memory_order_relaxed);
+	}
+}
+
+/*
+ * Report request e of connection c as complete at end_ns: decide its name
+ * if that waited for its response, stop sampling it on this thread and
+ * write its record, once. A request whose line never completed has no
  * endpoint and is not reported.
  */
-static void conn_complete(struct pending *e, uint64_t end_ns, uint16_t flags)
+static void conn_complete(struct conn *c, struct pending *e, uint64_t end_ns,
+			  uint16_t flags)
 {
 	uint32_t samples = 0;
 
-	if (e->emitted)
-		return;
+	/* One test of the flags' byte on the usual path: the compiler
+	 * merges the two bits of a || (not of a |) into one mask. */
+	if (UNLIKELY(e->emitted || e->deferred)) {
+		if (e->emitted)
+			return;
+		conn_admit(c, e);
+	}
 	e->emitted = 1;
 	if (sampler_current() == e->req_id)
 		samples = sampler_leave(e->req_id);
@@ -194,7 +229,7 @@ static void conn_finish(struct conn *c, uint64_t end_ns, uint16_t flags)
 
 	if (!e)
 		return;
-	conn_complete(e, end_ns, flags);
+	conn_complete(c, e, end_ns, flags);
 	c->qhead = (uint8_t)((c->qhead + 1) % CONN_QUEUE);
 	c->qlen--;
 	e = conn_front(c);
@@ -210,6 +245,7 @@ static void conn_reset(struct conn *c, int state)
 	c->http_seen = 0;
 	c->overflow = 0;
 	c->pushed = 0;
+	c->ep_deferred = 0;
 	c->port = 0;
 	c->owner = proc_pid;
 	c->ep_gen = 0;
@@ -327,13 +363,44 @@ static ALWAYS_INLINE bool conn_ep_eq(const char *a, const char *b, size_t n)
 }
 
 /*
- * The ring index of the endpoint of the request line just parsed on c:
- * the slot remembered for the connection when the name is the same as the
- * last one looked up there in this ring, else a lookup in the ring's
- * table, remembered when it found (or made) the name's own slot.
+ * The request line of e names an endpoint new to the ring, whose admission
+ * waits for e's response (ring.h): the connection keeps the name in
+ * ep_name until then, and e counts under OTHER meanwhile (its samples
+ * too). The connection keeps one such name: a request pipelined behind e
+ * with the same name waits for it too; one with another new name counts
+ * under OTHER.
+ */
+static __attribute__((noinline)) uint32_t conn_defer(struct conn *c,
+						     struct ring_header *h,
+						     struct pending *e)
+{
+	size_t n = c->req.endpoint_len;
+
+	if (c->ep_deferred) {
+		if (c->ep_len != n ||
+		    !conn_ep_eq(c->ep_name, c->req.endpoint, n))
+			return ring_endpoint_other(h, true);
+	} else {
+		memcpy(c->ep_name, c->req.endpoint, n);
+		c->ep_len = (uint8_t)n;
+		c->ep_gen = 0; /* the name has no slot yet */
+	}
+	c->ep_deferred++;
+	e->deferred = 1;
+	return ring_endpoint_other(h, false);
+}
+
+/*
+ * The ring index of the endpoint of the request line just parsed on c for
+ * request e: the slot remembered for the connection when the name is the
+ * same as the last one looked up there in this ring, else a lookup in the
+ * ring's table, remembered when it found (or made) the name's own slot
+ * (unless ep_name holds a name still waiting for admission), or deferred
+ * (conn_defer).
  */
 static ALWAYS_INLINE uint32_t conn_endpoint(struct conn *c,
-					    struct ring_header *h)
+					    struct ring_header *h,
+					    struct pending *e)
 {
 	uint32_t gen = atomic_load_explicit(&proc_ring_gen,
 					    memory_order_relaxed);
@@ -344,14 +411,19 @@ static ALWAYS_INLINE uint32_t conn_endpoint(struct conn *c,
 	if (c->ep_gen == gen && c->ep_len == n &&
 	    conn_ep_eq(c->ep_name, c->req.endpoint, n))
 		return c->ep_index;
-	idx = ring_endpoint_own(h, c->req.endpoint, n,
-				proc_cfg.max_endpoints, &own);
+	idx = ring_endpoint_line(h, c->req.endpoint, n,
+				 proc_cfg.max_endpoints, &own);
 	if (own) {
-		memcpy(c->ep_name, c->req.endpoint, n);
-		c->ep_len = (uint8_t)n;
-		c->ep_index = idx;
-		c->ep_gen = gen;
+		if (!c->ep_deferred) {
+			memcpy(c->ep_name, c->req.endpoint, n);
+			c->ep_len = (uint8_t)n;
+			c->ep_index = idx;
+			c->ep_gen = gen;
+		}
+		return idx;
 	}
+	if (idx == RING_ENDPOINT_DEFER)
+		return conn_defer(c, h, e);
 	return idx;
 }
 
@@ -363,7 +435,7 @@ static void conn_line(struct conn *c, uint64_t now)
 	if (!e || !h)
 		return;
 	proc_rescan(h, now);
-	e->endpoint = conn_endpoint(c, h);
+	e->endpoint = conn_endpoint(c, h, e);
 	e->head = c->req.head;
 	e->line = 1;
 	e->how = (uint8_t)conn_decide(c->req.manual, now);

@@ -10,6 +10,12 @@
  * answered (pipelining). Connections that do not speak HTTP are timed per
  * read-after-write turn under "TCP :<port>". Whether a request is sampled
  * is decided as it starts (its rate, or a ?profile=1 within the manual cap).
+ * Its endpoint is looked up at its request line; a new name met once the
+ * ring's table is half full is admitted or counted under OTHER when its
+ * response is known (ring.h says by which rules), so the connection keeps
+ * that name until then: one name at a time, shared by the requests
+ * pipelined behind it that ask for the same one; any other new name
+ * pipelined meanwhile counts under OTHER.
  *
  * Called from the socket hooks (hooks_io.c), never from the signal
  * handler. No malloc, no locks, no stdio: the table is reserved at
@@ -57,6 +63,9 @@ struct pending {
 	uint8_t responding : 1; /* response bytes were written */
 	uint8_t head : 1;
 	uint8_t emitted : 1;    /* its record is already in the ring */
+	uint8_t deferred : 1;   /* its name (conn.ep_name) waits for its
+				 * response to be admitted: endpoint is
+				 * OTHER's until then (ring.h) */
 };
 
 struct conn {
@@ -68,11 +77,15 @@ struct conn {
 	uint8_t http_seen;    /* at least one request line was parsed */
 	uint8_t overflow;     /* queue overflowed: requests only counted */
 	uint8_t pushed;       /* the request being read is in the queue */
+	uint8_t ep_deferred;  /* queued requests whose name is ep_name, not
+			       * yet admitted to the ring's table */
 	uint16_t port;        /* local port, for "TCP :<port>" */
 	int owner;            /* pid of the process that accepted or adopted */
 	/* The endpoint last looked up on this connection and its own slot in
 	 * the ring of generation ep_gen (0: none remembered): a client asking
-	 * for the same endpoint again skips the ring's table. */
+	 * for the same endpoint again skips the ring's table. While
+	 * ep_deferred is not 0, ep_name is the name those requests wait to
+	 * have admitted, and stays until the last of them is answered. */
 	uint32_t ep_gen;
 	uint32_t ep_index;
 	uint8_t ep_len;

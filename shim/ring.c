@@ -47,10 +47,11 @@ static uint64_t ring_new_key(void)
 /*
  * Hash of the name s[0..len), called once per request: eight bytes at a
  * time (multiply and fold), the tail a byte at a time, from a keyed start
- * (ring_hash_key). Only the shim's probing uses it; it is not part of the
- * ring format.
+ * (ring_hash_key). Its low 32 bits place the name in the table; all 64 are
+ * what the filter of names seen once keeps (ring_seen_before). Only the
+ * shim uses it; it is not part of the ring format.
  */
-static uint32_t ring_hash(const char *s, size_t len)
+static uint64_t ring_hash64(const char *s, size_t len)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ ring_hash_key ^ len, w;
 	size_t i = 0;
@@ -63,7 +64,12 @@ static uint32_t ring_hash(const char *s, size_t len)
 	for (; i < len; i++)
 		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
 	h ^= h >> 29;
-	return (uint32_t)h;
+	return h;
+}
+
+static inline uint32_t ring_hash(const char *s, size_t len)
+{
+	return (uint32_t)ring_hash64(s, len);
 }
 
 /*
@@ -261,29 +267,31 @@ void ring_count(uint64_t *counter, uint64_t n)
 	atomic_fetch_add_explicit(A(counter), n, memory_order_relaxed);
 }
 
-uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
-		       unsigned max_endpoints)
-{
-	bool own;
+/* What ring_probe() found. */
+enum ring_probe {
+	RING_PROBE_FOUND, /* the name's slot */
+	RING_PROBE_MADE,  /* the name is new and was interned in a free slot */
+	RING_PROBE_NEW,   /* the name is new; the limit forbade interning it */
+	RING_PROBE_FULL,  /* neither the name nor a free slot in the probes */
+};
 
-	return ring_endpoint_own(h, name, len, max_endpoints, &own);
-}
-
-uint32_t ring_endpoint_own(struct ring_header *h, const char *name,
-			   size_t len, unsigned max_endpoints, bool *ret_own)
+/*
+ * Look for name[0..len) (hash `hash`, len < RING_ENDPOINT_NAME_MAX) in the
+ * table, and intern it in the first free slot met while fewer than `limit`
+ * names are counted in endpoints_used; `counted` says whether it is one of
+ * them (OTHER is not). Sets *ret_idx for FOUND and MADE. At most
+ * RING_ENDPOINT_PROBES slots are looked at, each at most twice (once more
+ * when another thread took it first), and a slot being written is passed
+ * over, never waited for.
+ */
+static enum ring_probe ring_probe(struct ring_header *h, const char *name,
+				  size_t len, uint32_t hash, uint32_t limit,
+				  bool counted, uint32_t *ret_idx)
 {
 	struct ring_endpoint *eps =
 		(struct ring_endpoint *)((uint8_t *)h + h->endpoints_off);
 	const uint32_t mask = h->endpoints_cap - 1;
-	uint32_t hash;
 
-	if (len > RING_ENDPOINT_NAME_MAX - 1)
-		len = RING_ENDPOINT_NAME_MAX - 1;
-	hash = ring_hash(name, len);
-	bool other = false;
-
-	*ret_own = false;
-again:
 	for (uint32_t i = 0; i < RING_ENDPOINT_PROBES; i++) {
 		uint32_t idx = (hash + i) & mask;
 		struct ring_endpoint *e = &eps[idx];
@@ -291,19 +299,20 @@ again:
 						   memory_order_acquire);
 
 		if (st == RING_EP_READY) {
-			if (e->hash == hash && ring_name_eq(e->name, name, len)) {
-				*ret_own = !other;
-				return idx;
+			if (e->hash == hash &&
+			    ring_name_eq(e->name, name, len)) {
+				*ret_idx = idx;
+				return RING_PROBE_FOUND;
 			}
 			continue;
 		}
 		if (st == RING_EP_BUSY)
 			continue; /* being written: never wait, probe on */
-		/* Empty: the name is new. Past the limit, count it as OTHER. */
-		if (!other && atomic_load_explicit(A32(&h->endpoints_used),
-						   memory_order_relaxed) >=
-				      max_endpoints)
-			break;
+		/* Empty: the name is new. */
+		if (counted && atomic_load_explicit(A32(&h->endpoints_used),
+						    memory_order_relaxed) >=
+				       limit)
+			return RING_PROBE_NEW;
 		if (!atomic_compare_exchange_strong_explicit(
 			    A32(&e->state), &st, RING_EP_BUSY,
 			    memory_order_acquire, memory_order_relaxed)) {
@@ -315,21 +324,147 @@ again:
 		e->name[len] = '\0';
 		atomic_store_explicit(A32(&e->state), RING_EP_READY,
 				      memory_order_release);
-		if (!other)
+		if (counted)
 			atomic_fetch_add_explicit(A32(&h->endpoints_used), 1,
 						  memory_order_relaxed);
-		*ret_own = !other;
-		return idx;
+		*ret_idx = idx;
+		return RING_PROBE_MADE;
 	}
-	if (other)
+	return RING_PROBE_FULL;
+}
+
+uint32_t ring_endpoint_other(struct ring_header *h, bool count)
+{
+	uint32_t idx;
+
+	if (count)
+		ring_count(&h->overflow_endpoints, 1);
+	if (ring_probe(h, "OTHER", 5, ring_hash("OTHER", 5), 0, false,
+		       &idx) > RING_PROBE_MADE)
 		return RING_ENDPOINT_NONE;
+	return idx;
+}
+
+uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
+		       unsigned max_endpoints)
+{
+	bool own;
+
+	return ring_endpoint_own(h, name, len, max_endpoints, &own);
+}
+
+uint32_t ring_endpoint_own(struct ring_header *h, const char *name,
+			   size_t len, unsigned max_endpoints, bool *ret_own)
+{
+	uint32_t idx;
+
+	if (len > RING_ENDPOINT_NAME_MAX - 1)
+		len = RING_ENDPOINT_NAME_MAX - 1;
+	*ret_own = ring_probe(h, name, len, ring_hash(name, len),
+			      max_endpoints, true, &idx) <= RING_PROBE_MADE;
+	if (*ret_own)
+		return idx;
 	/* A new name past the limit, or one that found no free slot within
 	 * RING_ENDPOINT_PROBES: either way the request counts under OTHER,
 	 * and overflow_endpoints says how many did. */
-	ring_count(&h->overflow_endpoints, 1);
-	other = true;
-	name = "OTHER";
-	len = 5;
-	hash = ring_hash(name, len);
-	goto again;
+	return ring_endpoint_other(h, true);
+}
+
+uint32_t ring_endpoint_line(struct ring_header *h, const char *name,
+			    size_t len, unsigned max_endpoints, bool *ret_own)
+{
+	enum ring_probe r;
+	uint32_t idx;
+
+	if (len > RING_ENDPOINT_NAME_MAX - 1)
+		len = RING_ENDPOINT_NAME_MAX - 1;
+	r = ring_probe(h, name, len, ring_hash(name, len),
+		       RING_FREE_LIMIT(max_endpoints), true, &idx);
+	*ret_own = r <= RING_PROBE_MADE;
+	if (*ret_own)
+		return idx;
+	if (r == RING_PROBE_NEW &&
+	    atomic_load_explicit(A32(&h->endpoints_used),
+				 memory_order_relaxed) < max_endpoints)
+		return RING_ENDPOINT_DEFER;
+	return ring_endpoint_other(h, true);
+}
+
+/*
+ * The filter of names seen once: 64-bit name hashes (ring_hash64, keyed
+ * per ring, so what a fork child inherits from its parent never matches
+ * its own names), in RING_SEEN_SETS sets of RING_SEEN_WAYS, process-local
+ * and in bss: its 32 KiB are touched only by names answered 4xx once the
+ * table is half full. Any thread reads and writes it with relaxed atomics
+ * and no lock: a note lost to a race or to eviction makes a name wait for
+ * one more sighting, and a false match needs two names whose 64-bit hashes
+ * agree.
+ */
+#define RING_SEEN_SETS 1024
+#define RING_SEEN_WAYS 4
+
+static _Atomic uint64_t ring_seen[RING_SEEN_SETS][RING_SEEN_WAYS];
+static _Atomic uint32_t ring_seen_next; /* the way a full set gives up */
+
+/*
+ * True when the name of hash `hash` was noted before, and then forgets it
+ * (its way is free for another name: this one has had its second
+ * sighting); otherwise notes it (in a free way of its set, or in place of
+ * the way a process-wide counter picks, so that two names never keep
+ * evicting each other) and returns false.
+ */
+static bool ring_seen_before(uint64_t hash)
+{
+	const uint64_t v = hash | 1; /* 0 is a free way */
+	_Atomic uint64_t *set =
+		ring_seen[(hash * 0x9e3779b97f4a7c15ull) >> 54];
+	int free_way = -1;
+
+	_Static_assert(RING_SEEN_SETS == 1u << (64 - 54),
+		       "the set is the top bits of the mixed hash");
+	for (int w = 0; w < RING_SEEN_WAYS; w++) {
+		uint64_t x = atomic_load_explicit(&set[w],
+						  memory_order_relaxed);
+
+		if (x == v) {
+			atomic_store_explicit(&set[w], 0,
+					      memory_order_relaxed);
+			return true;
+		}
+		if (x == 0 && free_way < 0)
+			free_way = w;
+	}
+	if (free_way < 0)
+		free_way = (int)(atomic_fetch_add_explicit(
+					 &ring_seen_next, 1,
+					 memory_order_relaxed) %
+				 RING_SEEN_WAYS);
+	atomic_store_explicit(&set[free_way], v, memory_order_relaxed);
+	return false;
+}
+
+uint32_t ring_endpoint_admit(struct ring_header *h, const char *name,
+			     size_t len, unsigned status,
+			     unsigned max_endpoints, bool *ret_own)
+{
+	const bool answered = (status >= 100 && status < 400) ||
+			      (status >= 500 && status < 600);
+	uint64_t hash;
+	uint32_t idx, limit = max_endpoints;
+
+	if (len > RING_ENDPOINT_NAME_MAX - 1)
+		len = RING_ENDPOINT_NAME_MAX - 1;
+	hash = ring_hash64(name, len);
+	/* 4xx or none: the second such answer admits it, within the
+	 * limit that keeps the last quarter for answered names. A name
+	 * another connection has interned meanwhile is found whatever the
+	 * limit. */
+	if (!answered)
+		limit = ring_seen_before(hash) ? RING_4XX_LIMIT(max_endpoints)
+					       : 0;
+	*ret_own = ring_probe(h, name, len, (uint32_t)hash, limit, true,
+			      &idx) <= RING_PROBE_MADE;
+	if (*ret_own)
+		return idx;
+	return ring_endpoint_other(h, true);
 }

@@ -53,12 +53,48 @@ static inline void ring_commit(struct ring_rec *rec, uint64_t pos)
 void ring_count(uint64_t *counter, uint64_t n);
 
 /*
+ * Endpoint names and their admission to the table.
+ *
+ * The table holds at most `max_endpoints` (PROFILING_MAX_ENDPOINTS) names,
+ * and a slot, once taken, is a name's for the ring's lifetime: the
+ * collector reads names from the live table, so a slot that changed name
+ * would rename requests it has not drained yet. A scanner asking for
+ * thousands of one-off paths must therefore not get the slots that the
+ * server's real endpoints need later. A new name is admitted:
+ *
+ *   - at its request line while the table holds fewer than half of
+ *     max_endpoints names (RING_FREE_LIMIT), as every name was before: a
+ *     server with fewer endpoints than that never sees the rest;
+ *   - past that, when its response is known: at once when the status is
+ *     not 4xx (100 to 399, 500 to 599), up to max_endpoints names; when
+ *     it is 4xx or missing (the connection closed first), only if the name
+ *     was answered so before (a process-local filter of names seen once
+ *     remembers about 4,000 of them), and only while the table holds
+ *     fewer than three quarters of max_endpoints names (RING_4XX_LIMIT),
+ *     so the last quarter stays for names that were answered;
+ *   - never past max_endpoints names.
+ *
+ * A request whose name is not admitted counts under "OTHER", and in
+ * overflow_endpoints. Every request is counted exactly once, under its
+ * own name or under OTHER.
+ */
+#define RING_FREE_LIMIT(max) ((max) - (max) / 2)
+#define RING_4XX_LIMIT(max) ((max) - (max) / 4)
+
+/*
+ * ring_endpoint_line()'s answer for a new name whose admission waits for
+ * its response (ring_endpoint_admit()). Never written to the ring.
+ */
+#define RING_ENDPOINT_DEFER 0xfffffffeu
+
+/*
  * Return the endpoint index for name[0..len) (no NUL needed; cut to
  * RING_ENDPOINT_NAME_MAX - 1 bytes), interning it when new. Beyond
  * `max_endpoints` distinct names, returns the index of "OTHER" (and counts
  * the request in overflow_endpoints), or RING_ENDPOINT_NONE when even
- * "OTHER" finds no slot. Lock-free; never waits for another thread.
- * Async-signal-safe, but only called from hooks.
+ * "OTHER" finds no slot. Admits every new name at once, up to the cap: for
+ * names a client cannot choose ("TCP :<port>"). Lock-free; never waits for
+ * another thread. Async-signal-safe, but only called from hooks.
  */
 uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
 		       unsigned max_endpoints);
@@ -72,5 +108,41 @@ uint32_t ring_endpoint(struct ring_header *h, const char *name, size_t len,
  */
 uint32_t ring_endpoint_own(struct ring_header *h, const char *name,
 			   size_t len, unsigned max_endpoints, bool *ret_own);
+
+/*
+ * The endpoint of a request line, by the admission rules above. Returns
+ * the name's own slot (found, or interned now below RING_FREE_LIMIT;
+ * *ret_own true), the index of "OTHER" (counted in overflow_endpoints:
+ * the table is full, or no slot was found) or RING_ENDPOINT_NONE as
+ * ring_endpoint() does, or RING_ENDPOINT_DEFER: the name is new and the
+ * table is half full or more; nothing was interned or counted, and the
+ * caller must keep the name and call ring_endpoint_admit() once, when the
+ * request's response is known. Called from hooks; lock-free, bounded.
+ */
+uint32_t ring_endpoint_line(struct ring_header *h, const char *name,
+			    size_t len, unsigned max_endpoints, bool *ret_own);
+
+/*
+ * Decide a name ring_endpoint_line() deferred, now that its request was
+ * answered with `status` (0 when there was no status line): returns the
+ * name's own slot (*ret_own true) when it is in the table already or is
+ * admitted now, else the index of "OTHER", counted in overflow_endpoints
+ * (or RING_ENDPOINT_NONE). A 4xx status notes the name in the filter of
+ * names seen once. Called from hooks; lock-free: concurrent callers may
+ * lose a note of the filter (the name is then admitted a sighting later)
+ * but never make it admit a name it was not given.
+ */
+uint32_t ring_endpoint_admit(struct ring_header *h, const char *name,
+			     size_t len, unsigned status,
+			     unsigned max_endpoints, bool *ret_own);
+
+/*
+ * The index of "OTHER", interned when it is not yet (it is not one of the
+ * max_endpoints names), or RING_ENDPOINT_NONE when it finds no slot. With
+ * `count`, one request is counted in overflow_endpoints. For the samples
+ * of a request whose name is deferred, and for requests that count there.
+ * Called from hooks.
+ */
+uint32_t ring_endpoint_other(struct ring_header *h, bool count);
 
 #endif /* PROFSHIM_RING_H */

@@ -280,5 +280,6 @@ void ring_wrap_tests(int *tests, int *failures);
 void ring_stress_tests(int *tests, int *failures);
 void ring_header_tests(int *tests, int *failures);
 void ring_record_tests(int *tests, int *failures);
+void ring_admit_tests(int *tests, int *failures);
 
 #endif /* PROFSHIM_RING_TEST_H */

@@ -5,9 +5,10 @@
  * trip, samples that share frames and the endpoint table; the test
  * executable test_ring is also made of test_ring_wrap.c (wrap-around, full
  * ring), test_ring_stress.c (multi-producer stress, reservation from a
- * signal handler), test_ring_headers.c (corrupt headers) and
+ * signal handler), test_ring_headers.c (corrupt headers),
  * test_ring_records.c (corrupt records, a writer changing a record while
- * the reader copies it). Their helpers are in ring_test.h.
+ * the reader copies it) and test_ring_admit.c (the admission of new
+ * endpoint names: scans of one-off paths). Their helpers are in ring_test.h.
  *
  * Every test unlinks the segments it creates.
  */
@@ -512,5 +513,6 @@ int main(void)
 	RUN(test_endpoints_concurrent);
 	ring_header_tests(&check_tests, &check_failures);
 	ring_record_tests(&check_tests, &check_failures);
+	ring_admit_tests(&check_tests, &check_failures);
 	return check_done();
 }

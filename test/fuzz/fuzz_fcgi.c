@@ -15,7 +15,7 @@
  * shim/conn_fcgi.c drives it (test/unit/fcgi_feed.h), which checks every
  * call: at most what it was given consumed, one event a call, progress
  * unless an event or the end of the buffer, nothing consumed after an
- * error, endpoints of the form "METHOD /path" with no '?', space or control
+ * error, endpoints of the form "METHOD path" with no '?', space or control
  * byte in the path, statuses 100-999.
  *
  * Also checked:

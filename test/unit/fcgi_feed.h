@@ -125,9 +125,10 @@ static inline void sim_begin(struct sim *s, uint16_t id)
 }
 
 /*
- * Checks an endpoint the read side reported: "METHOD /path", the method of
- * method characters, the path without '?', space or control bytes, and
- * endpoint_len its length.
+ * Checks an endpoint the read side reported: "METHOD path", the method of
+ * method characters, the path not empty and without '?', space or control
+ * bytes (it starts with '/' unless the target did not: the HTTP parser
+ * keeps "GET x" for "GET x HTTP/1.1" too), and endpoint_len its length.
  */
 static inline void sim_check_endpoint(const struct fcgi_in *in)
 {
@@ -141,7 +142,6 @@ static inline void sim_check_endpoint(const struct fcgi_in *in)
 		FEED_CHECK((e[i] >= 'A' && e[i] <= 'Z') || e[i] == '-' ||
 			   e[i] == '_');
 	FEED_CHECK(i > 0 && i < HTTP_METHOD_MAX && i + 1 < n);
-	FEED_CHECK(e[i + 1] == '/');
 	for (i++; i < n; i++)
 		FEED_CHECK(e[i] != '?' && e[i] != ' ' &&
 			   (unsigned char)e[i] >= 0x20 && e[i] != 0x7f);

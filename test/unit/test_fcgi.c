@@ -446,6 +446,9 @@ static void test_names(void)
 		  "N1=GET /u/:id/x" },
 		{ { "REQUEST_METHOD", "GET", "REQUEST_URI", "/a b/c" },
 		  "N1=GET /a" },
+		/* Not origin form: kept as the HTTP parser keeps it. */
+		{ { "REQUEST_METHOD", "GET", "REQUEST_URI", ".cpu.php/12" },
+		  "N1=GET .cpu.php/:id" },
 		{ { "REQUEST_METHOD", "GET", "REQUEST_URI", "/a\r\n/c" },
 		  "N1=GET /a" },
 		{ { "REQUEST_METHOD", "GET", "SCRIPT_NAME", "/s.php?x",

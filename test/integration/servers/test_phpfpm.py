@@ -11,12 +11,12 @@ www-data: each server is recorded by a collector of its own, run as
 www-data (`setpriv`), which is what the docs say works in request mode (a
 root collector does not read other users' rings yet)."""
 import collections
+import http.client
 import os
 import pwd
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -230,8 +230,6 @@ def drive(port):
     """Three keep-alive clients: users (found, not found, posted), CPU
     work, manual profiles. Returns the calls and statuses per endpoint the
     clients saw."""
-    import http.client
-
     seen = collections.Counter()
     statuses = collections.defaultdict(collections.Counter)
     lock = threading.Lock()
@@ -357,7 +355,6 @@ def wait_for(cond, timeout=10.0):
 def test_client_gone_mid_answer_counts_once(servers, collectors, site,
                                             keep_conn):
     fpm, fpm_col, ngx, ngx_col = serve(servers, collectors, site, keep_conn)
-    import http.client
 
     def get(path):
         conn = http.client.HTTPConnection("127.0.0.1", ngx.port, timeout=30)

@@ -1,7 +1,7 @@
 /*
  * conn.c — see conn.h.
  */
-#include "conn.h"
+#include "conn_impl.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -133,8 +133,13 @@ static ALWAYS_INLINE void conn_serve(struct pending *e)
 	sampler_enter(e->req_id, e->endpoint, (enum sampler_how)e->how);
 }
 
-static void conn_emit(const struct pending *e, uint64_t end_ns,
-		      uint16_t flags, uint32_t samples)
+/*
+ * Inline, like conn_complete() below: both are on every request's path
+ * (conn_finish()), and conn_queue_complete() calls them too (out of line,
+ * the write of a record cost each HTTP request 22 instructions more).
+ */
+static ALWAYS_INLINE void conn_emit(const struct pending *e, uint64_t end_ns,
+				    uint16_t flags, uint32_t samples)
 {
 	struct ring_header *h = proc_ring_get();
 	struct ring_request *r;
@@ -197,8 +202,8 @@ static __attribute__((noinline)) void conn_admit(struct conn *c,
  * write its record, once. A request whose line never completed has no
  * endpoint and is not reported.
  */
-static void conn_complete(struct conn *c, struct pending *e, uint64_t end_ns,
-			  uint16_t flags)
+static ALWAYS_INLINE void conn_complete(struct conn *c, struct pending *e,
+					uint64_t end_ns, uint16_t flags)
 {
 	uint32_t samples = 0;
 
@@ -295,24 +300,31 @@ static struct pending *conn_push(struct conn *c, uint64_t now)
 	return e;
 }
 
+/* The ring index of the endpoint "<kind> :<local port>" of c. */
+static uint32_t conn_port_endpoint(struct conn *c, int fd,
+				   struct ring_header *h, const char *kind)
+{
+	char name[32];
+	int len;
+
+	if (!c->port)
+		c->port = conn_local_port(fd);
+	len = snprintf(name, sizeof(name), "%s :%u", kind, c->port);
+	return ring_endpoint(h, name, (size_t)len, proc_cfg.max_endpoints);
+}
+
 /* A non-HTTP turn starts: it is a request named "TCP :<port>". */
 static void conn_tcp_turn(struct conn *c, int fd, uint64_t now)
 {
 	struct ring_header *h = proc_ring_get();
-	char name[32];
 	struct pending *e;
-	int len;
 
 	if (!h)
 		return;
-	if (!c->port)
-		c->port = conn_local_port(fd);
 	e = conn_push(c, now);
 	if (!e)
 		return;
-	len = snprintf(name, sizeof(name), "TCP :%u", c->port);
-	e->endpoint = ring_endpoint(h, name, (size_t)len,
-				    proc_cfg.max_endpoints);
+	e->endpoint = conn_port_endpoint(c, fd, h, "TCP");
 	e->line = 1;
 	e->how = (uint8_t)conn_decide(false, now);
 	conn_serve(e);
@@ -363,25 +375,24 @@ static ALWAYS_INLINE bool conn_ep_eq(const char *a, const char *b, size_t n)
 }
 
 /*
- * The request line of e names an endpoint new to the ring, whose admission
+ * The name of request e, name[0..n), is new to the ring, and its admission
  * waits for e's response (ring.h): the connection keeps the name in
  * ep_name until then, and e counts under OTHER meanwhile (its samples
- * too). The connection keeps one such name: a request pipelined behind e
+ * too). The connection keeps one such name: a request queued behind e
  * with the same name waits for it too; one with another new name counts
  * under OTHER.
  */
 static __attribute__((noinline)) uint32_t conn_defer(struct conn *c,
 						     struct ring_header *h,
-						     struct pending *e)
+						     struct pending *e,
+						     const char *name,
+						     size_t n)
 {
-	size_t n = c->req.endpoint_len;
-
 	if (c->ep_deferred) {
-		if (c->ep_len != n ||
-		    !conn_ep_eq(c->ep_name, c->req.endpoint, n))
+		if (c->ep_len != n || !conn_ep_eq(c->ep_name, name, n))
 			return ring_endpoint_other(h, true);
 	} else {
-		memcpy(c->ep_name, c->req.endpoint, n);
+		memcpy(c->ep_name, name, n);
 		c->ep_len = (uint8_t)n;
 		c->ep_gen = 0; /* the name has no slot yet */
 	}
@@ -391,31 +402,30 @@ static __attribute__((noinline)) uint32_t conn_defer(struct conn *c,
 }
 
 /*
- * The ring index of the endpoint of the request line just parsed on c for
- * request e: the slot remembered for the connection when the name is the
- * same as the last one looked up there in this ring, else a lookup in the
- * ring's table, remembered when it found (or made) the name's own slot
- * (unless ep_name holds a name still waiting for admission), or deferred
- * (conn_defer).
+ * The ring index of endpoint name[0..n) of request e, a name just parsed
+ * on c, in a buffer of HTTP_ENDPOINT_MAX bytes: the slot remembered for
+ * the connection when the name is the same as the last one looked up there
+ * in this ring, else a lookup in the ring's table, remembered when it
+ * found (or made) the name's own slot (unless ep_name holds a name still
+ * waiting for admission), or deferred (conn_defer).
  */
 static ALWAYS_INLINE uint32_t conn_endpoint(struct conn *c,
 					    struct ring_header *h,
-					    struct pending *e)
+					    struct pending *e,
+					    const char *name, size_t n)
 {
 	uint32_t gen = atomic_load_explicit(&proc_ring_gen,
 					    memory_order_relaxed);
-	size_t n = c->req.endpoint_len;
 	bool own;
 	uint32_t idx;
 
 	if (c->ep_gen == gen && c->ep_len == n &&
-	    conn_ep_eq(c->ep_name, c->req.endpoint, n))
+	    conn_ep_eq(c->ep_name, name, n))
 		return c->ep_index;
-	idx = ring_endpoint_line(h, c->req.endpoint, n,
-				 proc_cfg.max_endpoints, &own);
+	idx = ring_endpoint_line(h, name, n, proc_cfg.max_endpoints, &own);
 	if (own) {
 		if (!c->ep_deferred) {
-			memcpy(c->ep_name, c->req.endpoint, n);
+			memcpy(c->ep_name, name, n);
 			c->ep_len = (uint8_t)n;
 			c->ep_index = idx;
 			c->ep_gen = gen;
@@ -423,7 +433,7 @@ static ALWAYS_INLINE uint32_t conn_endpoint(struct conn *c,
 		return idx;
 	}
 	if (idx == RING_ENDPOINT_DEFER)
-		return conn_defer(c, h, e);
+		return conn_defer(c, h, e, name, n);
 	return idx;
 }
 
@@ -435,7 +445,8 @@ static void conn_line(struct conn *c, uint64_t now)
 	if (!e || !h)
 		return;
 	proc_rescan(h, now);
-	e->endpoint = conn_endpoint(c, h, e);
+	e->endpoint = conn_endpoint(c, h, e, c->req.endpoint,
+				    c->req.endpoint_len);
 	e->head = c->req.head;
 	e->line = 1;
 	e->how = (uint8_t)conn_decide(c->req.manual, now);
@@ -458,6 +469,45 @@ static void conn_start(struct conn *c, uint64_t now)
 	c->pushed = conn_push(c, now) != NULL;
 }
 
+/* ---- lent to conn_fcgi.c (conn_impl.h) ----------------------------------- */
+
+struct pending *conn_queue_push(struct conn *c, uint64_t now)
+{
+	struct pending *e = conn_push(c, now);
+
+	c->overflow = 0;
+	return e;
+}
+
+void conn_queue_complete(struct conn *c, struct pending *e, uint64_t end_ns,
+			 uint16_t flags)
+{
+	conn_complete(c, e, end_ns, flags);
+}
+
+void conn_queue_name(struct conn *c, int fd, struct pending *e,
+		     const char *name, size_t n, bool manual, uint64_t now)
+{
+	struct ring_header *h = proc_ring_get();
+
+	if (!h)
+		return;
+	proc_rescan(h, now);
+	e->endpoint = n ? conn_endpoint(c, h, e, name, n)
+			: conn_port_endpoint(c, fd, h, "FCGI");
+	e->line = 1;
+	e->how = (uint8_t)conn_decide(manual, now);
+	conn_serve(e);
+}
+
+void conn_turns(struct conn *c, int fd)
+{
+	c->qlen = 0;
+	c->ep_deferred = 0;
+	c->state = CONN_TCP;
+	conn_on_tcp_read(c, fd);
+}
+
 /*
  * Bytes the server read from a connection. The clock is read once per call,
  * and only when a request starts or its line completes.
@@ -468,8 +518,11 @@ void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 	unsigned ev;
 	size_t used;
 
-	if (c->state == CONN_TCP) {
-		conn_on_tcp_read(c, fd);
+	if (UNLIKELY(c->state >= CONN_TCP)) {
+		if (c->state == CONN_FCGI)
+			conn_fcgi_read(c, fd, buf, n);
+		else
+			conn_on_tcp_read(c, fd);
 		return;
 	}
 	while (n > 0 && c->state == CONN_HTTP) {
@@ -483,11 +536,14 @@ void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 		if ((ev & HTTP_REQ_LINE) && c->pushed)
 			conn_line(c, now);
 		if (ev & HTTP_REQ_ERROR) {
-			if (!c->http_seen) {
+			/* The byte refused, buf[-1], may begin a FastCGI
+			 * record (no request began before it). */
+			if (!c->http_seen && c->qlen == 0 && used > 0 &&
+			    (unsigned char)buf[-1] == FCGI_VERSION_1) {
+				conn_fcgi_start(c, fd, buf - 1, n + 1);
+			} else if (!c->http_seen) {
 				/* Not HTTP at all: time read/write turns. */
-				c->qlen = 0;
-				c->state = CONN_TCP;
-				conn_on_tcp_read(c, fd);
+				conn_turns(c, fd);
 			} else {
 				c->state = CONN_BROKEN;
 			}
@@ -506,6 +562,12 @@ void conn_on_write(struct conn *c, const char *buf, size_t n)
 	unsigned ev;
 	size_t used;
 
+	/* A FastCGI connection's records are followed whether or not a
+	 * request is in flight (a management record is answered with none). */
+	if (UNLIKELY(c->state == CONN_FCGI)) {
+		conn_fcgi_write(c, buf, n);
+		return;
+	}
 	if (!e)
 		return; /* nothing was asked: a greeting, or a late error page */
 	now = libc_now_ns();
@@ -541,6 +603,11 @@ void conn_on_close(struct conn *c)
 	uint64_t now = libc_now_ns();
 	struct pending *e;
 
+	if (c->state == CONN_FCGI) {
+		conn_fcgi_close(c, now);
+		c->state = CONN_NONE;
+		return;
+	}
 	while ((e = conn_front(c)) != NULL) {
 		uint16_t tcp = c->state == CONN_TCP ? RING_REQ_TCP : 0;
 

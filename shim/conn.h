@@ -7,15 +7,19 @@
  * when its response is complete (or the connection closes); then one
  * RING_REC_REQUEST record goes to the ring. Responses answer requests in
  * order, so each connection keeps a small queue of requests read but not yet
- * answered (pipelining). Connections that do not speak HTTP are timed per
- * read-after-write turn under "TCP :<port>". Whether a request is sampled
- * is decided as it starts (its rate, or a ?profile=1 within the manual cap).
- * Its endpoint is looked up at its request line; a new name met once the
- * ring's table is half full is admitted or counted under OTHER when its
- * response is known (ring.h says by which rules), so the connection keeps
- * that name until then: one name at a time, shared by the requests
- * pipelined behind it that ask for the same one; any other new name
- * pipelined meanwhile counts under OTHER.
+ * answered (pipelining). A connection whose first bytes are a FastCGI
+ * record (a FastCGI application server such as php-fpm, behind its web
+ * server) is delimited by FastCGI records instead (fcgi.h): the same queue
+ * holds its requests, paired with their answers by request id rather than
+ * by order. Connections that speak neither are timed per read-after-write
+ * turn under "TCP :<port>". Whether a request is sampled is decided once
+ * its name is known (its rate, or a ?profile=1 within the manual cap).
+ * Its endpoint is looked up then too; a new name met once the ring's
+ * table is half full is admitted or counted under OTHER when its response
+ * is known (ring.h says by which rules), so the connection keeps that name
+ * until then: one name at a time, shared by the requests queued behind it
+ * that ask for the same one; any other new name meanwhile counts under
+ * OTHER.
  *
  * Called from the socket hooks (hooks_io.c), never from the signal
  * handler. No malloc, no locks, no stdio: the table is reserved at
@@ -36,6 +40,7 @@
 #include <sys/uio.h>
 
 #include "env.h"
+#include "fcgi.h"
 #include "http.h"
 #include "proc.h"
 #include "sampler.h"
@@ -48,7 +53,15 @@
 #define CONN_QUEUE 16       /* requests read but not yet answered */
 #define CONN_WAIT_SPINS 10000
 
-enum conn_state { CONN_NONE = 0, CONN_HTTP, CONN_TCP, CONN_BROKEN };
+/* The kinds from CONN_TCP on are not HTTP: one compare tells them apart on
+ * the hooks' path. */
+enum conn_state {
+	CONN_NONE = 0,
+	CONN_HTTP,
+	CONN_BROKEN,  /* requests are no longer HTTP: only answers are read */
+	CONN_TCP,     /* timed per read-after-write turn */
+	CONN_FCGI,    /* delimited by FastCGI records */
+};
 
 /* A request read on a connection and not yet answered. */
 struct pending {
@@ -66,6 +79,17 @@ struct pending {
 	uint8_t deferred : 1;   /* its name (conn.ep_name) waits for its
 				 * response to be admitted: endpoint is
 				 * OTHER's until then (ring.h) */
+};
+
+/*
+ * A FastCGI connection's delimiter state, and for each request in the queue
+ * (q[i]) its FastCGI request id and what the delimiter keeps for it.
+ */
+struct conn_fcgi {
+	struct fcgi_in in;
+	struct fcgi_out out;
+	uint16_t id[CONN_QUEUE];
+	struct fcgi_req r[CONN_QUEUE];
 };
 
 struct conn {
@@ -90,8 +114,13 @@ struct conn {
 	uint32_t ep_index;
 	uint8_t ep_len;
 	char ep_name[HTTP_ENDPOINT_MAX];
-	struct http_req req;
-	struct http_resp resp;
+	union {
+		struct {          /* CONN_HTTP, CONN_BROKEN */
+			struct http_req req;
+			struct http_resp resp;
+		};
+		struct conn_fcgi fcgi; /* CONN_FCGI */
+	};
 	struct pending q[CONN_QUEUE];
 };
 

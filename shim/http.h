@@ -72,6 +72,16 @@ struct http_msg_state {
 	uint8_t aux;         /* per-state scratch bits */
 };
 
+/*
+ * Private: the query matcher, which looks for a parameter profile=1, true or
+ * yes (any case) in a query string a byte at a time.
+ */
+struct http_query {
+	uint8_t state;
+	uint8_t idx;         /* bytes of the name or the value matched */
+	uint8_t mask;        /* the values profile= may still have */
+};
+
 struct http_req {
 	/* Outputs, valid from HTTP_REQ_LINE until the next HTTP_REQ_START. */
 	char endpoint[HTTP_ENDPOINT_MAX]; /* "GET /users/:id" */
@@ -85,9 +95,7 @@ struct http_req {
 	uint8_t idx;         /* bytes of "HTTP/1." matched */
 	uint8_t target;      /* where in the target: path, authority, query */
 	uint8_t scheme;      /* progress of "scheme://" at the target's start */
-	uint8_t query;       /* query parameter matcher state */
-	uint8_t query_idx;
-	uint8_t query_mask;
+	struct http_query query;
 	uint16_t kept;       /* path bytes given to the templater */
 	struct http_tpl_state tpl;
 	struct http_msg_state msg;

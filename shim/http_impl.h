@@ -29,8 +29,10 @@
  *   - http_scan.h: character classes and the sixteen-byte scanners for LFs
  *     and for the bytes that end a request target;
  *   - http_template.h: the path templater (shared by http_req_feed() and
- *     http_template_path(), so both always agree); http_template.c:
- *     http_template_path();
+ *     http_template_path(), so both always agree, and by the FastCGI
+ *     delimiter, shim/fcgi.c); http_template.c: http_template_path();
+ *   - http_target.h: what request targets share with the FastCGI
+ *     delimiter: the "scheme://" matcher and the profile= query matcher;
  *   - this header: what requests and responses share (the HTTP-version,
  *     the interface of header and body framing); http_msg.c: header and
  *     body framing (struct http_msg_state): Content-Length,

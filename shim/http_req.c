@@ -4,6 +4,7 @@
  * for the interface and its contract).
  */
 #include "http_impl.h"
+#include "http_target.h"
 #include "http_template.h"
 
 /* struct http_req.state; zero is "expecting a new request". */
@@ -25,36 +26,8 @@ enum req_target {
 	T_QUERY,       /* in the query string */
 };
 
-/* struct http_req.scheme: progress of "scheme://" at the target's start. */
-enum req_scheme {
-	S_START = 0,   /* nothing seen yet */
-	S_NAME,        /* a letter, then scheme characters */
-	S_COLON,       /* "scheme:" */
-	S_SLASH,       /* "scheme:/" */
-	S_OFF,         /* not an absolute-form target */
-};
-
-/* struct http_req.query: the query parameter matcher. */
-enum req_query {
-	Q_NAME = 0,    /* in a parameter name that may still be "profile" */
-	Q_VALUE,       /* in the value of a "profile" parameter */
-	Q_SKIP,        /* in a parameter of no interest, until '&' */
-};
-
-static const char param_profile[] = "profile";
-
-#define PARAM_PROFILE_LEN (sizeof(param_profile) - 1)
 #define METHOD_LEN_MAX (HTTP_METHOD_MAX - 1)
 #define ENDPOINT_CAP (HTTP_ENDPOINT_MAX - 1)
-
-/* The values of profile= that ask for a manual profile, in any case. */
-static const struct {
-	char text[8];
-	uint8_t len;
-} profile_values[] = { { "1", 1 }, { "true", 4 }, { "yes", 3 } };
-
-#define PROFILE_VALUES (sizeof(profile_values) / sizeof(profile_values[0]))
-#define PROFILE_MASK_ALL ((1u << PROFILE_VALUES) - 1)
 
 /* Returns true when the method, the first len bytes of ep, is HEAD. */
 static bool method_is_head(const char *ep, unsigned len)
@@ -71,9 +44,7 @@ static void req_reset(struct http_req *p)
 	p->idx = 0;
 	p->target = T_EMPTY;
 	p->scheme = S_START;
-	p->query = Q_NAME;
-	p->query_idx = 0;
-	p->query_mask = 0;
+	query_reset(&p->query);
 	p->kept = 0;
 	tpl_begin(&p->tpl, 0);
 	msg_init(&p->msg);
@@ -142,34 +113,6 @@ static void req_path_byte(struct http_req *p, unsigned char c)
 	tpl_byte(&p->tpl, p->endpoint, ENDPOINT_CAP, c);
 }
 
-/*
- * Follows "scheme://" at the start of the target. Returns true when byte c
- * completes it: the target is in absolute form, and what was given to the
- * templater so far was the scheme, not the path.
- */
-static bool req_scheme_byte(struct http_req *p, unsigned char c)
-{
-	switch (p->scheme) {
-	case S_START:
-		p->scheme = is_alpha(c) ? S_NAME : S_OFF;
-		return false;
-	case S_NAME:
-		if (c == ':')
-			p->scheme = S_COLON;
-		else if (!is_scheme_char(c))
-			p->scheme = S_OFF;
-		return false;
-	case S_COLON:
-		p->scheme = c == '/' ? S_SLASH : S_OFF;
-		return false;
-	case S_SLASH:
-		p->scheme = S_OFF;
-		return c == '/';
-	default:
-		return false;
-	}
-}
-
 /* Handles a byte of the path, where '?' starts the query string. */
 static void req_target_path(struct http_req *p, unsigned char c)
 {
@@ -177,7 +120,7 @@ static void req_target_path(struct http_req *p, unsigned char c)
 		p->target = T_QUERY;
 		return;
 	}
-	if (req_scheme_byte(p, c)) {
+	if (scheme_byte(&p->scheme, c)) {
 		/* Absolute form: restart the path after the authority. */
 		tpl_begin(&p->tpl, (size_t)p->method_len + 1);
 		p->kept = 0;
@@ -198,71 +141,11 @@ static void req_target_authority(struct http_req *p, unsigned char c)
 	}
 }
 
-/* Ends a query parameter: a "profile" value of 1, true or yes sets manual. */
-static void req_query_param_end(struct http_req *p)
-{
-	unsigned k;
-
-	if (p->query == Q_VALUE) {
-		for (k = 0; k < PROFILE_VALUES; k++) {
-			if ((p->query_mask & (1u << k)) &&
-			    p->query_idx == profile_values[k].len)
-				p->manual = true;
-		}
-	}
-	p->query = Q_NAME;
-	p->query_idx = 0;
-	p->query_mask = 0;
-}
-
-/* Narrows the candidate values of a "profile" parameter with byte c. */
-static void req_query_value_byte(struct http_req *p, unsigned char c)
-{
-	unsigned k, i = p->query_idx;
-
-	for (k = 0; k < PROFILE_VALUES; k++) {
-		if (i >= profile_values[k].len ||
-		    to_lower(c) != (unsigned char)profile_values[k].text[i])
-			p->query_mask &= (uint8_t)~(1u << k);
-	}
-	if (p->query_idx < UINT8_MAX)
-		p->query_idx++;
-}
-
-/* Handles a byte of the query string, looking for profile=1|true|yes. */
-static void req_query_byte(struct http_req *p, unsigned char c)
-{
-	if (c == '&') {
-		req_query_param_end(p);
-		return;
-	}
-	switch (p->query) {
-	case Q_NAME:
-		if (c == '=' && p->query_idx == PARAM_PROFILE_LEN) {
-			p->query = Q_VALUE;
-			p->query_idx = 0;
-			p->query_mask = PROFILE_MASK_ALL;
-		} else if (p->query_idx < PARAM_PROFILE_LEN &&
-			   to_lower(c) ==
-				   (unsigned char)param_profile[p->query_idx]) {
-			p->query_idx++;
-		} else {
-			p->query = Q_SKIP;
-		}
-		break;
-	case Q_VALUE:
-		req_query_value_byte(p, c);
-		break;
-	default:
-		break;
-	}
-}
-
 /* Ends the target: the endpoint is complete and the version comes next. */
 static void req_target_end(struct http_req *p)
 {
 	if (p->target == T_QUERY)
-		req_query_param_end(p);
+		query_param_end(&p->query, &p->manual);
 	p->endpoint_len =
 		(uint8_t)tpl_finish(&p->tpl, p->endpoint, ENDPOINT_CAP);
 	p->state = R_VERSION;
@@ -296,7 +179,7 @@ static unsigned req_target(struct http_req *p, unsigned char c)
 		req_target_authority(p, c);
 		break;
 	default:
-		req_query_byte(p, c);
+		query_byte(&p->query, &p->manual, c);
 		break;
 	}
 	return 0;
@@ -371,34 +254,6 @@ static size_t req_feed_msg(struct http_req *p, const unsigned char *b,
 		*ev |= HTTP_REQ_ERROR;
 	}
 	return n;
-}
-
-/*
- * Returns true when the query string q[0..n) has a parameter "profile" (any
- * case) whose value is 1, true or yes (any case): what req_query_byte() and
- * req_query_param_end() find a byte at a time.
- */
-static bool query_asks_profile(const unsigned char *q, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		const unsigned char *amp = memchr(q + i, '&', n - i);
-		size_t end = amp ? (size_t)(amp - q) : n;
-		size_t vlen = end - i - (PARAM_PROFILE_LEN + 1);
-
-		if (end - i > PARAM_PROFILE_LEN &&
-		    q[i + PARAM_PROFILE_LEN] == '=' &&
-		    lower_eq(q + i, param_profile, PARAM_PROFILE_LEN)) {
-			for (unsigned k = 0; k < PROFILE_VALUES; k++)
-				if (vlen == profile_values[k].len &&
-				    lower_eq(q + end - vlen,
-					     profile_values[k].text, vlen))
-					return true;
-		}
-		i = end + 1;
-	}
-	return false;
 }
 
 /*

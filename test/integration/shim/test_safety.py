@@ -39,10 +39,14 @@ def test_disabled_is_pure_pass_through(servers, setting):
         [200] * 50
     # The shim is loaded ...
     with open(f"/proc/{srv.pid}/maps") as f:
-        assert "libprofshim.so" in f.read()
-    # ... but installed no handler and created no shared memory.
+        maps = f.read()
+    assert "libprofshim.so" in maps
+    # ... but installed no handler and created or mapped no shared memory
+    # (other processes may make theirs meanwhile: only names this one's
+    # pid could have made count).
     assert SIGPROF not in sigcgt(srv.pid)
-    assert shm_listing() - before == set()
+    assert "/dev/shm/" not in maps
+    assert not [f for f in shm_listing() - before if str(srv.pid) in f]
     assert not [f for f in os.listdir("/dev/shm")
                 if f.startswith(f"profshim.{srv.pid}.")]
     assert srv.stop() == ""

@@ -28,6 +28,8 @@ class Server:
             stdout=self._out, stderr=self._err, text=True)
         self.pid = self.proc.pid
         self._stderr = None
+        # Called once the server has stopped (a helper's files, say).
+        self.cleanup = []
         wait_port(port, self.proc)
 
     def get(self, path, method="GET", body=None, headers=None):
@@ -61,6 +63,8 @@ class Server:
             self._stderr = self._err.read()
             self._out.close()
             self._err.close()
+        while self.cleanup:
+            self.cleanup.pop()()
         return self._stderr
 
 
@@ -82,11 +86,13 @@ class Collector:
     """A running `profshim-collector record` with its own control socket."""
 
     def __init__(self, tmp_path, pid=None, extra=(), binary=COLLECTOR,
-                 env=None):
+                 env=None, prefix=()):
+        """`prefix` goes before the command (setpriv, to run it as
+        another user)."""
         self.tmp = tmp_path
         self.sock = str(tmp_path / "collector.sock")
         self.out = tmp_path / "profile.json"
-        argv = [str(binary), "record", "--out", str(self.out),
+        argv = [*prefix, str(binary), "record", "--out", str(self.out),
                 "--socket", self.sock]
         if pid:
             argv += ["--pid", str(pid)]

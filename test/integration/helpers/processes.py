@@ -10,7 +10,8 @@ import tempfile
 import time
 
 from .env import COLLECTOR, CPUSERVER, shim_env
-from .net import free_port, keepalive, wait_connections_closed, wait_port
+from .net import (free_port, keepalive, process_tree,
+                  wait_connections_closed, wait_port)
 
 
 class Server:
@@ -30,6 +31,9 @@ class Server:
         self._stderr = None
         # Called once the server has stopped (a helper's files, say).
         self.cleanup = []
+        # The server's processes when it was stopped: whose rings a
+        # failed test may have left (the servers fixture removes them).
+        self.tree = [self.pid]
         wait_port(port, self.proc)
 
     def get(self, path, method="GET", body=None, headers=None):
@@ -52,6 +56,7 @@ class Server:
         makes the counts the tests assert deterministic."""
         if self.proc.poll() is None:
             wait_connections_closed(self.pid)
+            self.tree = process_tree(self.pid)
             self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(timeout=20)

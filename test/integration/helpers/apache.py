@@ -1,9 +1,9 @@
-"""Apache 2.4 (Debian apache2, event MPM) as a server under test, with a
-configuration of its own in the test's tmp_path: the parent runs as root
-(it is started by root, as Debian starts it) and its children serve as
-www-data (`User www-data`), from a tree www-data can read; the access log
-("METHOD PATH STATUS" per request) is the ground truth of what it served
-(test_privileges.py)."""
+"""Apache 2.4 (Debian apache2, event or prefork MPM) as a server under
+test, with a configuration of its own in the test's tmp_path: the parent
+runs as root (it is started by root, as Debian starts it) and its children
+serve as www-data (`User www-data`), from a tree www-data can read; the
+access log ("METHOD PATH STATUS" per request) is the ground truth of what it
+served (test_privileges.py)."""
 import os
 import shutil
 import signal
@@ -23,16 +23,11 @@ PidFile {tmp}/apache.pid
 DefaultRuntimeDir {tmp}
 ErrorLog {tmp}/error.log
 LogLevel warn
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule mpm_{mpm}_module {modules}/mod_mpm_{mpm}.so
 LoadModule authn_core_module {modules}/mod_authn_core.so
 LoadModule authz_core_module {modules}/mod_authz_core.so
 {user}
-StartServers 2
-ServerLimit 4
-ThreadsPerChild 16
-MinSpareThreads 16
-MaxSpareThreads 64
-MaxRequestWorkers 64
+{limits}
 KeepAlive On
 MaxKeepAliveRequests 0
 DocumentRoot {shared}/www
@@ -51,7 +46,23 @@ FILES = {
 }
 
 
-def start_apache(tmp_path, env):
+# The number of children each MPM keeps, steady under the tests' load.
+LIMITS = {
+    "event": """StartServers 2
+ServerLimit 4
+ThreadsPerChild 16
+MinSpareThreads 16
+MaxSpareThreads 64
+MaxRequestWorkers 64""",
+    "prefork": """StartServers 4
+MinSpareServers 2
+MaxSpareServers 16
+ServerLimit 16
+MaxRequestWorkers 16""",
+}
+
+
+def start_apache(tmp_path, env, mpm="event"):
     port = free_port()
     shared = shared_dir()
     for path, body in FILES.items():
@@ -67,11 +78,14 @@ def start_apache(tmp_path, env):
     user = "User www-data\nGroup www-data" if os.geteuid() == 0 else ""
     conf = tmp_path / "apache.conf"
     conf.write_text(CONF.format(tmp=tmp_path, port=port, shared=shared,
-                                modules=MODULES, user=user))
+                                modules=MODULES, user=user, mpm=mpm,
+                                limits=LIMITS[mpm]))
     try:
-        # SIGTERM: the parent stops its children and waits for them.
+        # SIGTERM: the parent stops its children and waits for them
+        # (prefork with a SIGTERM to its process group: a group of its
+        # own, as when it daemonizes or systemd starts it).
         srv = Server([APACHE, "-f", conf, "-DFOREGROUND"], env, port,
-                     stop_signal=signal.SIGTERM)
+                     stop_signal=signal.SIGTERM, new_session=True)
     except BaseException:
         shutil.rmtree(shared, ignore_errors=True)
         raise

@@ -17,7 +17,11 @@ from .net import (free_port, keepalive, process_tree,
 class Server:
     """A server process; stopped (and reaped) at the end of the test."""
 
-    def __init__(self, argv, env, port, cwd=None, stop_signal=signal.SIGTERM):
+    def __init__(self, argv, env, port, cwd=None, stop_signal=signal.SIGTERM,
+                 new_session=False):
+        """`new_session`: a session (and process group) of its own, for a
+        server that signals its whole group (Apache's prefork stops its
+        children with killpg)."""
         self.port = port
         self.stop_signal = stop_signal
         # Output to files: a chatty server (one log line per request)
@@ -26,7 +30,8 @@ class Server:
         self._err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [str(a) for a in argv], env=env, cwd=cwd,
-            stdout=self._out, stderr=self._err, text=True)
+            stdout=self._out, stderr=self._err, text=True,
+            start_new_session=new_session)
         self.pid = self.proc.pid
         self._stderr = None
         # Called once the server has stopped (a helper's files, say).

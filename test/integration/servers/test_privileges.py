@@ -285,7 +285,7 @@ def test_ring_follows_the_effective_user():
         remove_rings(pid)
 
 
-# ---- Apache 2.4, event MPM, User www-data -----------------------------------------
+# ---- Apache 2.4, event and prefork MPMs, User www-data ---------------------------
 
 APACHE_MIX = [("GET", "/index.html", None, None),
               ("GET", "/docs/page.html", None, None),
@@ -293,11 +293,12 @@ APACHE_MIX = [("GET", "/index.html", None, None),
               ("GET", "/missing.html", None, None)]
 
 
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
 @pytest.mark.parametrize("mode", MODES)
-def test_apache_event_www_data_root_collector(servers, collectors, tmp_path,
-                                              mode):
+def test_apache_www_data_root_collector(servers, collectors, tmp_path, mode,
+                                        mpm):
     srv = start_apache(tmp_path, shim_env(ENABLE_PROFILING="true",
-                                          PROFILING_MODE=mode))
+                                          PROFILING_MODE=mode), mpm)
     servers.append(srv)
     col = Collector(tmp_path, pid=srv.pid)
     collectors.append(col)

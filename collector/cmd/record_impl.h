@@ -83,7 +83,8 @@ struct recorder {
 	size_t nseen;            /* entries ever added */
 	unsigned long refused;   /* rings of this recording not read */
 	char refused_path[RECORD_REFUSED_NAMED][256];
-	uint32_t refused_owner;  /* the owner of the last one refused */
+	uint32_t refused_owner;  /* the owner of the refused ones */
+	bool refused_owners;     /* ... when they have more than one */
 	bool refused_foreign;    /* one was refused as another user's plant */
 	unsigned long attached; /* processes attached so far */
 	json_t *resume;          /* the rings of the checkpoint resumed from */

@@ -185,6 +185,8 @@ static void record_refuse(struct recorder *rc, const char *path,
 	rc->refused++;
 	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
 	    !(st.st_mode & 077)) {
+		if (rc->refused > 1 && rc->refused_owner != st.st_uid)
+			rc->refused_owners = true;
 		rc->refused_owner = (uint32_t)st.st_uid;
 		if (ow->privileged)
 			rc->refused_foreign = true;
@@ -224,7 +226,7 @@ void record_say_refused(struct recorder *rc, bool empty)
 				"it\n");
 	else if (rc->privileged)
 		fprintf(stderr, "the lines above say why\n");
-	else if (rc->refused_owner == 0)
+	else if (rc->refused_owner == 0 || rc->refused_owners)
 		fprintf(stderr, "run the collector as root (sudo) to read "
 				"%s\n", rc->refused == 1 ? "it" : "them");
 	else

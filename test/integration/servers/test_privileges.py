@@ -192,6 +192,34 @@ def test_nginx_www_data_workers_www_data_collector(servers, collectors,
     assert {p["pid"] for p in prof["processes"]} == set(served)
 
 
+def test_collector_with_cap_dac_override_reads_like_root(servers, collectors,
+                                                        tmp_path):
+    """Not root but granted CAP_DAC_OVERRIDE (a service's
+    AmbientCapabilities), the collector reads every ring root would: the
+    www-data workers' and the root master's (continuous mode)."""
+    srv = start_nginx(tmp_path, shim_env(ENABLE_PROFILING="true",
+                                         PROFILING_MODE="continuous"))
+    servers.append(srv)
+    cdir = user_dir(NOBODY)
+    try:
+        col = Collector(cdir, pid=srv.pid, prefix=[
+            "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            "--inh-caps=+dac_override", "--ambient-caps=+dac_override"])
+        collectors.append(col)
+        expected = drive(srv.port)
+        workers = worker_pids(srv.pid)
+        assert_worker_rings(srv.pid, workers, "continuous")
+        srv.stop()
+        prof = col.finish()
+    finally:
+        shutil.rmtree(cdir, ignore_errors=True)
+    got = counts(prof)
+    assert got.pop("(no request)", 0) == 0
+    assert got == expected, col.stderr
+    assert skip_lines(col.stderr) == [], col.stderr
+    assert {p["pid"] for p in prof["processes"]} == {srv.pid, *workers}
+
+
 def test_planted_ring_refused_and_other_trees_ignored(servers, collectors,
                                                       tmp_path):
     """A ring another user (nobody) made under the root master's pid is

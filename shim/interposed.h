@@ -28,8 +28,8 @@
 #define PROFSHIM_INTERPOSED_H
 
 /* An interposer: the one kind of symbol libprofshim.so exports (the shim
- * is built with -fvisibility=hidden). Only hooks_io.c and hooks_guard.c
- * define them. */
+ * is built with -fvisibility=hidden). Only hooks_io.c, hooks_guard.c and
+ * hooks_cred.c define them. */
 #define HOOK __attribute__((visibility("default")))
 
 /* An interposer the AddressSanitizer runtime calls while it starts, before
@@ -78,6 +78,10 @@
 	X(long, syscall, "syscall", (long, ...))                              \
 	X(int, dl_iterate_phdr, "dl_iterate_phdr",                            \
 	  (int (*)(struct dl_phdr_info *, size_t, void *), void *))           \
-	X(int, dlclose, "dlclose", (void *))
+	X(int, dlclose, "dlclose", (void *))                                  \
+	X(int, setuid, "setuid", (uid_t))                                     \
+	X(int, seteuid, "seteuid", (uid_t))                                   \
+	X(int, setreuid, "setreuid", (uid_t, uid_t))                          \
+	X(int, setresuid, "setresuid", (uid_t, uid_t, uid_t))
 
 #endif

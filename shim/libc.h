@@ -6,9 +6,9 @@
  * first in the program's lookup scope: a call to one of those names from
  * anywhere in the shim would land back in the shim's own hooks. So no shim
  * module calls them; the interposer files (hooks_io.c, hooks_guard.c,
- * init.c) call the real functions through the real_<name> pointers, and
- * every other module goes through the functions below. The rule is checked
- * on the built objects by test/unit/test_layering.c.
+ * hooks_cred.c, init.c) call the real functions through the real_<name>
+ * pointers, and every other module goes through the functions below. The
+ * rule is checked on the built objects by test/unit/test_layering.c.
  *
  * The pointers are resolved by libc_resolve() in the constructor, or by a
  * hook that runs before it (another library's constructor may read a

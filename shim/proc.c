@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <string.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "libc.h"
 #include "modmap.h"
@@ -29,6 +30,13 @@ static struct ring_header *proc_parent_ring;
 static atomic_int proc_ring_state; /* 0 none, 1 creating, 2 ready, 3 failed */
 static _Atomic uint64_t proc_untracked; /* counted before the ring exists */
 
+/* This image's own ring file and whom the shim last gave it to (set
+ * before the ring is published; changed under proc_owner_busy). */
+static struct ring_file proc_ring_file;
+static uid_t proc_owner_uid;
+static gid_t proc_owner_gid;
+static atomic_flag proc_owner_busy = ATOMIC_FLAG_INIT;
+
 _Atomic uint64_t proc_rescan_next;  /* when to look for new objects */
 static atomic_int proc_rescan_busy; /* one thread scans at a time */
 
@@ -40,7 +48,7 @@ struct ring_header *proc_ring_make(void)
 	int r;
 
 	if (atomic_compare_exchange_strong(&proc_ring_state, &expected, 1)) {
-		r = ring_create(&proc_cfg, proc_exe, &h);
+		r = ring_create(&proc_cfg, proc_exe, &h, &proc_ring_file);
 		if (r < 0) {
 			(void)snprintf(line, sizeof(line),
 				       "profshim: cannot create the ring in "
@@ -51,6 +59,8 @@ struct ring_header *proc_ring_make(void)
 			atomic_store(&proc_ring_state, 3);
 			return NULL;
 		}
+		proc_owner_uid = geteuid();
+		proc_owner_gid = getegid();
 		atomic_store(&proc_rescan_busy, 1);
 		if (proc_parent_ring) {
 			(void)modmap_copy(h, proc_parent_ring);
@@ -79,6 +89,49 @@ struct ring_header *proc_ring_make(void)
 			atomic_load(&proc_ring_state) == 1; i++)
 		(void)sched_yield();
 	return atomic_load_explicit(&proc_ring, memory_order_acquire);
+}
+
+/*
+ * The ring's owner follows the user the process serves as. A server that
+ * starts as root and drops to www-data hands its ring over before the
+ * drop, while it still may (after it, only root could); a call that fails
+ * gets the old owner back; a process that becomes root again takes the
+ * ring back after the call. A process without a ring yet makes it later,
+ * as the user it then is.
+ */
+void proc_ring_follow(uid_t uid, struct proc_owner *ret_undo)
+{
+	gid_t gid = getegid();
+
+	ret_undo->changed = false;
+	if (!proc_on || uid == (uid_t)-1 || (int)getpid() != proc_pid)
+		return; /* a vfork child's calls are not its parent's */
+	for (int i = 0; i < RING_WAIT_YIELDS &&
+			atomic_load(&proc_ring_state) == 1; i++)
+		(void)sched_yield();
+	if (atomic_load(&proc_ring_state) != 2 ||
+	    atomic_flag_test_and_set(&proc_owner_busy))
+		return;
+	if ((uid != proc_owner_uid || gid != proc_owner_gid) &&
+	    ring_chown(&proc_ring_file, uid, gid) == 0) {
+		ret_undo->changed = true;
+		ret_undo->uid = proc_owner_uid;
+		ret_undo->gid = proc_owner_gid;
+		proc_owner_uid = uid;
+		proc_owner_gid = gid;
+	}
+	atomic_flag_clear(&proc_owner_busy);
+}
+
+void proc_ring_undo(const struct proc_owner *undo)
+{
+	if (!undo->changed || atomic_flag_test_and_set(&proc_owner_busy))
+		return;
+	if (ring_chown(&proc_ring_file, undo->uid, undo->gid) == 0) {
+		proc_owner_uid = undo->uid;
+		proc_owner_gid = undo->gid;
+	}
+	atomic_flag_clear(&proc_owner_busy);
 }
 
 /*

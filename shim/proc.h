@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "env.h"
 #include "ring_format.h"
@@ -39,6 +40,30 @@ extern _Atomic uint32_t proc_ring_gen;
 /* Create the ring, or wait for the thread creating it; NULL when it
  * could not be made (said once on stderr). */
 struct ring_header *proc_ring_make(void);
+
+/* What proc_ring_follow() changed, for proc_ring_undo(). */
+struct proc_owner {
+	bool changed;
+	uid_t uid;
+	gid_t gid;
+};
+
+/*
+ * The ring belongs to the user the process serves as. Called by the
+ * set*uid hooks before a call that makes `uid` the effective uid (and
+ * after a successful one, with geteuid()): when this process image has a
+ * ring whose owner is not uid and the current effective gid, it is given
+ * to them (a ring being made by another thread is waited for, a bounded
+ * number of yields). Where the process may not change the owner (it is not
+ * root), nothing changes. *ret_undo says what to give back when the call
+ * fails. Not in a vfork child, nor with profiling off. From hooks only;
+ * no allocation; errno preserved.
+ */
+void proc_ring_follow(uid_t uid, struct proc_owner *ret_undo);
+
+/* Give the ring back to the owner it had before proc_ring_follow(), when
+ * that changed it. From hooks only; errno preserved. */
+void proc_ring_undo(const struct proc_owner *undo);
 
 /* When the next look for loaded objects is due (CLOCK_MONOTONIC ns). */
 extern _Atomic uint64_t proc_rescan_next;

@@ -129,8 +129,9 @@ static void ring_init_header(struct ring_header *h,
  * an earlier image of this pid (after exec), so <n> is raised until it works.
  */
 int ring_create(const struct env_config *cfg, const char *exe,
-		struct ring_header **ret_ring)
+		struct ring_header **ret_ring, struct ring_file *ret_file)
 {
+	struct stat st;
 	char tmp_name[64], tmp_path[96], final_path[96];
 	uint32_t ep_cap = 16;
 	uint64_t ep_off, mod_off, data_off, total;
@@ -153,6 +154,10 @@ int ring_create(const struct env_config *cfg, const char *exe,
 		return -errno;
 	(void)snprintf(tmp_path, sizeof(tmp_path), "/dev/shm%s", tmp_name);
 	if (ftruncate(fd, (off_t)total) < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto err_unlink;
 	}
@@ -182,6 +187,12 @@ int ring_create(const struct env_config *cfg, const char *exe,
 	}
 	(void)unlink(tmp_path);
 	*ret_ring = h;
+	if (ret_file) {
+		(void)snprintf(ret_file->path, sizeof(ret_file->path), "%s",
+			       final_path);
+		ret_file->dev = st.st_dev;
+		ret_file->ino = st.st_ino;
+	}
 	return 0;
 
 err_unmap:
@@ -190,6 +201,29 @@ err_unlink:
 	if (fd >= 0)
 		libc_close(fd);
 	(void)shm_unlink(tmp_name);
+	return r;
+}
+
+int ring_chown(const struct ring_file *f, uid_t uid, gid_t gid)
+{
+	int saved = errno, fd, r = 0;
+	struct stat st;
+
+	fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode) || st.st_dev != f->dev ||
+		 st.st_ino != f->ino)
+		r = -ESTALE;
+	else if (fchown(fd, uid, gid) < 0)
+		r = -errno;
+	libc_close(fd);
+out:
+	errno = saved;
 	return r;
 }
 

@@ -16,18 +16,38 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "env.h"
 #include "ring_format.h"
 
+/* Where a segment is and which file it is: what ring_chown() needs to find
+ * the same file again. */
+struct ring_file {
+	char path[96];
+	dev_t dev;
+	ino_t ino;
+};
+
 /*
  * Create, initialise and publish a new segment /dev/shm/profshim.<pid>.<n>
  * for this process image, mapped shared. On success stores the mapping in
- * *ret_ring and returns 0; returns a negative errno otherwise. `exe` is the
- * path of the main executable.
+ * *ret_ring and, when ret_file is not NULL, the file in *ret_file, and
+ * returns 0; returns a negative errno otherwise. `exe` is the path of the
+ * main executable. The file belongs to the process's file-system user (its
+ * effective uid) and has mode 0600.
  */
 int ring_create(const struct env_config *cfg, const char *exe,
-		struct ring_header **ret_ring);
+		struct ring_header **ret_ring, struct ring_file *ret_file);
+
+/*
+ * Give the segment file f to uid and gid (fchown). The file is opened
+ * without following links and must still be the one ring_create() made (the
+ * same inode), so a name another user put in its place is never changed;
+ * nothing stays open. 0, or a negative errno (-ESTALE: not the same file).
+ * Called from hooks; no allocation; errno preserved.
+ */
+int ring_chown(const struct ring_file *f, uid_t uid, gid_t gid);
 
 /* Unmap a segment (fork child: the parent's ring is not ours). */
 void ring_unmap(struct ring_header *h);

@@ -219,6 +219,7 @@ static int record_open(struct recorder *rc, const struct record_opts *o)
 	memset(rc, 0, sizeof(*rc));
 	rc->o = o;
 	rc->ctl = -1;
+	rc->watch = -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = record_on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -260,6 +261,8 @@ static int record_open(struct recorder *rc, const struct record_opts *o)
 		return -1;
 	}
 	rc->last_checkpoint = clock_now_ns();
+	rc->privileged = creds_privileged();
+	record_watch_start(rc);
 	if (o->ring)
 		fprintf(stderr, "profshim-collector: reading ring %s\n", o->ring);
 	else if (o->pid)
@@ -267,6 +270,11 @@ static int record_open(struct recorder *rc, const struct record_opts *o)
 			"profshim-collector: recording pid %d and its "
 			"children; stops when they exit or on Ctrl-C\n",
 			o->pid);
+	else if (rc->privileged)
+		fprintf(stderr,
+			"profshim-collector: recording every profshim ring, "
+			"of every user (a ring is read when root or the user "
+			"its process runs as owns it); stop with Ctrl-C\n");
 	else
 		fprintf(stderr,
 			"profshim-collector: recording every profshim ring of "
@@ -306,6 +314,7 @@ static void record_loop(struct recorder *rc)
 		}
 		if (o->duration > 0 && (double)(now - start) / 1e9 >= o->duration)
 			break;
+		record_watch(rc);
 		n = record_drain_all(rc, false);
 		if (ctl_maybe)
 			record_control(rc);
@@ -319,14 +328,15 @@ static void record_loop(struct recorder *rc)
 			idle_ms = RECORD_IDLE_MIN_MS;
 		ctl_maybe = true;
 		if (n == 0) {
-			struct pollfd p[2] = {
+			struct pollfd p[3] = {
 				{.fd = rc->ctl, .events = POLLIN},
 				{.fd = rc->http ? httpapi_fd(rc->http) : -1,
 				 .events = POLLIN},
+				{.fd = rc->watch, .events = POLLIN},
 			};
 
 			/* A wait that ran out leaves nothing to accept. */
-			ctl_maybe = poll(p, 2, idle_ms) != 0;
+			ctl_maybe = poll(p, 3, idle_ms) != 0;
 			idle_ms = RECORD_IDLE_MAX_MS;
 		}
 	}
@@ -334,7 +344,10 @@ static void record_loop(struct recorder *rc)
 
 /*
  * The final write: drain dry, write the profile (not a checkpoint), say
- * what it holds, push the last interval. Returns the exit status.
+ * what it holds and which rings it could not read, push the last interval.
+ * Returns the exit status: CLI_EXIT_UNREAD when a --pid recording read
+ * nothing but refused rings of its processes (they served, and the
+ * profile is empty for want of the right user).
  */
 static int record_finish(struct recorder *rc)
 {
@@ -356,11 +369,13 @@ static int record_finish(struct recorder *rc)
 		"endpoints, %llu samples\n",
 		o->out, (unsigned long long)reqs, (unsigned long long)eps,
 		(unsigned long long)samples);
+	record_say_refused(rc, reqs == 0 && samples == 0);
 	/* The last interval's samples go to the store too, if it answers
 	 * soon: a stopping collector waits for it at most this long. */
 	if (rc->push)
 		push_finish(rc->push, record_snapshot_as_written, rc, 5.0);
-	return 0;
+	return o->pid && rc->refused && reqs == 0 && samples == 0
+		       ? CLI_EXIT_UNREAD : 0;
 }
 
 /* Release what record_open() set up, however far it got. */
@@ -378,7 +393,10 @@ static void record_close(struct recorder *rc)
 		(void)close(rc->ctl);
 		(void)unlink(rc->ctl_path);
 	}
+	if (rc->watch >= 0)
+		(void)close(rc->watch);
 	json_decref(rc->resume);
+	free(rc->seen);
 	stats_free(rc->stats);
 	symbols_free(rc->syms);
 }

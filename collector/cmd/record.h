@@ -41,7 +41,9 @@ struct record_opts {
 
 /* Run the command with its arguments (argv[0] is the command's name):
  * parse them into record_opts, then record_run(). Returns the exit status:
- * 0, 1 when it could not do its work, 2 for bad arguments. */
+ * 0, 1 when it could not do its work, 2 for bad arguments,
+ * CLI_EXIT_UNREAD (util/cli.h) when a --pid recording read nothing but
+ * refused rings of its processes. */
 int record_main(int argc, char **argv);
 
 /* Run the recording; returns the process exit status (0 success). */

@@ -21,6 +21,7 @@
 
 #include "cmd/record.h"
 #include "ingest/reader.h"
+#include "util/creds.h"
 
 /* Records drained from one ring before the main loop looks again at
  * checkpoints and control requests: small enough that a held ring gets its
@@ -37,6 +38,30 @@ struct attached {
 	bool intact;      /* ... and nothing in it was corrupt */
 };
 
+/* The users a process was seen running as: a privileged collector reads
+ * the ring of a process that has exited since only when its owner is root
+ * or one of these. */
+struct record_seen {
+	int pid;
+	uint32_t uid[CREDS_UIDS];
+};
+
+/* Processes remembered (the oldest forgotten first), and refused rings
+ * named in the recording's last line. */
+#define RECORD_SEEN_MAX 4096
+#define RECORD_REFUSED_NAMED 4
+/* Processes whose ring was just given to a user they do not run as yet
+ * (the shim hands it over before setuid): looked at again each turn of
+ * the loop for up to a second, until they do. */
+#define RECORD_PENDING_MAX 64
+#define RECORD_PENDING_NS 1000000000ull
+
+struct record_pending {
+	int pid;
+	uint32_t owner;
+	uint64_t until;
+};
+
 struct recorder {
 	const struct record_opts *o;
 	struct stats *stats;
@@ -50,6 +75,17 @@ struct recorder {
 	struct httpapi *http;    /* the HTTP API, or NULL */
 	struct push *push;       /* pushes to a store, or NULL */
 	bool saw_any;
+	bool privileged;         /* may read other users' rings (creds.h) */
+	int watch;               /* inotify on the ring directory, or -1 */
+	struct record_pending pending[RECORD_PENDING_MAX];
+	size_t npending;
+	struct record_seen *seen; /* RECORD_SEEN_MAX entries, or NULL */
+	size_t nseen;            /* entries ever added */
+	unsigned long refused;   /* rings of this recording not read */
+	char refused_path[RECORD_REFUSED_NAMED][256];
+	uint32_t refused_owner;  /* the owner of the refused ones */
+	bool refused_owners;     /* ... when they have more than one */
+	bool refused_foreign;    /* one was refused as another user's plant */
 	unsigned long attached; /* processes attached so far */
 	json_t *resume;          /* the rings of the checkpoint resumed from */
 	uint64_t last_checkpoint;
@@ -68,6 +104,17 @@ struct recorder {
 bool record_proc(int pid, int *ret_ppid, unsigned long long *ret_start);
 /* Copy text from a ring for a terminal: control bytes become '?'. */
 void record_printable(const char *src, char *dst, size_t len);
+/*
+ * A privileged collector reads a ring of another user only when that user
+ * is one its process runs or ran as, so it must see each process while it
+ * lives: it watches the ring directory (inotify) and looks up a ring's
+ * process as soon as the ring appears, not at the next scan, 100 ms later,
+ * by when a short-lived server may be gone. record_watch_start() sets
+ * rc->watch (or leaves -1: the scans alone then); record_watch() takes the
+ * events waiting, without blocking.
+ */
+void record_watch_start(struct recorder *rc);
+void record_watch(struct recorder *rc);
 /* Attach to the rings made since the last scan (or to --ring). */
 void record_scan(struct recorder *rc);
 /*
@@ -77,6 +124,12 @@ void record_scan(struct recorder *rc);
 size_t record_drain_all(struct recorder *rc, bool dry);
 /* Detach the rings whose process has ended, after draining them dry. */
 void record_reap(struct recorder *rc);
+/*
+ * The line that ends a recording with rings it could not read: how many,
+ * which (the first few; they stay in the ring directory) and what to do,
+ * starting "nothing recorded: " when `empty`. Nothing when none was.
+ */
+void record_say_refused(struct recorder *rc, bool empty);
 /* Whether the recording is over: its ring or its pid tree is gone. */
 bool record_done(struct recorder *rc);
 /* Scan and drain dry: an answer then holds every completed request. */

@@ -14,12 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "ingest/reader.h"
 #include "model/stats.h"
+#include "util/clock.h"
 
 /* "attached to pid" lines printed before going quiet. */
 #define RECORD_ATTACH_LINES 16
@@ -82,15 +85,154 @@ static bool record_tracked(struct recorder *rc, int pid)
  * With --pid, a ring belongs to the recording when its process is the root
  * or descends from it. A process that has already exited (a worker that
  * served and quit before the first scan) no longer has a /proc entry, so the
- * parent recorded in its ring is checked too.
+ * parent recorded in its ring is checked then; and for a live process whose
+ * parent has exited (it was reparented). A live process with a live parent
+ * that is not in the tree is not taken on its ring's word.
  */
 static bool record_wanted(struct recorder *rc, const struct reader *r)
 {
 	int pid = (int)reader_pid(r), ppid = (int)reader_ppid(r);
 	int root = rc->o->pid;
 
-	return pid == root || ppid == root || record_descends(pid, root) ||
-	       record_descends(ppid, root) || record_tracked(rc, ppid);
+	if (pid == root || record_descends(pid, root))
+		return true;
+	if (record_proc(pid, NULL, NULL) && record_proc(ppid, NULL, NULL))
+		return false;
+	return ppid == root || record_descends(ppid, root) ||
+	       record_tracked(rc, ppid);
+}
+
+/* The pid of a ring's file name profshim.<pid>.<n>, or 0. */
+static int record_name_pid(const char *name)
+{
+	unsigned pid, n;
+	char end;
+
+	if (sscanf(name, "profshim.%u.%u%c", &pid, &n, &end) != 2 ||
+	    pid > INT_MAX)
+		return 0;
+	return (int)pid;
+}
+
+/* Remember the users process pid runs as now (when it still exists). */
+static bool record_see(struct recorder *rc, int pid,
+		       uint32_t uids[CREDS_UIDS])
+{
+	struct record_seen *e = NULL;
+
+	if (creds_proc_uids(pid, uids) < 0)
+		return false;
+	if (!rc->seen)
+		rc->seen = calloc(RECORD_SEEN_MAX, sizeof(*rc->seen));
+	if (!rc->seen)
+		return true;
+	for (size_t i = 0; i < RECORD_SEEN_MAX && i < rc->nseen && !e; i++)
+		if (rc->seen[i].pid == pid)
+			e = &rc->seen[i];
+	if (!e)
+		e = &rc->seen[rc->nseen++ % RECORD_SEEN_MAX];
+	e->pid = pid;
+	memcpy(e->uid, uids, sizeof(e->uid));
+	return true;
+}
+
+/*
+ * Who may own the ring at path, of process pid (from its file name; 0 when
+ * the name does not give one). An ordinary user's collector reads its own
+ * user's rings. A privileged one reads root's, and those of a user the
+ * process runs as or, once it has exited, was seen running as; and the one
+ * file --ring names, whoever owns it: the user chose that file.
+ */
+static void record_owners(struct recorder *rc, const char *path, int pid,
+			  struct reader_owners *ret)
+{
+	uint32_t uids[CREDS_UIDS];
+	struct stat st;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->pid = (uint32_t)pid;
+	if (!rc->privileged) {
+		reader_owners_add(ret, (uint32_t)getuid());
+		return;
+	}
+	ret->privileged = true;
+	reader_owners_add(ret, 0);
+	if (rc->o->ring && lstat(path, &st) == 0)
+		reader_owners_add(ret, (uint32_t)st.st_uid);
+	if (pid <= 0)
+		return;
+	if (record_see(rc, pid, uids)) {
+		for (int i = 0; i < CREDS_UIDS; i++)
+			reader_owners_add(ret, uids[i]);
+		return;
+	}
+	for (size_t i = 0; rc->seen && i < RECORD_SEEN_MAX && i < rc->nseen;
+	     i++)
+		if (rc->seen[i].pid == pid)
+			for (int k = 0; k < CREDS_UIDS; k++)
+				reader_owners_add(ret, rc->seen[i].uid[k]);
+}
+
+/* A ring of this recording refused: kept for its last line. */
+static void record_refuse(struct recorder *rc, const char *path,
+			  const struct reader_owners *ow)
+{
+	struct stat st;
+
+	if (rc->refused < RECORD_REFUSED_NAMED)
+		(void)snprintf(rc->refused_path[rc->refused],
+			       sizeof(rc->refused_path[0]), "%s", path);
+	rc->refused++;
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    !(st.st_mode & 077)) {
+		if (rc->refused > 1 && rc->refused_owner != st.st_uid)
+			rc->refused_owners = true;
+		rc->refused_owner = (uint32_t)st.st_uid;
+		if (ow->privileged)
+			rc->refused_foreign = true;
+	}
+}
+
+void record_say_refused(struct recorder *rc, bool empty)
+{
+	char names[RECORD_REFUSED_NAMED * 260] = "", who[64];
+	size_t at = 0;
+
+	if (!rc->refused)
+		return;
+	for (unsigned long i = 0; i < rc->refused && i < RECORD_REFUSED_NAMED;
+	     i++) {
+		int k = snprintf(names + at, sizeof(names) - at, "%s%s",
+				 i ? ", " : "", rc->refused_path[i]);
+
+		if (k < 0 || (size_t)k >= sizeof(names) - at)
+			break;
+		at += (size_t)k;
+	}
+	creds_user_name(rc->refused_owner, who, sizeof(who));
+	fprintf(stderr,
+		"profshim-collector: %s%lu ring%s of the recorded processes "
+		"%s not read and stay%s where %s: %s%s; ",
+		empty ? "nothing recorded: " : "", rc->refused,
+		rc->refused == 1 ? "" : "s", rc->refused == 1 ? "was" : "were",
+		rc->refused == 1 ? "s" : "", rc->refused == 1 ? "it is" :
+		"they are", names,
+		rc->refused > RECORD_REFUSED_NAMED ? ", ..." : "");
+	if (rc->refused_foreign)
+		fprintf(stderr, "a ring that is not its process's own (its "
+				"owner neither root nor a user the process runs "
+				"as, or its header naming another pid) is never "
+				"read; the lines above say whose it is; remove "
+				"it\n");
+	else if (rc->privileged)
+		fprintf(stderr, "the lines above say why\n");
+	else if (rc->refused_owner == 0 || rc->refused_owners)
+		fprintf(stderr, "run the collector as root (sudo) to read "
+				"%s\n", rc->refused == 1 ? "it" : "them");
+	else
+		fprintf(stderr, "run the collector as root (sudo), or as %s "
+				"(the user that owns %s)\n", who,
+			rc->refused == 1 ? "it" : "them");
 }
 
 static bool record_ignored(struct recorder *rc, const char *name)
@@ -129,6 +271,90 @@ static bool record_ring_name(const char *name)
 	return dots == 1 && p[-1] != '.';
 }
 
+void record_watch_start(struct recorder *rc)
+{
+	int fd;
+
+	if (!rc->privileged || rc->o->ring)
+		return;
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* The shim links each ring to its name (IN_CREATE), and hands it to
+	 * a new user before the process becomes that user (IN_ATTRIB). */
+	if (inotify_add_watch(fd, rc->o->shm_dir,
+			      IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
+		(void)close(fd);
+		return;
+	}
+	rc->watch = fd;
+}
+
+/* Whether uids holds uid. */
+static bool record_has_uid(const uint32_t uids[CREDS_UIDS], uint32_t uid)
+{
+	for (int i = 0; i < CREDS_UIDS; i++)
+		if (uids[i] == uid)
+			return true;
+	return false;
+}
+
+/* A ring just made or handed over: see its process now, and again soon
+ * when it does not run as the ring's owner yet. */
+static void record_watch_ring(struct recorder *rc, const char *name)
+{
+	char path[512];
+	uint32_t uids[CREDS_UIDS];
+	struct stat st;
+	int pid = record_name_pid(name);
+
+	if (!record_ring_name(name) || pid <= 0 || !record_see(rc, pid, uids))
+		return;
+	(void)snprintf(path, sizeof(path), "%s/%s", rc->o->shm_dir, name);
+	if (lstat(path, &st) < 0 || record_has_uid(uids, (uint32_t)st.st_uid) ||
+	    rc->npending == RECORD_PENDING_MAX)
+		return;
+	rc->pending[rc->npending++] = (struct record_pending){
+		.pid = pid, .owner = (uint32_t)st.st_uid,
+		.until = clock_now_ns() + RECORD_PENDING_NS};
+}
+
+void record_watch(struct recorder *rc)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	uint32_t uids[CREDS_UIDS];
+	uint64_t now;
+	ssize_t n;
+
+	if (rc->watch < 0)
+		return;
+	/* Bounded: a few reads of what is queued now. */
+	for (int turn = 0; turn < 8; turn++) {
+		n = read(rc->watch, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (ssize_t at = 0;
+		     at + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ev =
+				(const struct inotify_event *)(buf + at);
+
+			if (ev->len)
+				record_watch_ring(rc, ev->name);
+			at += (ssize_t)sizeof(*ev) + ev->len;
+		}
+	}
+	now = clock_now_ns();
+	for (size_t i = 0; i < rc->npending;) {
+		struct record_pending *p = &rc->pending[i];
+
+		if (!record_see(rc, p->pid, uids) ||
+		    record_has_uid(uids, p->owner) || now > p->until)
+			*p = rc->pending[--rc->npending];
+		else
+			i++;
+	}
+}
+
 /* The shim appends to the module map after dlopen: copy it when it grew. */
 static void record_refresh_modules(struct recorder *rc, struct attached *a)
 {
@@ -154,20 +380,25 @@ void record_printable(const char *src, char *dst, size_t len)
 static int record_attach(struct recorder *rc, const char *path,
 			 const char *name)
 {
+	struct reader_owners ow;
 	struct attached *a;
 	struct reader *r;
-	char err[200];
-	int pid, proc;
+	char err[512];
+	int pid, proc, npid = record_name_pid(name), e;
 
-	if (reader_open(path, &r, err, sizeof(err)) < 0) {
+	record_owners(rc, path, npid, &ow);
+	e = reader_open_owned(path, &ow, &r, err, sizeof(err));
+	if (e < 0) {
 		/* With --pid, rings of unrelated processes (another user's,
 		 * most often) are none of this recording's business. The
 		 * scan passes only names record_ring_name() accepts. */
 		if (!rc->o->pid || rc->o->ring ||
-		    record_descends(atoi(name + strlen("profshim.")),
-				    rc->o->pid))
+		    record_descends(npid, rc->o->pid)) {
 			fprintf(stderr, "profshim-collector: skipping %s: %s\n",
 				path, err);
+			if (e == -EPERM)
+				record_refuse(rc, path, &ow);
+		}
 		return -1;
 	}
 	pid = (int)reader_pid(r);

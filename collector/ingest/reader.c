@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,8 +96,77 @@ static const char *reader_check_header(const struct ring_header *h,
 	return NULL;
 }
 
-int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
-		   size_t errlen)
+void reader_owners_add(struct reader_owners *o, uint32_t uid)
+{
+	for (unsigned i = 0; i < o->n; i++)
+		if (o->uid[i] == uid)
+			return;
+	if (o->n < READER_OWNERS_MAX)
+		o->uid[o->n++] = uid;
+}
+
+/* " (name)" of uid, or "" when it has none. */
+static void reader_user(uint32_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *found = NULL;
+	char tmp[1024];
+
+	buf[0] = '\0';
+	if (getpwuid_r((uid_t)uid, &pw, tmp, sizeof(tmp), &found) == 0 && found)
+		(void)snprintf(buf, len, " (%s)", found->pw_name);
+}
+
+/*
+ * Whether st is a ring o allows; otherwise the reason, with what to do, in
+ * err. Regular file and mode first: those are wrong whoever reads.
+ */
+static bool reader_owner_ok(const struct stat *st,
+			    const struct reader_owners *o, char *err,
+			    size_t errlen)
+{
+	char who[80], list[160] = "";
+	size_t at = 0;
+
+	if (!S_ISREG(st->st_mode) || (st->st_mode & 077)) {
+		(void)snprintf(err, errlen,
+			       "not a private ring (owner %u, mode %03o; a "
+			       "ring is a regular file of mode 600)",
+			       (unsigned)st->st_uid,
+			       (unsigned)st->st_mode & 0777);
+		return false;
+	}
+	for (unsigned i = 0; i < o->n; i++)
+		if (st->st_uid == o->uid[i])
+			return true;
+	reader_user(st->st_uid, who, sizeof(who));
+	if (!o->privileged) {
+		(void)snprintf(err, errlen,
+			       "owned by uid %u%s, not by this collector's "
+			       "user (uid %u); run the collector as root or "
+			       "as the ring's owner",
+			       (unsigned)st->st_uid, who,
+			       o->n ? (unsigned)o->uid[0] : 0u);
+		return false;
+	}
+	for (unsigned i = 0; i < o->n && at < sizeof(list); i++) {
+		int k = snprintf(list + at, sizeof(list) - at, "%s%u",
+				 i ? ", " : "", (unsigned)o->uid[i]);
+
+		if (k < 0)
+			break;
+		at += (size_t)k;
+	}
+	(void)snprintf(err, errlen,
+		       "owned by uid %u%s, neither root nor a user process "
+		       "%u runs or ran as (uids %s): refused, another user "
+		       "may have planted it; remove it",
+		       (unsigned)st->st_uid, who, (unsigned)o->pid, list);
+	return false;
+}
+
+int reader_open_fd_owned(int fd, const char *name,
+			 const struct reader_owners *o, struct reader **ret,
+			 char *err, size_t errlen)
 {
 	struct reader *r = NULL;
 	struct stat st;
@@ -108,14 +178,8 @@ int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
 		(void)snprintf(err, errlen, "fstat: %s", strerror(errno));
 		return e;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != getuid() ||
-	    (st.st_mode & 077)) {
-		(void)snprintf(err, errlen,
-			       "not a private ring of this user (owner %u, "
-			       "mode %03o)",
-			       (unsigned)st.st_uid, (unsigned)st.st_mode & 0777);
+	if (!reader_owner_ok(&st, o, err, errlen))
 		return -EPERM;
-	}
 	if ((uint64_t)st.st_size < sizeof(struct ring_header)) {
 		(void)snprintf(err, errlen, "corrupt ring: truncated (%lld bytes)",
 			       (long long)st.st_size);
@@ -142,6 +206,14 @@ int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
 		(void)snprintf(err, errlen, "corrupt ring: %s", why);
 		goto fail;
 	}
+	if (o->pid && r->copy.pid != o->pid) {
+		e = -EPERM;
+		(void)snprintf(err, errlen,
+			       "its header names pid %u, its file name pid %u: "
+			       "refused, not the ring of the process it names",
+			       (unsigned)r->copy.pid, (unsigned)o->pid);
+		goto fail;
+	}
 	memcpy(r->exe, r->copy.exe, sizeof(r->exe));
 	r->exe[sizeof(r->exe) - 1] = '\0';
 	(void)snprintf(r->path, sizeof(r->path), "%s", name);
@@ -162,20 +234,51 @@ fail:
 	return e;
 }
 
-int reader_open(const char *path, struct reader **ret, char *err,
-		size_t errlen)
+/* The caller's own uid alone, any pid: an ordinary user's rule. */
+static void reader_owners_self(struct reader_owners *o)
+{
+	memset(o, 0, sizeof(*o));
+	reader_owners_add(o, (uint32_t)getuid());
+}
+
+int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
+		   size_t errlen)
+{
+	struct reader_owners o;
+
+	reader_owners_self(&o);
+	return reader_open_fd_owned(fd, name, &o, ret, err, errlen);
+}
+
+int reader_open_owned(const char *path, const struct reader_owners *o,
+		      struct reader **ret, char *err, size_t errlen)
 {
 	int fd, e;
 
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
+		struct stat st;
+
 		e = -errno;
-		(void)snprintf(err, errlen, "open: %s", strerror(errno));
+		/* Another user's ring: say whose, and what to do. */
+		if (e == -EACCES && lstat(path, &st) == 0 &&
+		    !reader_owner_ok(&st, o, err, errlen))
+			return -EPERM;
+		(void)snprintf(err, errlen, "open: %s", strerror(-e));
 		return e;
 	}
-	e = reader_open_fd(fd, path, ret, err, errlen);
+	e = reader_open_fd_owned(fd, path, o, ret, err, errlen);
 	(void)close(fd);
 	return e;
+}
+
+int reader_open(const char *path, struct reader **ret, char *err,
+		size_t errlen)
+{
+	struct reader_owners o;
+
+	reader_owners_self(&o);
+	return reader_open_owned(path, &o, ret, err, errlen);
 }
 
 void reader_close(struct reader *r)

@@ -50,20 +50,56 @@ struct reader_counters {
 	uint64_t unresolved_samples;  /* shared frames with a sample never read */
 };
 
+/* Owners a reader_owners may list: root, and the real, effective, saved
+ * and file-system uids of a process, and a few seen earlier. */
+#define READER_OWNERS_MAX 16
+
 /*
- * Map and validate the ring file at path. Only files owned by the caller's
- * uid with no group or other permission are accepted. On failure returns a
- * negative errno and writes a one-line reason to err.
+ * Whose rings may be read. A ring is a regular file of mode 0600 (no group
+ * or other permission) whose owner is one of uid[0..n). An ordinary user's
+ * collector lists its own uid alone; a privileged one (root, or with
+ * CAP_DAC_OVERRIDE) lists root and the users the process named in the
+ * ring runs or ran as, so a ring another user planted under that
+ * process's pid is refused. When pid is not 0, the ring's header must name
+ * that pid too (the pid of its file name).
  */
+struct reader_owners {
+	uint32_t pid;
+	bool privileged;      /* what a refusal tells to do */
+	unsigned n;
+	uint32_t uid[READER_OWNERS_MAX];
+};
+
+/* Add uid to o (once; silently not past READER_OWNERS_MAX). */
+void reader_owners_add(struct reader_owners *o, uint32_t uid);
+
+/*
+ * Map and validate the ring file at path, if its owner is one of o's
+ * (checked on the open file, before anything in it is read). On failure
+ * returns a negative errno (-EPERM: not a ring this collector may read) and
+ * writes a one-line reason to err, which for a refused owner says what to
+ * do.
+ */
+int reader_open_owned(const char *path, const struct reader_owners *o,
+		      struct reader **ret, char *err, size_t errlen);
+
+/* reader_open_owned() with the caller's own uid alone as the owner, and
+ * any pid. */
 int reader_open(const char *path, struct reader **ret, char *err,
 		size_t errlen);
 
 /*
- * The same for a ring file already open as fd (not closed here); `name` is
- * what reader_path() reports. Lets tests and fuzzers hand over memory files.
+ * reader_open() for a ring file already open as fd (not closed here);
+ * `name` is what reader_path() reports. Lets tests and fuzzers hand over
+ * memory files.
  */
 int reader_open_fd(int fd, const char *name, struct reader **ret, char *err,
 		   size_t errlen);
+
+/* reader_open_owned() for a ring file already open as fd. */
+int reader_open_fd_owned(int fd, const char *name,
+			 const struct reader_owners *o, struct reader **ret,
+			 char *err, size_t errlen);
 
 void reader_close(struct reader *r);
 

@@ -16,6 +16,13 @@
 
 #define CLI_PROG "profshim-collector"
 #define CLI_EXIT_USAGE 2
+/*
+ * Exit status of `profshim-collector record --pid` that read nothing (no
+ * request, no sample) and refused rings of the processes it recorded: the
+ * profile is written, empty, and the line before says which rings and
+ * what to do. `profshim run` reports it as its own failure.
+ */
+#define CLI_EXIT_UNREAD 3
 
 /* One command line's voice. */
 struct cli {

@@ -5,7 +5,10 @@
  * The socket lives in a directory of mode 0700 owned by the user
  * ($XDG_RUNTIME_DIR/profshim/ or /tmp/profshim-<uid>/), and the server also
  * checks each peer's uid with SO_PEERCRED: only the collector's own user
- * gets in. PROFSHIM_SOCKET or --socket names another path.
+ * and root get in (root may read and stop the process anyway; so root can
+ * query a collector run as www-data, and `profshim run` started by root
+ * one it runs as another user). PROFSHIM_SOCKET or --socket names another
+ * path.
  *
  * Protocol: the client sends one line ("dump\t<endpoint>\t<function>",
  * "reset", "save\t<absolute path>"); the server answers "ok\n" followed by

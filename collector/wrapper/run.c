@@ -78,7 +78,8 @@ const char run_usage[] =
 	"(build tree or installed layout); PROFSHIM_LIB and PROFSHIM_COLLECTOR\n"
 	"name them instead.\n"
 	"\n"
-	"exit status: SERVER's; 1 profshim failed (no profile written, a file\n"
+	"exit status: SERVER's; 1 profshim failed (no profile written, nothing\n"
+	"recorded because the collector could not read SERVER's rings, a file\n"
 	"not found; SERVER's status wins when it is not 0); 2 bad usage;\n"
 	"126 SERVER cannot be executed; 127 SERVER not found\n";
 
@@ -456,16 +457,24 @@ static int run_wait_collector(struct run_state *s)
 	return RUN_ON;
 }
 
-/* The HTML report beside the profile; the exit status: the server's, or
- * 1 when it was 0 and profshim failed. */
+/*
+ * The HTML report beside the profile; the exit status: the server's, or 1
+ * when it was 0 and profshim failed. A collector that could not read the
+ * server's rings (CLI_EXIT_UNREAD) wrote an empty profile and named the
+ * rings, which stay in /dev/shm: the one who can read them may still (they
+ * belong to the user the server ran as, whom profshim could not act for);
+ * profshim says nothing was recorded and fails.
+ */
 static int run_report(struct run_state *s)
 {
 	const struct run_opts *o = s->o;
 	struct run_paths *p = s->p;
 	int status = run_status(s->st), rst = 0, r;
+	bool unread = WIFEXITED(s->cst) &&
+		      WEXITSTATUS(s->cst) == CLI_EXIT_UNREAD;
 	pid_t rep;
 
-	if (!WIFEXITED(s->cst) || WEXITSTATUS(s->cst) != 0 ||
+	if (!WIFEXITED(s->cst) || (WEXITSTATUS(s->cst) != 0 && !unread) ||
 	    access(o->out, R_OK) < 0) {
 		fprintf(stderr, "profshim: no profile written to %s (collector "
 				"exit status %d)\n", o->out,
@@ -484,6 +493,13 @@ static int run_report(struct run_state *s)
 		fprintf(stderr, "profshim: profile in %s; the HTML report could "
 				"not be written to %s%s%s\n", o->out, p->html,
 			r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		return status ? status : 1;
+	}
+	if (unread) {
+		fprintf(stderr, "profshim: nothing recorded: the collector "
+				"could not read the server's rings (the line "
+				"above names them and says what to do); %s and "
+				"%s are empty\n", o->out, p->html);
 		return status ? status : 1;
 	}
 	fprintf(stderr, "profshim: profile in %s, HTML report in %s\n", o->out,

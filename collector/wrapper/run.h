@@ -20,7 +20,8 @@
  *
  * Exit status: the server's (128 + N when signal N killed it); 1 when
  * profshim could not do its part (a file not found, the collector failed, no
- * profile written; the server's own status wins when it is not 0); 2 bad
+ * profile written, nothing recorded because the collector could not read
+ * the server's rings; the server's own status wins when it is not 0); 2 bad
  * usage; 127 SERVER not found, 126 SERVER could not be executed.
  */
 #ifndef PROFSHIM_RUN_H

@@ -32,8 +32,10 @@ def servers():
     yield started
     for s in started:
         s.stop()
-        # Rings no collector drained (the test ran none, or it failed).
-        remove_rings(s.pid)
+        # Rings no collector drained (the test ran none, or it failed):
+        # the server's and its workers'.
+        for pid in s.tree:
+            remove_rings(pid)
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ static inline void fx_setup(struct fixture *f, uint64_t size, unsigned max_ep,
 	cfg.ring_size = size;
 	cfg.max_endpoints = max_ep;
 	cfg.max_depth = RING_MAX_FRAMES;
-	e = ring_create(&cfg, "/usr/local/bin/test-server", &f->h);
+	e = ring_create(&cfg, "/usr/local/bin/test-server", &f->h, NULL);
 	if (e < 0) {
 		printf("Bail out! ring_create: %s\n", strerror(-e));
 		exit(1);

@@ -742,8 +742,9 @@ def test_collector_reads_only_private_regular_rings(intact, tmp_path):
 
 
 def test_collector_skips_rings_of_other_users(intact, tmp_path):
-    """A ring owned by another uid is never read (CI runs as root, which is
-    what it takes to make a file another user owns)."""
+    """A ring owned by another uid than root and its process's users is
+    never read (CI runs as root, which is what it takes to make a file
+    another user owns)."""
     if os.geteuid() != 0:
         pytest.fail("making a file another user owns needs root; run as "
                     "root (CI does)")
@@ -759,7 +760,9 @@ def test_collector_skips_rings_of_other_users(intact, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = _skip_lines(r.stderr, foreign)
     assert len(lines) == 1, r.stderr
-    assert "not a private ring of this user (owner 65534" in lines[0]
+    # Its process has exited without being seen: only root's ring of it
+    # would be read.
+    assert "owned by uid 65534" in lines[0] and "refused" in lines[0], lines
     assert foreign.exists()
     assert hu.load_profile(out)["data"] == {}
     # Recording one process tree, other processes' rings are not its
@@ -775,6 +778,53 @@ def test_collector_skips_rings_of_other_users(intact, tmp_path):
     assert r.returncode == 0, r.stderr
     assert _skip_lines(r.stderr, foreign) == [], r.stderr
     assert foreign.exists()
+
+
+def test_root_reads_a_ring_only_from_its_process_user(intact, tmp_path):
+    """A root collector reads another user's ring when that user is the one
+    the process named in it runs as; the same bytes under the pid of a
+    process running as root, or with a header naming another pid than the
+    file name, are refused in one line each and never read or removed."""
+    if os.geteuid() != 0:
+        pytest.fail("making a file another user owns needs root; run as "
+                    "root (CI does)")
+    good, _ = intact
+    shm = tmp_path / "shm"
+    shm.mkdir(mode=0o700)
+    nobody = subprocess.Popen(["sleep", "30"], user=65534, group=65534,
+                              extra_groups=[])
+    rooted = subprocess.Popen(["sleep", "30"])
+    try:
+        files = {}
+        for name, pid, header_pid in [
+                ("own", nobody.pid, nobody.pid),
+                ("planted", rooted.pid, rooted.pid),
+                ("liar", nobody.pid, rooted.pid)]:
+            ring = good.copy()
+            ring.set_header("pid", header_pid)
+            path = shm / f"profshim.{pid}.{len(files)}"
+            hu.write_ring(path, ring.b)
+            os.chown(path, 65534, 65534)
+            files[name] = (path, bytes(ring.b))
+        out = tmp_path / "out.json"
+        r = hu.run_collector(["record", "--shm-dir", shm, "--duration", "1",
+                              "--out", out, "--socket", tmp_path / "s.sock"])
+    finally:
+        for p in (nobody, rooted):
+            p.kill()
+            p.wait()
+    assert r.returncode == 0, r.stderr
+    assert _skip_lines(r.stderr, files["own"][0]) == [], r.stderr
+    planted = _skip_lines(r.stderr, files["planted"][0])
+    assert len(planted) == 1, r.stderr
+    assert "owned by uid 65534" in planted[0] and "refused" in planted[0]
+    liar = _skip_lines(r.stderr, files["liar"][0])
+    assert len(liar) == 1 and f"header names pid {rooted.pid}" in liar[0], \
+        r.stderr
+    assert calls_by_endpoint(hu.load_profile(out)) == INTACT_COUNTS
+    for name in ("planted", "liar"):
+        path, data = files[name]
+        assert path.read_bytes() == data, name
 
 
 def _start_collector(argv, env=None):

@@ -6,12 +6,13 @@ sys.path):
   environments processes start in (clean_env, shim_env, user_env);
 - net: ports and clients (free_port, wait_port, keepalive, raw_exchange...);
 - processes: Server, Collector, start_cpuserver, record_cpuserver, calls...;
-- nginx, pprof: nginx as a server under test, `go tool pprof`;
+- nginx, apache, pprof: nginx and Apache as servers under test, `go tool
+  pprof`;
 - rings: the ring layout as ctypes structures, real rings to corrupt, and
   the sanitizer build of the collector (the hostile-input tests).
 
-The names most tests use are exported here; nginx, pprof and rings are
-imported by the tests that need them.
+The names most tests use are exported here; nginx, apache, pprof and rings
+are imported by the tests that need them.
 """
 from .env import (ASAN, BUILD, COLLECTOR, CPUSERVER, PRELOAD,
                   PROFILING_VARS, PYTHON, ROOT, SHIM, clean_env, shim_env,

@@ -10,13 +10,18 @@ import tempfile
 import time
 
 from .env import COLLECTOR, CPUSERVER, shim_env
-from .net import free_port, keepalive, wait_connections_closed, wait_port
+from .net import (free_port, keepalive, process_tree,
+                  wait_connections_closed, wait_port)
 
 
 class Server:
     """A server process; stopped (and reaped) at the end of the test."""
 
-    def __init__(self, argv, env, port, cwd=None, stop_signal=signal.SIGTERM):
+    def __init__(self, argv, env, port, cwd=None, stop_signal=signal.SIGTERM,
+                 new_session=False):
+        """`new_session`: a session (and process group) of its own, for a
+        server that signals its whole group (Apache's prefork stops its
+        children with killpg)."""
         self.port = port
         self.stop_signal = stop_signal
         # Output to files: a chatty server (one log line per request)
@@ -25,9 +30,15 @@ class Server:
         self._err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [str(a) for a in argv], env=env, cwd=cwd,
-            stdout=self._out, stderr=self._err, text=True)
+            stdout=self._out, stderr=self._err, text=True,
+            start_new_session=new_session)
         self.pid = self.proc.pid
         self._stderr = None
+        # Called once the server has stopped (a helper's files, say).
+        self.cleanup = []
+        # The server's processes when it was stopped: whose rings a
+        # failed test may have left (the servers fixture removes them).
+        self.tree = [self.pid]
         wait_port(port, self.proc)
 
     def get(self, path, method="GET", body=None, headers=None):
@@ -50,6 +61,7 @@ class Server:
         makes the counts the tests assert deterministic."""
         if self.proc.poll() is None:
             wait_connections_closed(self.pid)
+            self.tree = process_tree(self.pid)
             self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(timeout=20)
@@ -61,6 +73,8 @@ class Server:
             self._stderr = self._err.read()
             self._out.close()
             self._err.close()
+        while self.cleanup:
+            self.cleanup.pop()()
         return self._stderr
 
 
@@ -82,11 +96,13 @@ class Collector:
     """A running `profshim-collector record` with its own control socket."""
 
     def __init__(self, tmp_path, pid=None, extra=(), binary=COLLECTOR,
-                 env=None):
+                 env=None, prefix=()):
+        """`prefix` goes before the command (setpriv, to run it as
+        another user)."""
         self.tmp = tmp_path
         self.sock = str(tmp_path / "collector.sock")
         self.out = tmp_path / "profile.json"
-        argv = [str(binary), "record", "--out", str(self.out),
+        argv = [*prefix, str(binary), "record", "--out", str(self.out),
                 "--socket", self.sock]
         if pid:
             argv += ["--pid", str(pid)]

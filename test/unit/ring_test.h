@@ -271,6 +271,20 @@ static inline int put_sample(struct ring_header *h, uint64_t req_id,
 				 0, 0, ret_pos);
 }
 
+/* The name in endpoint slot idx of h's table, "(not ready)" for a slot
+ * not (yet) holding one. */
+static inline const char *ring_test_slot_name(const struct ring_header *h,
+					      uint32_t idx)
+{
+	const struct ring_endpoint *eps =
+		(const struct ring_endpoint *)((const uint8_t *)h +
+					       h->endpoints_off);
+
+	if (idx >= h->endpoints_cap || eps[idx].state != RING_EP_READY)
+		return "(not ready)";
+	return eps[idx].name;
+}
+
 /*
  * check.h counts tests and failures in each file that includes it: main()
  * (test_ring.c) runs the tests of the other files through these, which

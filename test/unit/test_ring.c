@@ -279,17 +279,6 @@ static void test_shared_frames(void)
 /* e. Endpoint table                                                        */
 /* ------------------------------------------------------------------------ */
 
-static const char *ep_name(const struct ring_header *h, uint32_t idx)
-{
-	const struct ring_endpoint *eps =
-		(const struct ring_endpoint *)((const uint8_t *)h +
-					       h->endpoints_off);
-
-	if (idx >= h->endpoints_cap || eps[idx].state != RING_EP_READY)
-		return "(not ready)";
-	return eps[idx].name;
-}
-
 static void test_endpoints(void)
 {
 	struct fixture f;
@@ -302,7 +291,7 @@ static void test_endpoints(void)
 		(void)snprintf(name, sizeof(name), "GET /api/%d", i);
 		idx[i] = ep_intern(f.h, name, 10);
 		CHECK(idx[i] < f.h->endpoints_cap);
-		CHECK_STR(ep_name(f.h, idx[i]), name);
+		CHECK_STR(ring_test_slot_name(f.h, idx[i]), name);
 		for (int j = 0; j < i; j++)
 			CHECK(idx[j] != idx[i]);
 	}
@@ -315,7 +304,7 @@ static void test_endpoints(void)
 	/* Beyond the limit: OTHER, counted. */
 	other = ep_intern(f.h, "GET /api/10", 10);
 	CHECK(other < f.h->endpoints_cap);
-	CHECK_STR(ep_name(f.h, other), "OTHER");
+	CHECK_STR(ring_test_slot_name(f.h, other), "OTHER");
 	for (int i = 0; i < 10; i++)
 		CHECK(idx[i] != other);
 	CHECK_EQ(f.h->overflow_endpoints, 1);
@@ -357,13 +346,13 @@ static void test_endpoints(void)
 		ia = ep_intern(f.h, a, 100);
 		ia2 = ep_intern(f.h, a, 100);
 		CHECK_EQ(ia, ia2);
-		CHECK_EQ(strlen(ep_name(f.h, ia)), RING_ENDPOINT_NAME_MAX - 1);
+		CHECK_EQ(strlen(ring_test_slot_name(f.h, ia)), RING_ENDPOINT_NAME_MAX - 1);
 		/* A name that is a prefix of another is distinct. */
 		memcpy(b, a, 50);
 		b[50] = '\0';
 		ib = ep_intern(f.h, b, 100);
 		CHECK(ib != ia);
-		CHECK_STR(ep_name(f.h, ib), b);
+		CHECK_STR(ring_test_slot_name(f.h, ib), b);
 		CHECK_EQ(ep_intern(f.h, "", 100), ep_intern(f.h, "", 100));
 	}
 	fx_teardown(&f);
@@ -385,7 +374,7 @@ static void test_endpoint_own(void)
 	own = false;
 	a = ring_endpoint_own(f.h, "GET /a", 6, 2, &own);
 	CHECK(own);
-	CHECK_STR(ep_name(f.h, a), "GET /a");
+	CHECK_STR(ring_test_slot_name(f.h, a), "GET /a");
 	own = false;
 	a2 = ring_endpoint_own(f.h, "GET /a", 6, 2, &own);
 	CHECK(own);
@@ -398,7 +387,7 @@ static void test_endpoint_own(void)
 	own = true;
 	other = ring_endpoint_own(f.h, "GET /c", 6, 2, &own);
 	CHECK(!own);
-	CHECK_STR(ep_name(f.h, other), "OTHER");
+	CHECK_STR(ring_test_slot_name(f.h, other), "OTHER");
 	CHECK_EQ(f.h->overflow_endpoints, 1);
 	own = true;
 	CHECK_EQ(ring_endpoint_own(f.h, "GET /c", 6, 2, &own), other);
@@ -483,7 +472,7 @@ static void test_endpoints_concurrent(void)
 				uint32_t idx = race[i].got[k];
 
 				/* The slot holds this very name... */
-				if (strcmp(ep_name(f.h, idx), ep_names[k]) != 0)
+				if (strcmp(ring_test_slot_name(f.h, idx), ep_names[k]) != 0)
 					bad++;
 				/* ...and no other name was given that slot. */
 				for (int j = 0; j < EP_THREADS; j++)

@@ -16,17 +16,6 @@
 /* h. Endpoint admission                                                    */
 /* ------------------------------------------------------------------------ */
 
-static const char *slot_name(const struct ring_header *h, uint32_t idx)
-{
-	const struct ring_endpoint *eps =
-		(const struct ring_endpoint *)((const uint8_t *)h +
-					       h->endpoints_off);
-
-	if (idx >= h->endpoints_cap || eps[idx].state != RING_EP_READY)
-		return "(not ready)";
-	return eps[idx].name;
-}
-
 /*
  * One request for `name` answered `status`, as conn.c accounts it: the
  * index its record carries. *ret_deferred says whether the name waited
@@ -42,12 +31,12 @@ static uint32_t request(struct ring_header *h, const char *name,
 	if (ret_deferred)
 		*ret_deferred = idx == RING_ENDPOINT_DEFER;
 	if (idx != RING_ENDPOINT_DEFER) {
-		if (own != (strcmp(slot_name(h, idx), name) == 0))
+		if (own != (strcmp(ring_test_slot_name(h, idx), name) == 0))
 			printf("# %s: own says %d\n", name, own);
 		return idx;
 	}
 	idx = ring_endpoint_admit(h, name, len, status, max, &own);
-	if (own != (strcmp(slot_name(h, idx), name) == 0))
+	if (own != (strcmp(ring_test_slot_name(h, idx), name) == 0))
 		printf("# %s: own says %d after admission\n", name, own);
 	return idx;
 }
@@ -56,7 +45,7 @@ static uint32_t request(struct ring_header *h, const char *name,
 static bool counted_as_itself(struct ring_header *h, const char *name,
 			      unsigned status, unsigned max)
 {
-	return strcmp(slot_name(h, request(h, name, status, max, NULL)),
+	return strcmp(ring_test_slot_name(h, request(h, name, status, max, NULL)),
 		      name) == 0;
 }
 
@@ -85,18 +74,17 @@ static void scan_name(char *buf, size_t size, uint64_t x)
  * names answered 4xx twice, rounded so that a cap of 1 still admits. */
 static void test_admit_limits(void)
 {
-	CHECK_EQ(RING_FREE_LIMIT(1), 1);
-	CHECK_EQ(RING_4XX_LIMIT(1), 1);
-	CHECK_EQ(RING_FREE_LIMIT(2), 1);
-	CHECK_EQ(RING_4XX_LIMIT(2), 2);
-	CHECK_EQ(RING_FREE_LIMIT(10), 5);
-	CHECK_EQ(RING_4XX_LIMIT(10), 8);
-	CHECK_EQ(RING_FREE_LIMIT(100), 50);
-	CHECK_EQ(RING_4XX_LIMIT(100), 75);
-	CHECK_EQ(RING_FREE_LIMIT(1000), 500);
-	CHECK_EQ(RING_4XX_LIMIT(1000), 750);
-	CHECK_EQ(RING_FREE_LIMIT(65536), 32768);
-	CHECK_EQ(RING_4XX_LIMIT(65536), 49152);
+	static const struct {
+		unsigned cap, free_limit, limit_4xx;
+	} cases[] = {
+		{1, 1, 1},	  {2, 1, 2},	     {10, 5, 8},
+		{100, 50, 75},	  {1000, 500, 750},  {65536, 32768, 49152},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_EQ(RING_FREE_LIMIT(cases[i].cap), cases[i].free_limit);
+		CHECK_EQ(RING_4XX_LIMIT(cases[i].cap), cases[i].limit_4xx);
+	}
 }
 
 /* Each rule in turn, with a cap of 10: 5 names at first sight, up to 8
@@ -114,7 +102,7 @@ static void test_admit_rules(void)
 		(void)snprintf(name, sizeof(name), "GET /first/%c", 'a' + i);
 		idx = request(f.h, name, 404, 10, &deferred);
 		CHECK(!deferred);
-		CHECK_STR(slot_name(f.h, idx), name);
+		CHECK_STR(ring_test_slot_name(f.h, idx), name);
 	}
 	CHECK_EQ(used(f.h), 5);
 	/* Half full: a new name waits, and nothing is interned or counted. */
@@ -126,24 +114,24 @@ static void test_admit_rules(void)
 	/* Known names are still found at their line. */
 	idx = ring_endpoint_line(f.h, "GET /first/c", 12, 10, &own);
 	CHECK(own);
-	CHECK_STR(slot_name(f.h, idx), "GET /first/c");
+	CHECK_STR(ring_test_slot_name(f.h, idx), "GET /first/c");
 	/* Answered 200: admitted with its first request. */
 	idx = ring_endpoint_admit(f.h, "GET /new", 8, 200, 10, &own);
 	CHECK(own);
-	CHECK_STR(slot_name(f.h, idx), "GET /new");
+	CHECK_STR(ring_test_slot_name(f.h, idx), "GET /new");
 	CHECK_EQ(used(f.h), 6);
 	CHECK_EQ(ring_endpoint_line(f.h, "GET /new", 8, 10, &own), idx);
 	CHECK(own);
 	/* Answered 404 once: OTHER, counted; the second time: admitted. */
 	idx = request(f.h, "GET /missing", 404, 10, &deferred);
 	CHECK(deferred);
-	CHECK_STR(slot_name(f.h, idx), "OTHER");
+	CHECK_STR(ring_test_slot_name(f.h, idx), "OTHER");
 	CHECK_EQ(f.h->overflow_endpoints, 1);
 	CHECK_EQ(used(f.h), 6);
 	other = idx;
 	idx = request(f.h, "GET /missing", 404, 10, &deferred);
 	CHECK(deferred);
-	CHECK_STR(slot_name(f.h, idx), "GET /missing");
+	CHECK_STR(ring_test_slot_name(f.h, idx), "GET /missing");
 	CHECK_EQ(f.h->overflow_endpoints, 1);
 	CHECK_EQ(used(f.h), 7);
 	/* No status (closed before an answer) counts as 4xx. */
@@ -230,7 +218,7 @@ static void test_admit_long_name(void)
 		 RING_ENDPOINT_DEFER);
 	idx = ring_endpoint_admit(f.h, a, strlen(a), 200, 2, &own);
 	CHECK(own);
-	CHECK_EQ(strlen(slot_name(f.h, idx)), RING_ENDPOINT_NAME_MAX - 1);
+	CHECK_EQ(strlen(ring_test_slot_name(f.h, idx)), RING_ENDPOINT_NAME_MAX - 1);
 	CHECK_EQ(ring_endpoint_line(f.h, a, strlen(a), 2, &own), idx);
 	CHECK(own);
 	fx_teardown(&f);
@@ -267,9 +255,9 @@ static uint32_t scan_and_serve(unsigned max, const char *order, int reals,
 					  mix64(seed + (uint64_t)i));
 				idx = request(f.h, name, 404, max, NULL);
 				total++;
-				if (strcmp(slot_name(f.h, idx), "OTHER") == 0)
+				if (strcmp(ring_test_slot_name(f.h, idx), "OTHER") == 0)
 					other_calls++;
-				else if (strcmp(slot_name(f.h, idx), name) == 0)
+				else if (strcmp(ring_test_slot_name(f.h, idx), name) == 0)
 					named_scan++;
 			}
 			continue;
@@ -280,7 +268,7 @@ static uint32_t scan_and_serve(unsigned max, const char *order, int reals,
 					      NULL);
 				total++;
 				want_real++;
-				if (strcmp(slot_name(f.h, idx),
+				if (strcmp(ring_test_slot_name(f.h, idx),
 					   real_names[r]) == 0)
 					own_calls[r]++;
 			}
@@ -378,7 +366,7 @@ static void *admit_thread(void *arg)
 
 		scan_name(name, sizeof(name), (x >> 8) % ADMIT_NAMES);
 		idx = request(a->h, name, status, 100, NULL);
-		got = slot_name(a->h, idx);
+		got = ring_test_slot_name(a->h, idx);
 		if (strcmp(got, name) == 0)
 			a->own++;
 		else if (strcmp(got, "OTHER") == 0)

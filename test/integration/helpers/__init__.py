@@ -17,7 +17,7 @@ are imported by the tests that need them.
 from .env import (ASAN, BUILD, COLLECTOR, CPUSERVER, PRELOAD,
                   PROFILING_VARS, PYTHON, ROOT, SHIM, clean_env, shim_env,
                   user_env)
-from .net import (free_port, keepalive, open_connections,
+from .net import (free_port, in_threads, keepalive, open_connections,
                   parallel_keepalive, process_tree, raw_exchange,
                   wait_connections_closed, wait_port)
 from .processes import (Collector, Server, calls, dump_json,
@@ -38,6 +38,7 @@ __all__ = [
     "shim_env",
     "user_env",
     "free_port",
+    "in_threads",
     "keepalive",
     "open_connections",
     "parallel_keepalive",

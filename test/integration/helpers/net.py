@@ -102,25 +102,35 @@ def keepalive(port, requests, server_pid=None):
     return statuses
 
 
-def parallel_keepalive(port, n_clients, reqs):
-    """n_clients threads each send reqs over a keep-alive connection of
-    their own; every response must be 200."""
+def in_threads(fn, args_list):
+    """Run fn(*args) in a thread for each args of args_list, wait for all,
+    and raise the first exception any of them raised."""
     import threading
 
     errors = []
 
-    def client():
+    def run(args):
         try:
-            assert keepalive(port, reqs) == [200] * len(reqs)
+            fn(*args)
         except Exception as e:  # reported by the calling thread
             errors.append(e)
 
-    ts = [threading.Thread(target=client) for _ in range(n_clients)]
+    ts = [threading.Thread(target=run, args=(a,)) for a in args_list]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    assert not errors, errors
+    if errors:
+        raise errors[0]
+
+
+def parallel_keepalive(port, n_clients, reqs):
+    """n_clients threads each send reqs over a keep-alive connection of
+    their own; every response must be 200."""
+    def client():
+        assert keepalive(port, reqs) == [200] * len(reqs)
+
+    in_threads(client, [()] * n_clients)
 
 
 def raw_exchange(port, payload, timeout=30):

@@ -2,10 +2,9 @@
 file (sendfile) and `return` locations, keep-alive, pipelining and POST
 bodies with Content-Length and chunked coding."""
 import os
-import threading
 
-from helpers import (Collector, calls, dump_json, keepalive, raw_exchange,
-                     shim_env)
+from helpers import (Collector, calls, dump_json, in_threads, keepalive,
+                     raw_exchange, shim_env)
 from helpers.nginx import start_nginx, worker_pids
 
 
@@ -32,38 +31,28 @@ def chunked_body(parts):
 def drive(port):
     """Send a known mix; returns the expected calls per endpoint."""
     expected = {"GET /ok": 0, "GET /static/index.html": 0, "POST /upload": 0}
-    errors = []
 
     def client(k):
-        try:
-            reqs = []
-            for i in range(10):
-                reqs.append(("GET", "/ok", None, None))
-                reqs.append(("GET", "/static/index.html", None, None))
-                reqs.append(("POST", "/upload", b"x" * (100 + i * 37),
-                             {"Content-Type": "text/plain"}))
-            assert keepalive(port, reqs) == [200, 200, 201] * 10
-            out = raw_exchange(port, pipelined(5))
-            assert out.count(b"HTTP/1.1 200") == 11, out[:300]
-            assert out.count(b"HTTP/1.1 201") == 5
-            body = chunked_body([b"hello", b"x" * 3000, b"world"])
-            out = raw_exchange(
-                port, b"POST /upload HTTP/1.1\r\nHost: t\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n" + body +
-                b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            assert out.count(b"HTTP/1.1 201") == 1, out[:300]
-            assert out.count(b"HTTP/1.1 200") == 1
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
+        reqs = []
+        for i in range(10):
+            reqs.append(("GET", "/ok", None, None))
+            reqs.append(("GET", "/static/index.html", None, None))
+            reqs.append(("POST", "/upload", b"x" * (100 + i * 37),
+                         {"Content-Type": "text/plain"}))
+        assert keepalive(port, reqs) == [200, 200, 201] * 10
+        out = raw_exchange(port, pipelined(5))
+        assert out.count(b"HTTP/1.1 200") == 11, out[:300]
+        assert out.count(b"HTTP/1.1 201") == 5
+        body = chunked_body([b"hello", b"x" * 3000, b"world"])
+        out = raw_exchange(
+            port, b"POST /upload HTTP/1.1\r\nHost: t\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + body +
+            b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert out.count(b"HTTP/1.1 201") == 1, out[:300]
+        assert out.count(b"HTTP/1.1 200") == 1
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    n = len(threads)
+    n = 12
+    in_threads(client, [(k,) for k in range(n)])
     expected["GET /ok"] = n * (10 + 5 + 1 + 1)
     expected["GET /static/index.html"] = n * (10 + 5)
     expected["POST /upload"] = n * (10 + 5 + 1)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import COLLECTOR, PRELOAD, Collector, dump_json, shim_env
+from helpers import (COLLECTOR, PRELOAD, Collector, dump_json, in_threads,
+                     shim_env)
 from helpers.net import free_port
 from helpers.processes import Server
 
@@ -233,41 +234,31 @@ def drive(port):
     seen = collections.Counter()
     statuses = collections.defaultdict(collections.Counter)
     lock = threading.Lock()
-    errors = []
 
     def client(k):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            for i in range(30):
-                reqs = [("GET", f"/users/{k * 1000 + i}", None,
-                         "GET /users/:id"),
-                        ("GET", "/cpu.php", None, "GET /cpu.php")]
-                if i % 5 == 0:
-                    reqs.append(("POST", f"/users/{i}", b"{\"a\": 1}" * 40,
-                                 "POST /users/:id"))
-                if i % 10 == 0:
-                    reqs.append(("GET", "/users/nobody", None,
-                                 "GET /users/nobody"))
-                    reqs.append(("GET", "/cpu.php?profile=1", None,
-                                 "GET /cpu.php"))
-                for method, path, body, ep in reqs:
-                    conn.request(method, path, body=body)
-                    r = conn.getresponse()
-                    r.read()
-                    with lock:
-                        seen[ep] += 1
-                        statuses[ep][r.status] += 1
-            conn.close()
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(30):
+            reqs = [("GET", f"/users/{k * 1000 + i}", None,
+                     "GET /users/:id"),
+                    ("GET", "/cpu.php", None, "GET /cpu.php")]
+            if i % 5 == 0:
+                reqs.append(("POST", f"/users/{i}", b"{\"a\": 1}" * 40,
+                             "POST /users/:id"))
+            if i % 10 == 0:
+                reqs.append(("GET", "/users/nobody", None,
+                             "GET /users/nobody"))
+                reqs.append(("GET", "/cpu.php?profile=1", None,
+                             "GET /cpu.php"))
+            for method, path, body, ep in reqs:
+                conn.request(method, path, body=body)
+                r = conn.getresponse()
+                r.read()
+                with lock:
+                    seen[ep] += 1
+                    statuses[ep][r.status] += 1
+        conn.close()
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    in_threads(client, [(k,) for k in range(3)])
     return dict(seen), statuses
 
 

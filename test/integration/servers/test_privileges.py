@@ -20,13 +20,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from helpers import (BUILD, COLLECTOR, CPUSERVER, PYTHON, Collector, Server,
-                     keepalive, remove_rings, shim_env, user_env,
+                     in_threads, keepalive, remove_rings, shim_env, user_env,
                      wait_connections_closed, wait_port)
 from helpers import rings as hu
 from helpers.apache import access_counts, start_apache
@@ -90,21 +89,11 @@ def drive(port, clients=6, rounds=25, mix=NGINX_MIX, ok=(200, 200, 201)):
     """`clients` keep-alive connections at once, each sending `mix`
     `rounds` times; returns the requests sent per endpoint (every response
     checked)."""
-    errors = []
 
     def client():
-        try:
-            assert keepalive(port, mix * rounds) == list(ok) * rounds
-        except Exception as e:  # reported by the calling thread
-            errors.append(e)
+        assert keepalive(port, mix * rounds) == list(ok) * rounds
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    in_threads(client, [()] * clients)
     return {f"{m} {p}": clients * rounds for m, p, _, _ in mix}
 
 

@@ -14,8 +14,8 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from helpers import (CPUSERVER, Collector, Server, calls, dump_json,
-                     free_port, keepalive, shim_env, wait_connections_closed)
+from helpers import (Collector, calls, dump_json, keepalive, shim_env,
+                     start_cpuserver, wait_connections_closed)
 from helpers import rings as hu
 from helpers.nginx import start_nginx, worker_pids
 from helpers.rings import RingHeader
@@ -176,16 +176,6 @@ def ring_header(pid):
     paths = hu.rings_of(pid)
     assert len(paths) == 1, paths
     return RingHeader.from_buffer_copy(Path(paths[0]).read_bytes())
-
-
-def start_cpuserver(servers, collectors, tmp_path, **settings):
-    port = free_port()
-    srv = Server([CPUSERVER, port], shim_env(ENABLE_PROFILING="true",
-                                             **settings), port)
-    servers.append(srv)
-    col = Collector(tmp_path, pid=srv.pid)
-    collectors.append(col)
-    return srv, col
 
 
 def test_cpuserver_scan_counts_in_the_header(servers, collectors, tmp_path):

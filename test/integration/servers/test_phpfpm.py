@@ -313,20 +313,21 @@ def test_php_fpm_counts_like_nginx(servers, collectors, site, keep_conn):
     assert fpm.pid not in pids and pids, fpm_prof["processes"]
     for p in fpm_prof["processes"]:
         assert p["ppid"] == fpm.pid
-    # Timed from the read of FCGI_BEGIN_REQUEST to the write of
-    # FCGI_END_REQUEST: the CPU script's 4 ms should be inside. (Not
-    # compared with nginx's time: the end is read after php-fpm's write
-    # returns, and nginx may have answered its client by then.) Known gap:
-    # behind nginx, a few of 99 requests (3 in several runs) are timed
-    # 0.2-0.4 ms short of the 4 ms php-fpm's own log gives them; not yet
-    # explained (it does not happen with a plain FastCGI client).
-    cpu = fpm_prof["data"]["GET /cpu.php"]
-    if cpu["min_time"] < 0.004:
-        pytest.xfail(f"php-fpm request timed short: {cpu['min_time']}")
         assert p["exe"].endswith("php-fpm8.2"), p
     # PHP installs its own SIGPROF handler at every request (Zend signal
     # handling), so the shim stands aside in php-fpm's workers: requests
     # are counted and timed, their stacks not sampled (doc/limits.md).
+    # Timed from the read of FCGI_BEGIN_REQUEST to the write of
+    # FCGI_END_REQUEST: the CPU script's 4 ms should be inside. (Not
+    # compared with nginx's time: the end is read after php-fpm's write
+    # returns, and nginx may have answered its client by then.) Known gap,
+    # checked last so that all of the above still runs: while other test
+    # suites ran on the same 2 cores, 3 of 99 requests were timed 0.2-0.4
+    # ms short, in several runs; never on an idle machine, with 4 busy
+    # loops beside it, or with a plain FastCGI client. Not yet explained.
+    cpu = fpm_prof["data"]["GET /cpu.php"]
+    if cpu["min_time"] < 0.004:
+        pytest.xfail(f"php-fpm request timed short: {cpu['min_time']}")
 
 
 def client_goes_away(port, path, after):

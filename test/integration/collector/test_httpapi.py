@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 
 from helpers import (COLLECTOR, CPUSERVER, Collector, Server, free_port,
-                     keepalive, shim_env)
+                     keepalive, shim_env, wait_port)
 
 KEY = "k3y-Of-the-fleet_0123456789"
 
@@ -49,6 +49,10 @@ def start(servers, collectors, tmp_path, save_dir=True, **settings):
         extra += ["--save-dir", str(tmp_path / "saves")]
     col = Collector(tmp_path, pid=srv.pid, extra=extra)
     collectors.append(col)
+    # The control socket is up first (Collector waits for it), the HTTP
+    # listener a moment later: the sanitizer build once refused the first
+    # API call in between.
+    wait_port(api, col.proc)
     return srv, col, api
 
 

@@ -216,27 +216,31 @@ static void env_get_bool(char *(*get)(const char *),
 			 *val ? "on" : "off");
 }
 
+/* One of the NULL-terminated `names`, any case: its index into *val. */
 static void env_get_choice(char *(*get)(const char *),
 			   void (*warn)(const char *), const char *name,
-			   const char *a, const char *b, unsigned *val)
+			   const char *const *names, unsigned *val)
 {
 	const char *s = get(name);
 	char buf[16], what[64];
+	size_t len = 0;
 
 	if (!s)
 		return;
-	if (env_trim(s, buf, sizeof(buf)) == 0) {
-		if (strcasecmp(buf, a) == 0) {
-			*val = 0;
-			return;
-		}
-		if (strcasecmp(buf, b) == 0) {
-			*val = 1;
-			return;
-		}
-	}
-	(void)snprintf(what, sizeof(what), "%s or %s", a, b);
-	env_warn(warn, name, s, what, *val ? b : a);
+	if (env_trim(s, buf, sizeof(buf)) == 0)
+		for (unsigned i = 0; names[i]; i++)
+			if (strcasecmp(buf, names[i]) == 0) {
+				*val = i;
+				return;
+			}
+	what[0] = '\0';
+	for (unsigned i = 0; names[i]; i++)
+		len += (size_t)snprintf(what + len, sizeof(what) - len, "%s%s",
+					i == 0	       ? ""
+					: names[i + 1] ? ", "
+						       : " or ",
+					names[i]);
+	env_warn(warn, name, s, what, names[*val]);
 }
 
 void env_load(struct env_config *cfg, char *(*get)(const char *),
@@ -257,9 +261,14 @@ void env_load(struct env_config *cfg, char *(*get)(const char *),
 	env_get_uint(get, warn, "PROFILING_MAX_DEPTH", 1, RING_MAX_FRAMES,
 		     &cfg->max_depth);
 	env_get_uint(get, warn, "PROFILING_HZ", 1, 10000, &cfg->hz);
-	env_get_choice(get, warn, "PROFILING_CLOCK", "cpu", "wall", &cfg->clock);
-	env_get_choice(get, warn, "PROFILING_MODE", "request", "continuous",
+	env_get_choice(get, warn, "PROFILING_CLOCK",
+		       (const char *const[]){"cpu", "wall", NULL}, &cfg->clock);
+	env_get_choice(get, warn, "PROFILING_MODE",
+		       (const char *const[]){"request", "continuous", NULL},
 		       &cfg->mode);
+	env_get_choice(get, warn, "PROFILING_CPU_ENGINE",
+		       (const char *const[]){"auto", "perf", "timer", NULL},
+		       &cfg->cpu_engine);
 	env_get_bool(get, warn, "PROFILING_MANUAL", &cfg->manual);
 	env_get_uint(get, warn, "PROFILING_MANUAL_HZ", 1, 10000,
 		     &cfg->manual_hz);

@@ -24,6 +24,7 @@ struct env_config {
 	unsigned hz;                  /* PROFILING_HZ, 1..10000 */
 	unsigned clock;               /* PROFILING_CLOCK: enum ring_clock */
 	unsigned mode;                /* PROFILING_MODE: enum ring_mode */
+	unsigned cpu_engine;          /* PROFILING_CPU_ENGINE: cpuclock.h */
 	bool manual;                  /* PROFILING_MANUAL */
 	unsigned manual_hz;           /* PROFILING_MANUAL_HZ, 1..10000 */
 	unsigned manual_max_per_sec;  /* PROFILING_MANUAL_MAX_PER_SEC */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "cpuclock.h"
 #include "interposed.h"
 #include "libc.h"
 
@@ -467,6 +468,8 @@ hooks_slow_close(int fd)
 		}
 		errno = saved;
 	}
+	if (UNLIKELY(fd >= cpuclock_fd_floor))
+		cpuclock_fd_closed(fd); /* a CPU clock's: set up again */
 	return real_close(fd);
 }
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 #define LIBC_DEFINE(ret, name, sym, params) ret(*real_##name) params;
 INTERPOSED(LIBC_DEFINE)
@@ -51,6 +52,14 @@ void libc_close(int fd)
 	if (real_close)
 		(void)real_close(fd);
 	errno = saved;
+}
+
+int libc_perf_event_open(struct perf_event_attr *attr, int pid, int cpu,
+			 int group_fd, unsigned long flags)
+{
+	LIBC_RESOLVE(syscall);
+	return (int)real_syscall(SYS_perf_event_open, attr, (long)pid,
+				 (long)cpu, (long)group_fd, flags);
 }
 
 int libc_sigaction(int sig, const struct sigaction *act,

@@ -78,6 +78,14 @@ void libc_warn(const char *line);
 /* close(2) of a descriptor the shim opened itself. errno preserved. */
 void libc_close(int fd);
 
+/*
+ * perf_event_open(2) (glibc has no wrapper: through the real syscall(),
+ * not the shim's hook). Returns the descriptor or -1 with errno set.
+ */
+struct perf_event_attr;
+int libc_perf_event_open(struct perf_event_attr *attr, int pid, int cpu,
+			 int group_fd, unsigned long flags);
+
 /* sigaction(2) itself, not the hook that watches the program's calls. */
 int libc_sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old);

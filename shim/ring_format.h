@@ -74,6 +74,19 @@ enum ring_clock { RING_CLOCK_CPU = 0, RING_CLOCK_WALL = 1 };
 enum ring_mode { RING_MODE_REQUEST = 0, RING_MODE_CONTINUOUS = 1 };
 
 /*
+ * How the process' CPU-clock samples are taken (ring_header.cpu_engine;
+ * cpuclock.h). NONE until a thread sets one up (and always with the wall
+ * clock); FAILED when none could be.
+ */
+enum ring_engine {
+	RING_ENGINE_NONE = 0,
+	RING_ENGINE_PERF = 1,      /* perf task-clock, kernel time included */
+	RING_ENGINE_PERF_USER = 2, /* perf task-clock, user time only */
+	RING_ENGINE_TIMER = 3,     /* POSIX CPU timer, bound to the tick */
+	RING_ENGINE_FAILED = 4,
+};
+
+/*
  * Segment header. Fields above `head` are written once by the shim before the
  * segment is published (the file is created under a temporary name and
  * hard-linked to its final name), so the collector may read them without ordering.
@@ -115,7 +128,7 @@ struct ring_header {
 	uint32_t modules_count;      /* store-release after filling an entry */
 	uint32_t exited;             /* set to 1 by the shim at normal exit */
 	uint32_t endpoints_used;     /* distinct names interned, OTHER aside */
-	uint32_t reserved1;
+	uint32_t cpu_engine;         /* enum ring_engine; store-relaxed */
 
 	/* Counters, fetch-and-add by the shim, read by the collector. */
 	uint64_t dropped_samples;    /* ring full when writing a sample */
@@ -124,7 +137,14 @@ struct ring_header {
 	uint64_t skipped_samples;    /* signal arrived where unwinding is unsafe */
 	uint64_t untracked_conns;    /* connections beyond the shim's fd table */
 	uint64_t overflow_endpoints; /* requests counted under OTHER */
-	uint64_t reserved[8];
+
+	/* The CPU clock's state beside cpu_engine (zero in rings of shims
+	 * before it; store-relaxed, read with cpu_engine). */
+	uint32_t cpu_hz;             /* the rate it samples at, per CPU second */
+	uint32_t cpu_error;          /* errno that refused perf_event_open */
+	uint32_t tick_hz;            /* the kernel's tick rate */
+	uint32_t reserved1;
+	uint64_t reserved[6];
 };
 
 /*

@@ -1,5 +1,6 @@
 /*
- * sampler.c — per-thread timers and the SIGPROF handler (see sampler.h).
+ * sampler.c — per-thread clocks and timers, and the SIGPROF handler (see
+ * sampler.h).
  */
 #define UNW_LOCAL_ONLY
 #include "libc.h"
@@ -19,6 +20,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "cpuclock.h"
 #include "modmap.h"
 #include "snapshot.h"
 #include "ring.h"
@@ -35,13 +37,22 @@ _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "64-bit addresses");
 #define SAMPLER_TIMERS_MAX 16384
 #define SAMPLER_STOPPED_MAX 4096
 
-/* TIMER_* of struct sampler_thread.armed: the rate timer or the manual one. */
-enum { TIMER_RATE = 0, TIMER_MANUAL = 1 };
+/* TIMER_* of struct sampler_thread.armed, also each timer's sigev_value:
+ * the wall-clock rate timer or the manual one. (The CPU clock's POSIX
+ * timer is CPUCLOCK_TIMER_VALUE.) */
+enum { TIMER_WALL = 0, TIMER_MANUAL = 1 };
+_Static_assert(CPUCLOCK_TIMER_VALUE != TIMER_WALL &&
+		       CPUCLOCK_TIMER_VALUE != TIMER_MANUAL,
+	       "the CPU timer's signals are told from the others");
 
 __thread struct sampler_thread sampler_tls = {
-	.armed = -1, .slots = {-1, -1},
+	.armed = -1, .slots = {-1, -1}, .cpu = {.fd = -1, .slot = -1},
 };
-bool sampler_continuous;
+int sampler_keep_for[3];
+const int sampler_timer_for[4] = {
+	[SAMPLER_SRC_NONE] = -1, [SAMPLER_SRC_CPU] = -1,
+	[SAMPLER_SRC_WALL] = TIMER_WALL, [SAMPLER_SRC_MANUAL] = TIMER_MANUAL,
+};
 
 static struct env_config sampler_cfg;
 /*
@@ -220,37 +231,66 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 	t->samples++;
 }
 
+/*
+ * Which of the thread's sources sent signal si: a timer tells by its
+ * sigev_value, the CPU clock's counter by its descriptor. SAMPLER_SRC_NONE
+ * for a SIGPROF sent by a process (kill, raise: a benchmark does), which
+ * counts for whatever the thread keeps. Async-signal-safe.
+ */
+static int sampler_source(const struct sampler_thread *t, const siginfo_t *si)
+{
+	if (si->si_code == SI_TIMER)
+		switch (si->si_value.sival_int) {
+		case TIMER_WALL:
+			return SAMPLER_SRC_WALL;
+		case TIMER_MANUAL:
+			return SAMPLER_SRC_MANUAL;
+		default:
+			return SAMPLER_SRC_CPU;
+		}
+	return cpuclock_from(&t->cpu, si) ? SAMPLER_SRC_CPU : SAMPLER_SRC_NONE;
+}
+
 static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 {
 	int saved_errno = errno;
 	struct sampler_thread *t = &sampler_tls;
 	struct ring_header *h =
 		atomic_load_explicit(&sampler_ring, memory_order_acquire);
+	int src;
 
 	(void)sig;
-	(void)si;
-	if (!h || !t->active)
-		goto out; /* a tick that raced with disarming: nothing to do */
+	/* The usual signal that is not kept: a CPU clock's tick while the
+	 * thread serves an unsampled request. */
+	if (!h || !t->keep)
+		goto out;
+	src = sampler_source(t, si);
+	if (src != SAMPLER_SRC_NONE && src != t->keep)
+		goto out; /* a timer that raced with disarming, a CPU tick in
+			     a ?profile=1 request */
 	if (atomic_load_explicit(&sampler_stopped[t->req_id % SAMPLER_STOPPED_MAX],
 				 memory_order_relaxed) == t->req_id) {
-		struct itimerspec zero;
-
 		/* Completed elsewhere. In continuous mode at the base rate,
-		 * go on sampling outside any request; otherwise stop
-		 * (timer_settime is async-signal-safe). */
+		 * go on sampling outside any request; otherwise stop (a
+		 * wall-clock timer is disarmed: timer_settime is
+		 * async-signal-safe). */
 		t->req_id = 0;
 		t->endpoint = RING_ENDPOINT_NONE;
-		if (sampler_cfg.mode != RING_MODE_CONTINUOUS ||
-		    t->armed != TIMER_RATE) {
-			memset(&zero, 0, sizeof(zero));
-			if (t->armed >= 0)
+		if (t->keep != sampler_keep_for[SAMPLER_OFF]) {
+			if (t->armed >= 0) {
+				struct itimerspec zero;
+
+				memset(&zero, 0, sizeof(zero));
 				(void)timer_settime(t->timers[t->armed], 0,
 						    &zero, NULL);
+			}
 			t->armed = -1;
-			t->active = 0;
+			t->keep = SAMPLER_SRC_NONE;
 			goto out;
 		}
 	}
+	if (src == SAMPLER_SRC_CPU && !cpuclock_keep(&t->cpu, &t->rng))
+		goto out;
 	/* On an alternate signal stack too small for a walk: skipped, not
 	 * overrun (see sampler_stack_room). */
 	if (t->busy || sampler_loader_busy() ||
@@ -292,14 +332,22 @@ static void sampler_unregister(struct sampler_thread *t)
 		t->slots[k] = -1;
 	}
 	t->armed = -1;
-	t->active = 0;
+	t->keep = SAMPLER_SRC_NONE;
 }
 
-/* pthread key destructor: a thread that created timers is exiting. */
+/* pthread key destructor: a thread that created timers or a CPU clock is
+ * exiting. */
 static void sampler_thread_exit(void *arg)
 {
+	struct sampler_thread *t = &sampler_tls;
+
 	(void)arg;
-	sampler_unregister(&sampler_tls);
+	t->busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+	sampler_unregister(t);
+	cpuclock_close(&t->cpu);
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy--;
 }
 
 int sampler_init(const struct env_config *cfg)
@@ -307,7 +355,14 @@ int sampler_init(const struct env_config *cfg)
 	struct sigaction sa, old;
 
 	sampler_cfg = *cfg;
-	sampler_continuous = cfg->mode == RING_MODE_CONTINUOUS;
+	sampler_keep_for[SAMPLER_RATE] = cfg->clock == RING_CLOCK_WALL
+						 ? SAMPLER_SRC_WALL
+						 : SAMPLER_SRC_CPU;
+	sampler_keep_for[SAMPLER_MANUAL] = SAMPLER_SRC_MANUAL;
+	sampler_keep_for[SAMPLER_OFF] = cfg->mode == RING_MODE_CONTINUOUS
+						? sampler_keep_for[SAMPLER_RATE]
+						: SAMPLER_SRC_NONE;
+	cpuclock_init(cfg->hz, cfg->cpu_engine);
 	if (libc_sigaction(SIGPROF, NULL, &old) == 0 &&
 	    (old.sa_flags & SA_SIGINFO ? (void *)old.sa_sigaction != NULL
 				       : (old.sa_handler != SIG_DFL &&
@@ -358,28 +413,78 @@ bool sampler_ready(void)
 	return atomic_load_explicit(&sampler_on, memory_order_relaxed);
 }
 
+/*
+ * Copy the state of the process' CPU clocks into ring h's header, for the
+ * collector to say how samples were taken.
+ */
+static void sampler_publish(struct ring_header *h)
+{
+	uint32_t engine, hz, error, tick;
+
+	if (!h)
+		return;
+	cpuclock_state(&engine, &hz, &error, &tick);
+	atomic_store_explicit((_Atomic uint32_t *)&h->cpu_hz, hz,
+			      memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint32_t *)&h->cpu_error, error,
+			      memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint32_t *)&h->tick_hz, tick,
+			      memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint32_t *)&h->cpu_engine, engine,
+			      memory_order_release);
+}
+
 void sampler_attach(struct ring_header *h)
 {
+	sampler_publish(h);
 	atomic_store_explicit(&sampler_ring, h, memory_order_release);
+}
+
+/*
+ * What every thread does once before its first signal: learn its id,
+ * register the key whose destructor releases its timers and clock, and
+ * warm libunwind's per-thread cache (its first use may allocate: never in
+ * the handler).
+ */
+static void sampler_thread_once(struct sampler_thread *t)
+{
+	void *warm[4];
+
+	if (!t->tid)
+		t->tid = libc_gettid();
+	if (!t->rng)
+		t->rng = (uint64_t)t->tid * 0x9e3779b97f4a7c15ull + 1;
+	(void)pthread_setspecific(sampler_key, (void *)1);
+	if (atomic_load(&sampler_unwind_ok))
+		(void)unw_backtrace(warm, 4);
+}
+
+/*
+ * Set up the calling thread's CPU clock (again, if the program closed its
+ * descriptor), and tell the collector what it is.
+ */
+static void sampler_cpu_open(struct sampler_thread *t)
+{
+	if (t->cpu.lost)
+		cpuclock_close(&t->cpu);
+	sampler_thread_once(t);
+	(void)cpuclock_open(&t->cpu, t->tid, SIGPROF);
+	sampler_publish(atomic_load(&sampler_ring));
 }
 
 static int sampler_create_timer(struct sampler_thread *t, int k)
 {
 	struct sigevent sev;
-	void *warm[4];
 
 	if (t->created[k])
 		return 0;
-	if (!t->tid)
-		t->tid = libc_gettid();
+	sampler_thread_once(t);
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_THREAD_ID;
 	sev.sigev_signo = SIGPROF;
+	sev.sigev_value.sival_int = k;
 	sev._sigev_un._tid = t->tid;
-	if (timer_create(k == TIMER_MANUAL || sampler_cfg.clock == RING_CLOCK_WALL
-				 ? CLOCK_MONOTONIC
-				 : CLOCK_THREAD_CPUTIME_ID,
-			 &sev, &t->timers[k]) < 0)
+	if (timer_create(CLOCK_MONOTONIC, &sev, &t->timers[k]) < 0)
 		return -errno;
 	t->created[k] = true;
 	t->slots[k] = -1;
@@ -403,21 +508,16 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 		t->created[k] = false;
 		return -ENOSPC;
 	}
-	(void)pthread_setspecific(sampler_key, (void *)1);
-	/* libunwind sets up its per-thread trace cache on first use, which
-	 * may allocate: do it now, outside any signal handler. */
-	if (atomic_load(&sampler_unwind_ok))
-		(void)unw_backtrace(warm, 4);
 	return 0;
 }
 
 /*
- * Arm timer k (or none, k < 0) on this thread. A timer keeps its phase
- * across requests: disarming saves the time left to its next tick, arming
- * resumes from there. Otherwise a request shorter than one period would
- * never be sampled, however many of them a thread serves; this way samples
- * stay proportional to the time spent in sampled requests. A timer's first
- * arming starts at a random phase.
+ * Arm wall-clock timer k (or none, k < 0) on this thread. A timer keeps its
+ * phase across requests: disarming saves the time left to its next tick,
+ * arming resumes from there. Otherwise a request shorter than one period
+ * would never be sampled, however many of them a thread serves; this way
+ * samples stay proportional to the time spent in sampled requests. A
+ * timer's first arming starts at a random phase.
  */
 static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
 {
@@ -438,7 +538,7 @@ static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
 	its.it_value = t->left[k];
 	if ((its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) ||
 	    its.it_value.tv_sec * 1000000000L + its.it_value.tv_nsec > period) {
-		uint64_t x = t->rng ? t->rng : (uint64_t)t->tid * 0x9e3779b97f4a7c15ull + 1;
+		uint64_t x = t->rng;
 
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -454,40 +554,41 @@ static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
 }
 
 /*
- * Point the calling thread's sampling at (req_id, endpoint): arm the timer
- * `how` asks for, or none. In continuous mode a thread is always sampled:
- * SAMPLER_OFF means the base rate, and outside requests the samples go to
- * req_id 0, endpoint RING_ENDPOINT_NONE. The case with no timer to touch
- * is sampler_set() in sampler.h.
+ * Point the calling thread's sampling at (req_id, endpoint), keeping the
+ * signals of source `keep` (enum sampler_src): set up the thread's CPU
+ * clock if that is the source and it has none yet, arm the wall-clock
+ * timer the source needs and disarm any other. The case with nothing of
+ * that to do is sampler_set() in sampler.h.
  */
 void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
-			uint32_t endpoint, enum sampler_how how)
+			uint32_t endpoint, int keep)
 {
 	int k;
 
-	if (how == SAMPLER_OFF && sampler_cfg.mode == RING_MODE_CONTINUOUS)
-		how = SAMPLER_RATE;
-	k = how == SAMPLER_MANUAL ? TIMER_MANUAL : TIMER_RATE;
 	t->busy++;
 	atomic_signal_fence(memory_order_seq_cst);
 	t->req_id = req_id;
 	t->endpoint = endpoint;
-	if (how == SAMPLER_OFF || !sampler_ready() ||
-	    sampler_create_timer(t, k) < 0) {
-		t->active = 0;
-		sampler_arm(t, -1, 0);
-	} else {
-		t->active = 1;
-		sampler_arm(t, k, how == SAMPLER_MANUAL ? sampler_cfg.manual_hz
-							: sampler_cfg.hz);
-		/* Standing aside may have swept the registry between the
-		 * check above and the arming: look again, and take this
-		 * thread's timers back if so (sampler_unregister and the
-		 * sweep agree through the registry slot who deletes). */
-		if (!atomic_load(&sampler_on)) {
-			t->active = 0;
-			sampler_unregister(t);
-		}
+	if (!sampler_ready())
+		keep = SAMPLER_SRC_NONE;
+	if (keep == SAMPLER_SRC_CPU &&
+	    (t->cpu.engine == RING_ENGINE_NONE || t->cpu.lost))
+		sampler_cpu_open(t);
+	k = sampler_timer_for[keep];
+	if (k >= 0 && sampler_create_timer(t, k) < 0) {
+		keep = SAMPLER_SRC_NONE;
+		k = -1;
+	}
+	t->keep = keep;
+	sampler_arm(t, k, k == TIMER_MANUAL ? sampler_cfg.manual_hz
+					    : sampler_cfg.hz);
+	/* Standing aside may have swept the registries between the check
+	 * above and the arming: look again, and take this thread's timers
+	 * back if so (sampler_unregister and the sweep agree through the
+	 * registry slot who deletes). */
+	if (!atomic_load(&sampler_on)) {
+		t->keep = SAMPLER_SRC_NONE;
+		sampler_unregister(t);
 	}
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy--;
@@ -529,7 +630,8 @@ void sampler_fork_child(void)
 	t->created[0] = t->created[1] = false;
 	t->slots[0] = t->slots[1] = -1;
 	t->armed = -1;
-	t->active = 0;
+	t->keep = SAMPLER_SRC_NONE;
+	cpuclock_fork_child(&t->cpu);
 	t->req_id = 0;
 	t->tid = 0;
 	t->last_n = 0; /* the child's ring starts with a standalone sample */
@@ -542,6 +644,7 @@ void sampler_stand_aside(const char *why)
 
 	if (!was)
 		return;
+	cpuclock_stop_all();
 	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
 		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
 

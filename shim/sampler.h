@@ -2,23 +2,32 @@
  * sampler.h — stack samples from a SIGPROF handler, on the threads that serve
  * a sampled request.
  *
- * Each thread that serves a sampled request gets its own POSIX timer
- * (timer_create with SIGEV_THREAD_ID) on its CPU clock or the wall clock, so
- * it is sampled in proportion to its own time. The timer is armed when the
- * thread starts serving such a request and disarmed when it stops. In
- * continuous mode every thread's timer runs from its start, and samples
- * outside requests go to no endpoint. The
+ * Three sources of signals, each per thread:
+ *   - the CPU clock (cpuclock.h: a perf task-clock counter, or a POSIX CPU
+ *     timer firing at every tick), set up the first time the thread serves
+ *     a request sampled on the CPU clock (from its start in continuous
+ *     mode) and left running for the thread's life. Whether a signal is
+ *     kept is decided in the handler, from the request the thread serves:
+ *     a request that starts or ends makes no system call, and samples land
+ *     wherever CPU time is spent, whatever the requests' length;
+ *   - a POSIX timer on the wall clock (PROFILING_CLOCK=wall), armed while
+ *     the thread serves a sampled request (for its life in continuous
+ *     mode): an idle thread is not woken;
+ *   - a POSIX wall-clock timer at PROFILING_MANUAL_HZ for ?profile=1
+ *     requests, armed while the thread serves one.
+ * In continuous mode samples outside requests go to no endpoint. The
  * handler walks the stack with unwind.h's walker (cached rules from the
  * program's .eh_frame, within the thread's known stack), or with libunwind
  * when the thread's stack is unknown, delta-encodes the addresses and
  * writes one record to the ring.
  *
  * sampler_init() runs in the shim's constructor. sampler_enter(),
- * sampler_leave() and sampler_attach() run in hooks: they make system calls
- * (timer_settime) but never allocate with malloc and never lock. The handler
- * itself is async-signal-safe: no allocation, no locks, no stdio, errno
- * preserved, bounded work, and it skips (and counts) any sample taken while
- * the thread is inside the shim or the dynamic loader, or runs on an
+ * sampler_leave() and sampler_attach() run in hooks: they never allocate
+ * with malloc and never lock, and make system calls only to set up a
+ * thread's CPU clock once and to arm or disarm the wall-clock timers. The
+ * handler itself is async-signal-safe: no allocation, no locks, no stdio,
+ * errno preserved, bounded work, and it skips (and counts) any sample taken
+ * while the thread is inside the shim or the dynamic loader, or runs on an
  * alternate signal stack with less than 32 KiB left below the handler (the
  * program's own SA_ONSTACK handler was interrupted: the walk would overrun
  * that stack).
@@ -31,6 +40,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "cpuclock.h"
 #include "env.h"
 #include "ring_format.h"
 #include "unwind.h"
@@ -54,6 +64,14 @@ bool sampler_ready(void);
 /* Publish the process' ring to the handler (NULL in a fork child). */
 void sampler_attach(struct ring_header *h);
 
+/* Where a thread's kept signals come from (struct sampler_thread.keep). */
+enum sampler_src {
+	SAMPLER_SRC_NONE = 0, /* keep none */
+	SAMPLER_SRC_CPU,      /* the thread's CPU clock */
+	SAMPLER_SRC_WALL,     /* the wall-clock rate timer */
+	SAMPLER_SRC_MANUAL,   /* the ?profile=1 timer */
+};
+
 /*
  * Private to sampler.c: the calling thread's sampler state, in this header
  * only so that the calls the hooks make for every request (sampler_enter(),
@@ -64,15 +82,16 @@ void sampler_attach(struct ring_header *h);
 struct sampler_thread {
 	volatile uint64_t req_id;   /* request served, 0 when none */
 	volatile uint32_t endpoint;
-	volatile int active;        /* a timer is armed for the request */
+	volatile int keep;          /* enum sampler_src whose signals count */
 	volatile int busy;          /* inside the shim or the handler */
 	volatile uint32_t samples;  /* taken for req_id */
-	int armed;                  /* TIMER_* armed, or -1 */
+	int armed;                  /* wall-clock TIMER_* armed, or -1 */
 	int tid;
 	bool created[2];
 	timer_t timers[2];
 	int slots[2];               /* index in sampler_timers, or -1 */
 	struct timespec left[2];    /* time to the next tick when disarmed */
+	struct cpuclock cpu;        /* the CPU clock, once set up */
 	uint64_t rng;
 	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
 	/* The last sample written to the ring, for the next one to share its
@@ -85,36 +104,43 @@ struct sampler_thread {
 
 /* Private to sampler.c (see struct sampler_thread). */
 extern __thread struct sampler_thread sampler_tls;
-extern bool sampler_continuous; /* PROFILING_MODE is continuous */
+/* The source each enum sampler_how keeps (set once by sampler_init()),
+ * and the wall-clock timer each source needs armed (-1: none). */
+extern int sampler_keep_for[3];
+extern const int sampler_timer_for[4];
 void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
-			uint32_t endpoint, enum sampler_how how);
+			uint32_t endpoint, int keep);
 
 /*
  * Points the calling thread's sampling at (req_id, endpoint) as `how`
- * says. The usual case, a request that is not sampled on a thread with no
- * timer running and not in continuous mode, touches no timer: it is done
- * here; the others in sampler_set_timers(). No allocation, no locks, no
- * stdio; timer_settime only in sampler_set_timers().
+ * says. The usual case — no wall-clock timer to arm or disarm, and the
+ * thread's CPU clock already set up if it is needed — is three stores,
+ * done here; the others in sampler_set_timers(). No allocation, no locks,
+ * no stdio, no system call here.
  */
 static inline void sampler_set(struct sampler_thread *t, uint64_t req_id,
 			       uint32_t endpoint, enum sampler_how how)
 {
-	if (how == SAMPLER_OFF && t->armed < 0 && !sampler_continuous) {
+	int keep = sampler_keep_for[how];
+
+	if (t->armed == sampler_timer_for[keep] &&
+	    (keep != SAMPLER_SRC_CPU ||
+	     (t->cpu.engine != RING_ENGINE_NONE && !t->cpu.lost))) {
 		t->busy++;
 		atomic_signal_fence(memory_order_seq_cst);
 		t->req_id = req_id;
 		t->endpoint = endpoint;
-		t->active = 0;
+		t->keep = keep;
 		atomic_signal_fence(memory_order_seq_cst);
 		t->busy--;
 		return;
 	}
-	sampler_set_timers(t, req_id, endpoint, how);
+	sampler_set_timers(t, req_id, endpoint, keep);
 }
 
 /*
  * The calling thread now serves request `req_id` (endpoint index
- * `endpoint`): arm its timer as `how` says, or disarm it for SAMPLER_OFF.
+ * `endpoint`), sampled as `how` says.
  */
 static inline void sampler_enter(uint64_t req_id, uint32_t endpoint,
 				 enum sampler_how how)
@@ -126,10 +152,10 @@ static inline void sampler_enter(uint64_t req_id, uint32_t endpoint,
 }
 
 /*
- * The calling thread stops serving `req_id`: disarm its timer if it was
- * serving that request (continuous mode: back to the base rate, outside any
- * request). Returns the number of samples taken for it on this thread
- * since sampler_enter().
+ * The calling thread stops serving `req_id`: its samples stop counting
+ * for it, and a wall-clock timer armed for it is disarmed (continuous
+ * mode: back to the base rate, outside any request). Returns the number of
+ * samples taken for it on this thread since sampler_enter().
  */
 static inline uint32_t sampler_leave(uint64_t req_id)
 {
@@ -146,14 +172,14 @@ static inline uint32_t sampler_leave(uint64_t req_id)
 
 /*
  * Request `req_id` was completed by a thread other than the one serving it:
- * that thread stops sampling it at its next tick. Lock-free; best effort.
+ * that thread stops sampling it at its next signal. Lock-free; best effort.
  */
 void sampler_stop(uint64_t req_id);
 
 /*
  * A thread starts (the main thread at start-up, every thread the program
- * creates, the forking thread in a child): in continuous mode, arm its
- * timer at the base rate.
+ * creates, the forking thread in a child): in continuous mode, set up its
+ * CPU clock or arm its wall-clock timer at the base rate.
  */
 void sampler_thread_start(void);
 
@@ -192,7 +218,7 @@ static inline bool sampler_inside(void)
 	return sampler_tls.busy > 0;
 }
 
-/* In a fork child: forget the parent's timers and ring. */
+/* In a fork child: forget the parent's timers, clocks and ring. */
 void sampler_fork_child(void);
 
 /* The application installed its own SIGPROF handler: stop sampling. */

@@ -14,9 +14,16 @@
  *   /alpha?ms=N   burn_alpha() for N ms of CPU (default 20)
  *   /beta?ms=N    burn_beta()
  *   /gamma?ms=N   burn_gamma()
- *   /mix?ms=N&alpha=P
+ *   /mix?ms=N&alpha=P[&first=beta]
  *                 burn_alpha() for P% of N ms, then burn_beta() for the
- *                 rest (default P 70): two named functions in a known ratio
+ *                 rest (default P 70): two named functions in a known
+ *                 ratio; first=beta burns beta's share first. /mix-NAME is
+ *                 the same (/mix-ab2, /mix-ba8: an endpoint name per shape)
+ *   /stats        JSON: per path served so far, "requests", "cpu_ms" (the
+ *                 serving thread's CPU time from a request's head read to
+ *                 its answer written), "alpha_ms" and "beta_ms" (CPU time
+ *                 in burn_alpha and burn_beta): the ground truth tests
+ *                 compare profiles with
  *   /sleep?ms=N   sleeps N ms (default 50) in clock_nanosleep, to an
  *                 absolute deadline so that signals do not shorten it
  *   /fast         answers at once
@@ -41,6 +48,17 @@
 #include "io.h"
 
 static volatile unsigned long sink;
+
+/* Per-path CPU accounting for /stats. */
+#define STATS_MAX 64
+static struct {
+	char path[64];
+	unsigned long requests;
+	double cpu_ms, alpha_ms, beta_ms;
+} stats[STATS_MAX];
+static int nstats;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread double req_alpha_ms, req_beta_ms;
 static const char *plugin_path;
 static void (*_Atomic plugin_burn)(double ms);
 
@@ -103,7 +121,7 @@ BURN(burn_gamma, 3202034522624059733ul)
  * Nagle's algorithm and the client's delayed ACK (40 ms stalls). */
 static void respond(int fd, int status, const char *body)
 {
-	char msg[512];
+	char msg[STATS_MAX * 160 + 256];
 	int n = snprintf(msg, sizeof(msg),
 			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 			 "Content-Length: %zu\r\n\r\n%s",
@@ -111,6 +129,51 @@ static void respond(int fd, int status, const char *body)
 			 strlen(body), body);
 
 	(void)write_all(fd, msg, (size_t)n);
+}
+
+/* Add one request of `path` to /stats. */
+static void stats_add(const char *path, size_t plen, double cpu)
+{
+	int i;
+
+	if (plen >= sizeof(stats[0].path))
+		plen = sizeof(stats[0].path) - 1;
+	pthread_mutex_lock(&stats_lock);
+	for (i = 0; i < nstats; i++)
+		if (strlen(stats[i].path) == plen &&
+		    strncmp(stats[i].path, path, plen) == 0)
+			break;
+	if (i == nstats && nstats < STATS_MAX) {
+		memcpy(stats[i].path, path, plen);
+		stats[i].path[plen] = '\0';
+		nstats++;
+	}
+	if (i < nstats) {
+		stats[i].requests++;
+		stats[i].cpu_ms += cpu;
+		stats[i].alpha_ms += req_alpha_ms;
+		stats[i].beta_ms += req_beta_ms;
+	}
+	pthread_mutex_unlock(&stats_lock);
+}
+
+static void stats_respond(int fd)
+{
+	char body[STATS_MAX * 160 + 8];
+	size_t n = 0;
+
+	pthread_mutex_lock(&stats_lock);
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "{");
+	for (int i = 0; i < nstats; i++)
+		n += (size_t)snprintf(
+			body + n, sizeof(body) - n,
+			"%s\"%s\": {\"requests\": %lu, \"cpu_ms\": %.3f, "
+			"\"alpha_ms\": %.3f, \"beta_ms\": %.3f}",
+			i ? ", " : "", stats[i].path, stats[i].requests,
+			stats[i].cpu_ms, stats[i].alpha_ms, stats[i].beta_ms);
+	pthread_mutex_unlock(&stats_lock);
+	(void)snprintf(body + n, sizeof(body) - n, "}\n");
+	respond(fd, 200, body);
 }
 
 static void handle(int fd, const char *target)
@@ -130,14 +193,30 @@ static void handle(int fd, const char *target)
 	} else if (plen == 6 && strncmp(target, "/gamma", 6) == 0) {
 		burn_gamma(ms);
 		respond(fd, 200, "gamma\n");
-	} else if (plen == 4 && strncmp(target, "/mix", 4) == 0) {
+	} else if (plen >= 4 && strncmp(target, "/mix", 4) == 0 &&
+		   (plen == 4 || target[4] == '-')) {
 		double share = q && strstr(q, "alpha=")
 				       ? atof(strstr(q, "alpha=") + 6) / 100
 				       : 0.7;
+		int beta_first = q && strstr(q, "first=beta");
+		double t0, t1, t2;
 
-		burn_alpha(ms * share);
-		burn_beta(ms * (1 - share));
+		t0 = cpu_ms();
+		if (beta_first)
+			burn_beta(ms * (1 - share));
+		else
+			burn_alpha(ms * share);
+		t1 = cpu_ms();
+		if (beta_first)
+			burn_alpha(ms * share);
+		else
+			burn_beta(ms * (1 - share));
+		t2 = cpu_ms();
+		req_alpha_ms = beta_first ? t2 - t1 : t1 - t0;
+		req_beta_ms = beta_first ? t1 - t0 : t2 - t1;
 		respond(fd, 200, "mix\n");
+	} else if (plen == 6 && strncmp(target, "/stats", 6) == 0) {
+		stats_respond(fd);
 	} else if (plen == 6 && strncmp(target, "/sleep", 6) == 0) {
 		sleep_ms(q && strstr(q, "ms=") ? ms : 50);
 		respond(fd, 200, "slept\n");
@@ -173,6 +252,7 @@ static void *serve(void *arg)
 	for (;;) {
 		char *end = NULL, method[16], target[2048];
 		size_t body = 0, hlen;
+		double t0;
 		ssize_t n;
 		char *cl;
 
@@ -186,6 +266,7 @@ static void *serve(void *arg)
 		}
 		hlen = (size_t)(end - buf) + 4;
 		*end = '\0';
+		t0 = cpu_ms();
 		if (sscanf(buf, "%15s %2047s", method, target) != 2)
 			goto out;
 		cl = strcasestr(buf, "\r\ncontent-length:");
@@ -199,7 +280,10 @@ static void *serve(void *arg)
 				goto out;
 			have += (size_t)n;
 		}
+		req_alpha_ms = req_beta_ms = 0;
 		handle(fd, target);
+		if (strncmp(target, "/stats", 6) != 0)
+			stats_add(target, strcspn(target, "?"), cpu_ms() - t0);
 		memmove(buf, buf + hlen + body, have - hlen - body);
 		have -= hlen + body;
 	}

@@ -97,11 +97,12 @@ class RingHeader(ctypes.Structure):
         ("data_size", u64),
         ("head", u64), ("pad0", u8 * 56), ("tail", u64), ("pad1", u8 * 56),
         ("modules_count", u32), ("exited", u32), ("endpoints_used", u32),
-        ("reserved1", u32),
+        ("cpu_engine", u32),
         ("dropped_samples", u64), ("dropped_events", u64),
         ("dropped_requests", u64), ("skipped_samples", u64),
         ("untracked_conns", u64), ("overflow_endpoints", u64),
-        ("reserved", u64 * 8),
+        ("cpu_hz", u32), ("cpu_error", u32), ("tick_hz", u32),
+        ("reserved1", u32), ("reserved", u64 * 6),
     ]
 
 

@@ -19,10 +19,11 @@ build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
 # memcheck run of the collector; systemd-analyze (systemd) to verify the
 # installed unit and the README's drop-ins; php-fpm behind nginx for
 # FastCGI (test_phpfpm.py); apache2 (event MPM, children as www-data) and
-# util-linux's setpriv for the servers that drop privileges.
+# util-linux's setpriv for the servers that drop privileges; strace to
+# count the system calls a sampled request makes (test_cpu_clock.py).
 test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
            golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
-           valgrind systemd php-fpm apache2 util-linux)
+           valgrind systemd php-fpm apache2 util-linux strace)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

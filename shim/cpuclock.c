@@ -126,7 +126,8 @@ static int cpuclock_register_timer(timer_t t)
  * refuses that to this user (perf_event_paranoid 2) may allow user time
  * alone. Returns the descriptor, moved to the floor or above, or -errno.
  */
-static int cpuclock_perf_open(int tid, int signo, int *ret_engine)
+static int cpuclock_perf_open(int tid, int signo, uint64_t first,
+			      int *ret_engine)
 {
 	struct perf_event_attr attr;
 	struct f_owner_ex owner = {F_OWNER_TID, tid};
@@ -136,7 +137,7 @@ static int cpuclock_perf_open(int tid, int signo, int *ret_engine)
 	attr.size = sizeof(attr);
 	attr.type = PERF_TYPE_SOFTWARE;
 	attr.config = PERF_COUNT_SW_TASK_CLOCK;
-	attr.sample_period = 1000000000ull / cpuclock_hz;
+	attr.sample_period = first;
 	attr.exclude_hv = 1;
 	*ret_engine = RING_ENGINE_PERF;
 	fd = libc_perf_event_open(&attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
@@ -205,7 +206,15 @@ static int cpuclock_timer_open(struct cpuclock *c, int tid, int signo)
 	return 0;
 }
 
-int cpuclock_open(struct cpuclock *c, int tid, int signo)
+void cpuclock_settle(struct cpuclock *c)
+{
+	uint64_t period = 1000000000ull / cpuclock_hz;
+
+	c->first = 0;
+	(void)ioctl(c->fd, PERF_EVENT_IOC_PERIOD, &period);
+}
+
+int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
 {
 	int fd = -ENOENT, engine = RING_ENGINE_NONE, r;
 
@@ -214,8 +223,13 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo)
 	c->slot = -1;
 	c->lost = 0;
 	c->keep_below = UINT32_MAX;
+	c->first = 0;
 	if (cpuclock_choice != CPUCLOCK_TIMER) {
-		fd = cpuclock_perf_open(tid, signo, &engine);
+		uint64_t period = 1000000000ull / cpuclock_hz;
+
+		fd = cpuclock_perf_open(tid, signo,
+					1 + cpuclock_random(rng) % period,
+					&engine);
 		if (fd >= 0) {
 			c->slot = cpuclock_register_fd(fd, c);
 			if (c->slot < 0) {
@@ -225,6 +239,7 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo)
 		}
 		if (fd >= 0) {
 			c->fd = fd;
+			c->first = 1;
 			/* The slot is set before the engine: a signal
 			 * arriving in between is not this clock's yet. */
 			atomic_signal_fence(memory_order_seq_cst);

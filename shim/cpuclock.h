@@ -26,6 +26,12 @@
  *          asked rate / tick rate (cpuclock_keep()). The effective rate is
  *          then min(hz, tick rate).
  *
+ * A perf counter's first signal comes at a random point of its first period
+ * (then every period): a thread's samples have a random phase against its
+ * work. Without it, a thread that starts with its first request (a thread
+ * per connection) was sampled at the same offset of that request in every
+ * thread, and never at all when it served less CPU time than a period.
+ *
  * The descriptor of a perf counter is moved to a high number, close-on-exec,
  * out of the program's way; if the program closes it anyway (a daemon that
  * closes every descriptor), cpuclock_fd_closed() from the close hook marks
@@ -63,6 +69,7 @@ struct cpuclock {
 	timer_t timer;         /* timer: the POSIX CPU timer */
 	int slot;              /* index in the registry, or -1 */
 	volatile int lost;     /* the program closed fd: open a new one */
+	int first;             /* perf: the first overflow is still to come */
 	uint32_t keep_below;   /* timer: keep when a 32-bit draw is below */
 };
 
@@ -76,12 +83,12 @@ void cpuclock_init(unsigned hz, unsigned choice);
 
 /*
  * Open a CPU clock for the calling thread (thread id `tid`) that sends
- * `signo`, running from now on. Returns 0 and fills *c, or a negative errno
+ * `signo`, running from now on, its first period drawn from *rng. Returns 0 and fills *c, or a negative errno
  * when no engine could be set up: c->engine is then RING_ENGINE_FAILED, so
  * that the thread does not try at every request. The errno that refused
  * perf is kept for cpuclock_state(). Not async-signal-safe.
  */
-int cpuclock_open(struct cpuclock *c, int tid, int signo);
+int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng);
 
 /* Stop and release the calling thread's clock. Not async-signal-safe. */
 void cpuclock_close(struct cpuclock *c);
@@ -101,21 +108,34 @@ static inline bool cpuclock_from(const struct cpuclock *c, const siginfo_t *si)
 }
 
 /*
+ * perf: the first overflow of a counter came, at a random point of its
+ * first period (cpuclock_open): set the period it keeps from now on,
+ * whether the signal is kept or not. One ioctl, once per counter.
+ * Async-signal-safe.
+ */
+void cpuclock_settle(struct cpuclock *c);
+
+/*
  * Whether to keep a signal of clock c, given the thread's random state:
  * always for perf, with probability asked/tick rate for the timer.
  * Async-signal-safe; xorshift64, no system call.
  */
-static inline bool cpuclock_keep(const struct cpuclock *c, uint64_t *rng)
+static inline uint64_t cpuclock_random(uint64_t *rng)
 {
 	uint64_t x = *rng;
 
-	if (c->keep_below == UINT32_MAX)
-		return true;
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
 	*rng = x;
-	return (uint32_t)(x >> 32) < c->keep_below;
+	return x;
+}
+
+static inline bool cpuclock_keep(const struct cpuclock *c, uint64_t *rng)
+{
+	if (c->keep_below == UINT32_MAX)
+		return true;
+	return (uint32_t)(cpuclock_random(rng) >> 32) < c->keep_below;
 }
 
 /*

@@ -260,6 +260,8 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	int src;
 
 	(void)sig;
+	if (__builtin_expect(t->cpu.first, 0) && cpuclock_from(&t->cpu, si))
+		cpuclock_settle(&t->cpu);
 	/* The usual signal that is not kept: a CPU clock's tick while the
 	 * thread serves an unsampled request. */
 	if (!h || !t->keep)
@@ -468,7 +470,7 @@ static void sampler_cpu_open(struct sampler_thread *t)
 	if (t->cpu.lost)
 		cpuclock_close(&t->cpu);
 	sampler_thread_once(t);
-	(void)cpuclock_open(&t->cpu, t->tid, SIGPROF);
+	(void)cpuclock_open(&t->cpu, t->tid, SIGPROF, &t->rng);
 	sampler_publish(atomic_load(&sampler_ring));
 }
 

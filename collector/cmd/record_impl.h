@@ -62,6 +62,9 @@ struct record_pending {
 	uint64_t until;
 };
 
+/* Distinct ways of taking CPU samples said on stderr, at most. */
+#define RECORD_ENGINES_SAID 8
+
 struct recorder {
 	const struct record_opts *o;
 	struct stats *stats;
@@ -91,6 +94,9 @@ struct recorder {
 	uint64_t last_checkpoint;
 	bool dirty;              /* read or changed since the last checkpoint */
 	bool checkpoint_failed;  /* said once until one succeeds again */
+	struct reader_engine said[RECORD_ENGINES_SAID]; /* ways of sampling
+				  * the CPU clock said so far */
+	size_t nsaid;
 	struct ring_module mods[RING_MODULES_MAX];
 };
 

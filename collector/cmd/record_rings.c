@@ -426,7 +426,8 @@ static int record_attach(struct recorder *rc, const char *path,
 	{
 		const struct ring_header *h = reader_header(r);
 
-		stats_set_sampling(rc->stats, proc, h->clock, h->hz);
+		stats_set_sampling(rc->stats, proc, h->clock, h->hz,
+				   h->manual_hz);
 	}
 	a = &rc->att[rc->natt++];
 	memset(a, 0, sizeof(*a));
@@ -543,17 +544,101 @@ static int record_event(void *arg, const struct reader_event *ev)
 	return r;
 }
 
+/* kernel.perf_event_paranoid, or -1 when it cannot be read. */
+static int record_perf_paranoid(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	int v = -1;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Say on stderr how a process takes its CPU samples, once per recording for
+ * each distinct way (the engine, its rate, what refused perf): a fallback
+ * below the asked rate, or kernel time left out, is then known before
+ * anyone reads the profile.
+ */
+static void record_say_engine(struct recorder *rc, const struct attached *a,
+			      const struct reader_engine *e, int paranoid)
+{
+	const struct ring_header *h = reader_header(a->r);
+	char exe[RING_EXE_MAX], why[160] = "";
+
+	if (h->clock != RING_CLOCK_CPU || e->engine == RING_ENGINE_NONE)
+		return;
+	for (size_t i = 0; i < rc->nsaid; i++)
+		if (memcmp(&rc->said[i], e, sizeof(*e)) == 0)
+			return;
+	if (rc->nsaid == RECORD_ENGINES_SAID)
+		return;
+	rc->said[rc->nsaid++] = *e;
+	record_printable(reader_exe(a->r), exe, sizeof(exe));
+	if (e->error == EACCES && paranoid >= 0)
+		(void)snprintf(why, sizeof(why),
+			       "perf_event_open refused: kernel.perf_event_paranoid "
+			       "is %d",
+			       paranoid);
+	else if (e->error == EPERM)
+		(void)snprintf(why, sizeof(why),
+			       "perf_event_open refused: Operation not permitted, "
+			       "as a seccomp filter or a security module says");
+	else if (e->error)
+		(void)snprintf(why, sizeof(why), "perf_event_open: %s",
+			       strerror((int)e->error));
+	else
+		(void)snprintf(why, sizeof(why), "PROFILING_CPU_ENGINE=timer");
+	fprintf(stderr, "profshim-collector: pid %u (%s): ", reader_pid(a->r),
+		exe);
+	switch (e->engine) {
+	case RING_ENGINE_PERF:
+		fprintf(stderr, "CPU samples from perf task-clock counters, "
+				"%u a CPU second\n", e->hz);
+		break;
+	case RING_ENGINE_PERF_USER:
+		fprintf(stderr, "CPU samples from perf task-clock counters, "
+				"%u a CPU second of user time; time in the "
+				"kernel is not sampled (kernel.perf_event_paranoid "
+				"is %d: as root, with CAP_PERFMON, or at 1 or "
+				"less it would be)\n",
+			e->hz, record_perf_paranoid());
+		break;
+	case RING_ENGINE_TIMER:
+		fprintf(stderr, "CPU samples from POSIX CPU timers at the "
+				"kernel's tick, %u a CPU second", e->hz);
+		if (e->hz < h->hz)
+			fprintf(stderr, " of the %u asked (the tick rate)",
+				h->hz);
+		fprintf(stderr, " (%s)\n", why);
+		break;
+	default:
+		fprintf(stderr, "no CPU samples: no CPU clock could be set up "
+				"(%s)\n", why);
+		break;
+	}
+}
+
 /* Drain one ring; returns records drained, or -1 when it was dropped. */
 static int record_drain_one(struct recorder *rc, struct attached *a)
 {
 	void *arg[2] = {rc, a};
 	struct reader_counters c;
-	int n;
+	struct reader_engine e;
+	int n, paranoid = -1;
 
 	record_refresh_modules(rc, a);
 	n = reader_drain(a->r, RECORD_BATCH, record_event, arg);
 	reader_counters(a->r, &c);
 	stats_set_counters(rc->stats, a->proc, &c);
+	reader_engine(a->r, &e);
+	if (stats_set_engine(rc->stats, a->proc, &e,
+			     e.error ? (paranoid = record_perf_paranoid()) : -1))
+		record_say_engine(rc, a, &e, paranoid);
 	if (n == -EBADMSG) {
 		fprintf(stderr, "profshim-collector: %s: %s; no longer reading it\n",
 			reader_path(a->r), reader_error(a->r));

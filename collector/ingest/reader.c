@@ -596,6 +596,27 @@ void reader_counters(const struct reader *r, struct reader_counters *ret)
 	ret->unresolved_samples = r->unresolved;
 }
 
+void reader_engine(const struct reader *r, struct reader_engine *ret)
+{
+	const struct ring_header *h = r->h;
+
+#define LOAD32(f) atomic_load_explicit((_Atomic uint32_t *)&h->f, memory_order_relaxed)
+	ret->engine = atomic_load_explicit((_Atomic uint32_t *)&h->cpu_engine,
+					   memory_order_acquire);
+	ret->hz = LOAD32(cpu_hz);
+	ret->error = LOAD32(cpu_error);
+	ret->tick_hz = LOAD32(tick_hz);
+#undef LOAD32
+	if (ret->engine > RING_ENGINE_FAILED)
+		ret->engine = RING_ENGINE_NONE;
+	if (ret->hz > 1000000)
+		ret->hz = 0;
+	if (ret->tick_hz > 1000000)
+		ret->tick_hz = 0;
+	if (ret->error > 4095)
+		ret->error = 0;
+}
+
 uint32_t reader_pid(const struct reader *r) { return r->copy.pid; }
 uint32_t reader_ppid(const struct reader *r) { return r->copy.ppid; }
 const char *reader_exe(const struct reader *r) { return r->exe; }

@@ -50,6 +50,19 @@ struct reader_counters {
 	uint64_t unresolved_samples;  /* shared frames with a sample never read */
 };
 
+/*
+ * How a process takes its CPU-clock samples, as its shim last said in the
+ * ring header (cpuclock.h). Values a corrupt header could hold are
+ * clamped: an unknown engine reads as RING_ENGINE_NONE, rates above
+ * 1,000,000 as 0.
+ */
+struct reader_engine {
+	uint32_t engine;              /* enum ring_engine */
+	uint32_t hz;                  /* the rate its samples come at */
+	uint32_t error;               /* errno that refused perf_event_open */
+	uint32_t tick_hz;             /* the kernel's tick rate */
+};
+
 /* Owners a reader_owners may list: root, and the real, effective, saved
  * and file-system uids of a process, and a few seen earlier. */
 #define READER_OWNERS_MAX 16
@@ -155,6 +168,9 @@ uint32_t reader_modules(struct reader *r, struct ring_module *out,
 			uint32_t outcap);
 
 void reader_counters(const struct reader *r, struct reader_counters *ret);
+
+/* The CPU clock's state now (see struct reader_engine). */
+void reader_engine(const struct reader *r, struct reader_engine *ret);
 
 uint32_t reader_pid(const struct reader *r);
 uint32_t reader_ppid(const struct reader *r);

@@ -141,6 +141,7 @@ int stats_process(struct stats *s, uint32_t pid, uint32_t ppid,
 		return -ENOMEM;
 	p = &s->procs[s->nprocs];
 	memset(p, 0, sizeof(*p));
+	p->paranoid = -1;
 	p->pid = pid;
 	p->ppid = ppid;
 	p->exe = malloc(RING_EXE_MAX * 4);
@@ -179,10 +180,23 @@ void stats_set_exited(struct stats *s, int proc)
 }
 
 void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
-			uint32_t hz)
+			uint32_t hz, uint32_t manual_hz)
 {
 	s->procs[proc].clock = clock;
 	s->procs[proc].hz = hz;
+	s->procs[proc].manual_hz = manual_hz;
+}
+
+bool stats_set_engine(struct stats *s, int proc, const struct reader_engine *e,
+		      int paranoid)
+{
+	struct process *p = &s->procs[proc];
+
+	if (memcmp(&p->engine, e, sizeof(*e)) == 0)
+		return false;
+	p->engine = *e;
+	p->paranoid = e->error ? paranoid : -1;
+	return true;
 }
 
 void stats_totals(const struct stats *s, uint64_t *ret_requests,

@@ -53,10 +53,18 @@ void stats_set_counters(struct stats *s, int proc,
 
 void stats_set_exited(struct stats *s, int proc);
 
-/* How the process samples (its ring header's clock and rate), which gives
+/* How the process samples (its ring header's clock and rates), which gives
  * the profile's sample type and the weight of one sample. */
 void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
-			uint32_t hz);
+			uint32_t hz, uint32_t manual_hz);
+
+/*
+ * The process' CPU clock as its ring now says (`paranoid`: the kernel's
+ * perf_event_paranoid when perf was refused, -1 when unknown). Returns true
+ * when that changed what the profile says of it.
+ */
+bool stats_set_engine(struct stats *s, int proc, const struct reader_engine *e,
+		      int paranoid);
 
 /* Account one drained record of process `proc`. Negative errno: ENOMEM. */
 int stats_event(struct stats *s, int proc, const struct reader_event *ev);

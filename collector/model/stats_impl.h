@@ -24,6 +24,9 @@ struct process {
 	struct ring_module *mods;
 	uint32_t nmods;
 	uint32_t clock, hz;           /* how its samples are taken */
+	uint32_t manual_hz;           /* PROFILING_MANUAL_HZ */
+	struct reader_engine engine;  /* its CPU clock, as last read */
+	int paranoid;                 /* perf_event_paranoid then, -1: unknown */
 	struct reader_counters now;   /* latest values read from the ring */
 	struct reader_counters base;  /* values at the last reset */
 };

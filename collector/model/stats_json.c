@@ -452,18 +452,71 @@ static void stats_trace_json(struct stack_builder *b, const struct kept *k,
 	json_object_set_new(req, "timeline", timeline);
 }
 
+/* The rate process p's rate-sampled samples come at: the asked one on
+ * the wall clock, its CPU clock's on the CPU clock (0 before it has one). */
+static uint32_t stats_effective_hz(const struct process *p)
+{
+	if (p->clock == RING_CLOCK_WALL)
+		return p->hz;
+	if (p->engine.engine == RING_ENGINE_NONE ||
+	    p->engine.engine == RING_ENGINE_FAILED)
+		return 0;
+	return p->engine.hz;
+}
+
 /* The clock and weight of one sample, from the first process that
  * samples (processes of one profile share their environment). */
 static json_t *stats_sample_json(const struct stats *s)
 {
-	for (size_t i = 0; i < s->nprocs; i++)
-		if (s->procs[i].hz)
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct process *p = &s->procs[i];
+		uint32_t hz = stats_effective_hz(p);
+
+		if (!hz)
+			hz = p->hz;
+		if (hz)
 			return json_pack("{s:s, s:f}", "clock",
-					 s->procs[i].clock == RING_CLOCK_WALL
-						 ? "wall"
-						 : "cpu",
-					 "period_ns", 1e9 / s->procs[i].hz);
+					 p->clock == RING_CLOCK_WALL ? "wall"
+								     : "cpu",
+					 "period_ns", 1e9 / hz);
+	}
 	return json_pack("{s:s, s:f}", "clock", "cpu", "period_ns", 1e7);
+}
+
+/*
+ * How process p takes its samples: the clock, the engine behind it, the
+ * asked and the effective rate, and why perf was refused, if it was.
+ */
+static json_t *stats_proc_sample_json(const struct process *p)
+{
+	static const char *const engines[] = {
+		[RING_ENGINE_NONE] = "none",   [RING_ENGINE_PERF] = "perf",
+		[RING_ENGINE_PERF_USER] = "perf", [RING_ENGINE_TIMER] = "timer",
+		[RING_ENGINE_FAILED] = "failed",
+	};
+	bool wall = p->clock == RING_CLOCK_WALL;
+	json_t *o = json_pack(
+		"{s:s, s:s, s:I, s:I, s:I, s:I}", "clock", wall ? "wall" : "cpu",
+		"engine", wall ? "wall-timer" : engines[p->engine.engine],
+		"asked_hz", (json_int_t)p->hz, "effective_hz",
+		(json_int_t)stats_effective_hz(p), "manual_hz",
+		(json_int_t)p->manual_hz, "tick_hz",
+		(json_int_t)p->engine.tick_hz);
+
+	if (!wall && p->engine.engine != RING_ENGINE_NONE)
+		json_object_set_new(o, "kernel_time",
+				    json_boolean(p->engine.engine !=
+						 RING_ENGINE_PERF_USER));
+	if (p->engine.error) {
+		const char *name = strerrorname_np((int)p->engine.error);
+		json_t *why = json_pack("{s:s}", "errno", name ? name : "?");
+
+		if (p->paranoid >= 0)
+			json_object_set_new(why, "perf_event_paranoid",
+					    json_integer(p->paranoid));
+		json_object_set_new(o, "perf_refused", why);
+	}
+	return o;
 }
 
 static int kept_cmp(const void *a, const void *b)
@@ -672,13 +725,14 @@ static json_t *stats_processes_json(const struct stats *s)
 		const struct process *p = &s->procs[i];
 
 		json_array_append_new(
-			procs, json_pack("{s:I, s:I, s:s, s:b, s:I, s:I}", "pid",
-					 (json_int_t)p->pid, "ppid",
+			procs, json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:o}",
+					 "pid", (json_int_t)p->pid, "ppid",
 					 (json_int_t)p->ppid, "exe", p->exe,
 					 "exited", p->exited, "ring_samples",
 					 (json_int_t)p->now.samples,
 					 "ring_sample_bytes",
-					 (json_int_t)p->now.sample_bytes));
+					 (json_int_t)p->now.sample_bytes,
+					 "sample", stats_proc_sample_json(p)));
 	}
 	return procs;
 }

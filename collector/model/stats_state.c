@@ -61,12 +61,16 @@ static json_t *state_process(const struct process *p)
 						      strnlen(m->path,
 							      RING_MODULE_PATH_MAX - 1)));
 	}
-	return json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:o, s:o, s:o}", "pid",
-			 (json_int_t)p->pid, "ppid", (json_int_t)p->ppid, "exe",
-			 p->exe, "exited", p->exited, "clock",
+	return json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:[I, I, I, I, I, I]}",
+			 "pid", (json_int_t)p->pid, "ppid", (json_int_t)p->ppid,
+			 "exe", p->exe, "exited", p->exited, "clock",
 			 (json_int_t)p->clock, "hz", (json_int_t)p->hz, "modules",
 			 mods, "now", state_counters(&p->now), "base",
-			 state_counters(&p->base));
+			 state_counters(&p->base), "engine",
+			 (json_int_t)p->engine.engine, (json_int_t)p->engine.hz,
+			 (json_int_t)p->engine.error,
+			 (json_int_t)p->engine.tick_hz, (json_int_t)p->manual_hz,
+			 (json_int_t)p->paranoid);
 }
 
 static json_t *state_endpoint(const char *name, const struct endpoint *e)
@@ -287,6 +291,36 @@ static int state_read_module(const json_t *a, struct ring_module *m)
 	return 0;
 }
 
+/*
+ * A process' CPU clock: [engine, hz, error, tick_hz, manual_hz, paranoid]
+ * (absent in checkpoints of collectors before it: left as it is).
+ */
+static bool state_read_engine(const json_t *a, struct process *p)
+{
+	json_int_t v[6];
+
+	if (!a)
+		return true;
+	if (!json_is_array(a) || json_array_size(a) != 6)
+		return false;
+	for (size_t i = 0; i < 6; i++) {
+		const json_t *x = json_array_get(a, i);
+
+		if (!json_is_integer(x))
+			return false;
+		v[i] = json_integer_value(x);
+		if (v[i] < (i == 5 ? -1 : 0) || v[i] > 1000000)
+			return false;
+	}
+	if (v[0] > RING_ENGINE_FAILED)
+		return false;
+	p->engine = (struct reader_engine){(uint32_t)v[0], (uint32_t)v[1],
+					   (uint32_t)v[2], (uint32_t)v[3]};
+	p->manual_hz = (uint32_t)v[4];
+	p->paranoid = (int)v[5];
+	return true;
+}
+
 static int state_read_processes(struct state_in *in, const json_t *arr)
 {
 	struct ring_module *mods = NULL;
@@ -323,6 +357,8 @@ static int state_read_processes(struct state_in *in, const json_t *arr)
 		p->exited = exited;
 		p->clock = (uint32_t)clock;
 		p->hz = (uint32_t)hz;
+		if (!state_read_engine(json_object_get(o, "engine"), p))
+			return state_bad(in, "a process' engine is malformed");
 		if (!state_read_counters(jnow, &p->now) ||
 		    !state_read_counters(jbase, &p->base))
 			return state_bad(in, "a process' counters are malformed");

@@ -19,6 +19,9 @@
  *                 rest (default P 70): two named functions in a known
  *                 ratio; first=beta burns beta's share first. /mix-NAME is
  *                 the same (/mix-ab2, /mix-ba8: an endpoint name per shape)
+ *   /closeall     closes every descriptor from 3 up to its limit but this
+ *                 connection's and the listening socket, as a daemon that
+ *                 tidies its descriptors does (one connection at a time)
  *   /stats        JSON: per path served so far, "requests", "cpu_ms" (the
  *                 serving thread's CPU time from a request's head read to
  *                 its answer written), "alpha_ms" and "beta_ms" (CPU time
@@ -48,6 +51,7 @@
 #include "io.h"
 
 static volatile unsigned long sink;
+static int listen_fd = -1;
 
 /* Per-path CPU accounting for /stats. */
 #define STATS_MAX 64
@@ -215,6 +219,13 @@ static void handle(int fd, const char *target)
 		req_alpha_ms = beta_first ? t2 - t1 : t1 - t0;
 		req_beta_ms = beta_first ? t1 - t0 : t2 - t1;
 		respond(fd, 200, "mix\n");
+	} else if (plen == 9 && strncmp(target, "/closeall", 9) == 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+
+		for (int i = 3; i < max; i++)
+			if (i != fd && i != listen_fd)
+				(void)close(i);
+		respond(fd, 200, "closed\n");
 	} else if (plen == 6 && strncmp(target, "/stats", 6) == 0) {
 		stats_respond(fd);
 	} else if (plen == 6 && strncmp(target, "/sleep", 6) == 0) {
@@ -312,6 +323,7 @@ int main(int argc, char **argv)
 		perror("cpuserver: listen");
 		return 1;
 	}
+	listen_fd = lfd;
 	getsockname(lfd, (struct sockaddr *)&sa, &len);
 	printf("listening on %d\n", ntohs(sa.sin_port));
 	fflush(stdout);

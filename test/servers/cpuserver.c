@@ -26,7 +26,8 @@
  *                 serving thread's CPU time from a request's head read to
  *                 its answer written), "alpha_ms" and "beta_ms" (CPU time
  *                 in burn_alpha and burn_beta): the ground truth tests
- *                 compare profiles with
+ *                 compare profiles with; ?profile=1 requests apart, as
+ *                 "PATH (profile=1)"
  *   /sleep?ms=N   sleeps N ms (default 50) in clock_nanosleep, to an
  *                 absolute deadline so that signals do not shorten it
  *   /fast         answers at once
@@ -40,6 +41,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,13 +137,21 @@ static void respond(int fd, int status, const char *body)
 	(void)write_all(fd, msg, (size_t)n);
 }
 
-/* Add one request of `path` to /stats. */
-static void stats_add(const char *path, size_t plen, double cpu)
+/* Add one request of `path` to /stats; a ?profile=1 one under "PATH
+ * (profile=1)". */
+static void stats_add(const char *path, size_t plen, bool manual, double cpu)
 {
+	char key[sizeof(stats[0].path)];
 	int i;
 
-	if (plen >= sizeof(stats[0].path))
-		plen = sizeof(stats[0].path) - 1;
+	if (plen >= sizeof(key) - 16)
+		plen = sizeof(key) - 16;
+	memcpy(key, path, plen);
+	key[plen] = '\0';
+	if (manual)
+		strcat(key, " (profile=1)");
+	path = key;
+	plen = strlen(key);
 	pthread_mutex_lock(&stats_lock);
 	for (i = 0; i < nstats; i++)
 		if (strlen(stats[i].path) == plen &&
@@ -294,7 +304,9 @@ static void *serve(void *arg)
 		req_alpha_ms = req_beta_ms = 0;
 		handle(fd, target);
 		if (strncmp(target, "/stats", 6) != 0)
-			stats_add(target, strcspn(target, "?"), cpu_ms() - t0);
+			stats_add(target, strcspn(target, "?"),
+				  strstr(target, "profile=1") != NULL,
+				  cpu_ms() - t0);
 		memmove(buf, buf + hlen + body, have - hlen - body);
 		have -= hlen + body;
 	}

@@ -206,12 +206,44 @@ static int cpuclock_timer_open(struct cpuclock *c, int tid, int signo)
 	return 0;
 }
 
-void cpuclock_settle(struct cpuclock *c)
+/* A period drawn uniformly from [P/2, 3P/2), P = 1/hz: its mean is P. */
+static uint64_t cpuclock_draw(uint64_t *rng)
 {
-	uint64_t period = 1000000000ull / cpuclock_hz;
+	uint64_t p = 1000000000ull / cpuclock_hz;
 
+	return p / 2 + cpuclock_random(rng) % p;
+}
+
+/* Samples in a window of the lag's estimate. */
+#define CPUCLOCK_LAG_WINDOW 32
+
+/* The lag of the last window any thread closed: where a new counter
+ * starts (a thread that serves a few requests closes none of its own). */
+static _Atomic uint64_t cpuclock_lag;
+
+void cpuclock_dither(struct cpuclock *c, uint64_t *rng, uint64_t now_ns)
+{
+	uint64_t p = cpuclock_draw(rng), elapsed = now_ns - c->set_ns;
+
+	if (!c->first && elapsed > c->period &&
+	    elapsed - c->period < c->win_min)
+		c->win_min = elapsed - c->period;
+	if (++c->win_n == CPUCLOCK_LAG_WINDOW) {
+		/* At most a quarter of a period: a window whose every
+		 * sample waited is not a lag. */
+		if (c->win_min < p / 4) {
+			c->lag_ns = c->win_min;
+			atomic_store_explicit(&cpuclock_lag, c->lag_ns,
+					      memory_order_relaxed);
+		}
+		c->win_min = UINT64_MAX;
+		c->win_n = 0;
+	}
+	p = p > c->lag_ns + 20000 ? p - c->lag_ns : 20000;
 	c->first = 0;
-	(void)ioctl(c->fd, PERF_EVENT_IOC_PERIOD, &period);
+	c->period = p;
+	c->set_ns = now_ns;
+	(void)ioctl(c->fd, PERF_EVENT_IOC_PERIOD, &p);
 }
 
 int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
@@ -225,10 +257,11 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
 	c->keep_below = UINT32_MAX;
 	c->first = 0;
 	if (cpuclock_choice != CPUCLOCK_TIMER) {
-		uint64_t period = 1000000000ull / cpuclock_hz;
-
+		/* The first period at a random point of one: a thread's
+		 * first request starts anywhere in it. */
 		fd = cpuclock_perf_open(tid, signo,
-					1 + cpuclock_random(rng) % period,
+					1 + cpuclock_random(rng) %
+						(1000000000ull / cpuclock_hz),
 					&engine);
 		if (fd >= 0) {
 			c->slot = cpuclock_register_fd(fd, c);
@@ -240,6 +273,10 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
 		if (fd >= 0) {
 			c->fd = fd;
 			c->first = 1;
+			c->lag_ns = atomic_load_explicit(&cpuclock_lag,
+							 memory_order_relaxed);
+			c->win_min = UINT64_MAX;
+			c->win_n = 0;
 			/* The slot is set before the engine: a signal
 			 * arriving in between is not this clock's yet. */
 			atomic_signal_fence(memory_order_seq_cst);

@@ -260,8 +260,10 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	int src;
 
 	(void)sig;
+	/* A counter's first overflow sets its next period, kept or not: the
+	 * first one is short (cpuclock_open). */
 	if (__builtin_expect(t->cpu.first, 0) && cpuclock_from(&t->cpu, si))
-		cpuclock_settle(&t->cpu);
+		cpuclock_dither(&t->cpu, &t->rng, libc_now_ns());
 	/* The usual signal that is not kept: a CPU clock's tick while the
 	 * thread serves an unsampled request. */
 	if (!h || !t->keep)
@@ -291,8 +293,12 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 			goto out;
 		}
 	}
-	if (src == SAMPLER_SRC_CPU && !cpuclock_keep(&t->cpu, &t->rng))
-		goto out;
+	if (src == SAMPLER_SRC_CPU) {
+		if (!cpuclock_keep(&t->cpu, &t->rng))
+			goto out;
+		if (t->cpu.fd >= 0 && !t->cpu.lost)
+			cpuclock_dither(&t->cpu, &t->rng, libc_now_ns());
+	}
 	/* On an alternate signal stack too small for a walk: skipped, not
 	 * overrun (see sampler_stack_room). */
 	if (t->busy || sampler_loader_busy() ||

@@ -2,6 +2,7 @@
 """profshim benchmark: the sampler, the ring and the collector.
 
 Usage: scripts/bench/sampler.py [--build DIR] [--rounds N] [--signals N]
+                                [--requests N]
 
 Prints Markdown sections on stdout, progress on stderr:
 
@@ -10,8 +11,17 @@ Prints Markdown sections on stdout, progress on stderr:
                     serves a ?profile=1 request on an accepted loopback
                     connection: an empty handler (the floor), gperftools'
                     libprofiler.so with CPUPROFILE, and libprofshim with a
-                    collector that must record >= 90% of the N samples.
+                    collector that must record >= 90% of the N samples;
+                    libprofshim again in a request sampled by rate on the
+                    CPU clock with each engine set up (perf, timer), and in
+                    a request not sampled (a signal not kept).
                     Interleaved rounds; medians and spread.
+  per request       cpuserver under libprofshim serving a sub-millisecond
+                    endpoint (0.3 ms of CPU) over one keep-alive
+                    connection: the process' CPU time per request at
+                    PROFILING_SAMPLE_RATE=1 against 0 (profiling on,
+                    nothing sampled), with each CPU engine: what sampling
+                    every request adds to it. Interleaved rounds.
   ring, collector   bytes per sample at depth 50; drops with 16 threads
                     sampled at 1 kHz (default ring, collector running);
                     collector throughput on a ring filled beforehand
@@ -100,8 +110,21 @@ def bench_signal(build, tmp, mode, n, env):
     return float(kv["ns_per_signal"])
 
 
+SHIM_ROWS = (
+    # (key, row label, bench_signal mode, settings)
+    ("profshim", "libprofshim", "preload", {"PROFILING_SAMPLE_RATE": "0"}),
+    ("perf", "libprofshim, request sampled by rate, perf engine", "rate",
+     {"PROFILING_SAMPLE_RATE": "1", "PROFILING_CPU_ENGINE": "perf"}),
+    ("timer", "libprofshim, request sampled by rate, timer engine", "rate",
+     {"PROFILING_SAMPLE_RATE": "1", "PROFILING_CPU_ENGINE": "timer"}),
+    ("unkept", "libprofshim, request not sampled (signal not kept)", "rate",
+     {"PROFILING_SAMPLE_RATE": "0"}),
+)
+
+
 def per_sample(build, tmp, rounds, n):
-    res = {"floor": [], "gperftools": [], "profshim": []}
+    res = {"floor": [], "gperftools": []}
+    res.update({key: [] for key, *_ in SHIM_ROWS})
     recorded = []
     bytes_per = []
     have_gperf = GPERF.exists()
@@ -115,22 +138,28 @@ def per_sample(build, tmp, rounds, n):
                 build, tmp, "preload", n,
                 env_with(LD_PRELOAD=str(GPERF),
                          CPUPROFILE=str(tmp / "gperf.prof"))))
-        col = Collector(build, tmp)
-        res["profshim"].append(bench_signal(
-            build, tmp, "preload", n,
-            env_with(LD_PRELOAD=str(build / "shim" / "libprofshim.so"),
-                     ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="0")))
-        prof = col.stop()
-        ep = prof["data"].get("GET /bench", {})
-        recorded.append(ep.get("samples", 0) / n)
-        for p in prof["processes"]:
-            if p["ring_samples"]:
-                bytes_per.append(p["ring_sample_bytes"] / p["ring_samples"])
+        for key, _, mode, settings in SHIM_ROWS:
+            col = Collector(build, tmp)
+            res[key].append(bench_signal(
+                build, tmp, mode, n,
+                env_with(LD_PRELOAD=str(build / "shim" / "libprofshim.so"),
+                         ENABLE_PROFILING="true", **settings)))
+            prof = col.stop()
+            if key == "unkept":
+                continue
+            ep = prof["data"].get("GET /bench", {})
+            recorded.append(ep.get("samples", 0) / n)
+            for p in prof["processes"]:
+                if p["ring_samples"]:
+                    bytes_per.append(p["ring_sample_bytes"] /
+                                     p["ring_samples"])
         log(f"per-sample round {r + 1}/{rounds}: floor "
             f"{res['floor'][-1]:.0f} ns, gperftools "
             f"{res['gperftools'][-1] if have_gperf else float('nan'):.0f} ns, "
-            f"profshim {res['profshim'][-1]:.0f} ns "
-            f"({recorded[-1] * 100:.1f}% recorded)")
+            f"profshim {res['profshim'][-1]:.0f} ns, perf engine "
+            f"{res['perf'][-1]:.0f}, timer engine {res['timer'][-1]:.0f}, "
+            f"not kept {res['unkept'][-1]:.0f} "
+            f"({min(recorded[-3:]) * 100:.1f}% recorded at least)")
     floor = statistics.median(res["floor"])
     prof_med = statistics.median(res["profshim"])
     lines = [
@@ -148,14 +177,76 @@ def per_sample(build, tmp, rounds, n):
     if have_gperf:
         m, lo, hi = spread(res["gperftools"])
         lines.append(f"| gperftools libprofiler.so (CPUPROFILE) | {fmt(m)} ({fmt(lo)}–{fmt(hi)}) | {m / floor:.2f}× | |")
-    m, lo, hi = spread(res["profshim"])
-    ok = "met" if m <= 1.5 * floor else "missed"
-    lines.append(f"| libprofshim | {fmt(m)} ({fmt(lo)}–{fmt(hi)}) | {m / floor:.2f}× | ≤ 1.5× floor: {ok} |")
+    for key, label, _, _ in SHIM_ROWS:
+        m, lo, hi = spread(res[key])
+        ok = "met" if m <= 1.5 * floor else "missed"
+        goal = f"≤ 1.5× floor: {ok}" if key != "unkept" else ""
+        lines.append(f"| {label} | {fmt(m)} ({fmt(lo)}–{fmt(hi)}) | {m / floor:.2f}× | {goal} |")
     if have_gperf:
         g = statistics.median(res["gperftools"])
         ok = "met" if g >= 10 * prof_med else "missed"
         lines.append(f"| gperftools ÷ libprofshim | | {g / prof_med:.1f}× | ≥ 10×: {ok} |")
     return lines, statistics.median(bytes_per) if bytes_per else None
+
+
+# ---- per request -------------------------------------------------------------
+
+def http_get(port, conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    return r.read()
+
+
+def request_cost(build, tmp, rounds, n):
+    """ns of the server's CPU time per request that sampling every request
+    adds (rate 1 against rate 0), per CPU engine, on a 0.3 ms endpoint."""
+    import http.client
+
+    configs = [(engine, rate) for engine in ("perf", "timer")
+               for rate in ("0", "1")]
+    per = {c: [] for c in configs}
+    for r in range(rounds):
+        for engine, rate in configs:
+            port = free_port()
+            env = env_with(LD_PRELOAD=str(build / "shim" / "libprofshim.so"),
+                           ENABLE_PROFILING="true",
+                           PROFILING_SAMPLE_RATE=rate,
+                           PROFILING_CPU_ENGINE=engine)
+            srv = subprocess.Popen([str(build / "test" / "cpuserver"),
+                                    str(port)], env=env,
+                                   stdout=subprocess.PIPE, text=True)
+            srv.stdout.readline()
+            conn = http.client.HTTPConnection("127.0.0.1", port)
+            for _ in range(200):  # the thread, its clock, the caches
+                http_get(port, conn, "/mix-sub?ms=0.3")
+            before = float(http_get(port, conn, "/cputime"))
+            for _ in range(n):
+                http_get(port, conn, "/mix-sub?ms=0.3")
+            after = float(http_get(port, conn, "/cputime"))
+            conn.close()
+            srv.terminate()
+            srv.wait()
+            per[(engine, rate)].append((after - before) * 1e6 / n)
+        log(f"per-request round {r + 1}/{rounds}: " + ", ".join(
+            f"{e} rate {rt}: {per[(e, rt)][-1]:.0f} ns" for e, rt in configs))
+    lines = [
+        "### Per request: what sampling adds on a sub-millisecond endpoint",
+        f"cpuserver, `/mix-sub?ms=0.3` (0.3 ms of CPU), {n:,} requests over "
+        f"one keep-alive connection per run, {rounds} interleaved rounds; the "
+        "process' CPU time per request (CLOCK_PROCESS_CPUTIME_ID), "
+        "PROFILING_HZ=99.",
+        "",
+        "| engine | rate 0, ns/request | rate 1.0, ns/request | added by sampling, median of rounds (min–max) |",
+        "|---|---|---|---|",
+    ]
+    for engine in ("perf", "timer"):
+        base, samp = per[(engine, "0")], per[(engine, "1")]
+        added = [b - a for a, b in zip(base, samp)]
+        m, lo, hi = spread(added)
+        lines.append(f"| {engine} | {fmt(statistics.median(base))} | "
+                     f"{fmt(statistics.median(samp))} | {fmt(m)} "
+                     f"({fmt(lo)}–{fmt(hi)}) |")
+    return lines
 
 
 # ---- ring and collector ------------------------------------------------------
@@ -322,6 +413,7 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--signals", type=int, default=200000)
+    ap.add_argument("--requests", type=int, default=5000)
     a = ap.parse_args()
     build = Path(a.build).resolve()
     for prog in ("test/bench_signal", "test/bench_threads", "test/cpuserver",
@@ -333,6 +425,8 @@ def main():
         tmp = Path(t)
         lines, bytes50 = per_sample(build, tmp, a.rounds, a.signals)
         print("\n".join(lines) + "\n", flush=True)
+        print("\n".join(request_cost(build, tmp, a.rounds, a.requests)) +
+              "\n", flush=True)
         print("\n".join(ring_and_collector(build, tmp, bytes50)) + "\n", flush=True)
         print("\n".join(memory(build, tmp)) + "\n", flush=True)
 

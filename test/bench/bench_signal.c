@@ -8,12 +8,18 @@
  *                    cost of delivering a signal at all)
  *     MODE preload   whatever profiler is preloaded owns SIGPROF
  *                    (libprofshim, or gperftools' libprofiler with CPUPROFILE)
+ *     MODE rate      the same, but the request is not a ?profile=1 one:
+ *                    libprofshim samples it as PROFILING_SAMPLE_RATE says,
+ *                    on its CPU clock (at rate 1 every signal is kept; at
+ *                    rate 0 none is: the cost of a signal not kept)
  *
  * "Serving a request" is real: the program listens on 127.0.0.1, connects
- * to itself, accepts, and reads "GET /bench?profile=1 HTTP/1.1" on the
- * accepted socket before raising, and writes the response afterwards. Under
- * libprofshim that makes the thread serve a manual (?profile=1) request, so
- * its handler takes a sample for each signal.
+ * to itself, accepts, and reads "GET /bench?profile=1 HTTP/1.1" (MODE rate:
+ * "GET /bench HTTP/1.1") on the accepted socket before raising, and writes
+ * the response afterwards. Under libprofshim that makes the thread serve a
+ * manual (?profile=1) request, so its handler takes a sample for each
+ * signal; with MODE rate, a request sampled on the CPU clock, whose engine
+ * (PROFILING_CPU_ENGINE) is set up for the thread.
  *
  * Prints one line: "ns_per_signal=<float> signals=<N> depth=<DEPTH>".
  * Built with -O2 and without frame pointers, like most production code.
@@ -63,12 +69,11 @@ __attribute__((noinline)) static unsigned long bench_deep(int depth, long n,
 	return 1;
 }
 
-static int bench_request(int *ret_conn, int *ret_client)
+static int bench_request(const char *req, int *ret_conn, int *ret_client)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
-	static const char req[] =
-		"GET /bench?profile=1 HTTP/1.1\r\nHost: bench\r\n\r\n";
+	size_t reqlen = strlen(req);
 	char buf[256];
 	int lfd, cfd, afd;
 
@@ -83,9 +88,9 @@ static int bench_request(int *ret_conn, int *ret_client)
 		return -1;
 	afd = accept(lfd, NULL, NULL);
 	close(lfd);
-	if (afd < 0 || write(cfd, req, sizeof(req) - 1) != sizeof(req) - 1)
+	if (afd < 0 || write(cfd, req, reqlen) != (ssize_t)reqlen)
 		return -1;
-	if (recv(afd, buf, sizeof(buf), 0) != sizeof(req) - 1)
+	if (recv(afd, buf, sizeof(buf), 0) != (ssize_t)reqlen)
 		return -1;
 	*ret_conn = afd;
 	*ret_client = cfd;
@@ -100,8 +105,9 @@ int main(int argc, char **argv)
 	int depth, conn, client;
 	double s = 0;
 
-	if (argc != 4 || (strcmp(argv[3], "floor") && strcmp(argv[3], "preload"))) {
-		fprintf(stderr, "usage: bench_signal N DEPTH floor|preload\n");
+	if (argc != 4 || (strcmp(argv[3], "floor") && strcmp(argv[3], "preload") &&
+			  strcmp(argv[3], "rate"))) {
+		fprintf(stderr, "usage: bench_signal N DEPTH floor|preload|rate\n");
 		return 2;
 	}
 	n = atol(argv[1]);
@@ -118,7 +124,10 @@ int main(int argc, char **argv)
 		sa.sa_flags = SA_RESTART;
 		sigaction(SIGPROF, &sa, NULL);
 	}
-	if (bench_request(&conn, &client) < 0) {
+	if (bench_request(strcmp(argv[3], "rate") == 0
+				  ? "GET /bench HTTP/1.1\r\nHost: bench\r\n\r\n"
+				  : "GET /bench?profile=1 HTTP/1.1\r\nHost: bench\r\n\r\n",
+			  &conn, &client) < 0) {
 		perror("bench_signal: loopback request");
 		return 1;
 	}

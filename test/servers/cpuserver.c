@@ -22,6 +22,9 @@
  *   /closeall     closes every descriptor from 3 up to its limit but this
  *                 connection's and the listening socket, as a daemon that
  *                 tidies its descriptors does (one connection at a time)
+ *   /cputime      the process' CPU time so far in ms (all its threads,
+ *                 CLOCK_PROCESS_CPUTIME_ID), as text: benchmarks read it
+ *                 around a run of requests
  *   /stats        JSON: per path served so far, "requests", "cpu_ms" (the
  *                 serving thread's CPU time from a request's head read to
  *                 its answer written), "alpha_ms" and "beta_ms" (CPU time
@@ -236,6 +239,14 @@ static void handle(int fd, const char *target)
 			if (i != fd && i != listen_fd)
 				(void)close(i);
 		respond(fd, 200, "closed\n");
+	} else if (plen == 8 && strncmp(target, "/cputime", 8) == 0) {
+		struct timespec ts;
+		char body[64];
+
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+		(void)snprintf(body, sizeof(body), "%.6f\n",
+			       ts.tv_sec * 1e3 + ts.tv_nsec / 1e6);
+		respond(fd, 200, body);
 	} else if (plen == 6 && strncmp(target, "/stats", 6) == 0) {
 		stats_respond(fd);
 	} else if (plen == 6 && strncmp(target, "/sleep", 6) == 0) {

@@ -26,14 +26,19 @@
  *          asked rate / tick rate (cpuclock_keep()). The effective rate is
  *          then min(hz, tick rate).
  *
- * A perf counter's periods are drawn at random, uniformly from half to one
- * and a half times 1/hz: its first when it is opened, the next one at each
- * sample kept (cpuclock_dither(), one ioctl). A fixed period samples a
- * thread whose requests all cost the same CPU time at the same point of
- * each request, for as long as the thread lives: measured, a thread per
- * connection starting its counter with its first 2 ms request had the first
- * 30% of its requests sampled 1% of the time, or 64%, by the request's
- * shape; and one serving less than a period of CPU time was never sampled.
+ * A perf counter's period is drawn at random, uniformly within a quarter of
+ * 1/hz: its first part-period (from 0 to 1/hz) when it is opened, a new
+ * period at its first signal and then every CPUCLOCK_DITHER_EVERY samples
+ * kept (cpuclock_dither(), one ioctl). A fixed period samples a thread
+ * whose requests all cost the same CPU time at the same point of each
+ * request, for as long as the thread lives: measured, a thread per
+ * connection starting its counter with its first 2 ms request had the
+ * first 30% of its requests sampled 1% of the time, or 64%, by the
+ * request's shape; and one serving less than a period of CPU time was
+ * never sampled. A random period moves the phase by a random step at each
+ * sample. Setting a period costs an ioctl that restarts the kernel's timer
+ * (5 µs in the handler on the project's machine, about a signal's
+ * delivery): every 8 samples, not at each.
  *
  * The descriptor of a perf counter is moved to a high number, close-on-exec,
  * out of the program's way; if the program closes it anyway (a daemon that
@@ -74,11 +79,12 @@ struct cpuclock {
 	volatile int lost;     /* the program closed fd: open a new one */
 	int first;             /* perf: no sample since it was opened */
 	uint64_t period;       /* perf: the period set last, ns */
-	uint64_t set_ns;       /* perf: CLOCK_MONOTONIC when it was set */
+	uint64_t set_ns;       /* perf: the thread's CPU time when it was set */
 	uint64_t lag_ns;       /* perf: estimate of the time from an overflow
 				* to the handler's new period */
 	uint64_t win_min;      /* perf: least lag seen in this window */
-	unsigned win_n;        /* perf: samples in this window */
+	unsigned win_n;        /* perf: settings in this window */
+	unsigned since;        /* perf: samples kept since the setting */
 	uint32_t keep_below;   /* timer: keep when a 32-bit draw is below */
 };
 
@@ -116,18 +122,29 @@ static inline bool cpuclock_from(const struct cpuclock *c, const siginfo_t *si)
 	       si->si_code <= POLL_HUP && si->si_fd == c->fd;
 }
 
+/* Samples kept between two random settings of a perf counter's period. */
+#define CPUCLOCK_DITHER_EVERY 8
+
 /*
- * perf: a signal of clock c was kept (or is its first): draw the next
- * period, now_ns being CLOCK_MONOTONIC. Setting a period restarts it, so
- * the time from the overflow to here would be lost from every period and
- * the rate would fall short (3% at 997 Hz here); that lag is estimated as
- * the least excess of the wall time between two settings over the period
- * set, in windows of 32 samples (a thread that ran without a break between
- * them shows the lag alone; a new counter starts from the last window any
- * thread closed), and taken off the next period. One ioctl.
- * Async-signal-safe.
+ * perf: draw and set clock c's next period (at its first signal, and every
+ * CPUCLOCK_DITHER_EVERY samples kept: cpuclock_kept()). Setting a period
+ * restarts it, so the time from the overflow to here is lost once a
+ * setting and the rate would fall short (3% at 997 Hz here, setting at
+ * every sample); that lag is estimated as the least excess of the
+ * thread's CPU time between two settings over the periods set, in windows
+ * of 4 settings (a new counter starts from the last window any thread
+ * closed), and taken off the periods. One ioctl and two reads of the
+ * thread's CPU clock (system calls). Async-signal-safe.
  */
-void cpuclock_dither(struct cpuclock *c, uint64_t *rng, uint64_t now_ns);
+void cpuclock_dither(struct cpuclock *c, uint64_t *rng);
+
+/* A sample of clock c was kept: a perf counter draws a new period every
+ * CPUCLOCK_DITHER_EVERY. Async-signal-safe. */
+static inline void cpuclock_kept(struct cpuclock *c, uint64_t *rng)
+{
+	if (c->fd >= 0 && !c->lost && ++c->since >= CPUCLOCK_DITHER_EVERY)
+		cpuclock_dither(c, rng);
+}
 
 /*
  * Whether to keep a signal of clock c, given the thread's random state:

@@ -262,8 +262,9 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	(void)sig;
 	/* A counter's first overflow sets its next period, kept or not: the
 	 * first one is short (cpuclock_open). */
-	if (__builtin_expect(t->cpu.first, 0) && cpuclock_from(&t->cpu, si))
-		cpuclock_dither(&t->cpu, &t->rng, libc_now_ns());
+	if (__builtin_expect(t->cpu.first, 0) && !t->cpu.lost &&
+	    cpuclock_from(&t->cpu, si))
+		cpuclock_dither(&t->cpu, &t->rng);
 	/* The usual signal that is not kept: a CPU clock's tick while the
 	 * thread serves an unsampled request. */
 	if (!h || !t->keep)
@@ -296,8 +297,7 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	if (src == SAMPLER_SRC_CPU) {
 		if (!cpuclock_keep(&t->cpu, &t->rng))
 			goto out;
-		if (t->cpu.fd >= 0 && !t->cpu.lost)
-			cpuclock_dither(&t->cpu, &t->rng, libc_now_ns());
+		cpuclock_kept(&t->cpu, &t->rng);
 	}
 	/* On an alternate signal stack too small for a walk: skipped, not
 	 * overrun (see sampler_stack_room). */

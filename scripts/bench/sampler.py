@@ -2,7 +2,7 @@
 """profshim benchmark: the sampler, the ring and the collector.
 
 Usage: scripts/bench/sampler.py [--build DIR] [--rounds N] [--signals N]
-                                [--requests N]
+                                [--requests N] [--before DIR]
 
 Prints Markdown sections on stdout, progress on stderr:
 
@@ -16,12 +16,12 @@ Prints Markdown sections on stdout, progress on stderr:
                     CPU clock with each engine set up (perf, timer), and in
                     a request not sampled (a signal not kept).
                     Interleaved rounds; medians and spread.
-  per request       cpuserver under libprofshim serving a sub-millisecond
-                    endpoint (0.3 ms of CPU) over one keep-alive
-                    connection: the process' CPU time per request at
-                    PROFILING_SAMPLE_RATE=1 against 0 (profiling on,
-                    nothing sampled), with each CPU engine: what sampling
-                    every request adds to it. Interleaved rounds.
+  per request       cpuserver under libprofshim serving /fast (a few µs of
+                    work) over one keep-alive connection: the process' CPU
+                    time per request at PROFILING_SAMPLE_RATE=1 against 0
+                    (profiling on, nothing sampled), with each CPU engine,
+                    and with the shim of --before DIR (another build):
+                    what sampling every request adds. Interleaved rounds.
   ring, collector   bytes per sample at depth 50; drops with 16 threads
                     sampled at 1 kHz (default ring, collector running);
                     collector throughput on a ring filled beforehand
@@ -107,7 +107,7 @@ def bench_signal(build, tmp, mode, n, env):
     if out.returncode != 0:
         raise SystemExit(f"bench: bench_signal failed: {out.stderr.strip()}")
     kv = dict(x.split("=") for x in out.stdout.split())
-    return float(kv["ns_per_signal"])
+    return float(kv["ns_per_signal"]), int(kv["pid"])
 
 
 SHIM_ROWS = (
@@ -132,23 +132,27 @@ def per_sample(build, tmp, rounds, n):
         log(f"{GPERF} missing (Debian: libgoogle-perftools-dev); "
             "gperftools column skipped")
     for r in range(rounds):
-        res["floor"].append(bench_signal(build, tmp, "floor", n, env_with()))
+        res["floor"].append(bench_signal(build, tmp, "floor", n,
+                                         env_with())[0])
         if have_gperf:
             res["gperftools"].append(bench_signal(
                 build, tmp, "preload", n,
                 env_with(LD_PRELOAD=str(GPERF),
-                         CPUPROFILE=str(tmp / "gperf.prof"))))
+                         CPUPROFILE=str(tmp / "gperf.prof")))[0])
         for key, _, mode, settings in SHIM_ROWS:
             col = Collector(build, tmp)
-            res[key].append(bench_signal(
+            ns, pid = bench_signal(
                 build, tmp, mode, n,
                 env_with(LD_PRELOAD=str(build / "shim" / "libprofshim.so"),
-                         ENABLE_PROFILING="true", **settings)))
+                         ENABLE_PROFILING="true", **settings))
+            res[key].append(ns)
             prof = col.stop()
             if key == "unkept":
                 continue
-            ep = prof["data"].get("GET /bench", {})
-            recorded.append(ep.get("samples", 0) / n)
+            # This run's request (the collector reads every ring of the
+            # user: one left by the run before may be read again).
+            recorded.append(sum(r["samples"] for r in prof["requests"]
+                                if r["pid"] == pid) / n)
             for p in prof["processes"]:
                 if p["ring_samples"]:
                     bytes_per.append(p["ring_sample_bytes"] /
@@ -197,53 +201,63 @@ def http_get(port, conn, path):
     return r.read()
 
 
-def request_cost(build, tmp, rounds, n):
-    """ns of the server's CPU time per request that sampling every request
-    adds (rate 1 against rate 0), per CPU engine, on a 0.3 ms endpoint."""
+def serve_run(shim, cpuserver, settings, path, n):
+    """The server's CPU ns per request over n requests of `path` on one
+    keep-alive connection, under `shim` with `settings`."""
     import http.client
 
-    configs = [(engine, rate) for engine in ("perf", "timer")
-               for rate in ("0", "1")]
-    per = {c: [] for c in configs}
+    port = free_port()
+    env = env_with(LD_PRELOAD=str(shim), ENABLE_PROFILING="true", **settings)
+    srv = subprocess.Popen([str(cpuserver), str(port)], env=env,
+                           stdout=subprocess.PIPE, text=True)
+    srv.stdout.readline()
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    for _ in range(200):  # the thread, its clock, the caches
+        http_get(port, conn, path)
+    before = float(http_get(port, conn, "/cputime"))
+    for _ in range(n):
+        http_get(port, conn, path)
+    after = float(http_get(port, conn, "/cputime"))
+    conn.close()
+    srv.terminate()
+    srv.wait()
+    return (after - before) * 1e6 / n
+
+
+def request_cost(build, tmp, rounds, n, before=None):
+    """ns of the server's CPU time per request that sampling every request
+    adds (rate 1 against rate 0) on cpuserver's /fast (a few µs of work):
+    the cost of a sampled request beyond an unsampled one, per CPU engine,
+    and with the shim of build `before` if given."""
+    shims = [("perf", build, {"PROFILING_CPU_ENGINE": "perf"}),
+             ("timer", build, {"PROFILING_CPU_ENGINE": "timer"})]
+    if before:
+        shims.append((f"before ({before.name})", before, {}))
+    cpuserver = build / "test" / "cpuserver"
+    per = {(label, rate): [] for label, _, _ in shims for rate in "01"}
     for r in range(rounds):
-        for engine, rate in configs:
-            port = free_port()
-            env = env_with(LD_PRELOAD=str(build / "shim" / "libprofshim.so"),
-                           ENABLE_PROFILING="true",
-                           PROFILING_SAMPLE_RATE=rate,
-                           PROFILING_CPU_ENGINE=engine)
-            srv = subprocess.Popen([str(build / "test" / "cpuserver"),
-                                    str(port)], env=env,
-                                   stdout=subprocess.PIPE, text=True)
-            srv.stdout.readline()
-            conn = http.client.HTTPConnection("127.0.0.1", port)
-            for _ in range(200):  # the thread, its clock, the caches
-                http_get(port, conn, "/mix-sub?ms=0.3")
-            before = float(http_get(port, conn, "/cputime"))
-            for _ in range(n):
-                http_get(port, conn, "/mix-sub?ms=0.3")
-            after = float(http_get(port, conn, "/cputime"))
-            conn.close()
-            srv.terminate()
-            srv.wait()
-            per[(engine, rate)].append((after - before) * 1e6 / n)
+        for label, b, settings in shims:
+            for rate in "01":
+                per[(label, rate)].append(serve_run(
+                    b / "shim" / "libprofshim.so", cpuserver,
+                    dict(settings, PROFILING_SAMPLE_RATE=rate), "/fast", n))
         log(f"per-request round {r + 1}/{rounds}: " + ", ".join(
-            f"{e} rate {rt}: {per[(e, rt)][-1]:.0f} ns" for e, rt in configs))
+            f"{k[0]} rate {k[1]}: {v[-1]:.0f} ns" for k, v in per.items()))
     lines = [
         "### Per request: what sampling adds on a sub-millisecond endpoint",
-        f"cpuserver, `/mix-sub?ms=0.3` (0.3 ms of CPU), {n:,} requests over "
-        f"one keep-alive connection per run, {rounds} interleaved rounds; the "
-        "process' CPU time per request (CLOCK_PROCESS_CPUTIME_ID), "
-        "PROFILING_HZ=99.",
+        f"cpuserver's `/fast` (answers at once), {n:,} requests over one "
+        f"keep-alive connection per run, {rounds} interleaved rounds; the "
+        "server's CPU time per request (CLOCK_PROCESS_CPUTIME_ID around "
+        "the run), PROFILING_HZ=99, rate 1.0 against rate 0 (profiling on, "
+        "nothing sampled).",
         "",
-        "| engine | rate 0, ns/request | rate 1.0, ns/request | added by sampling, median of rounds (min–max) |",
+        "| shim | rate 0, ns/request | rate 1.0, ns/request | added by sampling: median of rounds (min–max) |",
         "|---|---|---|---|",
     ]
-    for engine in ("perf", "timer"):
-        base, samp = per[(engine, "0")], per[(engine, "1")]
-        added = [b - a for a, b in zip(base, samp)]
-        m, lo, hi = spread(added)
-        lines.append(f"| {engine} | {fmt(statistics.median(base))} | "
+    for label, _, _ in shims:
+        base, samp = per[(label, "0")], per[(label, "1")]
+        m, lo, hi = spread([b - a for a, b in zip(base, samp)])
+        lines.append(f"| {label} | {fmt(statistics.median(base))} | "
                      f"{fmt(statistics.median(samp))} | {fmt(m)} "
                      f"({fmt(lo)}–{fmt(hi)}) |")
     return lines
@@ -413,7 +427,9 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--signals", type=int, default=200000)
-    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--before", help="another build whose shim the "
+                    "per-request part measures too (before a change)")
     a = ap.parse_args()
     build = Path(a.build).resolve()
     for prog in ("test/bench_signal", "test/bench_threads", "test/cpuserver",
@@ -425,8 +441,9 @@ def main():
         tmp = Path(t)
         lines, bytes50 = per_sample(build, tmp, a.rounds, a.signals)
         print("\n".join(lines) + "\n", flush=True)
-        print("\n".join(request_cost(build, tmp, a.rounds, a.requests)) +
-              "\n", flush=True)
+        before = Path(a.before).resolve() if a.before else None
+        print("\n".join(request_cost(build, tmp, a.rounds, a.requests,
+                                      before)) + "\n", flush=True)
         print("\n".join(ring_and_collector(build, tmp, bytes50)) + "\n", flush=True)
         print("\n".join(memory(build, tmp)) + "\n", flush=True)
 

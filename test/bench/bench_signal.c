@@ -21,7 +21,8 @@
  * signal; with MODE rate, a request sampled on the CPU clock, whose engine
  * (PROFILING_CPU_ENGINE) is set up for the thread.
  *
- * Prints one line: "ns_per_signal=<float> signals=<N> depth=<DEPTH>".
+ * Prints one line: "ns_per_signal=<float> signals=<N> depth=<DEPTH>
+ * pid=<PID>".
  * Built with -O2 and without frame pointers, like most production code.
  */
 #include <arpa/inet.h>
@@ -136,7 +137,7 @@ int main(int argc, char **argv)
 		perror("bench_signal: write");
 	close(conn);
 	close(client);
-	printf("ns_per_signal=%.1f signals=%ld depth=%d\n", s * 1e9 / (double)n,
-	       n, depth);
+	printf("ns_per_signal=%.1f signals=%ld depth=%d pid=%d\n",
+	       s * 1e9 / (double)n, n, depth, (int)getpid());
 	return 0;
 }

@@ -49,13 +49,15 @@
 
 enum kind { K_BOOL, K_FRAC, K_UINT, K_CHOICE, K_SIZE };
 
-/* The known variables, in env.h's order, with their documented syntax. */
+/* The known variables, with their documented syntax (setting() knows
+ * each one's place). */
 static const struct var {
 	const char *name;
 	enum kind kind;
 	unsigned long min, max;  /* K_UINT */
 	const char *a, *b;       /* K_CHOICE: values 0 and 1 */
 	const char *dflt;        /* the default as the warning names it */
+	const char *c;           /* K_CHOICE: value 2, if any */
 } vars[] = {
 	{"ENABLE_PROFILING", K_BOOL, 0, 0, NULL, NULL, "off"},
 	{"PROFILING_SAMPLE_RATE", K_FRAC, 0, 0, NULL, NULL, "0.1"},
@@ -68,6 +70,7 @@ static const struct var {
 	{"PROFILING_MANUAL_MAX_PER_SEC", K_UINT, 0, 1000000, NULL, NULL, "10"},
 	{"PROFILING_MAX_ENDPOINTS", K_UINT, 1, 65536, NULL, NULL, "1000"},
 	{"PROFILING_RING_SIZE", K_SIZE, 0, 0, NULL, NULL, "4M"},
+	{"PROFILING_CPU_ENGINE", K_CHOICE, 0, 0, "auto", "perf", "auto", "timer"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -185,6 +188,8 @@ static bool model(const struct var *v, const char *s, uint64_t *u, double *d)
 			return *u = 0, true;
 		if (strcasecmp(buf, v->b) == 0)
 			return *u = 1, true;
+		if (v->c && strcasecmp(buf, v->c) == 0)
+			return *u = 2, true;
 		return false;
 	case K_UINT:
 		if (!trim(s, buf, 32) || !digits(buf, &end, &n) || *end)
@@ -244,6 +249,7 @@ static uint64_t setting(const struct env_config *c, size_t i)
 	case 8: return c->manual_max_per_sec;
 	case 9: return c->max_endpoints;
 	case 10: return c->ring_size;
+	case 11: return c->cpu_engine;
 	}
 	return 0;
 }
@@ -343,6 +349,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ASSERT(cfg.max_depth >= 1 && cfg.max_depth <= RING_MAX_FRAMES);
 	ASSERT(cfg.hz >= 1 && cfg.hz <= 10000);
 	ASSERT(cfg.clock <= RING_CLOCK_WALL && cfg.mode <= RING_MODE_CONTINUOUS);
+	ASSERT(cfg.cpu_engine <= 2);
 	ASSERT(cfg.manual_hz >= 1 && cfg.manual_hz <= 10000);
 	ASSERT(cfg.manual_max_per_sec <= 1000000);
 	ASSERT(cfg.max_endpoints >= 1 && cfg.max_endpoints <= 65536);

@@ -323,6 +323,7 @@ static void check_defaults(const struct env_config *c)
 	CHECK_EQ(c->manual_max_per_sec, 10);
 	CHECK_EQ(c->max_endpoints, 1000);
 	CHECK(c->ring_size == 4u << 20);
+	CHECK_EQ(c->cpu_engine, 0); /* auto */
 }
 
 static void test_defaults(void)
@@ -356,8 +357,10 @@ static void test_load_valid(void)
 	fake_set("PROFILING_MANUAL_MAX_PER_SEC", "0");
 	fake_set("PROFILING_MAX_ENDPOINTS", "65536");
 	fake_set("PROFILING_RING_SIZE", "16M");
+	fake_set("PROFILING_CPU_ENGINE", "timer");
 	env_load(&c, fake_get, fake_warn);
 	CHECK_EQ(warn_n, 0);
+	CHECK_EQ(c.cpu_engine, 2);
 	CHECK(c.enabled == true);
 	CHECK(c.sample_rate == 0.25);
 	CHECK_EQ(c.max_depth, 256);
@@ -386,8 +389,10 @@ static void test_load_valid(void)
 	fake_set("PROFILING_MANUAL_MAX_PER_SEC", "1000000");
 	fake_set("PROFILING_MAX_ENDPOINTS", "1");
 	fake_set("PROFILING_RING_SIZE", "1G");
+	fake_set("PROFILING_CPU_ENGINE", " Perf ");
 	env_load(&c, fake_get, fake_warn);
 	CHECK_EQ(warn_n, 0);
+	CHECK_EQ(c.cpu_engine, 1);
 	CHECK(c.enabled == true);
 	CHECK(c.sample_rate == 1.0);
 	CHECK_EQ(c.max_depth, 1);
@@ -478,6 +483,9 @@ static void test_load_invalid(void)
 		{"PROFILING_RING_SIZE", "2G",
 		 "profshim: PROFILING_RING_SIZE=\"2G\" is not a size from 64K "
 		 "to 1G (e.g. 4M); using 4M"},
+		{"PROFILING_CPU_ENGINE", "pmu",
+		 "profshim: PROFILING_CPU_ENGINE=\"pmu\" is not auto, perf or "
+		 "timer; using auto"},
 	};
 	static const struct bad_var bad2[] = {
 		{"ENABLE_PROFILING", "",

@@ -14,9 +14,10 @@ rate is what it reaches (the fallback at 99 Hz is checked for its rate
 below).
 
 Samples are taken at random points (a perf counter's periods are drawn
-at random; the timer keeps ticks at random), so a share's error is that of
-a binomial draw: 1.4 points at 1,000 samples. 2,500 an endpoint (0.9
-points) keep 3 points more than three standard errors away. Clients
+at random; the timer keeps ticks at random), so a share's error is at
+most that of a binomial draw: 1.4 points at 1,000 samples. 2,500 an
+endpoint (0.9 points) keep 3 points more than three standard errors
+away. Clients
 reconnect every 20 requests, and cpuserver serves each connection on a
 thread of its own: every thread's counter is new, the hard case.
 

@@ -276,11 +276,19 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
 	c->keep_below = UINT32_MAX;
 	c->first = 0;
 	if (cpuclock_choice != CPUCLOCK_TIMER) {
-		/* The first period at a random point of one: a thread's
-		 * first request starts anywhere in it. */
+		/* The first period ends at a random point of one: a
+		 * thread's first request starts anywhere in it. Never at
+		 * once: a counter whose period is shorter than the kernel's
+		 * own work for each overflow takes the thread's every
+		 * instant (a first period of a few µs kept a thread in its
+		 * interrupts for seconds, before its handler could set a
+		 * longer one). Any interval one period long gives the same
+		 * random phase. */
+		uint64_t period = 1000000000ull / cpuclock_hz;
+
 		fd = cpuclock_perf_open(tid, signo,
-					1 + cpuclock_random(rng) %
-						(1000000000ull / cpuclock_hz),
+					period / 16 + 1 +
+						cpuclock_random(rng) % period,
 					&engine);
 		if (fd >= 0) {
 			c->slot = cpuclock_register_fd(fd, c);

@@ -27,7 +27,8 @@
  *          then min(hz, tick rate).
  *
  * A perf counter's period is drawn at random, uniformly within a quarter of
- * 1/hz: its first part-period (from 0 to 1/hz) when it is opened, a new
+ * 1/hz: its first part-period (one period long, from 1/16 of one) when it
+ * is opened, a new
  * period at its first signal and then every CPUCLOCK_DITHER_EVERY samples
  * kept (cpuclock_dither(), one ioctl). A fixed period samples a thread
  * whose requests all cost the same CPU time at the same point of each

@@ -147,11 +147,8 @@ static inline void cpuclock_kept(struct cpuclock *c, uint64_t *rng)
 		cpuclock_dither(c, rng);
 }
 
-/*
- * Whether to keep a signal of clock c, given the thread's random state:
- * always for perf, with probability asked/tick rate for the timer.
- * Async-signal-safe; xorshift64, no system call.
- */
+/* The next draw of a thread's xorshift64 state *rng (never 0).
+ * Async-signal-safe, no system call. */
 static inline uint64_t cpuclock_random(uint64_t *rng)
 {
 	uint64_t x = *rng;
@@ -163,6 +160,11 @@ static inline uint64_t cpuclock_random(uint64_t *rng)
 	return x;
 }
 
+/*
+ * Whether to keep a signal of clock c, given the thread's random state:
+ * always for perf, with probability asked/tick rate for the timer.
+ * Async-signal-safe, no system call.
+ */
 static inline bool cpuclock_keep(const struct cpuclock *c, uint64_t *rng)
 {
 	if (c->keep_below == UINT32_MAX)

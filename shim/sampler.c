@@ -546,12 +546,8 @@ static void sampler_arm(struct sampler_thread *t, int k, unsigned hz)
 	its.it_value = t->left[k];
 	if ((its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) ||
 	    its.it_value.tv_sec * 1000000000L + its.it_value.tv_nsec > period) {
-		uint64_t x = t->rng;
+		uint64_t x = cpuclock_random(&t->rng);
 
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		t->rng = x;
 		its.it_value.tv_sec = 0;
 		its.it_value.tv_nsec = 1 + (long)(x % (uint64_t)period);
 		if (its.it_value.tv_nsec >= 1000000000L)

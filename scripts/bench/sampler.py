@@ -195,7 +195,7 @@ def per_sample(build, tmp, rounds, n):
 
 # ---- per request -------------------------------------------------------------
 
-def http_get(port, conn, path):
+def http_get(conn, path):
     conn.request("GET", path)
     r = conn.getresponse()
     return r.read()
@@ -213,11 +213,11 @@ def serve_run(shim, cpuserver, settings, path, n):
     srv.stdout.readline()
     conn = http.client.HTTPConnection("127.0.0.1", port)
     for _ in range(200):  # the thread, its clock, the caches
-        http_get(port, conn, path)
-    before = float(http_get(port, conn, "/cputime"))
+        http_get(conn, path)
+    before = float(http_get(conn, "/cputime"))
     for _ in range(n):
-        http_get(port, conn, path)
-    after = float(http_get(port, conn, "/cputime"))
+        http_get(conn, path)
+    after = float(http_get(conn, "/cputime"))
     conn.close()
     srv.terminate()
     srv.wait()

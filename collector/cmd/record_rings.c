@@ -636,9 +636,14 @@ static int record_drain_one(struct recorder *rc, struct attached *a)
 	reader_counters(a->r, &c);
 	stats_set_counters(rc->stats, a->proc, &c);
 	reader_engine(a->r, &e);
-	if (stats_set_engine(rc->stats, a->proc, &e,
-			     e.error ? (paranoid = record_perf_paranoid()) : -1))
+	if (stats_set_engine(rc->stats, a->proc, &e)) {
+		/* Read once a change, not at every turn. */
+		if (e.error) {
+			paranoid = record_perf_paranoid();
+			stats_set_paranoid(rc->stats, a->proc, paranoid);
+		}
 		record_say_engine(rc, a, &e, paranoid);
+	}
 	if (n == -EBADMSG) {
 		fprintf(stderr, "profshim-collector: %s: %s; no longer reading it\n",
 			reader_path(a->r), reader_error(a->r));

@@ -187,16 +187,20 @@ void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
 	s->procs[proc].manual_hz = manual_hz;
 }
 
-bool stats_set_engine(struct stats *s, int proc, const struct reader_engine *e,
-		      int paranoid)
+bool stats_set_engine(struct stats *s, int proc, const struct reader_engine *e)
 {
 	struct process *p = &s->procs[proc];
 
 	if (memcmp(&p->engine, e, sizeof(*e)) == 0)
 		return false;
 	p->engine = *e;
-	p->paranoid = e->error ? paranoid : -1;
+	p->paranoid = -1;
 	return true;
+}
+
+void stats_set_paranoid(struct stats *s, int proc, int paranoid)
+{
+	s->procs[proc].paranoid = paranoid;
 }
 
 void stats_totals(const struct stats *s, uint64_t *ret_requests,

@@ -59,12 +59,14 @@ void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
 			uint32_t hz, uint32_t manual_hz);
 
 /*
- * The process' CPU clock as its ring now says (`paranoid`: the kernel's
- * perf_event_paranoid when perf was refused, -1 when unknown). Returns true
- * when that changed what the profile says of it.
+ * The process' CPU clock as its ring now says. Returns true when that
+ * changed what the profile says of it.
  */
-bool stats_set_engine(struct stats *s, int proc, const struct reader_engine *e,
-		      int paranoid);
+bool stats_set_engine(struct stats *s, int proc, const struct reader_engine *e);
+
+/* The kernel's perf_event_paranoid when the process' perf was refused
+ * (after stats_set_engine() said the engine changed). */
+void stats_set_paranoid(struct stats *s, int proc, int paranoid);
 
 /* Account one drained record of process `proc`. Negative errno: ENOMEM. */
 int stats_event(struct stats *s, int proc, const struct reader_event *ev);

@@ -275,7 +275,15 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
 	c->lost = 0;
 	c->keep_below = UINT32_MAX;
 	c->first = 0;
-	if (cpuclock_choice != CPUCLOCK_TIMER) {
+	c->signo = signo;
+	if (signo >= SIGRTMIN && cpuclock_choice == CPUCLOCK_PERF) {
+		c->engine = RING_ENGINE_FAILED;
+		atomic_store_explicit(&cpuclock_st_error, EOPNOTSUPP,
+				      memory_order_relaxed);
+		cpuclock_note(RING_ENGINE_FAILED, 0);
+		return -EOPNOTSUPP;
+	}
+	if (cpuclock_choice != CPUCLOCK_TIMER && signo < SIGRTMIN) {
 		/* The first period ends at a random point of one: a
 		 * thread's first request starts anywhere in it. Never at
 		 * once: a counter whose period is shorter than the kernel's
@@ -402,6 +410,21 @@ void cpuclock_stop_all(void)
 		/* Counters are disabled, not closed: the owning thread
 		 * closes its own descriptor when it ends. */
 		if (fd)
+			(void)ioctl(fd - 1, PERF_EVENT_IOC_DISABLE, 0);
+		if (t)
+			(void)timer_delete((timer_t)(t - 1));
+	}
+}
+
+void cpuclock_retarget(int signo)
+{
+	for (int i = 0; i < CPUCLOCK_MAX; i++) {
+		int fd = atomic_load(&cpuclock_fds[i]);
+		uintptr_t t = atomic_exchange(&cpuclock_timers[i], 0);
+
+		if (fd && signo > 0 && signo < SIGRTMIN)
+			(void)fcntl(fd - 1, F_SETSIG, signo);
+		else if (fd)
 			(void)ioctl(fd - 1, PERF_EVENT_IOC_DISABLE, 0);
 		if (t)
 			(void)timer_delete((timer_t)(t - 1));

@@ -77,6 +77,7 @@ struct cpuclock {
 	int fd;                /* perf: the counter's descriptor, else -1 */
 	timer_t timer;         /* timer: the POSIX CPU timer */
 	int slot;              /* index in the registry, or -1 */
+	int signo;             /* the signal it was opened to send */
 	volatile int lost;     /* the program closed fd: open a new one */
 	int first;             /* perf: no sample since it was opened */
 	uint64_t period;       /* perf: the period set last, ns */
@@ -99,10 +100,16 @@ void cpuclock_init(unsigned hz, unsigned choice);
 
 /*
  * Open a CPU clock for the calling thread (thread id `tid`) that sends
- * `signo`, running from now on, its first period drawn from *rng. Returns 0 and fills *c, or a negative errno
- * when no engine could be set up: c->engine is then RING_ENGINE_FAILED, so
- * that the thread does not try at every request. The errno that refused
- * perf is kept for cpuclock_state(). Not async-signal-safe.
+ * `signo`, running from now on, its first period drawn from *rng. Returns
+ * 0 and fills *c, or a negative errno when no engine could be set up:
+ * c->engine is then RING_ENGINE_FAILED, so that the thread does not try at
+ * every request. The errno that refused perf is kept for cpuclock_state().
+ * A real-time `signo` never gets a perf counter: a counter's signals queue
+ * one per overflow, and when the queue is full (a thread that blocks the
+ * signal with a raw system call for long) the kernel sends SIGIO instead,
+ * which would kill the program; a POSIX timer's signal never queues twice.
+ * So with a real-time signal, auto means the timer and perf means none
+ * (-EOPNOTSUPP). Not async-signal-safe.
  */
 int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng);
 
@@ -205,5 +212,14 @@ void cpuclock_fork_child(struct cpuclock *own);
  * cpuclock_close() after that only releases what is left.
  */
 void cpuclock_stop_all(void);
+
+/*
+ * The profiling signal became `signo` (0: none): from any thread, every
+ * counter sends `signo` from now on (a legacy signal; otherwise it is
+ * disabled) and every timer is deleted. Each clock's own thread closes and
+ * opens it again when it sees c->signo differ (sampler.c). Not
+ * async-signal-safe.
+ */
+void cpuclock_retarget(int signo);
 
 #endif /* PROFSHIM_CPUCLOCK_H */

@@ -34,39 +34,107 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /*
- * A program that takes SIGPROF for itself (its own handler, SIG_IGN, or
- * SIG_DFL, under which the shim's next tick would kill it) gets it: the
- * shim stands aside for the process. A vfork child runs in its parent's
- * memory and often resets every handler before exec; that is not the
- * parent's choice, so it changes nothing here.
+ * The profiling signal is profshim's (sampler.h): a program that installs
+ * a handler of its own for it gets the signal and the sampler moves to
+ * another; its SIG_DFL and SIG_IGN are kept as what it reads back, and what
+ * it reads back is never the sampler's handler. A vfork child runs in its
+ * parent's memory and often resets every handler before exec; that is not
+ * the parent's choice, so it changes nothing here.
  */
-static bool hooks_takes_sigprof(const void *handler)
+static bool hooks_is_profiling_signal(int sig)
 {
-	return UNLIKELY(proc_on) && sampler_ready() &&
-	       !sampler_is_own_handler(handler) &&
+	return UNLIKELY(proc_on) && sig > 0 && sig == sampler_signal() &&
 	       (int)getpid() == proc_pid;
+}
+
+static const void *hooks_handler_of(const struct sigaction *sa)
+{
+	return sa->sa_flags & SA_SIGINFO ? (const void *)sa->sa_sigaction
+					 : (const void *)sa->sa_handler;
+}
+
+/* SIG_DFL, SIG_IGN or the sampler's handler: kept as the program's view. */
+static bool hooks_no_handler(const void *h)
+{
+	return h == (const void *)SIG_DFL || h == (const void *)SIG_IGN ||
+	       sampler_is_own_handler(h);
 }
 
 HOOK int sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old)
 {
+	int r;
+
 	LIBC_RESOLVE(sigaction);
-	if (sig == SIGPROF && act &&
-	    hooks_takes_sigprof(act->sa_flags & SA_SIGINFO
-					? (const void *)act->sa_sigaction
-					: (const void *)act->sa_handler))
-		sampler_stand_aside("the program set its own SIGPROF "
-				    "disposition");
-	return real_sigaction(sig, act, old);
+	if (hooks_is_profiling_signal(sig)) {
+		const void *h = act ? hooks_handler_of(act) : NULL;
+
+		if (!act || hooks_no_handler(h)) {
+			sampler_view(sig,
+				     !act || sampler_is_own_handler(h)
+					     ? -1
+					     : h == (const void *)SIG_IGN,
+				     old);
+			return 0;
+		}
+		sampler_move(sig);
+	}
+	r = real_sigaction(sig, act, old);
+	if (r == 0 && old && sampler_is_own_handler(hooks_handler_of(old)))
+		sampler_view(sig, -1, old);
+	return r;
 }
 
 HOOK sighandler_t signal(int sig, sighandler_t handler)
 {
+	struct sigaction view;
+	sighandler_t prev;
+
 	LIBC_RESOLVE(signal);
-	if (sig == SIGPROF && hooks_takes_sigprof((const void *)handler))
-		sampler_stand_aside("the program set its own SIGPROF "
-				    "disposition");
-	return real_signal(sig, handler);
+	if (hooks_is_profiling_signal(sig)) {
+		if (hooks_no_handler((const void *)handler)) {
+			sampler_view(sig,
+				     sampler_is_own_handler((const void *)handler)
+					     ? -1
+					     : handler == SIG_IGN,
+				     &view);
+			return view.sa_handler;
+		}
+		sampler_move(sig);
+	}
+	prev = real_signal(sig, handler);
+	if (prev != SIG_ERR && sampler_is_own_handler((const void *)prev)) {
+		sampler_view(sig, -1, &view);
+		prev = view.sa_handler;
+	}
+	return prev;
+}
+
+/*
+ * A thread that blocks the profiling signal is still sampled; it reads back
+ * the mask it set (sampler_sigmask).
+ */
+HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	LIBC_RESOLVE(pthread_sigmask);
+	if (!proc_on || (int)getpid() != proc_pid)
+		return real_pthread_sigmask(how, set, old);
+	return sampler_sigmask(how, set, old);
+}
+
+HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int r;
+
+	LIBC_RESOLVE(sigprocmask);
+	if (!proc_on || (int)getpid() != proc_pid)
+		return real_sigprocmask(how, set, old);
+	r = sampler_sigmask(how, set, old);
+	if (r != 0) {
+		errno = r;
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -182,62 +250,67 @@ HOOK int dlclose(void *handle)
 	return r;
 }
 
-/* A program that profiles itself with ITIMER_PROF gets the SIGPROFs. */
+/* A program that arms ITIMER_PROF gets the SIGPROFs: the sampler moves. */
 HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
 		   struct itimerval *old)
 {
 	LIBC_RESOLVE(setitimer);
 	if (which == ITIMER_PROF && nv &&
 	    (nv->it_value.tv_sec || nv->it_value.tv_usec) &&
-	    hooks_takes_sigprof(NULL))
-		sampler_stand_aside("the program set an ITIMER_PROF timer");
+	    hooks_is_profiling_signal(SIGPROF))
+		sampler_move(SIGPROF);
 	return real_setitimer(which, nv, old);
 }
 
 /*
- * sigtimedwait and sigwaitinfo wait with profshim's SIGPROF blocked. The
- * kernel never restarts either call, so a sample taken during the wait made
- * it fail with EINTR; a caller that retries with its remaining time, as
- * CPython's signal.sigtimedwait does, takes an EINTR that lands after its
- * deadline for a received signal and returns an unfilled siginfo (measured
- * before this: 5% of 2 ms waits under 1000 Hz wall-clock sampling). A sample
- * that falls due meanwhile stays pending and is taken as the wait returns,
- * so a thread parked here shows one sample per wait, not one per tick: the
- * threads that sit in these calls are a program's signal-handling threads,
- * not its request threads. With the program's own SIGPROF in the set, or
- * the sampler off, the call is made as asked. Costs two rt_sigprocmask
- * calls; allocates nothing, takes no lock, returns the call's errno.
+ * sigtimedwait, sigwaitinfo and sigwait wait with the profiling signal
+ * blocked, and never for it. The kernel never restarts the first two, so a
+ * sample taken during the wait made it fail with EINTR; a caller that
+ * retries with its remaining time, as CPython's signal.sigtimedwait does,
+ * takes an EINTR that lands after its deadline for a received signal and
+ * returns an unfilled siginfo (measured before this: 5% of 2 ms waits under
+ * 1000 Hz wall-clock sampling). And a thread that waits for every signal
+ * (Apache's signal thread: sigwait on a full set) would take the sampler's
+ * signals for its own. A sample that falls due meanwhile stays pending and
+ * is taken as the wait returns, so a thread parked here shows one sample
+ * per wait, not one per tick: the threads that sit in these calls are a
+ * program's signal-handling threads, not its request threads. With the
+ * sampler off the call is made as asked. Costs two rt_sigprocmask calls;
+ * allocates nothing, takes no lock, returns the call's errno.
  */
-static bool hooks_wait_masks(const sigset_t *set, sigset_t *old)
+static bool hooks_wait_masks(const sigset_t *set, sigset_t *wait,
+			     sigset_t *old)
 {
 	sigset_t prof;
+	int sig = sampler_signal();
 
-	if (!proc_on || !sampler_ready() || !set ||
-	    sigismember(set, SIGPROF) == 1)
+	if (!proc_on || !sig || !set || (int)getpid() != proc_pid)
 		return false;
+	*wait = *set;
+	sigdelset(wait, sig);
 	sigemptyset(&prof);
-	sigaddset(&prof, SIGPROF);
-	return pthread_sigmask(SIG_BLOCK, &prof, old) == 0;
+	sigaddset(&prof, sig);
+	return libc_sigmask(SIG_BLOCK, &prof, old) == 0;
 }
 
 static void hooks_wait_unmask(const sigset_t *old)
 {
 	int saved = errno;
 
-	(void)pthread_sigmask(SIG_SETMASK, old, NULL);
+	(void)libc_sigmask(SIG_SETMASK, old, NULL);
 	errno = saved;
 }
 
 static int hooks_sigwait(const sigset_t *set, siginfo_t *info,
 			 const struct timespec *timeout)
 {
-	sigset_t old;
+	sigset_t wait, old;
 	int r;
 
 	LIBC_RESOLVE(sigtimedwait);
-	if (!hooks_wait_masks(set, &old))
+	if (!hooks_wait_masks(set, &wait, &old))
 		return real_sigtimedwait(set, info, timeout);
-	r = real_sigtimedwait(set, info, timeout);
+	r = real_sigtimedwait(&wait, info, timeout);
 	hooks_wait_unmask(&old);
 	return r;
 }
@@ -252,6 +325,28 @@ HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info,
 HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
 	return hooks_sigwait(set, info, NULL);
+}
+
+/* sigwait is sigwaitinfo retried on EINTR, returning an error number (as
+ * glibc makes it). */
+HOOK int sigwait(const sigset_t *set, int *sig)
+{
+	sigset_t wait, old;
+	siginfo_t si;
+	int r;
+
+	LIBC_RESOLVE(sigwait);
+	LIBC_RESOLVE(sigtimedwait);
+	if (!hooks_wait_masks(set, &wait, &old))
+		return real_sigwait(set, sig);
+	do
+		r = real_sigtimedwait(&wait, &si, NULL);
+	while (r < 0 && errno == EINTR);
+	hooks_wait_unmask(&old);
+	if (r < 0)
+		return errno;
+	*sig = r;
+	return 0;
 }
 
 /*
@@ -270,6 +365,7 @@ struct hooks_start {
 	void *(*fn)(void *);
 	void *arg;
 	size_t stack_size;
+	int hidden; /* the creator's: a new thread inherits its mask */
 };
 
 static struct hooks_start hooks_starts[HOOKS_STARTS];
@@ -282,6 +378,7 @@ static void *hooks_thread_main(void *p)
 	void *arg = slot->arg;
 	size_t size = slot->stack_size;
 
+	sampler_mask_inherit(slot->hidden);
 	atomic_store_explicit(&slot->used, 0, memory_order_release);
 	sampler_thread_stack(size);
 	sampler_thread_start();
@@ -326,6 +423,7 @@ HOOK int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 	slot->fn = fn;
 	slot->arg = arg;
 	slot->stack_size = hooks_stack_size(attr);
+	slot->hidden = sampler_mask_hidden();
 	r = real_pthread_create(thread, attr, hooks_thread_main, slot);
 	if (r != 0)
 		atomic_store(&slot->used, 0);

@@ -11,10 +11,14 @@
  *
  * Why each is interposed:
  *   - accept … close: where requests start and end (hooks_io.c);
- *   - sigaction, signal, setitimer: a program that takes SIGPROF for
- *     itself gets it (hooks_guard.c);
- *   - sigtimedwait, sigwaitinfo: they wait with the sampler's SIGPROF
- *     blocked, since the kernel never restarts them (hooks_guard.c);
+ *   - sigaction, signal, setitimer: a program that takes the profiling
+ *     signal (SIGPROF, or the one profshim moved to) gets it, and the
+ *     sampler moves to another (hooks_guard.c);
+ *   - pthread_sigmask, sigprocmask: a thread that blocks the profiling
+ *     signal is still sampled, and reads back the mask it set
+ *     (hooks_guard.c);
+ *   - sigtimedwait, sigwaitinfo, sigwait: they wait with the profiling
+ *     signal blocked and never take it (hooks_guard.c);
  *   - pthread_create: new threads learn their stack bounds and, in
  *     continuous mode, arm their timer (hooks_guard.c);
  *   - pipe2, syscall, dl_iterate_phdr, dlclose: libunwind and the loader
@@ -72,6 +76,11 @@
 	X(int, sigtimedwait, "sigtimedwait",                                  \
 	  (const sigset_t *, siginfo_t *, const struct timespec *))           \
 	X(int, sigwaitinfo, "sigwaitinfo", (const sigset_t *, siginfo_t *))   \
+	X(int, sigwait, "sigwait", (const sigset_t *, int *))                 \
+	X(int, pthread_sigmask, "pthread_sigmask",                            \
+	  (int, const sigset_t *, sigset_t *))                                \
+	X(int, sigprocmask, "sigprocmask",                                    \
+	  (int, const sigset_t *, sigset_t *))                                \
 	X(int, pthread_create, "pthread_create",                              \
 	  (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))   \
 	X(int, pipe2, "pipe2", (int[2], int))                                 \

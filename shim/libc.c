@@ -69,6 +69,12 @@ int libc_sigaction(int sig, const struct sigaction *act,
 	return real_sigaction(sig, act, old);
 }
 
+int libc_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	LIBC_RESOLVE(pthread_sigmask);
+	return real_pthread_sigmask(how, set, old);
+}
+
 int libc_dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
 			 void *data)
 {

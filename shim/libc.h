@@ -90,6 +90,10 @@ int libc_perf_event_open(struct perf_event_attr *attr, int pid, int cpu,
 int libc_sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old);
 
+/* pthread_sigmask(3) itself, not the hook that keeps the profiling signal
+ * deliverable. Returns 0 or an error number, as it does. */
+int libc_sigmask(int how, const sigset_t *set, sigset_t *old);
+
 /*
  * dl_iterate_phdr() over the live list of loaded objects: it takes the
  * dynamic loader's lock, so never from the signal handler.

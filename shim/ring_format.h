@@ -87,6 +87,24 @@ enum ring_engine {
 };
 
 /*
+ * Whether the process takes stack samples (ring_header.sig_state). UNKNOWN
+ * in rings of shims before it.
+ */
+enum ring_sampling {
+	RING_SAMPLING_UNKNOWN = 0,
+	RING_SAMPLING_ON = 1,      /* the handler is installed on sig_signo */
+	RING_SAMPLING_ASIDE = 2,   /* no samples in this process: sig_aside */
+};
+
+/* Why a process stood aside (ring_header.sig_aside). */
+enum ring_aside {
+	RING_ASIDE_NONE = 0,
+	RING_ASIDE_NO_SIGNAL = 1,  /* the program holds every signal profshim
+				      could sample with */
+	RING_ASIDE_INIT = 2,       /* the handler could not be installed */
+};
+
+/*
  * Segment header. Fields above `head` are written once by the shim before the
  * segment is published (the file is created under a temporary name and
  * hard-linked to its final name), so the collector may read them without ordering.
@@ -143,8 +161,13 @@ struct ring_header {
 	uint32_t cpu_hz;             /* the rate it samples at, per CPU second */
 	uint32_t cpu_error;          /* errno that refused perf_event_open */
 	uint32_t tick_hz;            /* the kernel's tick rate */
-	uint32_t reserved1;
-	uint64_t reserved[6];
+	/* The signal samples are taken with (zero in rings of shims before
+	 * it; store-relaxed, sig_state last with store-release). */
+	uint32_t sig_signo;          /* the profiling signal, 0 when none */
+	uint32_t sig_state;          /* enum ring_sampling */
+	uint32_t sig_aside;          /* enum ring_aside, with SAMPLING_ASIDE */
+	uint64_t sig_taken;          /* bit s-1: the program took signal s */
+	uint64_t reserved[4];
 };
 
 /*

@@ -11,11 +11,13 @@
 #include <libunwind.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -71,6 +73,19 @@ static bool sampler_loader_busy(void)
 	       RT_CONSISTENT;
 }
 static _Atomic(struct ring_header *) sampler_ring;
+
+/* The profiling signal (sampler.h), 0 when none. */
+static atomic_int sampler_signo;
+atomic_uint sampler_gen;
+/* Signals the program took from the sampler or held at start-up (bit
+ * s-1), never picked again; and those the program set (or found) at
+ * SIG_IGN while the sampler's handler is installed on them. */
+static _Atomic uint64_t sampler_taken;
+static _Atomic uint64_t sampler_ign;
+/* enum ring_aside once the sampler stood aside. */
+static atomic_uint sampler_aside;
+/* Held while the sampler moves to another signal (rare: a spin). */
+static atomic_flag sampler_moving = ATOMIC_FLAG_INIT;
 /*
  * libunwind takes mutexes of its own. In a fork child, one may be held for
  * ever by a parent thread that was unwinding when the parent forked (a
@@ -260,6 +275,15 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	int src;
 
 	(void)sig;
+	/* The program blocked a signal this thread was sampled with before
+	 * the sampler moved off it: block it now, as the program asked,
+	 * when the handler returns. */
+	if (__builtin_expect(t->hidden != 0, 0) &&
+	    t->hidden != atomic_load_explicit(&sampler_signo,
+					      memory_order_relaxed)) {
+		sigaddset(&((ucontext_t *)ucv)->uc_sigmask, t->hidden);
+		t->hidden = 0;
+	}
 	/* A counter's first overflow sets its next period, kept or not: the
 	 * first one is short (cpuclock_open). */
 	if (__builtin_expect(t->cpu.first, 0) && !t->cpu.lost &&
@@ -314,7 +338,8 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	t->busy = 0;
 	snapshot_read_end();
 out:
-	sigrestart_fixup(ucv);
+	sigrestart_fixup(ucv, atomic_load_explicit(&sampler_signo,
+						   memory_order_relaxed));
 	errno = saved_errno;
 }
 
@@ -358,9 +383,114 @@ static void sampler_thread_exit(void *arg)
 	t->busy--;
 }
 
+static void sampler_publish(struct ring_header *h);
+
+/* True when the program leaves `sig` to whoever wants it: SIG_DFL or
+ * SIG_IGN, or the sampler's own handler. */
+static bool sampler_free(int sig)
+{
+	struct sigaction old;
+	const void *h;
+
+	if (libc_sigaction(sig, NULL, &old) < 0)
+		return false;
+	h = old.sa_flags & SA_SIGINFO ? (const void *)old.sa_sigaction
+				      : (const void *)old.sa_handler;
+	if (h == (const void *)SIG_IGN)
+		atomic_fetch_or(&sampler_ign, 1ull << (sig - 1));
+	return h == (const void *)SIG_DFL || h == (const void *)SIG_IGN ||
+	       h == (const void *)sampler_handler;
+}
+
+/*
+ * The first signal the program leaves free (sampler.h), 0 when none: the
+ * way async-profiler picks one, SIGPROF first, then signals nothing in
+ * libc or the kernel sends on its own. SIGPROF is not free while an
+ * ITIMER_PROF timer runs (one survives exec).
+ */
+static int sampler_pick(void)
+{
+	int cands[2 + 64], n = 0;
+	uint64_t taken = atomic_load(&sampler_taken);
+
+	cands[n++] = SIGPROF;
+	cands[n++] = SIGSTKFLT;
+	for (int sig = SIGRTMAX; sig >= SIGRTMIN + 8; sig--)
+		cands[n++] = sig;
+	for (int i = 0; i < n; i++) {
+		int sig = cands[i];
+
+		if (taken & (1ull << (sig - 1)))
+			continue;
+		if (sig == SIGPROF) {
+			struct itimerval it;
+
+			if (getitimer(ITIMER_PROF, &it) == 0 &&
+			    (it.it_value.tv_sec || it.it_value.tv_usec)) {
+				atomic_fetch_or(&sampler_taken,
+						1ull << (sig - 1));
+				continue;
+			}
+		}
+		if (sampler_free(sig))
+			return sig;
+		atomic_fetch_or(&sampler_taken, 1ull << (sig - 1));
+	}
+	return 0;
+}
+
+/* Install the handler on `sig`. Returns 0 or -errno. */
+static int sampler_install(int sig)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sampler_handler;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
+	/* Asynchronous signals wait while the handler runs, so that one
+	 * arriving meanwhile is seen by sigrestart_fixup(). Signals a fault
+	 * raises stay deliverable: blocked, the kernel would kill the process
+	 * instead of running the program's handler. */
+	sigfillset(&sa.sa_mask);
+	sigdelset(&sa.sa_mask, SIGSEGV);
+	sigdelset(&sa.sa_mask, SIGBUS);
+	sigdelset(&sa.sa_mask, SIGILL);
+	sigdelset(&sa.sa_mask, SIGFPE);
+	sigdelset(&sa.sa_mask, SIGTRAP);
+	sigdelset(&sa.sa_mask, SIGSYS);
+	if (libc_sigaction(sig, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * The calling thread's mask after the profiling signal became `sig`: a
+ * signal it blocked that the sampler kept deliverable is blocked now, and
+ * `sig`, if the thread blocks it, is made deliverable and remembered as
+ * blocked for what the thread reads back.
+ */
+static void sampler_fix_mask(struct sampler_thread *t, int sig)
+{
+	sigset_t one, cur;
+
+	if (t->hidden && t->hidden != sig) {
+		sigemptyset(&one);
+		sigaddset(&one, t->hidden);
+		(void)libc_sigmask(SIG_BLOCK, &one, NULL);
+		t->hidden = 0;
+	}
+	if (sig && libc_sigmask(SIG_BLOCK, NULL, &cur) == 0 &&
+	    sigismember(&cur, sig) == 1) {
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		if (libc_sigmask(SIG_UNBLOCK, &one, NULL) == 0)
+			t->hidden = sig;
+	}
+}
+
 int sampler_init(const struct env_config *cfg)
 {
-	struct sigaction sa, old;
+	int sig, r;
 
 	sampler_cfg = *cfg;
 	sampler_keep_for[SAMPLER_RATE] = cfg->clock == RING_CLOCK_WALL
@@ -371,13 +501,13 @@ int sampler_init(const struct env_config *cfg)
 						? sampler_keep_for[SAMPLER_RATE]
 						: SAMPLER_SRC_NONE;
 	cpuclock_init(cfg->hz, cfg->cpu_engine);
-	if (libc_sigaction(SIGPROF, NULL, &old) == 0 &&
-	    (old.sa_flags & SA_SIGINFO ? (void *)old.sa_sigaction != NULL
-				       : (old.sa_handler != SIG_DFL &&
-					  old.sa_handler != SIG_IGN))) {
-		libc_write_stderr("profshim: the program has its own SIGPROF "
-			      "handler; profshim times requests but takes no "
-			      "stack samples in this process\n");
+	sig = sampler_pick();
+	if (!sig) {
+		atomic_store(&sampler_aside, RING_ASIDE_NO_SIGNAL);
+		libc_write_stderr("profshim: the program holds SIGPROF and every "
+			      "other signal profshim could sample with; "
+			      "profshim times requests but takes no stack "
+			      "samples in this process\n");
 		return -EBUSY;
 	}
 	/* libunwind initialises itself on first use; with the thread marked
@@ -394,26 +524,113 @@ int sampler_init(const struct env_config *cfg)
 	 * constructor runs on it). */
 	if (unwind_init() < 0 || unwind_stack_main(&sampler_tls.stack) < 0)
 		sampler_tls.stack.hi = 0;
-	if (pthread_key_create(&sampler_key, sampler_thread_exit) != 0)
+	if (pthread_key_create(&sampler_key, sampler_thread_exit) != 0 ||
+	    (r = sampler_install(sig)) < 0) {
+		atomic_store(&sampler_aside, RING_ASIDE_INIT);
 		return -EAGAIN;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = sampler_handler;
-	sa.sa_flags = SA_RESTART | SA_SIGINFO;
-	/* Asynchronous signals wait while the handler runs, so that one
-	 * arriving meanwhile is seen by sigrestart_fixup(). Signals a fault
-	 * raises stay deliverable: blocked, the kernel would kill the process
-	 * instead of running the program's handler. */
-	sigfillset(&sa.sa_mask);
-	sigdelset(&sa.sa_mask, SIGSEGV);
-	sigdelset(&sa.sa_mask, SIGBUS);
-	sigdelset(&sa.sa_mask, SIGILL);
-	sigdelset(&sa.sa_mask, SIGFPE);
-	sigdelset(&sa.sa_mask, SIGTRAP);
-	sigdelset(&sa.sa_mask, SIGSYS);
-	if (libc_sigaction(SIGPROF, &sa, NULL) < 0)
-		return -errno;
+	}
+	atomic_store(&sampler_signo, sig);
+	/* A mask inherited across exec may block it. */
+	sampler_fix_mask(&sampler_tls, sig);
 	atomic_store(&sampler_on, true);
 	return 0;
+}
+
+int sampler_signal(void)
+{
+	return atomic_load_explicit(&sampler_signo, memory_order_relaxed);
+}
+
+void sampler_view(int sig, int ign, struct sigaction *old)
+{
+	uint64_t bit = 1ull << (sig - 1);
+
+	if (old) {
+		memset(old, 0, sizeof(*old));
+		old->sa_handler =
+			atomic_load(&sampler_ign) & bit ? SIG_IGN : SIG_DFL;
+	}
+	if (ign == 1)
+		atomic_fetch_or(&sampler_ign, bit);
+	else if (ign == 0)
+		atomic_fetch_and(&sampler_ign, ~bit);
+}
+
+int sampler_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	struct sampler_thread *t = &sampler_tls;
+	int sig = sampler_signal(), was, now, r;
+	sigset_t pass;
+
+	if (t->hidden && t->hidden != sig)
+		sampler_fix_mask(t, sig);
+	if (!sig)
+		return libc_sigmask(how, set, old);
+	was = now = t->hidden == sig;
+	if (set) {
+		pass = *set;
+		if (sigismember(set, sig) == 1) {
+			sigdelset(&pass, sig);
+			if (how == SIG_BLOCK || how == SIG_SETMASK)
+				now = 1;
+			else if (how == SIG_UNBLOCK)
+				now = 0;
+		} else if (how == SIG_SETMASK) {
+			now = 0;
+		}
+	}
+	r = libc_sigmask(how, set ? &pass : NULL, old);
+	if (r != 0)
+		return r;
+	if (old && was)
+		sigaddset(old, sig);
+	t->hidden = now ? sig : 0;
+	return 0;
+}
+
+void sampler_move(int sig)
+{
+	struct sampler_thread *t = &sampler_tls;
+	struct sigaction view;
+	int next;
+
+	while (atomic_flag_test_and_set(&sampler_moving))
+		sched_yield();
+	if (sig != sampler_signal())
+		goto out; /* another thread moved first */
+	t->busy++;
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_fetch_or(&sampler_taken, 1ull << (sig - 1));
+	next = sampler_pick();
+	if (next && sampler_install(next) < 0)
+		next = 0;
+	atomic_store(&sampler_signo, next);
+	atomic_fetch_add(&sampler_gen, 1);
+	/* Timers cannot change their signal: all are deleted, and each
+	 * thread makes its own again at its next request (t->gen). Counters
+	 * send the new signal from now on. */
+	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
+		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
+
+		if (v)
+			(void)timer_delete((timer_t)(v - 1));
+	}
+	cpuclock_retarget(next);
+	sampler_fix_mask(t, next);
+	/* The program's view of `sig` is installed; a handler of its own, if
+	 * that is what it is setting, replaces it next. */
+	sampler_view(sig, -1, &view);
+	(void)libc_sigaction(sig, &view, NULL);
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy--;
+	if (!next)
+		sampler_stand_aside(RING_ASIDE_NO_SIGNAL,
+				    "the program took SIGPROF and every other "
+				    "signal profshim could sample with");
+	else
+		sampler_publish(atomic_load(&sampler_ring));
+out:
+	atomic_flag_clear(&sampler_moving);
 }
 
 bool sampler_ready(void)
@@ -432,6 +649,16 @@ static void sampler_publish(struct ring_header *h)
 	if (!h)
 		return;
 	cpuclock_state(&engine, &hz, &error, &tick);
+	atomic_store_explicit((_Atomic uint32_t *)&h->sig_signo,
+			      (uint32_t)sampler_signal(), memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint32_t *)&h->sig_aside,
+			      atomic_load(&sampler_aside), memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint64_t *)&h->sig_taken,
+			      atomic_load(&sampler_taken), memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint32_t *)&h->sig_state,
+			      atomic_load(&sampler_aside) ? RING_SAMPLING_ASIDE
+							  : RING_SAMPLING_ON,
+			      memory_order_release);
 	atomic_store_explicit((_Atomic uint32_t *)&h->cpu_hz, hz,
 			      memory_order_relaxed);
 	atomic_store_explicit((_Atomic uint32_t *)&h->cpu_error, error,
@@ -476,7 +703,7 @@ static void sampler_cpu_open(struct sampler_thread *t)
 	if (t->cpu.lost)
 		cpuclock_close(&t->cpu);
 	sampler_thread_once(t);
-	(void)cpuclock_open(&t->cpu, t->tid, SIGPROF, &t->rng);
+	(void)cpuclock_open(&t->cpu, t->tid, sampler_signal(), &t->rng);
 	sampler_publish(atomic_load(&sampler_ring));
 }
 
@@ -489,7 +716,7 @@ static int sampler_create_timer(struct sampler_thread *t, int k)
 	sampler_thread_once(t);
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = SIGPROF;
+	sev.sigev_signo = sampler_signal();
 	sev.sigev_value.sival_int = k;
 	sev._sigev_un._tid = t->tid;
 	if (timer_create(CLOCK_MONOTONIC, &sev, &t->timers[k]) < 0)
@@ -573,6 +800,16 @@ void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
 	atomic_signal_fence(memory_order_seq_cst);
 	t->req_id = req_id;
 	t->endpoint = endpoint;
+	if (t->gen != atomic_load(&sampler_gen)) {
+		/* The sampler moved to another signal: the timers made for
+		 * the old one were deleted (sampler_move), and the clock is
+		 * made again to send the new one. */
+		t->gen = atomic_load(&sampler_gen);
+		sampler_unregister(t);
+		if (t->cpu.engine != RING_ENGINE_NONE &&
+		    t->cpu.signo != sampler_signal())
+			cpuclock_close(&t->cpu);
+	}
 	if (!sampler_ready())
 		keep = SAMPLER_SRC_NONE;
 	if (keep == SAMPLER_SRC_CPU &&
@@ -642,12 +879,14 @@ void sampler_fork_child(void)
 	atomic_store(&sampler_ring, NULL);
 }
 
-void sampler_stand_aside(const char *why)
+void sampler_stand_aside(int why, const char *text)
 {
 	bool was = atomic_exchange(&sampler_on, false);
 
 	if (!was)
 		return;
+	atomic_store(&sampler_aside, (unsigned)why);
+	sampler_publish(atomic_load(&sampler_ring));
 	cpuclock_stop_all();
 	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
 		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
@@ -656,7 +895,7 @@ void sampler_stand_aside(const char *why)
 			(void)timer_delete((timer_t)(v - 1));
 	}
 	libc_write_stderr("profshim: ");
-	libc_write_stderr(why);
+	libc_write_stderr(text);
 	libc_write_stderr("; profshim times requests but takes no more stack "
 		      "samples in this process\n");
 }

@@ -35,6 +35,7 @@
 #ifndef PROFSHIM_SAMPLER_H
 #define PROFSHIM_SAMPLER_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -92,6 +93,10 @@ struct sampler_thread {
 	int slots[2];               /* index in sampler_timers, or -1 */
 	struct timespec left[2];    /* time to the next tick when disarmed */
 	struct cpuclock cpu;        /* the CPU clock, once set up */
+	unsigned gen;               /* sampler_gen its timers were made in */
+	int hidden;                 /* a profiling signal the program blocked
+				     * in this thread and profshim did not
+				     * (it reads it back as blocked), or 0 */
 	uint64_t rng;
 	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
 	/* The last sample written to the ring, for the next one to share its
@@ -108,6 +113,9 @@ extern __thread struct sampler_thread sampler_tls;
  * and the wall-clock timer each source needs armed (-1: none). */
 extern int sampler_keep_for[3];
 extern const int sampler_timer_for[4];
+/* Bumped each time the profiling signal changes: a thread whose gen
+ * differs makes its timers and clock again (sampler_set_timers). */
+extern atomic_uint sampler_gen;
 void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
 			uint32_t endpoint, int keep);
 
@@ -124,6 +132,8 @@ static inline void sampler_set(struct sampler_thread *t, uint64_t req_id,
 	int keep = sampler_keep_for[how];
 
 	if (t->armed == sampler_timer_for[keep] &&
+	    t->gen == atomic_load_explicit(&sampler_gen,
+					   memory_order_relaxed) &&
 	    (keep != SAMPLER_SRC_CPU ||
 	     (t->cpu.engine != RING_ENGINE_NONE && !t->cpu.lost))) {
 		t->busy++;
@@ -221,10 +231,76 @@ static inline bool sampler_inside(void)
 /* In a fork child: forget the parent's timers, clocks and ring. */
 void sampler_fork_child(void);
 
-/* The application installed its own SIGPROF handler: stop sampling. */
-void sampler_stand_aside(const char *why);
+/*
+ * The profiling signal
+ * --------------------
+ * Samples come with SIGPROF unless the program holds it (its own handler
+ * or an ITIMER_PROF timer at start-up); otherwise with the first of
+ * SIGSTKFLT, SIGRTMAX, SIGRTMAX-1, … SIGRTMIN+8 that the program leaves at
+ * SIG_DFL or SIG_IGN. When the program later installs a handler of its own
+ * for the signal profshim uses, or arms ITIMER_PROF while that is SIGPROF,
+ * the sampler moves to the next free one (sampler_move) and the program
+ * gets its signal; with none left it stands aside, and says so in the ring
+ * header. The program's SIG_DFL and SIG_IGN for the profiling signal are
+ * kept as what it reads back (sampler_view), not installed: a daemon that
+ * resets every disposition at start does not make the sampler move.
+ *
+ * A thread that blocks the profiling signal (pthread_sigmask,
+ * sigprocmask: Apache's workers block every signal) is still sampled: the
+ * hooks pass the mask without it, and add it back to what the thread reads
+ * (sampler_sigmask).
+ */
 
-/* True when `handler` is the shim's own SIGPROF handler. */
+/* The profiling signal, or 0 when the sampler has none (not started, or
+ * stood aside for want of one). Async-signal-safe. */
+int sampler_signal(void);
+
+/*
+ * The program installs a handler of its own for signal `sig`, the
+ * profiling signal (or arms ITIMER_PROF while it is SIGPROF): install the
+ * sampler's handler on the next free signal, point every timer and clock
+ * at it, fix the calling thread's mask, and give `sig` its disposition as
+ * the program saw it (SIG_DFL or SIG_IGN; the caller then installs the
+ * program's handler). Stands aside when no signal is free. From the hooks;
+ * not async-signal-safe.
+ */
+void sampler_move(int sig);
+
+/*
+ * What the program reads back as signal `sig`'s disposition while the
+ * sampler's handler is installed on it: SIG_DFL or SIG_IGN, as the program
+ * last set it (or as it was at start-up). Fills *old if not NULL; then,
+ * with `ign` 0 or 1, records the program's new SIG_DFL or SIG_IGN (-1:
+ * none).
+ */
+void sampler_view(int sig, int ign, struct sigaction *old);
+
+/*
+ * pthread_sigmask(how, set, old) for the program: the profiling signal is
+ * never blocked, but the thread reads it back as it set it. Returns 0 or
+ * an error number, as pthread_sigmask does. From the hooks.
+ */
+int sampler_sigmask(int how, const sigset_t *set, sigset_t *old);
+
+/* The profiling signal the calling thread reads back as blocked, or 0; a
+ * thread it creates inherits that (its mask is inherited too). */
+static inline int sampler_mask_hidden(void)
+{
+	return sampler_tls.hidden;
+}
+
+static inline void sampler_mask_inherit(int hidden)
+{
+	sampler_tls.hidden = hidden;
+}
+
+/*
+ * The sampler stops for good in this process, `why` (enum ring_aside)
+ * recorded in the ring header and `text` written to stderr once.
+ */
+void sampler_stand_aside(int why, const char *text);
+
+/* True when `handler` is the shim's own signal handler. */
 bool sampler_is_own_handler(const void *handler);
 
 #endif /* PROFSHIM_SAMPLER_H */

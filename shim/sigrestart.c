@@ -57,14 +57,15 @@ static bool sigrestart_call_listed(long nr)
 }
 
 /* A pending, deliverable signal whose handler asks for EINTR. */
-static bool sigrestart_wants_eintr(uint64_t blocked)
+static bool sigrestart_wants_eintr(uint64_t blocked, int own)
 {
 	uint64_t pending = 0;
 
 	if (sigrestart_syscall4(SYS_rt_sigpending, (long)&pending, 8, 0, 0) < 0)
 		return false;
 	pending &= ~blocked;
-	pending &= ~(1ull << (SIGPROF - 1));
+	if (own > 0)
+		pending &= ~(1ull << (own - 1));
 	while (pending) {
 		int sig = __builtin_ctzll(pending) + 1;
 		struct sigrestart_kaction ka;
@@ -80,7 +81,7 @@ static bool sigrestart_wants_eintr(uint64_t blocked)
 	return false;
 }
 
-void sigrestart_fixup(void *ucontext)
+void sigrestart_fixup(void *ucontext, int own)
 {
 	ucontext_t *uc = ucontext;
 	greg_t *g = uc->uc_mcontext.gregs;
@@ -99,7 +100,7 @@ void sigrestart_fixup(void *ucontext)
 		return;
 	/* The mask the interrupted code runs with, restored on return. */
 	blocked = *(const uint64_t *)(const void *)&uc->uc_sigmask;
-	if (!sigrestart_wants_eintr(blocked))
+	if (!sigrestart_wants_eintr(blocked, own))
 		return;
 	g[REG_RAX] = -EINTR;
 	g[REG_RIP] += 2;
@@ -107,9 +108,10 @@ void sigrestart_fixup(void *ucontext)
 
 #else
 
-void sigrestart_fixup(void *ucontext)
+void sigrestart_fixup(void *ucontext, int own)
 {
 	(void)ucontext;
+	(void)own;
 }
 
 #endif

@@ -29,11 +29,12 @@
 #define PROFSHIM_SIGRESTART_H
 
 /*
- * Called from the SIGPROF handler with its ucontext. Async-signal-safe: no
+ * Called from the sampler's handler with its ucontext and the profiling
+ * signal `own` (never counted as the program's). Async-signal-safe: no
  * allocation, no locks, errno preserved; at most one rt_sigpending and one
  * rt_sigaction per pending signal, and those only when the thread was
  * interrupted inside a restartable call.
  */
-void sigrestart_fixup(void *ucontext);
+void sigrestart_fixup(void *ucontext, int own);
 
 #endif

@@ -36,6 +36,7 @@ struct attached {
 	unsigned long long starttime;
 	bool ended;       /* its process is gone and the ring drained dry */
 	bool intact;      /* ... and nothing in it was corrupt */
+	bool said_aside;  /* "takes no stack samples" said for it */
 };
 
 /* The users a process was seen running as: a privileged collector reads

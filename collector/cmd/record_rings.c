@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -572,8 +573,10 @@ static void record_say_engine(struct recorder *rc, const struct attached *a,
 
 	if (h->clock != RING_CLOCK_CPU || e->engine == RING_ENGINE_NONE)
 		return;
+	/* Ways differ by the CPU clock's fields, not by the signal. */
 	for (size_t i = 0; i < rc->nsaid; i++)
-		if (memcmp(&rc->said[i], e, sizeof(*e)) == 0)
+		if (memcmp(&rc->said[i], e, offsetof(struct reader_engine,
+						      signo)) == 0)
 			return;
 	if (rc->nsaid == RECORD_ENGINES_SAID)
 		return;
@@ -623,6 +626,24 @@ static void record_say_engine(struct recorder *rc, const struct attached *a,
 	}
 }
 
+/*
+ * Say on stderr, once per process, that it takes no stack samples and why
+ * (the shim said so in its ring header): its requests are still counted
+ * and timed, and a profile without stacks is otherwise a puzzle.
+ */
+static void record_say_aside(struct attached *a, const struct reader_engine *e)
+{
+	char exe[RING_EXE_MAX];
+
+	if (e->sampling != RING_SAMPLING_ASIDE || a->said_aside)
+		return;
+	a->said_aside = true;
+	record_printable(reader_exe(a->r), exe, sizeof(exe));
+	fprintf(stderr, "profshim-collector: pid %u (%s) takes no stack "
+			"samples: %s; its requests are still timed\n",
+		reader_pid(a->r), exe, stats_aside_text(e->aside));
+}
+
 /* Drain one ring; returns records drained, or -1 when it was dropped. */
 static int record_drain_one(struct recorder *rc, struct attached *a)
 {
@@ -643,6 +664,7 @@ static int record_drain_one(struct recorder *rc, struct attached *a)
 			stats_set_paranoid(rc->stats, a->proc, paranoid);
 		}
 		record_say_engine(rc, a, &e, paranoid);
+		record_say_aside(a, &e);
 	}
 	if (n == -EBADMSG) {
 		fprintf(stderr, "profshim-collector: %s: %s; no longer reading it\n",

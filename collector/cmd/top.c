@@ -337,6 +337,17 @@ static bool view_draw_header(const struct top_view *v, struct top_frame *f)
 			       p->dropped_events, p->dropped_requests);
 	if (!frame_line(f, line))
 		return false;
+	/* Why a process has no stacks, where the user looks first. */
+	for (size_t i = 0; i < p->nunsampled; i++) {
+		(void)snprintf(line, sizeof(line),
+			       "! pid %" PRIu64 " (%s) takes no stack samples: %s",
+			       p->unsampled[i].pid, p->unsampled[i].exe,
+			       p->unsampled[i].why);
+		(void)fputs("! ", f->out);
+		put_name(f->out, line + 2, f->cols ? f->cols - 2 : -1, false);
+		if (!frame_newline(f))
+			return false;
+	}
 	if (v->status[0]) {
 		(void)fputs("! ", f->out);
 		put_name(f->out, v->status, f->cols ? f->cols - 2 : -1, false);

@@ -25,7 +25,8 @@
  *                      "status", "sampled", "manual", "samples",
  *                      "stacks": [[samples, [frame, ...]]],
  *                      "timeline": [[seconds after start, stack], ...]}],
- *        "dropped": {"samples", "events", "requests"}}
+ *        "dropped": {"samples", "events", "requests"},
+ *        "unsampled": [[pid, exe, why], ...]}
  *
  * Frames are root first, as in the profile.
  */
@@ -211,6 +212,22 @@ static json_t *request_json(const struct profile_request *q)
 }
 
 /* The page's view of one profile (P above); NULL when out of memory. */
+/* The processes that take no stack samples: [[pid, exe, why], ...]. */
+static json_t *unsampled_json(const struct profile *p)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < p->nunsampled; i++)
+		if (!put(a, json_pack("[o, s, s]",
+				      html_uint(p->unsampled[i].pid),
+				      p->unsampled[i].exe,
+				      p->unsampled[i].why))) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
 static json_t *profile_data(const struct profile *p)
 {
 	json_t *o = json_object(), *eps = json_array(), *reqs = json_array();
@@ -231,7 +248,8 @@ static json_t *profile_data(const struct profile *p)
 					 "samples", html_uint(p->dropped_samples),
 					 "events", html_uint(p->dropped_events),
 					 "requests",
-					 html_uint(p->dropped_requests)));
+					 html_uint(p->dropped_requests))) &&
+	     set(o, "unsampled", unsampled_json(p));
 	json_decref(eps);
 	json_decref(reqs);
 	if (!ok) {

@@ -606,7 +606,20 @@ void reader_engine(const struct reader *r, struct reader_engine *ret)
 	ret->hz = LOAD32(cpu_hz);
 	ret->error = LOAD32(cpu_error);
 	ret->tick_hz = LOAD32(tick_hz);
+	ret->sampling = atomic_load_explicit((_Atomic uint32_t *)&h->sig_state,
+					     memory_order_acquire);
+	ret->signo = LOAD32(sig_signo);
+	ret->aside = LOAD32(sig_aside);
+	ret->pad = 0;
+	ret->taken = atomic_load_explicit((_Atomic uint64_t *)&h->sig_taken,
+					  memory_order_relaxed);
 #undef LOAD32
+	if (ret->sampling > RING_SAMPLING_ASIDE)
+		ret->sampling = RING_SAMPLING_UNKNOWN;
+	if (ret->aside > RING_ASIDE_INIT)
+		ret->aside = RING_ASIDE_NONE;
+	if (ret->signo > 64)
+		ret->signo = 0;
 	if (ret->engine > RING_ENGINE_FAILED)
 		ret->engine = RING_ENGINE_NONE;
 	if (ret->hz > 1000000)

@@ -51,8 +51,8 @@ struct reader_counters {
 };
 
 /*
- * How a process takes its CPU-clock samples, as its shim last said in the
- * ring header (cpuclock.h). Values a corrupt header could hold are
+ * How a process takes its samples, as its shim last said in the ring
+ * header: its CPU clock (cpuclock.h) and its signal. Values a corrupt header could hold are
  * clamped: an unknown engine reads as RING_ENGINE_NONE, rates above
  * 1,000,000 as 0.
  */
@@ -61,6 +61,13 @@ struct reader_engine {
 	uint32_t hz;                  /* the rate its samples come at */
 	uint32_t error;               /* errno that refused perf_event_open */
 	uint32_t tick_hz;             /* the kernel's tick rate */
+	/* The signal it samples with (ring_header.sig_*): an unknown state
+	 * or reason reads as UNKNOWN/NONE, a signal number above 64 as 0. */
+	uint32_t signo;               /* 0: none */
+	uint32_t sampling;            /* enum ring_sampling */
+	uint32_t aside;               /* enum ring_aside */
+	uint32_t pad;                 /* 0, so that memcmp compares fields */
+	uint64_t taken;               /* bit s-1: the program holds signal s */
 };
 
 /* Owners a reader_owners may list: root, and the real, effective, saved

@@ -282,6 +282,36 @@ static int load_requests(struct profile *p, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The processes whose shim stood aside (processes[].sample.sampling is
+ * "stood aside"): a report says why they have no stacks. Malformed
+ * entries are left out.
+ */
+static int load_unsampled(struct profile *p)
+{
+	json_t *procs = json_object_get(p->root, "processes"), *o;
+	size_t i;
+
+	if (!json_is_array(procs))
+		return 0;
+	json_array_foreach(procs, i, o) {
+		json_t *sample = json_object_get(o, "sample");
+		struct profile_unsampled *u;
+
+		if (strcmp(str_or(sample, "sampling", ""), "stood aside") != 0)
+			continue;
+		u = realloc(p->unsampled, (p->nunsampled + 1) * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		p->unsampled = u;
+		u += p->nunsampled++;
+		u->pid = uint_of(o, "pid");
+		u->exe = str_or(o, "exe", "?");
+		u->why = str_or(sample, "stood_aside", "profshim stood aside");
+	}
+	return 0;
+}
+
 int profile_from_json(json_t *root, struct profile **ret, char *err,
 		      size_t errlen)
 {
@@ -312,7 +342,8 @@ int profile_from_json(json_t *root, struct profile **ret, char *err,
 	if ((r = load_endpoints(p, err, errlen)) < 0 ||
 	    (r = load_tables(p, err, errlen)) < 0 ||
 	    (r = load_stacks(p, err, errlen)) < 0 ||
-	    (r = load_requests(p, err, errlen)) < 0)
+	    (r = load_requests(p, err, errlen)) < 0 ||
+	    (r = load_unsampled(p)) < 0)
 		goto fail;
 	*ret = p;
 	return 0;
@@ -794,6 +825,7 @@ void profile_free(struct profile *p)
 	free(p->endpoints);
 	free(p->frames);
 	free(p->modules);
+	free(p->unsampled);
 	json_decref(p->root);
 	free(p);
 }

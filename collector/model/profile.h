@@ -92,6 +92,13 @@ struct profile_request {
 	size_t ntimeline;
 };
 
+/* A process that takes no stack samples, and why (processes[].sample). */
+struct profile_unsampled {
+	uint64_t pid;
+	const char *exe;
+	const char *why;
+};
+
 struct profile {
 	json_t *root;          /* the document; strings point into it */
 	const char *clock;     /* "cpu" or "wall" */
@@ -107,6 +114,8 @@ struct profile {
 	struct profile_request *requests;
 	size_t nrequests;
 	uint64_t dropped_samples, dropped_events, dropped_requests;
+	struct profile_unsampled *unsampled; /* processes without stacks */
+	size_t nunsampled;
 };
 
 /* What a report keeps; NULL members keep everything. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,67 @@ static json_t *stats_sample_json(const struct stats *s)
  * How process p takes its samples: the clock, the engine behind it, the
  * asked and the effective rate, and why perf was refused, if it was.
  */
+void stats_signal_name(uint32_t sig, char *buf, size_t len)
+{
+	const char *abbrev = sig ? sigabbrev_np((int)sig) : NULL;
+
+	if (abbrev)
+		(void)snprintf(buf, len, "SIG%s", abbrev);
+	else if (sig >= (uint32_t)SIGRTMIN && sig <= (uint32_t)SIGRTMAX)
+		(void)snprintf(buf, len, "SIGRTMAX-%u",
+			       (unsigned)(SIGRTMAX - (int)sig));
+	else
+		(void)snprintf(buf, len, "signal %u", (unsigned)sig);
+	if (!strcmp(buf, "SIGRTMAX-0"))
+		(void)snprintf(buf, len, "SIGRTMAX");
+}
+
+const char *stats_aside_text(uint32_t why)
+{
+	switch (why) {
+	case RING_ASIDE_NO_SIGNAL:
+		return "the program holds SIGPROF and every other signal "
+		       "profshim could sample with";
+	case RING_ASIDE_INIT:
+		return "profshim could not install its signal handler";
+	default:
+		return "profshim stood aside";
+	}
+}
+
+/*
+ * The signal part of a process' "sample" object: "sampling" ("on", "stood
+ * aside", or "unknown" for a shim that does not say), "signal", the
+ * signals the program holds ("program_holds"), and why it stood aside.
+ */
+static void stats_proc_signal_json(const struct process *p, json_t *o)
+{
+	static const char *const states[] = {
+		[RING_SAMPLING_UNKNOWN] = "unknown", [RING_SAMPLING_ON] = "on",
+		[RING_SAMPLING_ASIDE] = "stood aside",
+	};
+	const struct reader_engine *e = &p->engine;
+	char name[32];
+	json_t *held = json_array();
+
+	json_object_set_new(o, "sampling", json_string(states[e->sampling]));
+	if (e->signo) {
+		stats_signal_name(e->signo, name, sizeof(name));
+		json_object_set_new(o, "signal", json_string(name));
+	} else {
+		json_object_set_new(o, "signal", json_null());
+	}
+	for (uint32_t sig = 1; sig <= 64; sig++)
+		if (e->taken & (1ull << (sig - 1))) {
+			stats_signal_name(sig, name, sizeof(name));
+			json_array_append_new(held, json_string(name));
+		}
+	json_object_set_new(o, "program_holds", held);
+	if (e->sampling == RING_SAMPLING_ASIDE)
+		json_object_set_new(o, "stood_aside",
+				    json_string(stats_aside_text(e->aside)));
+}
+
 static json_t *stats_proc_sample_json(const struct process *p)
 {
 	static const char *const engines[] = {
@@ -516,6 +578,7 @@ static json_t *stats_proc_sample_json(const struct process *p)
 					    json_integer(p->paranoid));
 		json_object_set_new(o, "perf_refused", why);
 	}
+	stats_proc_signal_json(p, o);
 	return o;
 }
 

@@ -10,6 +10,8 @@
 #define PROFSHIM_STATS_JSON_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct stats;
 struct symbols;
@@ -39,5 +41,11 @@ json_t *stats_json_summary(struct stats *s);
  */
 json_t *stats_json_last_request(struct stats *s, struct symbols *syms,
 				unsigned nframes);
+
+/* A signal's name, "SIGPROF", "SIGRTMAX-3" (as profile JSON writes it). */
+void stats_signal_name(uint32_t sig, char *buf, size_t len);
+
+/* Why a process stood aside (enum ring_aside), in words. */
+const char *stats_aside_text(uint32_t why);
 
 #endif /* PROFSHIM_STATS_JSON_H */

@@ -61,7 +61,7 @@ static json_t *state_process(const struct process *p)
 						      strnlen(m->path,
 							      RING_MODULE_PATH_MAX - 1)));
 	}
-	return json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:[I, I, I, I, I, I]}",
+	return json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:[I, I, I, I, I, I], s:[I, I, I, o]}",
 			 "pid", (json_int_t)p->pid, "ppid", (json_int_t)p->ppid,
 			 "exe", p->exe, "exited", p->exited, "clock",
 			 (json_int_t)p->clock, "hz", (json_int_t)p->hz, "modules",
@@ -70,7 +70,9 @@ static json_t *state_process(const struct process *p)
 			 (json_int_t)p->engine.engine, (json_int_t)p->engine.hz,
 			 (json_int_t)p->engine.error,
 			 (json_int_t)p->engine.tick_hz, (json_int_t)p->manual_hz,
-			 (json_int_t)p->paranoid);
+			 (json_int_t)p->paranoid, "signal",
+			 (json_int_t)p->engine.signo, (json_int_t)p->engine.sampling,
+			 (json_int_t)p->engine.aside, state_u64(p->engine.taken));
 }
 
 static json_t *state_endpoint(const char *name, const struct endpoint *e)
@@ -321,6 +323,37 @@ static bool state_read_engine(const json_t *a, struct process *p)
 	return true;
 }
 
+/*
+ * A process' signal: [signo, sampling, aside, taken] (absent in
+ * checkpoints of collectors before it: left as it is).
+ */
+static bool state_read_signal(const json_t *a, struct process *p)
+{
+	json_int_t v[3];
+	uint64_t taken;
+
+	if (!a)
+		return true;
+	if (!json_is_array(a) || json_array_size(a) != 4)
+		return false;
+	for (size_t i = 0; i < 3; i++) {
+		const json_t *x = json_array_get(a, i);
+
+		if (!json_is_integer(x))
+			return false;
+		v[i] = json_integer_value(x);
+	}
+	if (v[0] < 0 || v[0] > 64 || v[1] < 0 || v[1] > RING_SAMPLING_ASIDE ||
+	    v[2] < 0 || v[2] > RING_ASIDE_INIT ||
+	    !state_int(a, 3, &taken))
+		return false;
+	p->engine.signo = (uint32_t)v[0];
+	p->engine.sampling = (uint32_t)v[1];
+	p->engine.aside = (uint32_t)v[2];
+	p->engine.taken = taken;
+	return true;
+}
+
 static int state_read_processes(struct state_in *in, const json_t *arr)
 {
 	struct ring_module *mods = NULL;
@@ -359,6 +392,8 @@ static int state_read_processes(struct state_in *in, const json_t *arr)
 		p->hz = (uint32_t)hz;
 		if (!state_read_engine(json_object_get(o, "engine"), p))
 			return state_bad(in, "a process' engine is malformed");
+		if (!state_read_signal(json_object_get(o, "signal"), p))
+			return state_bad(in, "a process' signal is malformed");
 		if (!state_read_counters(jnow, &p->now) ||
 		    !state_read_counters(jbase, &p->base))
 			return state_bad(in, "a process' counters are malformed");

@@ -3,10 +3,12 @@
 //
 //   node html_check.js REPORT.html DIFF.html ARTIFACT_DIR HOSTILE_FUNCTION EMPTY.html
 //   node html_check.js shares PAGE.html SCREENSHOT.png FUNCTION...
+//   node html_check.js summary PAGE.html
 //
 // The second form only opens a page (a real recording's, test_report.py),
 // keeps a screenshot and prints each FUNCTION's share of the flame graph's
-// samples in percent, with the page's errors.
+// samples in percent, with the page's errors. The third prints the page's
+// summary line as shown (a page whose profile may have no samples at all).
 //
 // EMPTY.html is the page of a profile without any data: it must still load.
 //
@@ -236,7 +238,20 @@ async function sharesOnly(context, args) {
 	return out;
 }
 
+async function summaryOnly(context, page) {
+	const out = { pageErrors: [], consoleErrors: [], network: [] };
+	const p = await open(context, page, out, '#summary');
+	out.summary = await p.innerText('#summary');
+	await p.close();
+	return out;
+}
+
 async function main() {
+	if (process.argv[2] === 'summary') {
+		const out = await withChromium(c => summaryOnly(c, process.argv[3]));
+		process.stdout.write(JSON.stringify(out) + '\n');
+		return;
+	}
 	if (process.argv[2] === 'shares') {
 		const out = await withChromium(c => sharesOnly(c, process.argv.slice(3)));
 		process.stdout.write(JSON.stringify(out) + '\n');

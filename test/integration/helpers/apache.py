@@ -3,7 +3,14 @@ test, with a configuration of its own in the test's tmp_path: the parent
 runs as root (it is started by root, as Debian starts it) and its children
 serve as www-data (`User www-data`), from a tree www-data can read; the
 access log ("METHOD PATH STATUS" per request) is the ground truth of what it
-served (test_privileges.py)."""
+served (test_privileges.py).
+
+`deflate=True` adds what `a2enmod deflate` enables on Debian (its default
+on a fresh install): mod_mime with Debian's mime.conf (Content-Type from
+/etc/mime.types), mod_filter, and mod_deflate with Debian's deflate.conf
+(AddOutputFilterByType DEFLATE text/html text/plain ... at zlib's default
+level), read from /etc/apache2/mods-available as Debian's
+mods-enabled/*.load and *.conf are (test_apache.py)."""
 import os
 import shutil
 import signal
@@ -14,6 +21,11 @@ from .processes import Server
 
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 MODULES = "/usr/lib/apache2/modules"
+MODS_AVAILABLE = "/etc/apache2/mods-available"
+# Debian's apache2.conf includes mods-enabled/*.load, then *.conf.
+DEFLATE = "\n".join(f"Include {MODS_AVAILABLE}/{f}" for f in (
+    "deflate.load", "filter.load", "mime.load", "deflate.conf",
+    "mime.conf"))
 
 CONF = """
 ServerRoot {tmp}
@@ -26,6 +38,7 @@ LogLevel warn
 LoadModule mpm_{mpm}_module {modules}/mod_mpm_{mpm}.so
 LoadModule authn_core_module {modules}/mod_authn_core.so
 LoadModule authz_core_module {modules}/mod_authz_core.so
+{deflate}
 {user}
 {limits}
 KeepAlive On
@@ -62,10 +75,12 @@ MaxRequestWorkers 16""",
 }
 
 
-def start_apache(tmp_path, env, mpm="event"):
+def start_apache(tmp_path, env, mpm="event", deflate=False, files=None):
+    """Apache serving FILES and `files` (path -> body), with mod_deflate
+    as Debian enables it when `deflate`."""
     port = free_port()
     shared = shared_dir()
-    for path, body in FILES.items():
+    for path, body in {**FILES, **(files or {})}.items():
         full = os.path.join(shared, "www", path.lstrip("/"))
         os.makedirs(os.path.dirname(full), mode=0o755, exist_ok=True)
         with open(full, "wb") as f:
@@ -79,7 +94,8 @@ def start_apache(tmp_path, env, mpm="event"):
     conf = tmp_path / "apache.conf"
     conf.write_text(CONF.format(tmp=tmp_path, port=port, shared=shared,
                                 modules=MODULES, user=user, mpm=mpm,
-                                limits=LIMITS[mpm]))
+                                limits=LIMITS[mpm],
+                                deflate=DEFLATE if deflate else ""))
     try:
         # SIGTERM: the parent stops its children and waits for them
         # (prefork with a SIGTERM to its process group: a group of its

@@ -69,6 +69,13 @@ int libc_sigaction(int sig, const struct sigaction *act,
 	return real_sigaction(sig, act, old);
 }
 
+int libc_tgsigqueueinfo(int pid, int tid, int sig, siginfo_t *si)
+{
+	LIBC_RESOLVE(syscall);
+	return (int)real_syscall(SYS_rt_tgsigqueueinfo, (long)pid, (long)tid,
+				 (long)sig, si);
+}
+
 int libc_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	LIBC_RESOLVE(pthread_sigmask);

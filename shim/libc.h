@@ -90,6 +90,11 @@ int libc_perf_event_open(struct perf_event_attr *attr, int pid, int cpu,
 int libc_sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old);
 
+/* rt_tgsigqueueinfo(2): signal `sig` with *si to thread `tid` of process
+ * `pid` (no glibc wrapper: through the real syscall()). 0 or -1 with
+ * errno. */
+int libc_tgsigqueueinfo(int pid, int tid, int sig, siginfo_t *si);
+
 /* pthread_sigmask(3) itself, not the hook that keeps the profiling signal
  * deliverable. Returns 0 or an error number, as it does. */
 int libc_sigmask(int how, const sigset_t *set, sigset_t *old);

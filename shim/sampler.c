@@ -49,6 +49,7 @@ _Static_assert(CPUCLOCK_TIMER_VALUE != TIMER_WALL &&
 
 __thread struct sampler_thread sampler_tls = {
 	.armed = -1, .slots = {-1, -1}, .cpu = {.fd = -1, .slot = -1},
+	.hidden_slot = -1,
 };
 int sampler_keep_for[3];
 const int sampler_timer_for[4] = {
@@ -86,6 +87,21 @@ static _Atomic uint64_t sampler_ign;
 static atomic_uint sampler_aside;
 /* Held while the sampler moves to another signal (rare: a spin). */
 static atomic_flag sampler_moving = ATOMIC_FLAG_INIT;
+
+/*
+ * Threads that hide a blocked profiling signal, so that a move can reach
+ * them: tid | hidden signal << 32, written by the thread itself whenever
+ * its t->hidden changes (slot t->hidden_slot; 0 is empty). With every slot
+ * taken a thread is left out and fixes its mask at its next mask call or
+ * sample instead.
+ */
+#define SAMPLER_HIDERS_MAX 4096
+static _Atomic uint64_t sampler_hiders[SAMPLER_HIDERS_MAX];
+static atomic_uint sampler_hiders_hint;
+/* The sigqueue value of a move's fix-up signal (sampler_fix_others), and
+ * how many of those are yet to be handled. */
+#define SAMPLER_FIX_VALUE 0x70f5a1
+static atomic_int sampler_fix_pending;
 /*
  * libunwind takes mutexes of its own. In a fork child, one may be held for
  * ever by a parent thread that was unwinding when the parent forked (a
@@ -266,6 +282,55 @@ static int sampler_source(const struct sampler_thread *t, const siginfo_t *si)
 	return cpuclock_from(&t->cpu, si) ? SAMPLER_SRC_CPU : SAMPLER_SRC_NONE;
 }
 
+/*
+ * t->hidden = sig, and the registry told (sampler_hiders). From the
+ * thread itself; async-signal-safe.
+ */
+static void sampler_set_hidden(struct sampler_thread *t, int sig)
+{
+	t->hidden = sig;
+	if (!t->tid)
+		return; /* a thread not seen yet registers at its first set */
+	if (t->hidden_slot < 0 && sig) {
+		for (unsigned i = 0; i < SAMPLER_HIDERS_MAX; i++) {
+			unsigned k = (atomic_fetch_add(&sampler_hiders_hint, 1) +
+				      i) % SAMPLER_HIDERS_MAX;
+			uint64_t empty = 0;
+
+			if (atomic_compare_exchange_strong(
+				    &sampler_hiders[k], &empty,
+				    (uint32_t)t->tid | (uint64_t)sig << 32)) {
+				t->hidden_slot = (int)k;
+				return;
+			}
+		}
+		return;
+	}
+	if (t->hidden_slot >= 0)
+		atomic_store(&sampler_hiders[t->hidden_slot],
+			     (uint32_t)t->tid | (uint64_t)(unsigned)sig << 32);
+}
+
+/*
+ * A move's fix-up signal reached this thread: block the old profiling
+ * signal it hid, as it asked, and make the new one deliverable if it
+ * blocks it, both in the mask the kernel restores when the handler
+ * returns. Async-signal-safe.
+ */
+static void sampler_fix_here(struct sampler_thread *t, ucontext_t *uc)
+{
+	int now = atomic_load_explicit(&sampler_signo, memory_order_relaxed);
+
+	if (t->hidden && t->hidden != now) {
+		sigaddset(&uc->uc_sigmask, t->hidden);
+		sampler_set_hidden(t, 0);
+	}
+	if (now && sigismember(&uc->uc_sigmask, now) == 1) {
+		sigdelset(&uc->uc_sigmask, now);
+		sampler_set_hidden(t, now);
+	}
+}
+
 static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 {
 	int saved_errno = errno;
@@ -275,15 +340,19 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	int src;
 
 	(void)sig;
-	/* The program blocked a signal this thread was sampled with before
-	 * the sampler moved off it: block it now, as the program asked,
-	 * when the handler returns. */
+	/* A move's fix-up; or the program blocked a signal this thread was
+	 * sampled with before the sampler moved off it: block it now, as
+	 * the program asked, when the handler returns. */
+	if (__builtin_expect(si->si_code == SI_QUEUE, 0) &&
+	    si->si_value.sival_int == SAMPLER_FIX_VALUE) {
+		sampler_fix_here(t, ucv);
+		atomic_fetch_sub(&sampler_fix_pending, 1);
+		goto out;
+	}
 	if (__builtin_expect(t->hidden != 0, 0) &&
 	    t->hidden != atomic_load_explicit(&sampler_signo,
-					      memory_order_relaxed)) {
-		sigaddset(&((ucontext_t *)ucv)->uc_sigmask, t->hidden);
-		t->hidden = 0;
-	}
+					      memory_order_relaxed))
+		sampler_fix_here(t, ucv);
 	/* A counter's first overflow sets its next period, kept or not: the
 	 * first one is short (cpuclock_open). */
 	if (__builtin_expect(t->cpu.first, 0) && !t->cpu.lost &&
@@ -379,6 +448,9 @@ static void sampler_thread_exit(void *arg)
 	atomic_signal_fence(memory_order_seq_cst);
 	sampler_unregister(t);
 	cpuclock_close(&t->cpu);
+	if (t->hidden_slot >= 0)
+		atomic_store(&sampler_hiders[t->hidden_slot], 0);
+	t->hidden_slot = -1;
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy--;
 }
@@ -477,14 +549,14 @@ static void sampler_fix_mask(struct sampler_thread *t, int sig)
 		sigemptyset(&one);
 		sigaddset(&one, t->hidden);
 		(void)libc_sigmask(SIG_BLOCK, &one, NULL);
-		t->hidden = 0;
+		sampler_set_hidden(t, 0);
 	}
 	if (sig && libc_sigmask(SIG_BLOCK, NULL, &cur) == 0 &&
 	    sigismember(&cur, sig) == 1) {
 		sigemptyset(&one);
 		sigaddset(&one, sig);
 		if (libc_sigmask(SIG_UNBLOCK, &one, NULL) == 0)
-			t->hidden = sig;
+			sampler_set_hidden(t, sig);
 	}
 }
 
@@ -584,8 +656,54 @@ int sampler_sigmask(int how, const sigset_t *set, sigset_t *old)
 		return r;
 	if (old && was)
 		sigaddset(old, sig);
-	t->hidden = now ? sig : 0;
+	if (!t->tid)
+		t->tid = libc_gettid();
+	if (t->hidden != (now ? sig : 0))
+		sampler_set_hidden(t, now ? sig : 0);
 	return 0;
+}
+
+void sampler_mask_inherit(int hidden)
+{
+	struct sampler_thread *t = &sampler_tls;
+
+	t->tid = libc_gettid();
+	if (hidden)
+		sampler_set_hidden(t, hidden);
+}
+
+/*
+ * The sampler moved off `old`: every other thread that hides it blocked
+ * gets one fix-up signal of `old` (still the sampler's handler's until the
+ * program takes it) and fixes its own mask (sampler_fix_here); wait for
+ * them, at most 200 ms, so that none lets the program's signal in where
+ * the program blocked it. A thread gone meanwhile is skipped.
+ */
+static void sampler_fix_others(int old)
+{
+	int pid = (int)getpid(), self = sampler_tls.tid;
+	struct timespec nap = {0, 100000};
+
+	atomic_store(&sampler_fix_pending, 0);
+	for (unsigned i = 0; i < SAMPLER_HIDERS_MAX; i++) {
+		uint64_t v = atomic_load(&sampler_hiders[i]);
+		int tid = (int)(uint32_t)v;
+		siginfo_t si;
+
+		if (!v || (int)(v >> 32) != old || tid == self)
+			continue;
+		memset(&si, 0, sizeof(si));
+		si.si_signo = old;
+		si.si_code = SI_QUEUE;
+		si.si_pid = pid;
+		si.si_uid = getuid();
+		si.si_value.sival_int = SAMPLER_FIX_VALUE;
+		atomic_fetch_add(&sampler_fix_pending, 1);
+		if (libc_tgsigqueueinfo(pid, tid, old, &si) < 0)
+			atomic_fetch_sub(&sampler_fix_pending, 1);
+	}
+	for (int i = 0; i < 2000 && atomic_load(&sampler_fix_pending) > 0; i++)
+		(void)nanosleep(&nap, NULL);
 }
 
 void sampler_move(int sig)
@@ -616,7 +734,10 @@ void sampler_move(int sig)
 			(void)timer_delete((timer_t)(v - 1));
 	}
 	cpuclock_retarget(next);
+	if (!t->tid)
+		t->tid = libc_gettid();
 	sampler_fix_mask(t, next);
+	sampler_fix_others(sig);
 	/* The program's view of `sig` is installed; a handler of its own, if
 	 * that is what it is setting, replaces it next. */
 	sampler_view(sig, -1, &view);

@@ -97,6 +97,7 @@ struct sampler_thread {
 	int hidden;                 /* a profiling signal the program blocked
 				     * in this thread and profshim did not
 				     * (it reads it back as blocked), or 0 */
+	int hidden_slot;            /* its entry among the hiding threads */
 	uint64_t rng;
 	struct unwind_stack stack;  /* bounds for unwind_walk; hi 0: unknown */
 	/* The last sample written to the ring, for the next one to share its
@@ -283,16 +284,14 @@ void sampler_view(int sig, int ign, struct sigaction *old);
 int sampler_sigmask(int how, const sigset_t *set, sigset_t *old);
 
 /* The profiling signal the calling thread reads back as blocked, or 0; a
- * thread it creates inherits that (its mask is inherited too). */
+ * thread it creates inherits that (its mask is inherited too): from the
+ * new thread, sampler_mask_inherit(). */
 static inline int sampler_mask_hidden(void)
 {
 	return sampler_tls.hidden;
 }
 
-static inline void sampler_mask_inherit(int hidden)
-{
-	sampler_tls.hidden = hidden;
-}
+void sampler_mask_inherit(int hidden);
 
 /*
  * The sampler stops for good in this process, `why` (enum ring_aside)

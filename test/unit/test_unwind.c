@@ -15,7 +15,10 @@
  *   compiler writes): walked through, from a frame above it and from a
  *   signal that lands in it, to the outermost frame, as libunwind does;
  *   the rule in a PLT stub (the linker's CFA expression), at each of its
- *   instructions, in this program's .plt.
+ *   instructions, in this program's .plt;
+ *   selftext_strip() (what the handler does with a walk before writing
+ *   it): the own object's frames left out (here this program's, in the
+ *   shim libprofshim.so's), the others kept in order.
  */
 #define UNW_LOCAL_ONLY
 #include <elf.h>
@@ -35,6 +38,7 @@
 #include "cfi.h"
 #include "check.h"
 #include "modmap.h"
+#include "selftext.h"
 #include "snapshot.h"
 #include "unwind.h"
 
@@ -629,6 +633,46 @@ static void test_plt_rule(void)
 	snapshot_read_end();
 }
 
+/* ---- the own object's frames --------------------------------------------- */
+
+static void test_selftext_strip(void)
+{
+	uintptr_t lo, hi, own = (uintptr_t)test_selftext_strip + 4;
+	uintptr_t libc_a = (uintptr_t)memcpy, libc_b = (uintptr_t)qsort;
+	uintptr_t pcs[6];
+
+	selftext_bounds(&lo, &hi);
+	CHECK(lo < hi && own >= lo && own < hi);
+	CHECK(libc_a < lo || libc_a >= hi);
+	/* libc called by an own function called by libc (a hook's frame
+	 * between the program and libc): the own frames go. */
+	pcs[0] = libc_a;
+	pcs[1] = own;
+	pcs[2] = own + 8;
+	pcs[3] = libc_b;
+	CHECK_EQ(selftext_strip(pcs, 4), 2);
+	CHECK_EQ(pcs[0], libc_a);
+	CHECK_EQ(pcs[1], libc_b);
+	/* Interrupted in own code: the first frame left is the caller's
+	 * call instruction. */
+	pcs[0] = own;
+	pcs[1] = libc_b;
+	pcs[2] = libc_a;
+	CHECK_EQ(selftext_strip(pcs, 3), 2);
+	CHECK_EQ(pcs[0], libc_b - 1);
+	CHECK_EQ(pcs[1], libc_a);
+	/* Nothing own, or nothing else: unchanged. */
+	pcs[0] = libc_a;
+	pcs[1] = libc_b;
+	CHECK_EQ(selftext_strip(pcs, 2), 2);
+	CHECK_EQ(pcs[0], libc_a);
+	pcs[0] = own;
+	pcs[1] = own + 8;
+	CHECK_EQ(selftext_strip(pcs, 2), 2);
+	CHECK_EQ(pcs[0], own);
+	CHECK_EQ(selftext_strip(pcs, 0), 0);
+}
+
 int main(void)
 {
 	/* libunwind, used here as the reference, looks objects up with
@@ -648,5 +692,6 @@ int main(void)
 	RUN(test_leaf_in_jit);
 	RUN(test_jit_implausible_chain);
 	RUN(test_plt_rule);
+	RUN(test_selftext_strip);
 	return check_done();
 }

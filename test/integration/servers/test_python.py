@@ -111,14 +111,21 @@ def test_python_json_extension_frames(servers, collectors, tmp_path, lazy):
     assert deep >= 0.8 * total, \
         (deep, total,
          dump_json(sorted(stacks, key=lambda s: len(s["frames"]))[:5]))
-    # _json's own frames: in a good part of the samples, and named.
-    in_json = [s for s in stacks
-               if any(prof["frames"][i]["module"] == json_mod[0]
-                      for i in s["frames"])]
-    assert sum(s["samples"] for s in in_json) >= 0.3 * total
-    names = {prof["frames"][i]["function"] for s in in_json
-             for i in s["frames"]
-             if prof["frames"][i]["module"] == json_mod[0]}
+    # _json's own frames: in a good part of the samples, and named (but
+    # for its PLT stubs, which have no symbol: a sample may land in one
+    # on its way to the interpreter).
+    def json_names(s):
+        return [prof["frames"][i]["function"] for i in s["frames"]
+                if prof["frames"][i]["module"] == json_mod[0]]
+
+    def named(name):
+        return not (name.startswith("_json.") or name.startswith("0x"))
+
+    in_json = [s for s in stacks if json_names(s)]
+    in_json_total = sum(s["samples"] for s in in_json)
+    assert in_json_total >= 0.3 * total, (in_json_total, total)
+    names = {n for s in in_json for n in json_names(s)}
     assert any(n.startswith("encoder_listencode") for n in names), names
-    assert not any(n.startswith("_json.") or n.startswith("0x")
-                   for n in names), names
+    with_names = sum(s["samples"] for s in in_json
+                     if any(named(n) for n in json_names(s)))
+    assert with_names >= 0.9 * in_json_total, names

@@ -236,7 +236,10 @@ bool snapshot_stale(void)
 	if (cur < 0)
 		return true;
 	(void)libc_dl_iterate_phdr(snap_count, &now);
-	/* Without the counts (a libc that does not give them), say stale:
+	/* The current buffer's counts are read without the change protocol:
+	 * a snapshot_take() that rewrites it meanwhile (two takes in a row
+	 * from other threads) makes at worst a look that was not needed.
+	 * Without the counts (a libc that does not give them), say stale:
 	 * the caller limits how often it asks. */
 	return !now.known || now.adds != snap_buf[cur].adds ||
 	       now.subs != snap_buf[cur].subs;

@@ -20,8 +20,10 @@ build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
 # installed unit and the README's drop-ins; php-fpm behind nginx for
 # FastCGI (test_phpfpm.py); apache2 (event MPM, children as www-data) and
 # util-linux's setpriv for the servers that drop privileges; strace to
-# count the system calls a sampled request makes (test_cpu_clock.py).
-test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
+# count the system calls a sampled request makes (test_cpu_clock.py);
+# python3.11-dbg for the symbols of the interpreter's extension modules
+# (the _json accelerator's functions are static: test_python.py names them).
+test_pkgs=(python3 python3-pytest python3.11-dbg libpython3.11-testsuite nginx-light curl git gdb
            golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
            valgrind systemd php-fpm apache2 util-linux strace)
 

@@ -248,6 +248,45 @@ static void cfa_restore(struct cfa_state *s, const struct cfa_state *init,
 }
 
 /*
+ * The one CFA expression the walk evaluates: the linkers' for a .plt
+ * section (GNU ld, gold and lld write the same bytes). A PLT entry is 16
+ * bytes: jmp *GOT(%rip), then push $index and jmp to the first entry,
+ * which pushes one more word. From the entry's push on, the CFA is 8 bytes
+ * further from rsp:
+ *
+ *   DW_OP_breg7 (rsp) 8; DW_OP_breg16 (rip) 0; DW_OP_lit15; DW_OP_and;
+ *   DW_OP_litK; DW_OP_ge; DW_OP_lit3; DW_OP_shl; DW_OP_plus
+ *
+ * that is rsp + 8 + ((rip & 15) >= K ? 8 : 0), K the offset of the push's
+ * end (11; other values where entries start with endbr64). A sample
+ * lands in a PLT stub whenever a program calls into a shared library, so
+ * this one shape is worth knowing. `at`, `len` are the expression's bytes
+ * (within the segment: the caller checked), `target` the code address.
+ * On a match, sets the CFA rule in s and returns true.
+ */
+static bool cfa_plt(uintptr_t at, uint64_t len, uintptr_t target,
+		    struct cfa_state *s)
+{
+	static const uint8_t plt[] = {0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a,
+				      0x30, 0x2a, 0x33, 0x24, 0x22};
+	const uint8_t *e = (const uint8_t *)at;
+	unsigned k;
+
+	if (len != sizeof(plt))
+		return false;
+	for (unsigned i = 0; i < sizeof(plt); i++)
+		if (i != 6 && e[i] != plt[i])
+			return false;
+	if ((e[6] & 0xf0) != 0x30)
+		return false; /* DW_OP_lit0 ... DW_OP_lit15 */
+	k = e[6] & 0x0f;
+	s->cfa_reg = DW_RSP;
+	s->cfa_off = 8 + ((target & 15) >= k ? 8 : 0);
+	s->cfa_expr = false;
+	return true;
+}
+
+/*
  * Run CFA instructions [r->p, end) until the row covering `target`, from
  * code address *loc. `init` is the CIE's row (NULL while running the CIE's
  * own instructions). Returns false on anything malformed or unknown.
@@ -343,6 +382,10 @@ static bool cfa_run(struct rd *r, uintptr_t end, const struct cie *c,
 			off = (int64_t)rd_uleb(r);
 			if (r->bad || (uint64_t)off > end - r->p)
 				return false;
+			if (cfa_plt(r->p, (uint64_t)off, target, s)) {
+				r->p += (uint64_t)off;
+				continue;
+			}
 			r->p += (uint64_t)off;
 			s->cfa_expr = true;
 			continue;

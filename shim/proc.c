@@ -16,6 +16,11 @@
 
 #define RING_WAIT_YIELDS 2000
 #define MODMAP_RESCAN_NS 1000000000ull
+/* The soonest look after the last, when walks meet addresses in no
+ * object. In a JIT runtime (node) they do at every sample: then the look
+ * is a check of the loader's counts (its lock, one callback) at most
+ * every 10 ms. */
+#define MODMAP_SOON_NS 10000000ull
 
 bool proc_on;
 struct env_config proc_cfg;
@@ -38,6 +43,7 @@ static gid_t proc_owner_gid;
 static atomic_flag proc_owner_busy = ATOMIC_FLAG_INIT;
 
 _Atomic uint64_t proc_rescan_next;  /* when to look for new objects */
+_Atomic uint64_t proc_rescan_soon;  /* ... at the soonest, after a miss */
 static atomic_int proc_rescan_busy; /* one thread scans at a time */
 
 struct ring_header *proc_ring_make(void)
@@ -78,6 +84,7 @@ struct ring_header *proc_ring_make(void)
 		}
 		atomic_store(&proc_rescan_busy, 0);
 		atomic_store(&proc_rescan_next, libc_now_ns() + MODMAP_RESCAN_NS);
+		atomic_store(&proc_rescan_soon, libc_now_ns() + MODMAP_SOON_NS);
 		ring_count(&h->untracked_conns, atomic_exchange(&proc_untracked, 0));
 		atomic_fetch_add(&proc_ring_gen, 1);
 		atomic_store_explicit(&proc_ring, h, memory_order_release);
@@ -136,18 +143,31 @@ void proc_ring_undo(const struct proc_owner *undo)
 
 /*
  * Objects loaded after the ring was created (dlopen) go into the module map
- * at the next request after at most MODMAP_RESCAN_NS. The shim does not
- * interpose dlopen: glibc resolves a bare library name with the calling
- * object's RPATH, and an interposed dlopen would make the shim that caller.
+ * at the next request after at most MODMAP_RESCAN_NS; sooner, after
+ * MODMAP_SOON_NS, when a walk has met an address in no object of the
+ * snapshot and the loader's counts say objects were loaded or unloaded
+ * since it was taken (a server that imports a Python extension module at
+ * its first request: the walks of that request's samples end in it, the
+ * next request's do not). The shim does not interpose dlopen: glibc
+ * resolves a bare library name with the calling object's RPATH, and an
+ * interposed dlopen would make the shim that caller.
  */
 void proc_rescan_due(struct ring_header *h, uint64_t now)
 {
 	uint64_t next = atomic_load_explicit(&proc_rescan_next, memory_order_relaxed);
+	uint64_t soon = atomic_load_explicit(&proc_rescan_soon, memory_order_relaxed);
+	bool look;
 
-	if (now < next || atomic_exchange(&proc_rescan_busy, 1))
+	if (now < soon || atomic_exchange(&proc_rescan_busy, 1))
 		return;
-	if (atomic_compare_exchange_strong(&proc_rescan_next, &next,
-					   now + MODMAP_RESCAN_NS)) {
+	if (now >= next)
+		look = atomic_compare_exchange_strong(&proc_rescan_next, &next,
+						      now + MODMAP_RESCAN_NS);
+	else
+		look = snapshot_stale();
+	atomic_store(&proc_rescan_soon, now + MODMAP_SOON_NS);
+	if (look) {
+		atomic_store(&proc_rescan_next, now + MODMAP_RESCAN_NS);
 		(void)modmap_scan(h, proc_exe);
 		snapshot_take();
 	}
@@ -180,4 +200,5 @@ void proc_fork_child(void)
 	}
 	/* The next look for new objects after a second, not right away. */
 	atomic_store(&proc_rescan_next, libc_now_ns() + MODMAP_RESCAN_NS);
+	atomic_store(&proc_rescan_soon, libc_now_ns() + MODMAP_RESCAN_NS);
 }

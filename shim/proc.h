@@ -6,7 +6,8 @@
  * the process' first request (in continuous mode at start-up) by whichever
  * thread gets there first, others wait a bounded number of yields; objects
  * the process loads later reach the module map and the handler's snapshot
- * at the next request a second after the last look at most. A fork child
+ * at the next request a second after the last look at most, or 10 ms
+ * after it when a sample's walk met an address in no object. A fork child
  * starts over with a ring of its own (proc_fork_child).
  *
  * Called from the hooks, never from the signal handler: creating the ring
@@ -23,6 +24,7 @@
 
 #include "env.h"
 #include "ring_format.h"
+#include "snapshot.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -65,8 +67,9 @@ void proc_ring_follow(uid_t uid, struct proc_owner *ret_undo);
  * that changed it. From hooks only; errno preserved. */
 void proc_ring_undo(const struct proc_owner *undo);
 
-/* When the next look for loaded objects is due (CLOCK_MONOTONIC ns). */
-extern _Atomic uint64_t proc_rescan_next;
+/* When the next look for loaded objects is due (CLOCK_MONOTONIC ns), and
+ * the earliest one that a walk's address in no object brings forward. */
+extern _Atomic uint64_t proc_rescan_next, proc_rescan_soon;
 
 /* Look for objects loaded since the last look; see proc_rescan(). */
 void proc_rescan_due(struct ring_header *h, uint64_t now);
@@ -88,12 +91,18 @@ static inline struct ring_header *proc_ring_get(void)
 	return h ? h : proc_ring_make();
 }
 
-/* Look for objects loaded since the last look, at most once a second: at
- * every request, so the time check is inline and the look is not. */
+/* Look for objects loaded since the last look, at most once a second, or
+ * 10 ms after the last look when a walk has met an address in no object
+ * since (a library the server dlopen'ed while serving: its frames would
+ * end every walk until the look): at every request, so the checks are
+ * inline and the look is not. */
 static inline void proc_rescan(struct ring_header *h, uint64_t now)
 {
 	if (now >= atomic_load_explicit(&proc_rescan_next,
-					memory_order_relaxed))
+					memory_order_relaxed) ||
+	    (snapshot_missed() &&
+	     now >= atomic_load_explicit(&proc_rescan_soon,
+					 memory_order_relaxed)))
 		proc_rescan_due(h, now);
 }
 

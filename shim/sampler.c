@@ -27,6 +27,7 @@
 #include "snapshot.h"
 #include "ring.h"
 #include "ring_codec.h"
+#include "selftext.h"
 #include "unwind.h"
 
 /* Frames are walked as uintptr_t and encoded as uint64_t: the same type on
@@ -231,6 +232,9 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 			n = 1;
 		}
 	}
+	/* The shim's own frames (a hook's, between the program's call and
+	 * libc) are not the program's: left out. */
+	n = selftext_strip(pcs, n);
 	/* Root-side frames in common with this thread's previous sample. */
 	if (t->since_key < RING_KEYFRAME_EVERY - 1)
 		while (shared < n && shared < t->last_n &&

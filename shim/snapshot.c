@@ -7,6 +7,7 @@
 #include <link.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -27,6 +28,9 @@ struct snap_obj {
 
 struct snap {
 	int n;
+	/* The loader's counts of objects loaded and unloaded so far, when
+	 * this snapshot was taken. */
+	unsigned long long adds, subs;
 	struct snap_obj obj[SNAP_OBJECTS];
 };
 
@@ -40,6 +44,9 @@ static atomic_int snap_busy;
 static atomic_int snap_changing;
 /* Handlers reading the snapshot or objects' memory right now. */
 static atomic_int snap_readers;
+/* A lookup found no object for its address since snapshot_stale() last
+ * looked (set by handlers, cleared by hooks). */
+atomic_bool snapshot_missed_flag;
 
 /*
  * A reader announces itself, then looks for a change; a changer announces
@@ -134,7 +141,11 @@ static int snap_one(struct dl_phdr_info *info, size_t size, void *arg)
 	struct snap *s = arg;
 	struct snap_obj *o;
 
-	(void)size;
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) +
+			    sizeof(info->dlpi_subs)) {
+		s->adds = info->dlpi_adds;
+		s->subs = info->dlpi_subs;
+	}
 	if (s->n >= SNAP_OBJECTS)
 		return 1;
 	o = &s->obj[s->n++];
@@ -156,6 +167,7 @@ void snapshot_take(void)
 	cur = atomic_load(&snap_cur);
 	next = cur == 0 ? 1 : 0;
 	snap_buf[next].n = 0;
+	snap_buf[next].adds = snap_buf[next].subs = 0;
 	(void)libc_dl_iterate_phdr(snap_one, &snap_buf[next]);
 	atomic_store_explicit(&snap_cur, next, memory_order_release);
 	snapshot_change_end();
@@ -185,7 +197,52 @@ int snapshot_find(uintptr_t pc, struct snapshot_tables *out)
 			return 0;
 		}
 	}
+	/* Store only on a change: JIT code misses at every sample. */
+	if (!atomic_load_explicit(&snapshot_missed_flag, memory_order_relaxed))
+		atomic_store_explicit(&snapshot_missed_flag, true,
+				      memory_order_relaxed);
 	return -ENOENT;
+}
+
+/* The loader's counts of loads and unloads, from the first object
+ * dl_iterate_phdr reports (every object reports the same counts). */
+struct snap_counts {
+	unsigned long long adds, subs;
+	bool known;
+};
+
+static int snap_count(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct snap_counts *c = arg;
+
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) +
+			    sizeof(info->dlpi_subs)) {
+		c->adds = info->dlpi_adds;
+		c->subs = info->dlpi_subs;
+		c->known = true;
+	}
+	return 1;
+}
+
+bool snapshot_stale(void)
+{
+	struct snap_counts now = {0};
+	int cur;
+
+	if (!atomic_exchange_explicit(&snapshot_missed_flag, false,
+				      memory_order_relaxed))
+		return false;
+	cur = atomic_load_explicit(&snap_cur, memory_order_acquire);
+	if (cur < 0)
+		return true;
+	(void)libc_dl_iterate_phdr(snap_count, &now);
+	/* The current buffer's counts are read without the change protocol:
+	 * a snapshot_take() that rewrites it meanwhile (two takes in a row
+	 * from other threads) makes at worst a look that was not needed.
+	 * Without the counts (a libc that does not give them), say stale:
+	 * the caller limits how often it asks. */
+	return !now.known || now.adds != snap_buf[cur].adds ||
+	       now.subs != snap_buf[cur].subs;
 }
 
 int snapshot_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *),

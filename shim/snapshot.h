@@ -15,12 +15,15 @@
  * snapshot exists.
  *
  * The shim takes it at start-up, when it makes a ring, at each look for
- * newly loaded objects (proc.h) and after a dlclose.
+ * newly loaded objects (proc.h: once a second, and 10 ms after a walk met
+ * an address in no object, if the loader has loaded something since) and
+ * after a dlclose.
  */
 #ifndef PROFSHIM_SNAPSHOT_H
 #define PROFSHIM_SNAPSHOT_H
 
 #include <link.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -71,6 +74,24 @@ struct snapshot_tables {
  * Async-signal-safe; only between snapshot_read_begin() and _end().
  */
 int snapshot_find(uintptr_t pc, struct snapshot_tables *out);
+
+/*
+ * Whether the snapshot may be out of date: a lookup since the last call
+ * found no object for its address (JIT code, or an object dlopen'ed since
+ * the snapshot), and the loader has loaded or unloaded objects since the
+ * snapshot was taken (dl_iterate_phdr's dlpi_adds and dlpi_subs). Without
+ * such a lookup it returns false at once, without calling into the
+ * loader; with one, it takes the loader's lock for one callback, so never
+ * from the handler. snapshot_missed() is the cheap first half, for a
+ * caller's inline test.
+ */
+bool snapshot_stale(void);
+extern atomic_bool snapshot_missed_flag;
+static inline bool snapshot_missed(void)
+{
+	return atomic_load_explicit(&snapshot_missed_flag,
+				    memory_order_relaxed);
+}
 int snapshot_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *),
 			    void *data);
 

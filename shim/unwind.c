@@ -136,6 +136,47 @@ static uint64_t unwind_rule(uintptr_t key)
 /* ---- the walk ----------------------------------------------------------- */
 
 /*
+ * One frame by the frame-pointer chain, for code the tables do not cover:
+ * code in no loaded object (JIT compilers' output: V8's, the JVM's,
+ * LuaJIT's, CPython's perf trampolines) or in an object without an FDE for
+ * it (V8's builtins embedded in the node binary). Such code keeps rbp as a
+ * frame pointer: the frame's rbp points at the caller's saved rbp, with
+ * the return address above it, and the caller's stack pointer after the
+ * return is rbp + 16. *fp is this frame's rbp: at the interrupted frame,
+ * the interrupted rbp; further up, what the previous step restored.
+ *
+ * Code that does not keep rbp so gives any value there, so the frame is
+ * followed only when its chain is plausible: rbp inside the stack, at or
+ * above the frame's stack pointer (a frame is above the frames it called,
+ * and each step moves the stack pointer past the frame it leaves, so a
+ * chain followed by this alone strictly increases), 8-byte aligned, and a
+ * return address that can be a user-space code address. Reads stay inside
+ * [sp, st->hi). Returns false, changing nothing, when it is not plausible.
+ *
+ * A sample that lands in such code before its frame is set up (a
+ * function's first instructions, before push rbp; mov rbp, rsp) or after
+ * it is torn down sees its caller's rbp: the walk then leaves out that
+ * caller and goes on from the caller's caller, as every frame-pointer
+ * walker does.
+ */
+__attribute__((no_sanitize_address))
+static bool unwind_fp_step(const struct unwind_stack *st, uintptr_t *pc,
+			   uintptr_t *sp, uintptr_t *fp)
+{
+	uintptr_t f = *fp, ra;
+
+	if (f < *sp || f > st->hi - 16 || (f & 7))
+		return false;
+	ra = ((const uintptr_t *)f)[1];
+	if (ra != 0 && (ra < 4096 || ra > TAG_PC))
+		return false;
+	*pc = ra;
+	*fp = ((const uintptr_t *)f)[0];
+	*sp = f + 16;
+	return true;
+}
+
+/*
  * The walk reads a thread's stack between sp and its top, which holds the
  * frames of functions still running and the dead ones below them: memory
  * AddressSanitizer poisons (redzones, out-of-scope locals) in a sanitizer
@@ -184,8 +225,13 @@ static int unwind_run(const struct unwind_regs *regs,
 			*end = UNWIND_END_UNSUPPORTED;
 			return n;
 		default:
-			*end = UNWIND_END_NOINFO;
-			return n;
+			/* No tables for this code: its frame pointer, if
+			 * it keeps one (JIT code). */
+			if (!unwind_fp_step(st, &pc, &sp, &fp)) {
+				*end = UNWIND_END_NOINFO;
+				return n;
+			}
+			goto next;
 		}
 		/* The return address is at cfa - 8, above the frame. A real
 		 * CFA is 8-byte aligned; one that is not comes from a
@@ -205,6 +251,7 @@ static int unwind_run(const struct unwind_regs *regs,
 			fp = *(const uintptr_t *)at;
 		}
 		sp = cfa;
+next:
 		*last_sp = sp;
 		if (pc == 0) {
 			*end = UNWIND_END_OUTERMOST;

@@ -19,10 +19,20 @@
  * that holds them, and tables are read only between snapshot_read_begin() and
  * snapshot_read_end() so that dlclose cannot unmap them meanwhile.
  *
+ * Code without unwind tables (JIT compilers' output in anonymous memory:
+ * V8, the JVM, LuaJIT, CPython's perf trampolines; V8's builtins embedded
+ * in the node binary) is walked by its frame pointers, as long as the
+ * chain is plausible (rbp inside the stack, above the frame's stack
+ * pointer, aligned, the return address a user-space address); the tables
+ * take over again at the first frame in code they cover. So a sample in
+ * node's JavaScript goes on through the JIT frames to node's own C++
+ * frames and the thread's start.
+ *
  * The walk stops, and says why, at the outermost frame (the return address
- * is undefined, as in _start and clone), at code without unwind tables, at
- * rules it does not model (CFA expressions: PLT stubs, signal trampolines,
- * stack realignment), at a read outside the stack, or at the depth limit.
+ * is undefined, as in _start and clone), at code without unwind tables
+ * whose frame chain is not plausible, at rules it does not model (CFA
+ * expressions other than the PLT's: signal trampolines, stack
+ * realignment), at a read outside the stack, or at the depth limit.
  */
 #ifndef PROFSHIM_UNWIND_H
 #define PROFSHIM_UNWIND_H
@@ -42,7 +52,7 @@ struct unwind_regs {
 enum unwind_end {
 	UNWIND_END_OUTERMOST = 0, /* reached the first frame of the thread */
 	UNWIND_END_DEPTH,         /* max frames recorded */
-	UNWIND_END_NOINFO,        /* code without unwind tables */
+	UNWIND_END_NOINFO,        /* no tables, no plausible frame pointer */
 	UNWIND_END_UNSUPPORTED,   /* a rule the walk does not model */
 	UNWIND_END_BOUNDS,        /* a read would leave the stack */
 };

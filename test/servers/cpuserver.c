@@ -36,12 +36,16 @@
  *   /fast         answers at once
  *   /load         dlopen()s PLUGIN (once; 500 if it cannot)
  *   /plugin?ms=N  burn_plugin() of PLUGIN for N ms (500 before /load)
+ *   /big?kb=N     a body of N KiB (default 16384) sent with send() in
+ *                 64 KiB calls: a request whose time is in the shim's
+ *                 send hook and the kernel under it (test_sampling.py)
  * Anything else: 404. Requests with a body are read and the body ignored.
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -138,6 +142,34 @@ static void respond(int fd, int status, const char *body)
 			 strlen(body), body);
 
 	(void)write_all(fd, msg, (size_t)n);
+}
+
+/* A head, then `kb` KiB of body with send(), 64 KiB a call (no Nagle
+ * delay on the last short segment). Called through its own name, so that
+ * a profile shows send() called from here. */
+__attribute__((noinline)) static void send_big(int fd, size_t kb)
+{
+	static char chunk[65536];
+	char head[128];
+	size_t left = kb * 1024;
+	int one = 1, n;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
+		     "\r\nContent-Length: %zu\r\n\r\n", left);
+	if (write_all(fd, head, (size_t)n) < 0)
+		return;
+	while (left > 0) {
+		size_t want = left < sizeof(chunk) ? left : sizeof(chunk);
+		ssize_t w = send(fd, chunk, want, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		left -= (size_t)w;
+	}
 }
 
 /* Add one request of `path` to /stats; a ?profile=1 one under "PATH
@@ -268,6 +300,10 @@ static void handle(int fd, const char *target)
 		} else {
 			respond(fd, 500, "not loaded\n");
 		}
+	} else if (plen == 4 && strncmp(target, "/big", 4) == 0) {
+		send_big(fd, q && strstr(q, "kb=")
+				     ? strtoul(strstr(q, "kb=") + 3, NULL, 10)
+				     : 16384);
 	} else {
 		respond(fd, 404, "not found\n");
 	}

@@ -10,20 +10,35 @@
  *   unwind_forget() empties it;
  *   hostile registers (random pc, sp, fp) never crash, stop inside bounds;
  *   four threads mixing hostile walks (evicting and racing on cache slots)
- *   with real ones, checked against libunwind every time.
+ *   with real ones, checked against libunwind every time;
+ *   code in anonymous memory that keeps a frame pointer (what a JIT
+ *   compiler writes): walked through, from a frame above it and from a
+ *   signal that lands in it, to the outermost frame, as libunwind does;
+ *   the rule in a PLT stub (the linker's CFA expression), at each of its
+ *   instructions, in this program's .plt;
+ *   selftext_strip() (what the handler does with a walk before writing
+ *   it): the own object's frames left out (here this program's, in the
+ *   shim libprofshim.so's), the others kept in order.
  */
 #define UNW_LOCAL_ONLY
+#include <elf.h>
+#include <fcntl.h>
 #include <libunwind.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "cfi.h"
 #include "check.h"
 #include "modmap.h"
+#include "selftext.h"
 #include "snapshot.h"
 #include "unwind.h"
 
@@ -360,6 +375,304 @@ static void test_threads_concurrent(void)
 	}
 }
 
+/* ---- code without unwind tables: a JIT's ------------------------------- */
+
+/*
+ * Two functions written as a JIT compiler writes them, into anonymous
+ * executable memory (no object, no unwind tables), both keeping rbp as a
+ * frame pointer:
+ *
+ *   jit_call(fn, arg):  push rbp; mov rbp, rsp; mov rax, rdi;
+ *                       mov rdi, rsi; call rax; pop rbp; ret
+ *   jit_signal():       push rbp; mov rbp, rsp; push rbx;
+ *                       tgkill(getpid(), gettid(), SIGPROF) by syscall;
+ *                       pop rbx; pop rbp; ret
+ *
+ * jit_signal's signal is delivered when its system call returns, so the
+ * interrupted pc is in it.
+ */
+static const uint8_t jit_call_code[] = {
+	0x55, 0x48, 0x89, 0xe5,             /* push rbp; mov rbp, rsp */
+	0x48, 0x89, 0xf8,                   /* mov rax, rdi */
+	0x48, 0x89, 0xf7,                   /* mov rdi, rsi */
+	0xff, 0xd0,                         /* call rax */
+	0x5d, 0xc3,                         /* pop rbp; ret */
+};
+static const uint8_t jit_signal_code[] = {
+	0x55, 0x48, 0x89, 0xe5, 0x53,       /* push rbp; mov rbp, rsp; push rbx */
+	0xb8, SYS_getpid, 0, 0, 0, 0x0f, 0x05, /* mov eax, getpid; syscall */
+	0x89, 0xc3,                         /* mov ebx, eax */
+	0xb8, SYS_gettid, 0, 0, 0, 0x0f, 0x05, /* mov eax, gettid; syscall */
+	0x89, 0xc6,                         /* mov esi, eax */
+	0x89, 0xdf,                         /* mov edi, ebx */
+	0xba, SIGPROF, 0, 0, 0,             /* mov edx, SIGPROF */
+	0xb8, SYS_tgkill, 0, 0, 0, 0x0f, 0x05, /* mov eax, tgkill; syscall */
+	0x5b, 0x5d, 0xc3,                   /* pop rbx; pop rbp; ret */
+};
+
+static uint8_t *jit_mem;
+static unsigned long (*jit_call)(unsigned long (*)(unsigned long),
+				 unsigned long);
+static void (*jit_signal)(void);
+
+static int jit_setup(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -1;
+	memcpy(p, jit_call_code, sizeof(jit_call_code));
+	memcpy((uint8_t *)p + 64, jit_signal_code, sizeof(jit_signal_code));
+	if (mprotect(p, 4096, PROT_READ | PROT_EXEC) < 0)
+		return -1;
+	jit_mem = p;
+	jit_call = (unsigned long (*)(unsigned long (*)(unsigned long),
+				      unsigned long))p;
+	jit_signal = (void (*)(void))((uint8_t *)p + 64);
+	return 0;
+}
+
+static int in_jit(uintptr_t pc)
+{
+	return jit_mem && pc >= (uintptr_t)jit_mem &&
+	       pc < (uintptr_t)jit_mem + 4096;
+}
+
+/* Called from JIT code: a function with unwind tables, no frame pointer. */
+__attribute__((noinline)) static unsigned long from_jit(unsigned long depth)
+{
+	return deep_a((int)depth) + 1;
+}
+
+__attribute__((noinline)) static unsigned long into_jit(int depth)
+{
+	unsigned long r = jit_call(from_jit, (unsigned long)depth);
+
+	sink += r;
+	return r;
+}
+
+/* The frames of our walk in JIT code, and that it reached the end. */
+static void check_through_jit(const struct seen *s, int want_jit, int leaf)
+{
+	int jit = 0;
+
+	for (int i = 0; i < s->n_ours; i++)
+		jit += in_jit(s->ours[i]);
+	CHECK_EQ(jit, want_jit);
+	CHECK_EQ(s->end, UNWIND_END_OUTERMOST);
+	if (leaf)
+		CHECK(s->n_ours > 0 && in_jit(s->ours[0]));
+	/* libunwind follows the frame pointer in code it has no tables for
+	 * too: the same frames. */
+	CHECK(seen_agree(s));
+	if (jit != want_jit || s->end != UNWIND_END_OUTERMOST ||
+	    !seen_agree(s))
+		seen_print(s);
+}
+
+/* A walk that meets a JIT frame above the interrupted one goes through it,
+ * by its frame pointer, to the C frames above and the outermost frame. */
+static void test_through_jit_frame(void)
+{
+	static struct seen s;
+
+	CHECK_EQ(unwind_stack_main(&tls_stack), 0);
+	tls_seen = &s;
+	for (int depth = 0; depth < 30; depth += 7) {
+		memset(&s, 0, sizeof(s));
+		sink += into_jit(depth);
+		check_through_jit(&s, 1, 0);
+	}
+	tls_seen = NULL;
+}
+
+__attribute__((noinline)) static unsigned long jit_leaf_b(void)
+{
+	jit_signal();
+	return sink + 1;
+}
+
+/* Called by JIT code, calls JIT code that is interrupted. */
+__attribute__((noinline)) static unsigned long jit_leaf_a(unsigned long x)
+{
+	unsigned long r = jit_leaf_b() + x;
+
+	sink += r;
+	return r;
+}
+
+/* A signal that lands in JIT code: the interrupted frame is the JIT
+ * function's, its rbp the frame's own. Walked through two JIT frames. */
+static void test_leaf_in_jit(void)
+{
+	static struct seen s;
+
+	CHECK_EQ(unwind_stack_main(&tls_stack), 0);
+	tls_seen = &s;
+	for (int round = 0; round < 3; round++) {
+		memset(&s, 0, sizeof(s));
+		sink += jit_call(jit_leaf_a, (unsigned long)round);
+		check_through_jit(&s, 2, 1);
+	}
+	tls_seen = NULL;
+}
+
+/* A JIT frame whose chain is not plausible (rbp below the stack pointer,
+ * outside the stack, misaligned) ends the walk there: one frame. */
+static void test_jit_implausible_chain(void)
+{
+	struct unwind_stack st;
+	struct unwind_regs r;
+	uintptr_t pcs[8], bad[3];
+	enum unwind_end end;
+
+	CHECK_EQ(unwind_stack_main(&st), 0);
+	HERE(r);
+	bad[0] = r.sp - 64;
+	bad[1] = st.hi + 4096;
+	bad[2] = r.sp + 12;
+	r.pc = (uintptr_t)jit_mem + 70;
+	CHECK(snapshot_read_begin());
+	for (int i = 0; i < 3; i++) {
+		r.fp = bad[i];
+		CHECK_EQ(unwind_walk(&r, &st, pcs, 8, &end), 1);
+		CHECK_EQ(end, UNWIND_END_NOINFO);
+	}
+	snapshot_read_end();
+}
+
+/* ---- PLT stubs ----------------------------------------------------------- */
+
+struct plt_find {
+	uintptr_t bias;
+	int found;
+};
+
+static int plt_exe(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct plt_find *f = arg;
+
+	(void)size;
+	if (f->found)
+		return 1;
+	f->bias = info->dlpi_addr; /* the first object is the program */
+	f->found = 1;
+	return 1;
+}
+
+/* This program's .plt, from its section headers: 0 when it has none. */
+static uintptr_t plt_section(size_t *size)
+{
+	struct plt_find f = {0};
+	Elf64_Ehdr eh;
+	Elf64_Shdr sh[64], *strs;
+	char names[4096];
+	uintptr_t at = 0;
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+
+	dl_iterate_phdr(plt_exe, &f);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || eh.e_shnum > 64 ||
+	    eh.e_shstrndx >= eh.e_shnum ||
+	    pread(fd, sh, eh.e_shnum * sizeof(sh[0]), (off_t)eh.e_shoff) !=
+		    (ssize_t)(eh.e_shnum * sizeof(sh[0])))
+		goto out;
+	strs = &sh[eh.e_shstrndx];
+	memset(names, 0, sizeof(names));
+	if (pread(fd, names, strs->sh_size < sizeof(names) - 1
+				     ? strs->sh_size
+				     : sizeof(names) - 1,
+		  (off_t)strs->sh_offset) < 0)
+		goto out;
+	for (int i = 0; i < eh.e_shnum; i++) {
+		if (sh[i].sh_name < sizeof(names) &&
+		    strcmp(names + sh[i].sh_name, ".plt") == 0) {
+			at = f.bias + sh[i].sh_addr;
+			*size = sh[i].sh_size;
+		}
+	}
+out:
+	close(fd);
+	return at;
+}
+
+/* A sample in a PLT stub (a call into a shared library on its way) is
+ * walked: the rule at each instruction of each entry is the linker's CFA
+ * expression evaluated there. */
+static void test_plt_rule(void)
+{
+	size_t size = 0;
+	uintptr_t plt = plt_section(&size);
+	bool keep;
+	uint64_t r;
+
+	CHECK(plt != 0 && size >= 32);
+	if (!plt)
+		return;
+	CHECK(snapshot_read_begin());
+	/* The first entry pushes the GOT's second word, then jumps. */
+	r = cfi_rule(plt, &keep);
+	CHECK_EQ(rule_kind(r), RULE_CFA_RSP);
+	CHECK_EQ(rule_cfa_off(r), 16);
+	r = cfi_rule(plt + 6, &keep);
+	CHECK_EQ(rule_cfa_off(r), 24);
+	/* The others: jmp *GOT (6 bytes), push $n (5), jmp to the first. */
+	for (uintptr_t e = plt + 16; e + 16 <= plt + size; e += 16) {
+		r = cfi_rule(e, &keep);
+		CHECK_EQ(rule_kind(r), RULE_CFA_RSP);
+		CHECK_EQ(rule_cfa_off(r), 8);
+		CHECK_EQ(rule_cfa_off(cfi_rule(e + 6, &keep)), 8);
+		r = cfi_rule(e + 11, &keep);
+		CHECK_EQ(rule_kind(r), RULE_CFA_RSP);
+		CHECK_EQ(rule_cfa_off(r), 16);
+		CHECK(keep);
+	}
+	snapshot_read_end();
+}
+
+/* ---- the own object's frames --------------------------------------------- */
+
+static void test_selftext_strip(void)
+{
+	uintptr_t lo, hi, own = (uintptr_t)test_selftext_strip + 4;
+	uintptr_t libc_a = (uintptr_t)memcpy, libc_b = (uintptr_t)qsort;
+	uintptr_t pcs[6];
+
+	selftext_bounds(&lo, &hi);
+	CHECK(lo < hi && own >= lo && own < hi);
+	CHECK(libc_a < lo || libc_a >= hi);
+	/* libc called by an own function called by libc (a hook's frame
+	 * between the program and libc): the own frames go. */
+	pcs[0] = libc_a;
+	pcs[1] = own;
+	pcs[2] = own + 8;
+	pcs[3] = libc_b;
+	CHECK_EQ(selftext_strip(pcs, 4), 2);
+	CHECK_EQ(pcs[0], libc_a);
+	CHECK_EQ(pcs[1], libc_b);
+	/* Interrupted in own code: the first frame left is the caller's
+	 * call instruction. */
+	pcs[0] = own;
+	pcs[1] = libc_b;
+	pcs[2] = libc_a;
+	CHECK_EQ(selftext_strip(pcs, 3), 2);
+	CHECK_EQ(pcs[0], libc_b - 1);
+	CHECK_EQ(pcs[1], libc_a);
+	/* Nothing own, or nothing else: unchanged. */
+	pcs[0] = libc_a;
+	pcs[1] = libc_b;
+	CHECK_EQ(selftext_strip(pcs, 2), 2);
+	CHECK_EQ(pcs[0], libc_a);
+	pcs[0] = own;
+	pcs[1] = own + 8;
+	CHECK_EQ(selftext_strip(pcs, 2), 2);
+	CHECK_EQ(pcs[0], own);
+	CHECK_EQ(selftext_strip(pcs, 0), 0);
+}
+
 int main(void)
 {
 	/* libunwind, used here as the reference, looks objects up with
@@ -367,6 +680,7 @@ int main(void)
 	snapshot_take();
 	CHECK_EQ(unwind_init(), 0);
 	install_handler();
+	CHECK_EQ(jit_setup(), 0);
 	RUN(test_main_thread_deep);
 	RUN(test_through_libc);
 	RUN(test_depth_limit);
@@ -374,5 +688,10 @@ int main(void)
 	RUN(test_outside_stack);
 	RUN(test_hostile_registers);
 	RUN(test_threads_concurrent);
+	RUN(test_through_jit_frame);
+	RUN(test_leaf_in_jit);
+	RUN(test_jit_implausible_chain);
+	RUN(test_plt_rule);
+	RUN(test_selftext_strip);
 	return check_done();
 }

@@ -75,3 +75,15 @@ def test_library_loaded_before_the_first_request(servers, collectors,
     # ring's module map, made at the first request, has it from the start.
     srv, col = start(servers, collectors, tmp_path, "--plugin-early")
     assert_plugin_profiled(burn_in_plugin(srv, col))
+
+
+def test_library_loaded_while_serving(servers, collectors, tmp_path):
+    """Burned in at once after the load, as a server that imports an
+    extension module in its first request's handler does: the first
+    request's samples meet code in no object the shim knew, and the next
+    request looks for new objects (10 ms on, not a second), so the walks
+    of the other 19 go through the plugin's frames."""
+    srv, col = start(servers, collectors, tmp_path)
+    assert srv.get("/fast")[0] == 200
+    assert srv.get("/load")[0] == 200
+    assert_plugin_profiled(burn_in_plugin(srv, col))

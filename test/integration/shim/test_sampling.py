@@ -98,3 +98,45 @@ def test_continuous_mode_samples_outside_requests(servers, collectors,
     assert "main" in {f["function"] for f in idle["top_functions"]}
     assert any("epoll_wait" in f["function"] or "sigsuspend" in f["function"]
                for f in idle["top_functions"]), dump_json(idle)
+
+
+def test_shim_frames_never_in_stacks(servers, collectors, tmp_path):
+    """A request whose time is in send(): the program's send() runs the
+    shim's hook, which calls libc's. A sample there walks through the
+    hook's frames (hooks_slow_send); those are the shim's, not the
+    program's, and no stack may hold them: libc's send is called by
+    cpuserver's send_big, as without the shim. On the wall clock, to
+    sample the time send() waits for the client too."""
+    srv, col = start_cpu(servers, collectors, tmp_path,
+                         PROFILING_SAMPLE_RATE="1", PROFILING_HZ="499",
+                         PROFILING_CLOCK="wall")
+    assert keepalive(srv.port, [("GET", "/big?kb=16384", None, None)] * 20) \
+        == [200] * 20
+    srv.stop()
+    prof = col.finish()
+    ep = prof["data"]["GET /big"]
+    assert ep["calls"] == 20 and ep["samples"] >= 20, dump_json(ep)
+    mods = [m["name"] for m in prof["modules"]]
+    frames = prof["frames"]
+
+    def module(i):
+        m = frames[i].get("module", -1)
+        return mods[m] if m is not None and m >= 0 else ""
+
+    own = [s for s in prof["stacks"]
+           if any(module(i).startswith("libprofshim") for i in s["frames"])]
+    assert own == [], dump_json(
+        [[frames[i]["function"] for i in s["frames"]] for s in own[:3]])
+    # Most of the endpoint's samples: libc's send, called by send_big
+    # (through AddressSanitizer's interceptor in the sanitizer pass, which
+    # preloads its runtime first).
+    stacks = [s for s in prof["stacks"] if s["endpoint"] == "GET /big"]
+    in_send = 0
+    for s in stacks:
+        f = [i for i in s["frames"] if not module(i).startswith("libasan")]
+        for a, b in zip(f, f[1:]):
+            if frames[a]["function"] == "send_big" and \
+                    module(b).startswith("libc.so"):
+                in_send += s["samples"]
+                break
+    assert in_send >= 0.5 * ep["samples"], (in_send, dump_json(stacks[:5]))

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
             libdw-dev libelf-dev zlib1g-dev libmicrohttpd-dev
-            libcurl4-openssl-dev)
+            libcurl4-openssl-dev libiberty-dev)
 # Real consumers of the outputs: go tool pprof (golang-go), promtool
 # (prometheus), headless Chromium driven by playwright-core from npm
 # (nodejs, whose npm installs test/js/package.json's packages), perf to check the ratio test server;

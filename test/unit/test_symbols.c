@@ -309,7 +309,7 @@ static void test_own_function(void)
 	if (!s)
 		return;
 
-	symbols_lookup(s, map, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, map, map_len, fn, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	CHECK_STR(fr.module, exe_name);
@@ -329,7 +329,7 @@ static void test_own_function(void)
 	}
 
 	/* The cache hands back the very same strings. */
-	symbols_lookup(s, map, map_len, fn, false, &fr2);
+	symbols_lookup(s, 0, map, map_len, fn, false, &fr2);
 	CHECK(fr2.function == fr.function);
 	CHECK(fr2.module == fr.module);
 	CHECK(fr2.file == fr.file);
@@ -339,11 +339,11 @@ static void test_own_function(void)
 	symtest_return_addr = 0;
 	CHECK_EQ(symtest_target(3), 1 + 0 + 3 + 6);
 	CHECK(symtest_return_addr > fn);
-	symbols_lookup(s, map, map_len, symtest_return_addr, false, &fr);
+	symbols_lookup(s, 0, map, map_len, symtest_return_addr, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	CHECK(fr.function == fr2.function);
-	symbols_lookup(s, map, map_len, symtest_return_addr, true, &fr);
+	symbols_lookup(s, 0, map, map_len, symtest_return_addr, true, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	CHECK_EQ(fr.offset, symtest_return_addr - 1 - map[map_exe_index].bias);
@@ -366,11 +366,11 @@ static void test_return_address_at_function_end(void)
 	if (!s)
 		return;
 	/* As a leaf address, it is the first byte of the next function... */
-	symbols_lookup(s, map, map_len, ret_addr, false, &fr);
+	symbols_lookup(s, 0, map, map_len, ret_addr, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_after_tail");
 	/* ...as a return address, it belongs to the function that called. */
-	symbols_lookup(s, map, map_len, ret_addr, true, &fr);
+	symbols_lookup(s, 0, map, map_len, ret_addr, true, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_tail_caller");
 	CHECK_STR(fr.module, exe_name);
@@ -395,7 +395,7 @@ static void test_libc_function(void)
 		symbols_free(s);
 		return;
 	}
-	symbols_lookup(s, map, map_len, addr, false, &fr);
+	symbols_lookup(s, 0, map, map_len, addr, false, &fr);
 	CHECK(fr.known);
 	CHECK(strstr(fr.function, "getpid") != NULL);
 	CHECK(strncmp(fr.module, "libc", 4) == 0);
@@ -411,7 +411,7 @@ static void test_libc_function(void)
 	shifted[map_libc_index].bias += delta;
 	shifted[map_libc_index].lo += delta;
 	shifted[map_libc_index].hi += delta;
-	symbols_lookup(s, shifted, map_len, addr + delta, false, &fr2);
+	symbols_lookup(s, 0, shifted, map_len, addr + delta, false, &fr2);
 	CHECK(fr2.known);
 	CHECK(fr2.function == fr.function);
 	CHECK(fr2.module == fr.module);
@@ -428,7 +428,7 @@ static void test_unknown_address(void)
 	CHECK(s != NULL);
 	if (!s)
 		return;
-	symbols_lookup(s, map, map_len, 0x10, false, &fr);
+	symbols_lookup(s, 0, map, map_len, 0x10, false, &fr);
 	CHECK(!fr.known);
 	CHECK_STR(fr.module, "[unknown]");
 	CHECK_STR(fr.function, "0x10");
@@ -437,12 +437,12 @@ static void test_unknown_address(void)
 	CHECK_EQ(fr.offset, 0x10);
 
 	/* A return address names its call site, addr - 1. */
-	symbols_lookup(s, map, map_len, 0x11, true, &fr2);
+	symbols_lookup(s, 0, map, map_len, 0x11, true, &fr2);
 	CHECK_STR(fr2.module, "[unknown]");
 	CHECK(fr2.function == fr.function);
 
 	/* An empty map and address 0 as a return address are fine too. */
-	symbols_lookup(s, NULL, 0, 0, true, &fr);
+	symbols_lookup(s, 0, NULL, 0, 0, true, &fr);
 	CHECK_STR(fr.module, "[unknown]");
 	CHECK_STR(fr.function, "0x0");
 	symbols_free(s);
@@ -464,7 +464,7 @@ static void test_build_id_mismatch(void)
 	altered[map_exe_index].build_id[0] ^= 0xff;
 
 	snprintf(expect, sizeof(expect), "%s+0x%" PRIx64, exe_name, off);
-	symbols_lookup(s, altered, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, altered, map_len, fn, false, &fr);
 	CHECK(!fr.known);
 	CHECK_STR(fr.function, expect);
 	CHECK_STR(fr.module, exe_name);
@@ -473,13 +473,13 @@ static void test_build_id_mismatch(void)
 	CHECK_EQ(fr.offset, off);
 
 	/* The file under its real build id is unaffected... */
-	symbols_lookup(s, map, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, map, map_len, fn, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 
 	/* ...and so is a map entry without a build id. */
 	altered[map_exe_index].build_id_len = 0;
-	symbols_lookup(s, altered, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, altered, map_len, fn, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	symbols_free(s);
@@ -542,16 +542,16 @@ static void test_unusable_files(void)
 		bad[1].hi = 0x4000;
 
 		snprintf(expect, sizeof(expect), "%s+0x234", base);
-		symbols_lookup(s, bad, 2, 0x1234, false, &fr);
+		symbols_lookup(s, 0, bad, 2, 0x1234, false, &fr);
 		CHECK(!fr.known);
 		CHECK_STR(fr.module, base);
 		CHECK_STR(fr.function, expect);
 		CHECK(fr.file == NULL);
 		CHECK_EQ(fr.offset, 0x234);
-		symbols_lookup(s, bad, 2, 0x3234, false, &fr2);
+		symbols_lookup(s, 0, bad, 2, 0x3234, false, &fr2);
 		CHECK(!fr2.known);
 		CHECK(fr2.function == fr.function);
-		symbols_lookup(s, bad, 2, 0x1234, false, &fr2);
+		symbols_lookup(s, 0, bad, 2, 0x1234, false, &fr2);
 		CHECK(fr2.function == fr.function);
 	}
 	if (have_elf)
@@ -579,7 +579,7 @@ static void test_no_fd_leak(void)
 		uint64_t span = map[i].hi - map[i].lo;
 
 		for (uint64_t k = 0; k < 16; k++) {
-			symbols_lookup(s, map, map_len,
+			symbols_lookup(s, 0, map, map_len,
 				       map[i].lo + span * k / 16, false, &fr);
 			nknown += fr.known;
 		}
@@ -652,7 +652,7 @@ static void test_many_files(void)
 			m = map[lib];
 			snprintf(m.path, sizeof(m.path), "%s/libz%03d.so",
 				 dir, i);
-			symbols_lookup(s, &m, 1, addrs[pass], false, &fr);
+			symbols_lookup(s, 0, &m, 1, addrs[pass], false, &fr);
 			lookups++;
 			known += fr.known;
 			if (!first[pass])
@@ -702,13 +702,13 @@ static void test_cached_rate(void)
 	addrs[naddrs++] = libc_addr("getpid");
 	addrs[naddrs++] = 0x10;
 	for (size_t i = 0; i < naddrs; i++)
-		symbols_lookup(s, map, map_len, addrs[i], i & 1, &fr);
+		symbols_lookup(s, 0, map, map_len, addrs[i], i & 1, &fr);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
 		size_t k = (size_t)i % naddrs;
 
-		symbols_lookup(s, map, map_len, addrs[k], k & 1, &fr);
+		symbols_lookup(s, 0, map, map_len, addrs[k], k & 1, &fr);
 		nknown += fr.known;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);

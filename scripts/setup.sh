@@ -20,10 +20,13 @@ build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
 # installed unit and the README's drop-ins; php-fpm behind nginx for
 # FastCGI (test_phpfpm.py); apache2 (event MPM, children as www-data) and
 # util-linux's setpriv for the servers that drop privileges; strace to
-# count the system calls a sampled request makes (test_cpu_clock.py).
+# count the system calls a sampled request makes (test_cpu_clock.py); g++,
+# binutils and xz-utils to build a C++ plugin and to strip binaries and give
+# them separate debug files or MiniDebugInfo (test_names.py).
 test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
            golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
-           valgrind systemd php-fpm apache2 util-linux strace)
+           valgrind systemd php-fpm apache2 util-linux strace g++ binutils
+           xz-utils)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

@@ -9,9 +9,11 @@ of sampled requests, which is 1 so that every request counts."""
 import json
 import os
 import shutil
+import subprocess
 
-from helpers import (ROOT, Collector, Server, dump_json, free_port,
-                     keepalive, shim_env)
+from helpers import (COLLECTOR, ROOT, Collector, Server, dump_json,
+                     free_port, keepalive, shim_env)
+from helpers.pprof import pprof
 
 NODE = shutil.which("node")
 JSSERVER = ROOT / "test" / "servers" / "jsserver.js"
@@ -96,3 +98,21 @@ def test_js_function_named_from_perf_map(servers, collectors, tmp_path):
                     and any(i in {prof["frames"].index(f) for f in named}
                             for i in s["frames"]))
     assert in_stacks >= self_samples, dump_json(prof["stacks"][:10])
+
+    # The reports made from the profile carry the name and its module:
+    # folded for flame graphs, pprof as `go tool pprof` reads it.
+    def report(fmt, out):
+        r = subprocess.run([str(COLLECTOR), "report", "--input", col.out,
+                            "--format", fmt, "--output", out],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return out
+
+    folded = report("folded", tmp_path / "p.folded").read_text()
+    assert any(ln.rsplit(" ", 1)[0].split(";")[-1] == named[0]["function"]
+               for ln in folded.splitlines()), folded[:2000]
+    pb = report("pprof", tmp_path / "p.pb.gz")
+    top_text = pprof(tmp_path, "-top", "-sample_index=samples", pb)
+    assert JS_FUNCTION in top_text, top_text
+    raw = pprof(tmp_path, "-raw", pb)
+    assert "[jit]" in raw, raw[:3000]

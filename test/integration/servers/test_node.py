@@ -33,9 +33,11 @@ def order(n):
 def start_node(servers, collectors, tmp_path):
     assert NODE, "node is needed (nodejs: scripts/setup.sh)"
     port = free_port()
+    # In the test's directory: with --perf-basic-prof, V8 also writes its
+    # log (isolate-*-v8.log) where it runs.
     srv = Server([NODE, "--perf-basic-prof", JSSERVER, port],
                  shim_env(ENABLE_PROFILING="true",
-                          PROFILING_SAMPLE_RATE="1"), port)
+                          PROFILING_SAMPLE_RATE="1"), port, cwd=tmp_path)
     perf_map = f"/tmp/perf-{srv.pid}.map"
     # V8 leaves its map behind when it exits.
     srv.cleanup.append(lambda: os.path.exists(perf_map)

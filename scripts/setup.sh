@@ -22,11 +22,13 @@ build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
 # util-linux's setpriv for the servers that drop privileges; strace to
 # count the system calls a sampled request makes (test_cpu_clock.py); g++,
 # binutils and xz-utils to build a C++ plugin and to strip binaries and give
-# them separate debug files or MiniDebugInfo (test_names.py).
+# them separate debug files or MiniDebugInfo (test_names.py); libc6-dbg, the
+# debug file of Debian's stripped libc under /usr/lib/debug/.build-id/
+# (test_symbols.c).
 test_pkgs=(python3 python3-pytest libpython3.11-testsuite nginx-light curl git gdb
            golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
            valgrind systemd php-fpm apache2 util-linux strace g++ binutils
-           xz-utils)
+           xz-utils libc6-dbg)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

@@ -12,6 +12,7 @@
 #endif
 
 #include <dirent.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -381,6 +383,103 @@ static void test_return_address_at_function_end(void)
 #endif
 }
 
+/*
+ * Debian's libc.so.6 has no .symtab: its local functions are named only in
+ * the separate debug file libc6-dbg installs where every -dbgsym package
+ * puts its files, /usr/lib/debug/.build-id/xx/yyyy.debug. Local functions
+ * of libc taken from that file must come back by name from the default
+ * search, with no directory given.
+ */
+static void test_libc_debug_file_by_build_id(void)
+{
+	const struct ring_module *libc;
+	char path[256], hex[2 * RING_BUILD_ID_MAX + 1];
+	struct symbols *s = symbols_new();
+	int fd = -1, tried = 0, named = 0, libc_symtab = 0;
+	Elf *elf = NULL, *own = NULL;
+	Elf_Scn *scn = NULL;
+
+	CHECK(s != NULL && map_libc_index >= 0);
+	if (!s || map_libc_index < 0)
+		goto out;
+	libc = &map[map_libc_index];
+	CHECK(libc->build_id_len > 0);
+	for (uint32_t i = 0; i < libc->build_id_len; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", libc->build_id[i]);
+	(void)snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%.2s/%s.debug",
+		       hex, hex + 2);
+	elf_version(EV_CURRENT);
+
+	/* The library itself is stripped of its symbol table. */
+	fd = open(libc->path, O_RDONLY | O_CLOEXEC);
+	own = fd >= 0 ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+	CHECK(own != NULL);
+	while (own && (scn = elf_nextscn(own, scn)) != NULL) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+			libc_symtab = 1;
+	}
+	CHECK(!libc_symtab);
+	if (own)
+		elf_end(own);
+	if (fd >= 0)
+		close(fd);
+
+	/* libc6-dbg (scripts/setup.sh) installs it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		printf("# %s: %s (is libc6-dbg installed?)\n", path,
+		       strerror(errno));
+		CHECK(fd >= 0);
+		goto out;
+	}
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	scn = NULL;
+	while (elf && (scn = elf_nextscn(elf, scn)) != NULL && tried < 50) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB ||
+		    !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (size_t i = 1; data && i < sh.sh_size / sh.sh_entsize &&
+				   tried < 50; i++) {
+			struct symbols_frame fr;
+			const char *name;
+			GElf_Sym sym;
+
+			if (!gelf_getsym(data, (int)i, &sym) ||
+			    GELF_ST_BIND(sym.st_info) != STB_LOCAL ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+			    sym.st_size < 32 || sym.st_shndx == SHN_UNDEF)
+				continue;
+			name = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (!name || !name[0])
+				continue;
+			tried++;
+			symbols_lookup(s, 0, map, map_len,
+				       libc->bias + sym.st_value + sym.st_size / 2,
+				       false, &fr);
+			/* An alias of another name at the same code is as
+			 * right; most locals have none. */
+			if (fr.known && strcmp(fr.function, name) == 0 &&
+			    strcmp(fr.module, "libc.so.6") == 0)
+				named++;
+		}
+	}
+	printf("# %d of %d local functions of libc named from %s\n", named,
+	       tried, path);
+	CHECK_EQ(tried, 50);
+	CHECK(named >= 40);
+	if (elf)
+		elf_end(elf);
+	close(fd);
+out:
+	symbols_free(s);
+}
+
 static void test_libc_function(void)
 {
 	struct symbols *s = symbols_new();
@@ -732,6 +831,7 @@ int main(void)
 	RUN(test_own_function);
 	RUN(test_return_address_at_function_end);
 	RUN(test_libc_function);
+	RUN(test_libc_debug_file_by_build_id);
 	RUN(test_unknown_address);
 	RUN(test_build_id_mismatch);
 	RUN(test_unusable_files);

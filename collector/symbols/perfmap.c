@@ -202,8 +202,10 @@ int perfmap_read(struct perfmap *m, struct strpool *pool,
 	 * are new, and read from its start. */
 	if ((m->ino && ((uint64_t)st.st_dev != m->dev ||
 			(uint64_t)st.st_ino != m->ino)) ||
-	    (uint64_t)st.st_size < m->offset)
+	    (uint64_t)st.st_size < m->offset) {
 		m->offset = 0;
+		m->skipping = false;
+	}
 	m->dev = (uint64_t)st.st_dev;
 	m->ino = (uint64_t)st.st_ino;
 	if ((uint64_t)st.st_size == m->offset) {

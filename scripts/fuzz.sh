@@ -21,7 +21,7 @@ CC=clang-14
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I$ROOT/shim -I$ROOT/collector"
 # Per input: a hang is anything over 10 s; leaks are reported.
 RUN_FLAGS="-timeout=10 -detect_leaks=1"
-TARGETS="http fcgi env ring profile"
+TARGETS="http fcgi env ring profile perfmap"
 
 die() {
 	echo "fuzz.sh: $*" >&2
@@ -36,6 +36,7 @@ sources() {
 	env) echo "shim/env.c" ;;
 	ring) echo "collector/ingest/reader.c shim/ring.c shim/libc.c" ;;
 	profile) echo "collector/model/profile.c collector/util/control.c collector/util/table.c" ;;
+	perfmap) echo "collector/symbols/perfmap.c collector/symbols/strpool.c collector/util/table.c" ;;
 	esac
 }
 

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
             libdw-dev libelf-dev zlib1g-dev libmicrohttpd-dev
-            libcurl4-openssl-dev)
+            libcurl4-openssl-dev libiberty-dev)
 # Real consumers of the outputs: go tool pprof (golang-go), promtool
 # (prometheus), headless Chromium driven by playwright-core from npm
 # (nodejs, whose npm installs test/js/package.json's packages), perf to check the ratio test server;
@@ -22,10 +22,15 @@ build_pkgs=(gcc pkg-config meson ninja-build libunwind-dev libjansson-dev
 # util-linux's setpriv for the servers that drop privileges; strace to
 # count the system calls a sampled request makes (test_cpu_clock.py);
 # python3.11-dbg for the symbols of the interpreter's extension modules
-# (the _json accelerator's functions are static: test_python.py names them).
+# (the _json accelerator's functions are static: test_python.py names them);
+# g++, binutils and xz-utils to build a C++ plugin and to strip binaries and
+# give them separate debug files or MiniDebugInfo (test_names.py); libc6-dbg,
+# the debug file of Debian's stripped libc under /usr/lib/debug/.build-id/
+# (test_symbols.c).
 test_pkgs=(python3 python3-pytest python3.11-dbg libpython3.11-testsuite nginx-light curl git gdb
            golang-go prometheus chromium nodejs clang-14 libclang-rt-14-dev
-           valgrind systemd php-fpm apache2 util-linux strace)
+           valgrind systemd php-fpm apache2 util-linux strace g++ binutils
+           xz-utils libc6-dbg)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build" ]; then

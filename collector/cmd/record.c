@@ -49,7 +49,7 @@
 
 enum { OPT_SOCKET = 1000, OPT_SHM_DIR, OPT_SLOW_MS, OPT_CHECKPOINT, OPT_HTTP,
        OPT_API_KEY_FILE, OPT_SAVE_DIR, OPT_PUSH, OPT_PUSH_INTERVAL,
-       OPT_PUSH_FORMAT, OPT_APP, OPT_TAG };
+       OPT_PUSH_FORMAT, OPT_APP, OPT_TAG, OPT_DEBUG_DIR };
 
 static volatile sig_atomic_t record_stop;
 
@@ -89,10 +89,10 @@ static const char **record_text(struct record_opts *o, int c)
 {
 	static const int keys[] = {'r', 'o', OPT_SOCKET, OPT_SHM_DIR, OPT_HTTP,
 				   OPT_API_KEY_FILE, OPT_SAVE_DIR, OPT_PUSH,
-				   OPT_APP};
+				   OPT_APP, OPT_DEBUG_DIR};
 	const char **fields[] = {&o->ring, &o->out, &o->socket, &o->shm_dir,
 				 &o->http, &o->api_key_file, &o->save_dir,
-				 &o->push_url, &o->push_app};
+				 &o->push_url, &o->push_app, &o->debug_dirs};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (keys[i] == c)
@@ -188,7 +188,8 @@ int record_main(int argc, char **argv)
 		CLI_ARG("push", OPT_PUSH), CLI_ARG("app", OPT_APP),
 		CLI_ARG("push-interval", OPT_PUSH_INTERVAL),
 		CLI_ARG("push-format", OPT_PUSH_FORMAT),
-		CLI_ARG("tag", OPT_TAG), CLI_HELP, {0},
+		CLI_ARG("tag", OPT_TAG), CLI_ARG("debug-dir", OPT_DEBUG_DIR),
+		CLI_HELP, {0},
 	};
 	struct record_opts o = {.out = "profshim.json", .shm_dir = "/dev/shm",
 				.checkpoint = 1.0, .push_interval = 10.0,
@@ -245,7 +246,9 @@ static int record_open(struct recorder *rc, const struct record_opts *o)
 	}
 	rc->stats = stats_new();
 	rc->syms = symbols_new();
-	if (!rc->stats || !rc->syms) {
+	if (!rc->stats || !rc->syms ||
+	    (o->debug_dirs && symbols_set_debug_dirs(rc->syms,
+						     o->debug_dirs) < 0)) {
 		fprintf(stderr, "profshim-collector: out of memory\n");
 		return -1;
 	}
@@ -283,6 +286,15 @@ static int record_open(struct recorder *rc, const struct record_opts *o)
 	return 0;
 }
 
+/* Print what the symbolizer has to say (perf maps refused or capped). */
+static void record_say_symbols(struct recorder *rc)
+{
+	const char *w;
+
+	while ((w = symbols_warning(rc->syms)) != NULL)
+		fprintf(stderr, "profshim-collector: %s\n", w);
+}
+
 /*
  * Read, answer and checkpoint until stopped: a signal, --duration, or the
  * end of what is recorded (record_done()).
@@ -316,6 +328,7 @@ static void record_loop(struct recorder *rc)
 			break;
 		record_watch(rc);
 		n = record_drain_all(rc, false);
+		record_say_symbols(rc);
 		if (ctl_maybe)
 			record_control(rc);
 		if (rc->http)
@@ -357,9 +370,11 @@ static int record_finish(struct recorder *rc)
 
 	(void)record_drain_all(rc, true);
 	if (record_write(rc, o->out, NULL, err, sizeof(err)) < 0) {
+		record_say_symbols(rc);
 		fprintf(stderr, "profshim-collector: %s\n", err);
 		return 1;
 	}
+	record_say_symbols(rc);
 	/* The profile holds everything read: the rings may have it back. */
 	for (size_t i = 0; i < rc->natt; i++)
 		reader_release(rc->att[i].r, reader_position(rc->att[i].r));

@@ -26,6 +26,7 @@ struct record_opts {
 	double duration;      /* seconds, 0: until stopped */
 	const char *socket;   /* control socket path override, or NULL */
 	const char *shm_dir;  /* where rings live (tests may point elsewhere) */
+	const char *debug_dirs; /* also searched for debug files, or NULL */
 	double slow_ms;       /* > 0: a JSON line on stdout per slower request */
 	double checkpoint;    /* seconds between checkpoints to `out`, 0: none */
 	const char *http;     /* serve the HTTP API on ADDR:PORT, or NULL */

@@ -32,6 +32,7 @@ struct attached {
 	struct reader *r;
 	char name[128];
 	int proc;
+	uint32_t jit;     /* its perf map in the symbolizer, or 0 */
 	uint32_t nmods;
 	unsigned long long starttime;
 	bool ended;       /* its process is gone and the ring drained dry */

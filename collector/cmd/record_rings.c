@@ -23,6 +23,7 @@
 
 #include "ingest/reader.h"
 #include "model/stats.h"
+#include "symbols/symbols.h"
 #include "util/clock.h"
 
 /* "attached to pid" lines printed before going quiet. */
@@ -434,6 +435,10 @@ static int record_attach(struct recorder *rc, const char *path,
 	memset(a, 0, sizeof(*a));
 	a->r = r;
 	a->proc = proc;
+	/* Its JIT code is named from /tmp/perf-PID.map when root or the
+	 * ring's owner (the user it runs as) owns that file. */
+	a->jit = symbols_jit_open(rc->syms, (uint32_t)pid, reader_uid(r));
+	stats_set_jit(rc->stats, proc, a->jit);
 	(void)snprintf(a->name, sizeof(a->name), "%s", name);
 	if (rc->o->checkpoint > 0)
 		reader_hold(r);
@@ -684,6 +689,9 @@ static void record_detach(struct recorder *rc, size_t i, bool remove_file)
 	struct attached *a = &rc->att[i];
 
 	stats_set_exited(rc->stats, a->proc);
+	/* Its perf map is read to its end now: another process may get its
+	 * pid and write a new one. */
+	symbols_jit_exited(rc->syms, a->jit);
 	if (remove_file)
 		(void)unlink(reader_path(a->r));
 	else

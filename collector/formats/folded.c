@@ -11,8 +11,11 @@
 #include "util/table.h"
 
 /*
- * Append a frame's name as one folded field: ';' separates frames and the
- * last space separates the count, so both (and line breaks) become '_'.
+ * Append a frame's name as one folded field: ';' separates frames, so it
+ * (and line breaks) become '_'. Spaces stay: demangled C++ names have them
+ * ("std::vector<int, std::allocator<int> >::push_back"), and every reader
+ * of the format (flamegraph.pl, inferno, speedscope, Pyroscope) takes the
+ * count after the line's last space, as perf's stackcollapse leaves them.
  * Returns the new length, or 0 when the line would not fit.
  */
 static size_t folded_put(char *line, size_t len, size_t cap, const char *name)
@@ -22,8 +25,7 @@ static size_t folded_put(char *line, size_t len, size_t cap, const char *name)
 	for (; *name; name++) {
 		if (len + 1 >= cap)
 			return 0;
-		line[len++] = *name == ';' || *name == ' ' || *name == '\n' ||
-					      *name == '\r'
+		line[len++] = *name == ';' || *name == '\n' || *name == '\r'
 				      ? '_'
 				      : *name;
 	}

@@ -7,7 +7,7 @@
  *
  * Ids: mapping i+1 is module i (the executable's mapping goes first); a
  * location is made for each frame index a stack uses, a function for each
- * distinct (function name, file). Every string goes through one
+ * distinct (function name, system name, file). Every string goes through one
  * deduplicating string table whose entry 0 is "".
  */
 #include "formats/pprof.h"
@@ -113,7 +113,7 @@ struct pprof {
 	struct bytebuf out;       /* the Profile message */
 	struct bytebuf msg, sub;  /* scratch for nested messages */
 	struct intern strings; /* string table, in id order */
-	struct intern funcs;   /* "function NUL file" -> function id - 1 */
+	struct intern funcs;   /* "function NUL system name NUL file" -> id - 1 */
 	uint64_t *location;    /* by frame index: location id, 0 none yet */
 	bool nomem;
 };
@@ -190,24 +190,32 @@ static void pprof_mappings(struct pprof *w)
 			pprof_mapping(w, m);
 }
 
-/* Id of the function of frame f, its Function written when new. */
+/*
+ * Id of the function of frame f, its Function written when new: one per
+ * (name, system name, file). The name is the readable one, the system name
+ * the symbol as in the file (a C++ or Rust mangling), which tells apart
+ * overloads that share a readable name.
+ */
 static uint64_t pprof_function(struct pprof *w, const struct profile_frame *f)
 {
 	const char *file = f->file ? f->file : "";
-	size_t nl = strlen(f->function), fl = strlen(file);
+	const char *sys = f->system_name ? f->system_name : f->function;
+	size_t nl = strlen(f->function), sl = strlen(sys), fl = strlen(file);
 	size_t known = w->funcs.count;
-	char *key = malloc(nl + 1 + fl);
+	char *key = malloc(nl + 1 + sl + 1 + fl);
 	int64_t id;
 
 	if (!key) {
 		w->nomem = true;
 		return 0;
 	}
-	/* Names are C strings: the NUL between them keeps keys apart. */
+	/* Names are C strings: the NULs between them keep keys apart. */
 	memcpy(key, f->function, nl);
 	key[nl] = '\0';
-	memcpy(key + nl + 1, file, fl);
-	id = intern_put(&w->funcs, key, nl + 1 + fl);
+	memcpy(key + nl + 1, sys, sl);
+	key[nl + 1 + sl] = '\0';
+	memcpy(key + nl + 1 + sl + 1, file, fl);
+	id = intern_put(&w->funcs, key, nl + 1 + sl + 1 + fl);
 	free(key);
 	if (id < 0) {
 		w->nomem = true;
@@ -218,7 +226,8 @@ static uint64_t pprof_function(struct pprof *w, const struct profile_frame *f)
 
 		pbuf_uint(&w->msg, FUNCTION_ID, (uint64_t)id + 1);
 		pbuf_uint(&w->msg, FUNCTION_NAME, name);
-		pbuf_uint(&w->msg, FUNCTION_SYSTEM_NAME, name);
+		pbuf_uint(&w->msg, FUNCTION_SYSTEM_NAME,
+			  sys == f->function ? name : pprof_string(w, sys));
 		pbuf_uint(&w->msg, FUNCTION_FILENAME, pprof_string(w, file));
 		pbuf_message(&w->out, PROFILE_FUNCTION, &w->msg);
 	}

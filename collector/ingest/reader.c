@@ -34,6 +34,7 @@ struct reader {
 	struct ring_header *h;
 	struct ring_header copy;   /* the immutable part, read once */
 	char exe[RING_EXE_MAX];
+	uint32_t uid;              /* the file's owner */
 	uint64_t tail;             /* read position; the ring's tail lags it
 				    * while held (reader_hold) */
 	bool hold;
@@ -191,6 +192,7 @@ int reader_open_fd_owned(int fd, const char *name,
 		return -ENOMEM;
 	}
 	r->size = (size_t)st.st_size;
+	r->uid = (uint32_t)st.st_uid;
 	r->map = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (r->map == MAP_FAILED) {
 		e = -errno;
@@ -631,6 +633,7 @@ void reader_engine(const struct reader *r, struct reader_engine *ret)
 }
 
 uint32_t reader_pid(const struct reader *r) { return r->copy.pid; }
+uint32_t reader_uid(const struct reader *r) { return r->uid; }
 uint32_t reader_ppid(const struct reader *r) { return r->copy.ppid; }
 const char *reader_exe(const struct reader *r) { return r->exe; }
 const char *reader_path(const struct reader *r) { return r->path; }

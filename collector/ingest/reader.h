@@ -180,6 +180,8 @@ void reader_counters(const struct reader *r, struct reader_counters *ret);
 void reader_engine(const struct reader *r, struct reader_engine *ret);
 
 uint32_t reader_pid(const struct reader *r);
+/* The owner of the ring file, as checked when it was opened. */
+uint32_t reader_uid(const struct reader *r);
 uint32_t reader_ppid(const struct reader *r);
 const char *reader_exe(const struct reader *r);
 const char *reader_path(const struct reader *r);

@@ -188,6 +188,10 @@ static int load_tables(struct profile *p, char *err, size_t errlen)
 		if (!f->function)
 			return profile_fail(err, errlen,
 					    "frames[%zu]: no function name", i);
+		f->system_name = json_string_value(
+			json_object_get(v, "system_name"));
+		if (!f->system_name)
+			f->system_name = f->function;
 		f->module = m ? (int)json_integer_value(m) : -1;
 		if (f->module < -1 || f->module >= (int)p->nmodules)
 			return profile_fail(err, errlen,

@@ -45,6 +45,8 @@ struct profile_module {
 
 struct profile_frame {
 	const char *function;  /* never NULL */
+	const char *system_name; /* the symbol as in the file (mangled);
+				  * function when the profile has none */
 	int module;            /* index into modules, -1 for none */
 	const char *file;      /* NULL without debug information */
 	int line;              /* 0 without */

@@ -179,6 +179,11 @@ void stats_set_exited(struct stats *s, int proc)
 	s->procs[proc].exited = true;
 }
 
+void stats_set_jit(struct stats *s, int proc, uint32_t jit)
+{
+	s->procs[proc].jit = jit;
+}
+
 void stats_set_sampling(struct stats *s, int proc, uint32_t clock,
 			uint32_t hz, uint32_t manual_hz)
 {

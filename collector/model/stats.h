@@ -53,6 +53,10 @@ void stats_set_counters(struct stats *s, int proc,
 
 void stats_set_exited(struct stats *s, int proc);
 
+/* The perf map its code outside modules is named from (symbols_jit_open()
+ * of the symbolizer passed to the JSON writers), or 0 for none. */
+void stats_set_jit(struct stats *s, int proc, uint32_t jit);
+
 /* How the process samples (its ring header's clock and rates), which gives
  * the profile's sample type and the weight of one sample. */
 void stats_set_sampling(struct stats *s, int proc, uint32_t clock,

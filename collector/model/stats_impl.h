@@ -23,6 +23,7 @@ struct process {
 	bool exited;
 	struct ring_module *mods;
 	uint32_t nmods;
+	uint32_t jit;                 /* its perf map (symbols_jit_open()), 0 */
 	uint32_t clock, hz;           /* how its samples are taken */
 	uint32_t manual_hz;           /* PROFILING_MANUAL_HZ */
 	struct reader_engine engine;  /* its CPU clock, as last read */

@@ -112,8 +112,8 @@ static int stats_functions(struct stats *s, struct symbols *syms,
 		}
 		pass = function == NULL;
 		for (size_t j = 0; j < n; j++) {
-			symbols_lookup(syms, p->mods, p->nmods, key[1 + j], j > 0,
-				       &fr[j]);
+			symbols_lookup(syms, p->jit, p->mods, p->nmods,
+				       key[1 + j], j > 0, &fr[j]);
 			if (!pass && strcmp(fr[j].function, function) == 0)
 				pass = true;
 		}
@@ -289,17 +289,37 @@ static int64_t builder_module(struct stack_builder *b,
 	return id;
 }
 
+/*
+ * The module entry of code named from a perf map: one for every process,
+ * named "[jit]" (its path too, which no file's can be: they are absolute),
+ * without a build id.
+ */
+static int64_t builder_jit_module(struct stack_builder *b)
+{
+	static const char key[] = SYMBOLS_JIT_MODULE "\0";
+	int64_t id = intern_put(&b->module_ids, key, sizeof(key) - 1);
+
+	if (id >= 0 && (size_t)id == json_array_size(b->modules))
+		json_array_append_new(
+			b->modules,
+			json_pack("{s:s, s:s, s:s}", "name", SYMBOLS_JIT_MODULE,
+				  "path", SYMBOLS_JIT_MODULE, "build_id", ""));
+	return id;
+}
+
 static int64_t builder_frame(struct stack_builder *b,
 			     const struct symbols_frame *f)
 {
-	int64_t mod = f->mod ? builder_module(b, f->mod) : -1;
+	int64_t mod = f->mod   ? builder_module(b, f->mod)
+		      : f->jit ? builder_jit_module(b)
+			       : -1;
 	/* The symbolizer's strings are interned: equal names are the same
 	 * pointer, so the pointers identify a frame. */
 	struct {
-		const char *function, *file;
+		const char *function, *system_name, *file;
 		int64_t mod;
 		int64_t line;
-	} key = {f->function, f->file, mod, f->line};
+	} key = {f->function, f->system_name, f->file, mod, f->line};
 	int id;
 
 	id = (int)intern_put(&b->frame_ids, &key, sizeof(key));
@@ -308,6 +328,10 @@ static int64_t builder_frame(struct stack_builder *b,
 				      stats_jstr(f->function), "module",
 				      (json_int_t)mod);
 
+		/* The symbol's own name, where demangling changed it. */
+		if (f->system_name && f->system_name != f->function)
+			json_object_set_new(o, "system_name",
+					    stats_jstr(f->system_name));
 		if (f->file) {
 			json_object_set_new(o, "file", stats_jstr(f->file));
 			json_object_set_new(o, "line", json_integer(f->line));
@@ -344,7 +368,8 @@ static json_t *builder_stack(struct stack_builder *b, uint32_t id)
 	for (size_t j = n; j-- > 0;) {
 		int64_t f;
 
-		symbols_lookup(b->syms, p->mods, p->nmods, key[1 + j], j > 0, &fr);
+		symbols_lookup(b->syms, p->jit, p->mods, p->nmods, key[1 + j],
+			       j > 0, &fr);
 		if (!b->pass[id] && strcmp(fr.function, b->function) == 0)
 			b->pass[id] = true;
 		f = builder_frame(b, &fr);
@@ -748,8 +773,8 @@ json_t *stats_json_last_request(struct stats *s, struct symbols *syms,
 	for (size_t i = 0; i < nl; i++) {
 		struct symbols_frame fr;
 
-		symbols_lookup(syms, p->mods, p->nmods, leaves[i].addr, false,
-			       &fr);
+		symbols_lookup(syms, p->jit, p->mods, p->nmods,
+			       leaves[i].addr, false, &fr);
 		stats_top_frame_add(top, &fr, leaves[i].samples, nframes);
 	}
 	free(leaves);

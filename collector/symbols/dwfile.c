@@ -15,18 +15,23 @@
 
 #include "util/table.h"
 
-/*
- * Callbacks for the per-file Dwfl sessions: the file itself is reported
- * offline, so find_elf is never needed for it; separate debug files are
- * searched by build id and .gnu_debuglink under the default path (which
- * includes /usr/lib/debug). A constant table, not mutable state.
- */
-static const Dwfl_Callbacks file_callbacks = {
+/* What a dwfile without callbacks of its own searches: the default path. */
+static const Dwfl_Callbacks dwfile_default_callbacks = {
 	.find_elf = dwfl_build_id_find_elf,
 	.find_debuginfo = dwfl_standard_find_debuginfo,
 	.section_address = dwfl_offline_section_address,
 	.debuginfo_path = NULL,
 };
+
+void dwfile_callbacks(Dwfl_Callbacks *ret, char **debuginfo_path)
+{
+	*ret = (Dwfl_Callbacks){
+		.find_elf = dwfl_build_id_find_elf,
+		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+		.debuginfo_path = debuginfo_path,
+	};
+}
 
 int dwfile_open(struct dwfile *f)
 {
@@ -54,7 +59,8 @@ int dwfile_open(struct dwfile *f)
 		goto out;
 	}
 
-	dwfl = dwfl_begin(&file_callbacks);
+	dwfl = dwfl_begin(f->callbacks ? f->callbacks
+					: &dwfile_default_callbacks);
 	if (!dwfl) {
 		r = -ENOMEM;
 		goto out;

@@ -35,6 +35,8 @@ struct cu_range {
  */
 struct dwfile {
 	const char *path;           /* NUL-terminated, stays valid */
+	const Dwfl_Callbacks *callbacks; /* dwfile_callbacks(), outliving f;
+					  * NULL: the default search */
 	const char *module;         /* basename of path, the module's name */
 	uint32_t build_id_len;
 	uint8_t build_id[RING_BUILD_ID_MAX];
@@ -49,7 +51,20 @@ struct dwfile {
 };
 
 /*
- * Open f's file and report it to a fresh offline Dwfl. Returns 0 with
+ * Fill *ret with the callbacks of the per-file Dwfl sessions: the file
+ * itself is reported offline; its separate debug file is searched by build
+ * id and by .gnu_debuglink along *debuginfo_path, in libdwfl's syntax
+ * (":.debug:/usr/lib/debug" when *debuginfo_path is NULL: the file's
+ * directory, its .debug/ subdirectory, then /usr/lib/debug, whose
+ * .build-id/ tree is what Debian's -dbgsym packages install). libdwfl
+ * keeps pointers to both, so they must outlive every Dwfl opened with them.
+ * A file's .gnu_debugdata (MiniDebugInfo) is read by libdwfl itself when
+ * no separate debug file gives a symbol table.
+ */
+void dwfile_callbacks(Dwfl_Callbacks *ret, char **debuginfo_path);
+
+/*
+ * Open f's file and report it to a fresh offline Dwfl, with f->callbacks. Returns 0 with
  * f->dwfl, f->mod, f->dwfl_bias and the symbol index set, or a negative
  * errno: the file is missing (-ENOENT and the like), not a regular ELF
  * executable or shared

@@ -20,9 +20,20 @@
  *      call, a millisecond per address in a library with tens of thousands
  *      of symbols. file:line come from dwfl_module_getsrc(), or from the
  *      file's compile unit ranges where libdwfl finds none (dwfile.h).
+ *      The name is then demangled (demangle.h) as it is interned, here and
+ *      not in the index, whose equality with dwfl_module_addrinfo() is on
+ *      raw names; the raw name is kept as the system name.
  *   4. Results are cached per (file, offset relative to the module's bias)
  *      in an open-addressing hash table, so a repeated address costs one
  *      module scan, one file-table probe and one cache probe.
+ *   5. An address in no module, of a process registered with
+ *      symbols_jit_open(), is looked up in that process' perf map
+ *      (perfmap.h), read again for what was appended when the address is
+ *      not in it, at most every SYMBOLS_JIT_REREAD_NS: a stack walker's
+ *      stray address in no code would otherwise cost a read at every
+ *      lookup. Those results are not cached (each perf map is its own
+ *      sorted table); an address not found there gets the "0x<addr>" of
+ *      step 4's cache, which is the same for every process.
  *
  * An open Dwfl can hold file descriptors (a separate debug file, and the
  * two sockets of the debuginfod client libdwfl creates when a debug file is
@@ -38,11 +49,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "symbols/demangle.h"
 #include "symbols/dwfile.h"
+#include "symbols/perfmap.h"
 #include "symbols/strpool.h"
 #include "util/table.h"
 
@@ -57,6 +72,23 @@
 
 /* Most Dwfl sessions open at once; see the comment at the top. */
 #define SYMBOLS_OPEN_MAX 128
+
+/*
+ * What the perf maps of all processes may take together: text read and
+ * entries kept (24 bytes each, names interned apart). A V8 server with
+ * --perf-basic-prof appends a line for every function it compiles and
+ * never removes one, so a long recording must stop somewhere; past this,
+ * code compiled later stays unnamed and one line says so.
+ */
+#define SYMBOLS_JIT_BYTES_MAX (64ull << 20)
+#define SYMBOLS_JIT_ENTRIES_MAX (1ull << 20)
+
+/* Shortest time between two reads of one perf map for missing addresses. */
+#define SYMBOLS_JIT_REREAD_NS 100000000ull
+
+/* Lines symbols_warning() holds before dropping new ones, and their size. */
+#define SYMBOLS_WARNINGS_MAX 8
+#define SYMBOLS_WARNING_LEN 320
 
 /* Initial slot counts of the hash tables; each is a power of two. */
 #define CACHE_INITIAL_SLOTS 1024
@@ -92,13 +124,39 @@ struct sym_file {
 struct sym_entry {
 	uint64_t offset;
 	const char *function;
+	const char *system_name;
 	const char *src;
 	int32_t line;
 	uint32_t file_id;
 	bool known;
 };
 
+/* One process' perf map (id - 1 in symbols.jits). */
+struct sym_jit {
+	struct perfmap map;
+	uint64_t last_read_ns;      /* CLOCK_MONOTONIC; 0: never read */
+	bool stopped;               /* refused or unreadable: not read again */
+	bool told_malformed;
+};
+
 struct symbols {
+	/* How Dwfls search for separate debug files (dwfile_callbacks()),
+	 * and the search path it points at: NULL for libdwfl's default. */
+	Dwfl_Callbacks callbacks;
+	char *debug_path;
+
+	/* Perf maps, by id - 1, and what they may still take. */
+	struct sym_jit *jits;
+	uint32_t njits;
+	size_t jits_cap;
+	struct perfmap_budget budget;
+	bool told_budget;
+
+	/* Lines for symbols_warning(), oldest at warn_head. */
+	char warnings[SYMBOLS_WARNINGS_MAX][SYMBOLS_WARNING_LEN];
+	unsigned warn_head, nwarnings;
+	char warning[SYMBOLS_WARNING_LEN];
+
 	/* Files, by id - 1, and a hash index over them holding ids. */
 	struct sym_file *files;
 	uint32_t nfiles;
@@ -152,6 +210,33 @@ static const char *strings_format(struct symbols *s, const char *module,
 	if (strpool_intern(&s->strings, buf, (size_t)n, &ret) < 0)
 		return NULL;
 	return ret;
+}
+
+/*
+ * Intern symbol `name` as the function name a frame shows, demangled, in
+ * *ret_function, and as its system name in *ret_system (the same pointer
+ * when demangling changed nothing). Returns 0, or -ENOMEM with neither set.
+ */
+static int strings_name(struct symbols *s, const char *name,
+			const char **ret_function, const char **ret_system)
+{
+	char readable[DEMANGLE_OUTPUT_MAX];
+	/* ".dynsym" names may carry their symbol version
+	 * ("clock_gettime@@GLIBC_2.17"): one function, one name. */
+	size_t len = strcspn(name, "@"), rlen;
+	const char *sys, *fn;
+
+	if (len == 0)
+		len = strlen(name);
+	if (strpool_intern(&s->strings, name, len, &sys) < 0)
+		return -ENOMEM;
+	fn = sys;
+	rlen = demangle_name(name, len, readable, sizeof(readable));
+	if (rlen > 0 && strpool_intern(&s->strings, readable, rlen, &fn) < 0)
+		return -ENOMEM;
+	*ret_function = fn;
+	*ret_system = sys;
+	return 0;
 }
 
 /* Double the file index, or create it. Returns 0 or -ENOMEM. */
@@ -239,6 +324,7 @@ static int files_get(struct symbols *s, const struct ring_module *m,
 	f->path_len = (uint32_t)path_len;
 	f->df.build_id_len = bid_len;
 	memcpy(f->df.build_id, m->build_id, bid_len);
+	f->df.callbacks = &s->callbacks;
 	f->state = FILE_NEW;
 	r = strpool_intern(&s->strings, m->path, path_len, &f->df.path);
 	if (r < 0)
@@ -314,14 +400,8 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 		a = off + f->df.dwfl_bias;
 		name = symindex_name(&f->df.index, a);
 		if (name && name[0]) {
-			/* ".dynsym" names may carry their symbol version
-			 * ("clock_gettime@@GLIBC_2.17"): one function, one name. */
-			size_t nlen = strcspn(name, "@");
-
-			if (nlen == 0)
-				nlen = strlen(name);
-			if (strpool_intern(&s->strings, name, nlen,
-					   &e->function) == 0)
+			if (strings_name(s, name, &e->function,
+					 &e->system_name) == 0)
 				e->known = true;
 			else
 				cacheable = false;
@@ -343,6 +423,8 @@ static bool file_resolve(struct symbols *s, uint32_t id, uint64_t off,
 		e->function = SYMBOLS_NOMEM_FUNCTION;
 		cacheable = false;
 	}
+	if (!e->system_name)
+		e->system_name = e->function;
 	return cacheable;
 }
 
@@ -431,7 +513,16 @@ static const struct ring_module *modules_find(const struct ring_module *mods,
 
 struct symbols *symbols_new(void)
 {
-	return calloc(1, sizeof(struct symbols));
+	struct symbols *s = calloc(1, sizeof(struct symbols));
+
+	if (!s)
+		return NULL;
+	dwfile_callbacks(&s->callbacks, &s->debug_path);
+	s->budget = (struct perfmap_budget){
+		.bytes = SYMBOLS_JIT_BYTES_MAX,
+		.entries = SYMBOLS_JIT_ENTRIES_MAX,
+	};
+	return s;
 }
 
 void symbols_free(struct symbols *s)
@@ -440,16 +531,169 @@ void symbols_free(struct symbols *s)
 		return;
 	for (uint32_t i = 0; i < s->nfiles; i++)
 		dwfile_close(&s->files[i].df);
+	for (uint32_t i = 0; i < s->njits; i++)
+		perfmap_free(&s->jits[i].map);
 	strpool_free(&s->strings);
+	free(s->jits);
+	free(s->debug_path);
 	free(s->files);
 	free(s->file_slots);
 	free(s->cache);
 	free(s);
 }
 
-void symbols_lookup(struct symbols *s, const struct ring_module *mods,
-		    size_t nmods, uint64_t addr, bool is_return,
-		    struct symbols_frame *ret)
+int symbols_set_debug_dirs(struct symbols *s, const char *dirs)
+{
+	/* libdwfl's syntax (dwfile_callbacks()): the file's own directory
+	 * (the empty entry) and its .debug/, then these, then the default
+	 * root. */
+	static const char head[] = ":.debug:", tail[] = ":/usr/lib/debug";
+	size_t n = strlen(dirs);
+	char *p = malloc(sizeof(head) - 1 + n + sizeof(tail));
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, head, sizeof(head) - 1);
+	memcpy(p + sizeof(head) - 1, dirs, n);
+	memcpy(p + sizeof(head) - 1 + n, tail, sizeof(tail));
+	free(s->debug_path);
+	s->debug_path = p;
+	return 0;
+}
+
+/* Queue one line for symbols_warning(); dropped when the queue is full. */
+__attribute__((format(printf, 2, 3)))
+static void symbols_warn(struct symbols *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->nwarnings == SYMBOLS_WARNINGS_MAX)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(s->warnings[(s->warn_head + s->nwarnings) %
+				    SYMBOLS_WARNINGS_MAX],
+			SYMBOLS_WARNING_LEN, fmt, ap);
+	va_end(ap);
+	s->nwarnings++;
+}
+
+const char *symbols_warning(struct symbols *s)
+{
+	if (s->nwarnings == 0)
+		return NULL;
+	memcpy(s->warning, s->warnings[s->warn_head], sizeof(s->warning));
+	s->warn_head = (s->warn_head + 1) % SYMBOLS_WARNINGS_MAX;
+	s->nwarnings--;
+	return s->warning;
+}
+
+uint32_t symbols_jit_open(struct symbols *s, uint32_t pid, uint32_t uid)
+{
+	struct sym_jit *j;
+
+	if (s->njits == UINT32_MAX ||
+	    (s->njits == s->jits_cap && TABLE_GROW(s->jits, s->jits_cap, 16) < 0))
+		return 0;
+	j = &s->jits[s->njits++];
+	memset(j, 0, sizeof(*j));
+	perfmap_init(&j->map, pid, uid);
+	return s->njits;
+}
+
+static uint64_t symbols_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Read what was appended to j's perf map, and say once what went wrong. */
+static void jit_read(struct symbols *s, struct sym_jit *j)
+{
+	int r;
+
+	if (j->stopped)
+		return;
+	j->last_read_ns = symbols_now_ns();
+	r = perfmap_read(&j->map, &s->strings, &s->budget);
+	if (r == -ENOSPC && !s->told_budget) {
+		s->told_budget = true;
+		symbols_warn(s, "perf maps: more than %llu MiB or %llu entries "
+			     "altogether; JIT code compiled later (pid %u's "
+			     "and others') stays unnamed",
+			     SYMBOLS_JIT_BYTES_MAX >> 20,
+			     SYMBOLS_JIT_ENTRIES_MAX, (unsigned)j->map.pid);
+	} else if (r == -EPERM) {
+		j->stopped = true;
+		symbols_warn(s, "%s: not read: not a regular file owned by "
+			     "root or uid %u and not writable by others; pid "
+			     "%u's JIT code stays unnamed",
+			     j->map.path, (unsigned)j->map.uid,
+			     (unsigned)j->map.pid);
+	} else if (r < 0 && r != -ENOMEM && r != -EMFILE && r != -ENFILE &&
+		   r != -ENOSPC) {
+		j->stopped = true;
+		symbols_warn(s, "%s: %s; pid %u's JIT code stays unnamed",
+			     j->map.path, strerror(-r), (unsigned)j->map.pid);
+	}
+	if (j->map.malformed && !j->told_malformed) {
+		j->told_malformed = true;
+		symbols_warn(s, "%s: malformed lines skipped (not \"START SIZE "
+			     "NAME\" in hex)", j->map.path);
+	}
+}
+
+void symbols_jit_exited(struct symbols *s, uint32_t jit)
+{
+	struct sym_jit *j;
+
+	if (jit == 0 || jit > s->njits)
+		return;
+	j = &s->jits[jit - 1];
+	if (j->map.sealed)
+		return;
+	jit_read(s, j);
+	perfmap_seal(&j->map);
+}
+
+/*
+ * Name address a of process jit from its perf map into *ret, reading what
+ * was appended when a is not in it (no more often than
+ * SYMBOLS_JIT_REREAD_NS). Returns false when the map does not name a.
+ */
+static bool jit_lookup(struct symbols *s, uint32_t jit, uint64_t a,
+		       struct symbols_frame *ret)
+{
+	const struct perfmap_sym *e;
+	struct sym_jit *j;
+
+	if (jit == 0 || jit > s->njits)
+		return false;
+	j = &s->jits[jit - 1];
+	e = perfmap_find(&j->map, a);
+	if (!e && !j->map.sealed && !j->stopped &&
+	    (j->last_read_ns == 0 ||
+	     symbols_now_ns() - j->last_read_ns >= SYMBOLS_JIT_REREAD_NS)) {
+		jit_read(s, j);
+		e = perfmap_find(&j->map, a);
+	}
+	if (!e)
+		return false;
+	*ret = (struct symbols_frame){
+		.function = e->name,
+		.system_name = e->name,
+		.module = SYMBOLS_JIT_MODULE,
+		.offset = a - e->start,
+		.known = true,
+		.jit = true,
+	};
+	return true;
+}
+
+void symbols_lookup(struct symbols *s, uint32_t jit,
+		    const struct ring_module *mods, size_t nmods, uint64_t addr,
+		    bool is_return, struct symbols_frame *ret)
 {
 	/* A return address follows the call; addr - 1 is inside the call. */
 	uint64_t a = is_return && addr > 0 ? addr - 1 : addr;
@@ -459,10 +703,13 @@ void symbols_lookup(struct symbols *s, const struct ring_module *mods,
 	uint64_t off = m ? a - m->bias : a;
 	uint32_t id = 0;
 
+	if (!m && jit_lookup(s, jit, a, ret))
+		return;
 	if (m && files_get(s, m, &id) < 0) {
 		/* Out of memory: nothing can be interned or remembered. */
 		*ret = (struct symbols_frame){
 			.function = SYMBOLS_NOMEM_FUNCTION,
+			.system_name = SYMBOLS_NOMEM_FUNCTION,
 			.module = SYMBOLS_UNKNOWN_MODULE,
 			.offset = off,
 			.mod = m,
@@ -482,6 +729,7 @@ void symbols_lookup(struct symbols *s, const struct ring_module *mods,
 			cacheable = fresh.function != NULL;
 			if (!fresh.function)
 				fresh.function = SYMBOLS_NOMEM_FUNCTION;
+			fresh.system_name = fresh.function;
 		}
 		if (cacheable)
 			(void)cache_insert(s, &fresh);
@@ -490,6 +738,7 @@ void symbols_lookup(struct symbols *s, const struct ring_module *mods,
 
 	*ret = (struct symbols_frame){
 		.function = e->function,
+		.system_name = e->system_name,
 		.module = id ? s->files[id - 1].df.module
 			     : SYMBOLS_UNKNOWN_MODULE,
 		.file = e->src,

@@ -12,6 +12,7 @@
 #endif
 
 #include <dirent.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -309,7 +311,7 @@ static void test_own_function(void)
 	if (!s)
 		return;
 
-	symbols_lookup(s, map, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, map, map_len, fn, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	CHECK_STR(fr.module, exe_name);
@@ -329,7 +331,7 @@ static void test_own_function(void)
 	}
 
 	/* The cache hands back the very same strings. */
-	symbols_lookup(s, map, map_len, fn, false, &fr2);
+	symbols_lookup(s, 0, map, map_len, fn, false, &fr2);
 	CHECK(fr2.function == fr.function);
 	CHECK(fr2.module == fr.module);
 	CHECK(fr2.file == fr.file);
@@ -339,11 +341,11 @@ static void test_own_function(void)
 	symtest_return_addr = 0;
 	CHECK_EQ(symtest_target(3), 1 + 0 + 3 + 6);
 	CHECK(symtest_return_addr > fn);
-	symbols_lookup(s, map, map_len, symtest_return_addr, false, &fr);
+	symbols_lookup(s, 0, map, map_len, symtest_return_addr, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	CHECK(fr.function == fr2.function);
-	symbols_lookup(s, map, map_len, symtest_return_addr, true, &fr);
+	symbols_lookup(s, 0, map, map_len, symtest_return_addr, true, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	CHECK_EQ(fr.offset, symtest_return_addr - 1 - map[map_exe_index].bias);
@@ -366,11 +368,11 @@ static void test_return_address_at_function_end(void)
 	if (!s)
 		return;
 	/* As a leaf address, it is the first byte of the next function... */
-	symbols_lookup(s, map, map_len, ret_addr, false, &fr);
+	symbols_lookup(s, 0, map, map_len, ret_addr, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_after_tail");
 	/* ...as a return address, it belongs to the function that called. */
-	symbols_lookup(s, map, map_len, ret_addr, true, &fr);
+	symbols_lookup(s, 0, map, map_len, ret_addr, true, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_tail_caller");
 	CHECK_STR(fr.module, exe_name);
@@ -379,6 +381,103 @@ static void test_return_address_at_function_end(void)
 #else
 	printf("# no tail-call fixture for this architecture\n");
 #endif
+}
+
+/*
+ * Debian's libc.so.6 has no .symtab: its local functions are named only in
+ * the separate debug file libc6-dbg installs where every -dbgsym package
+ * puts its files, /usr/lib/debug/.build-id/xx/yyyy.debug. Local functions
+ * of libc taken from that file must come back by name from the default
+ * search, with no directory given.
+ */
+static void test_libc_debug_file_by_build_id(void)
+{
+	const struct ring_module *libc;
+	char path[256], hex[2 * RING_BUILD_ID_MAX + 1];
+	struct symbols *s = symbols_new();
+	int fd = -1, tried = 0, named = 0, libc_symtab = 0;
+	Elf *elf = NULL, *own = NULL;
+	Elf_Scn *scn = NULL;
+
+	CHECK(s != NULL && map_libc_index >= 0);
+	if (!s || map_libc_index < 0)
+		goto out;
+	libc = &map[map_libc_index];
+	CHECK(libc->build_id_len > 0);
+	for (uint32_t i = 0; i < libc->build_id_len; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", libc->build_id[i]);
+	(void)snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%.2s/%s.debug",
+		       hex, hex + 2);
+	elf_version(EV_CURRENT);
+
+	/* The library itself is stripped of its symbol table. */
+	fd = open(libc->path, O_RDONLY | O_CLOEXEC);
+	own = fd >= 0 ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+	CHECK(own != NULL);
+	while (own && (scn = elf_nextscn(own, scn)) != NULL) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+			libc_symtab = 1;
+	}
+	CHECK(!libc_symtab);
+	if (own)
+		elf_end(own);
+	if (fd >= 0)
+		close(fd);
+
+	/* libc6-dbg (scripts/setup.sh) installs it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		printf("# %s: %s (is libc6-dbg installed?)\n", path,
+		       strerror(errno));
+		CHECK(fd >= 0);
+		goto out;
+	}
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	scn = NULL;
+	while (elf && (scn = elf_nextscn(elf, scn)) != NULL && tried < 50) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB ||
+		    !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (size_t i = 1; data && i < sh.sh_size / sh.sh_entsize &&
+				   tried < 50; i++) {
+			struct symbols_frame fr;
+			const char *name;
+			GElf_Sym sym;
+
+			if (!gelf_getsym(data, (int)i, &sym) ||
+			    GELF_ST_BIND(sym.st_info) != STB_LOCAL ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+			    sym.st_size < 32 || sym.st_shndx == SHN_UNDEF)
+				continue;
+			name = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (!name || !name[0])
+				continue;
+			tried++;
+			symbols_lookup(s, 0, map, map_len,
+				       libc->bias + sym.st_value + sym.st_size / 2,
+				       false, &fr);
+			/* An alias of another name at the same code is as
+			 * right; most locals have none. */
+			if (fr.known && strcmp(fr.function, name) == 0 &&
+			    strcmp(fr.module, "libc.so.6") == 0)
+				named++;
+		}
+	}
+	printf("# %d of %d local functions of libc named from %s\n", named,
+	       tried, path);
+	CHECK_EQ(tried, 50);
+	CHECK(named >= 40);
+	if (elf)
+		elf_end(elf);
+	close(fd);
+out:
+	symbols_free(s);
 }
 
 static void test_libc_function(void)
@@ -395,7 +494,7 @@ static void test_libc_function(void)
 		symbols_free(s);
 		return;
 	}
-	symbols_lookup(s, map, map_len, addr, false, &fr);
+	symbols_lookup(s, 0, map, map_len, addr, false, &fr);
 	CHECK(fr.known);
 	CHECK(strstr(fr.function, "getpid") != NULL);
 	CHECK(strncmp(fr.module, "libc", 4) == 0);
@@ -411,7 +510,7 @@ static void test_libc_function(void)
 	shifted[map_libc_index].bias += delta;
 	shifted[map_libc_index].lo += delta;
 	shifted[map_libc_index].hi += delta;
-	symbols_lookup(s, shifted, map_len, addr + delta, false, &fr2);
+	symbols_lookup(s, 0, shifted, map_len, addr + delta, false, &fr2);
 	CHECK(fr2.known);
 	CHECK(fr2.function == fr.function);
 	CHECK(fr2.module == fr.module);
@@ -428,7 +527,7 @@ static void test_unknown_address(void)
 	CHECK(s != NULL);
 	if (!s)
 		return;
-	symbols_lookup(s, map, map_len, 0x10, false, &fr);
+	symbols_lookup(s, 0, map, map_len, 0x10, false, &fr);
 	CHECK(!fr.known);
 	CHECK_STR(fr.module, "[unknown]");
 	CHECK_STR(fr.function, "0x10");
@@ -437,12 +536,12 @@ static void test_unknown_address(void)
 	CHECK_EQ(fr.offset, 0x10);
 
 	/* A return address names its call site, addr - 1. */
-	symbols_lookup(s, map, map_len, 0x11, true, &fr2);
+	symbols_lookup(s, 0, map, map_len, 0x11, true, &fr2);
 	CHECK_STR(fr2.module, "[unknown]");
 	CHECK(fr2.function == fr.function);
 
 	/* An empty map and address 0 as a return address are fine too. */
-	symbols_lookup(s, NULL, 0, 0, true, &fr);
+	symbols_lookup(s, 0, NULL, 0, 0, true, &fr);
 	CHECK_STR(fr.module, "[unknown]");
 	CHECK_STR(fr.function, "0x0");
 	symbols_free(s);
@@ -464,7 +563,7 @@ static void test_build_id_mismatch(void)
 	altered[map_exe_index].build_id[0] ^= 0xff;
 
 	snprintf(expect, sizeof(expect), "%s+0x%" PRIx64, exe_name, off);
-	symbols_lookup(s, altered, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, altered, map_len, fn, false, &fr);
 	CHECK(!fr.known);
 	CHECK_STR(fr.function, expect);
 	CHECK_STR(fr.module, exe_name);
@@ -473,13 +572,13 @@ static void test_build_id_mismatch(void)
 	CHECK_EQ(fr.offset, off);
 
 	/* The file under its real build id is unaffected... */
-	symbols_lookup(s, map, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, map, map_len, fn, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 
 	/* ...and so is a map entry without a build id. */
 	altered[map_exe_index].build_id_len = 0;
-	symbols_lookup(s, altered, map_len, fn, false, &fr);
+	symbols_lookup(s, 0, altered, map_len, fn, false, &fr);
 	CHECK(fr.known);
 	CHECK_STR(fr.function, "symtest_target");
 	symbols_free(s);
@@ -542,16 +641,16 @@ static void test_unusable_files(void)
 		bad[1].hi = 0x4000;
 
 		snprintf(expect, sizeof(expect), "%s+0x234", base);
-		symbols_lookup(s, bad, 2, 0x1234, false, &fr);
+		symbols_lookup(s, 0, bad, 2, 0x1234, false, &fr);
 		CHECK(!fr.known);
 		CHECK_STR(fr.module, base);
 		CHECK_STR(fr.function, expect);
 		CHECK(fr.file == NULL);
 		CHECK_EQ(fr.offset, 0x234);
-		symbols_lookup(s, bad, 2, 0x3234, false, &fr2);
+		symbols_lookup(s, 0, bad, 2, 0x3234, false, &fr2);
 		CHECK(!fr2.known);
 		CHECK(fr2.function == fr.function);
-		symbols_lookup(s, bad, 2, 0x1234, false, &fr2);
+		symbols_lookup(s, 0, bad, 2, 0x1234, false, &fr2);
 		CHECK(fr2.function == fr.function);
 	}
 	if (have_elf)
@@ -579,7 +678,7 @@ static void test_no_fd_leak(void)
 		uint64_t span = map[i].hi - map[i].lo;
 
 		for (uint64_t k = 0; k < 16; k++) {
-			symbols_lookup(s, map, map_len,
+			symbols_lookup(s, 0, map, map_len,
 				       map[i].lo + span * k / 16, false, &fr);
 			nknown += fr.known;
 		}
@@ -652,7 +751,7 @@ static void test_many_files(void)
 			m = map[lib];
 			snprintf(m.path, sizeof(m.path), "%s/libz%03d.so",
 				 dir, i);
-			symbols_lookup(s, &m, 1, addrs[pass], false, &fr);
+			symbols_lookup(s, 0, &m, 1, addrs[pass], false, &fr);
 			lookups++;
 			known += fr.known;
 			if (!first[pass])
@@ -702,13 +801,13 @@ static void test_cached_rate(void)
 	addrs[naddrs++] = libc_addr("getpid");
 	addrs[naddrs++] = 0x10;
 	for (size_t i = 0; i < naddrs; i++)
-		symbols_lookup(s, map, map_len, addrs[i], i & 1, &fr);
+		symbols_lookup(s, 0, map, map_len, addrs[i], i & 1, &fr);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
 		size_t k = (size_t)i % naddrs;
 
-		symbols_lookup(s, map, map_len, addrs[k], k & 1, &fr);
+		symbols_lookup(s, 0, map, map_len, addrs[k], k & 1, &fr);
 		nknown += fr.known;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -732,6 +831,7 @@ int main(void)
 	RUN(test_own_function);
 	RUN(test_return_address_at_function_end);
 	RUN(test_libc_function);
+	RUN(test_libc_debug_file_by_build_id);
 	RUN(test_unknown_address);
 	RUN(test_build_id_mismatch);
 	RUN(test_unusable_files);

@@ -1,5 +1,5 @@
 // jsserver — a Node.js HTTP server for test/integration/servers/
-// test_node.py: each POST /score carries a JSON order of a few kilobytes,
+// test_node_names.py: each POST /score carries a JSON order of a few kilobytes,
 // and scoreOrderItems() spends a few milliseconds of CPU on it in
 // JavaScript that V8 compiles at run time. Started with --perf-basic-prof,
 // V8 writes what it compiled to /tmp/perf-PID.map, from which the

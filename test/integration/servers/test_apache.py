@@ -49,6 +49,7 @@ rings (test_privileges.py).
 import gzip
 import http.client
 import os
+import pwd
 import threading
 
 import pytest
@@ -94,6 +95,15 @@ def page():
 PAGE = page()
 
 
+def uids(pid):
+    """Real, effective, saved and file-system uids of pid."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(u) for u in line.split()[1:]]
+    raise AssertionError(f"no Uid line for {pid}")
+
+
 def fetch_gzipped(port, target, n):
     """`n` requests for `target` on one keep-alive connection, accepting
     gzip; every answer 200, gzip'd, and the page once decompressed."""
@@ -126,6 +136,9 @@ def serve(servers, collectors, tmp_path, target):
     col = Collector(tmp_path, pid=srv.pid)
     collectors.append(col)
     workers = worker_pids(srv.pid)
+    # As Debian deploys it: the children serve as www-data.
+    www = pwd.getpwnam("www-data").pw_uid
+    assert workers and all(uids(w) == [www] * 4 for w in workers), workers
     errors = []
 
     def client():

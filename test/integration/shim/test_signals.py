@@ -30,6 +30,12 @@ How many samples the defaults give: a thread serves REQUESTS /burn
 requests of BURN_MS of CPU; 10% of them are sampled, at 99 samples a CPU
 second: 100 x 0.1 x 0.020 s x 99 = 19.8 samples a thread expected, and
 the chance that none of its 100 requests is sampled is 0.9^100 = 3e-5.
+A check of the checks (not a deployment), with the shim before issue 17's
+fix: a library preloaded in front of it that turns the program's
+sigaction(SIGPROF), setitimer(ITIMER_PROF) into no-ops and drops SIGPROF
+from every mask it sets (so the program-side checks fail) let the shim
+sample both threads: 12 and 24 samples (main, worker) at start, 30 and
+21 in the late mode, burn() the top function.
 
 The program's count. ITIMER_PROF sends one SIGPROF to the process for
 every 10 ms of its CPU time (all threads, profshim's own work included);

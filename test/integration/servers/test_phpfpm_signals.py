@@ -11,15 +11,16 @@ error "Maximum execution time of N second(s) exceeded". A user relies on:
 
 - where a PHP request's time goes: stack samples of a CPU-heavy script
   (pure PHP loops, 16-18 ms a request here, nearly all of it CPU time in
-  the worker) at the defaults, with
-  PHP's engine in them. Debian's php-fpm8.2 is stripped: of the VM, its
-  dynamic symbols name `execute_ex` (the hybrid VM's opcode handlers are
-  labels inside it: no ZEND_* handler has a symbol of its own;
-  `nm -D /usr/sbin/php-fpm8.2 | grep -i execute` lists execute_ex,
-  execute_internal, zend_execute and their dtrace_ twins), so a sample
-  of PHP code running has execute_ex in its stack, as its leaf or as the
-  caller of a helper without a symbol (gdb's backtrace of Debian's php8.2
-  in such a loop: `?? ()` called from execute_ex, from zend_execute);
+  the worker) at the defaults, with PHP's engine in them. Debian's
+  php-fpm8.2 is stripped, and of the VM its dynamic symbols name
+  `execute_ex` only (`nm -D /usr/sbin/php-fpm8.2 | grep -i execute`:
+  execute_ex, execute_internal, zend_execute and their dtrace_ twins; no
+  ZEND_* opcode handler is there: the hybrid VM runs most of them as
+  labels inside execute_ex, the rest as static functions, named
+  `php-fpm8.2+0x...`), so a sample of PHP code running has execute_ex in
+  its stack, as its leaf or as the caller of such a function (gdb's
+  backtrace of Debian's php8.2 in such a loop: `?? ()` called from
+  execute_ex, from zend_execute);
 - PHP's max_execution_time still stopping a script that runs too long,
   with PHP's fatal error, the same under the shim as without it, whether
   the request is sampled at the rate or forced with `?profile=1` (the wall

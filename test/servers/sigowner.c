@@ -16,7 +16,9 @@
  *     every signal with pthread_sigmask(SIG_SETMASK, full set).
  * ITIMER_PROF's SIGPROF is sent to the process, so the main thread is the
  * one that takes it; the program's handler running on the worker would
- * mean the worker's block was lifted (counted as "on_worker").
+ * mean the worker's block was lifted (counted as "on_worker"). The
+ * handler (SA_SIGINFO) also counts the signals that are not its timer's
+ * ("foreign": si_code other than SI_KERNEL), such as a profiler's.
  *
  * After every request each thread reads its mask back, with
  * pthread_sigmask(SIG_BLOCK, NULL, &cur) and sigprocmask(SIG_BLOCK, NULL,
@@ -32,6 +34,8 @@
  *                 what --late waits for)
  *   /stats        JSON: "sigprof" (the program's handler's count so far),
  *                 "on_worker" (of those, run on the worker thread),
+ *                 "foreign" (of those, not sent by ITIMER_PROF) and
+ *                 "foreign_code" (the last such one's si_code),
  *                 "process_cpu_ms" (CLOCK_PROCESS_CPUTIME_ID, read with
  *                 the count), "armed", "armed_cpu_ms" and "armed_sigprof"
  *                 (the CPU time and count when the timer was armed), and
@@ -67,7 +71,8 @@
 enum { MAIN, WORKER, NTHREADS };
 static const char *const thread_name[NTHREADS] = {"main", "worker"};
 
-static atomic_ulong sigprof_count, sigprof_on_worker;
+static atomic_ulong sigprof_count, sigprof_on_worker, sigprof_foreign;
+static atomic_int foreign_code;
 static __thread int this_thread = -1;
 static volatile unsigned long sink;
 
@@ -84,10 +89,20 @@ static struct {
 	bool handler_checked;
 } threads[NTHREADS];
 
-static void on_sigprof(int sig)
+/* ITIMER_PROF's signal comes from the kernel (si_code SI_KERNEL); one
+ * with another code (a POSIX timer's SI_TIMER, a perf counter's POLL_*, a
+ * kill's SI_USER) is not the program's own. */
+static void on_sigprof(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
+	(void)uc;
 	atomic_fetch_add_explicit(&sigprof_count, 1, memory_order_relaxed);
+	if (si->si_code != SI_KERNEL) {
+		atomic_fetch_add_explicit(&sigprof_foreign, 1,
+					  memory_order_relaxed);
+		atomic_store_explicit(&foreign_code, si->si_code,
+				      memory_order_relaxed);
+	}
 	if (this_thread == WORKER)
 		atomic_fetch_add_explicit(&sigprof_on_worker, 1,
 					  memory_order_relaxed);
@@ -138,9 +153,9 @@ static void arm(void)
 	pthread_mutex_lock(&lock);
 	if (!armed) {
 		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_sigprof;
+		sa.sa_sigaction = on_sigprof;
 		sigemptyset(&sa.sa_mask);
-		sa.sa_flags = SA_RESTART;
+		sa.sa_flags = SA_RESTART | SA_SIGINFO;
 		if (sigaction(SIGPROF, &sa, NULL) < 0 ||
 		    setitimer(ITIMER_PROF, &it, NULL) < 0) {
 			perror("sigowner: arm");
@@ -172,9 +187,9 @@ static void check(int t)
 	if (t == MAIN && armed) {
 		handler_checked = true;
 		handler_bad = sigaction(SIGPROF, NULL, &old) < 0 ||
-			      old.sa_handler != on_sigprof ||
-			      !(old.sa_flags & SA_RESTART) ||
-			      (old.sa_flags & SA_SIGINFO);
+			      !(old.sa_flags & SA_SIGINFO) ||
+			      old.sa_sigaction != on_sigprof ||
+			      !(old.sa_flags & SA_RESTART);
 	}
 	threads[t].checks++;
 	threads[t].read = ra != threads[t].expected ? ra : rb;
@@ -212,11 +227,13 @@ static void stats_respond(int fd)
 	cpu = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
 	n += (size_t)snprintf(
 		body + n, sizeof(body) - n,
-		"{\"sigprof\": %lu, \"on_worker\": %lu, "
+		"{\"sigprof\": %lu, \"on_worker\": %lu, \"foreign\": %lu, "
+		"\"foreign_code\": %d, "
 		"\"process_cpu_ms\": %.3f, \"armed\": %s, "
 		"\"armed_cpu_ms\": %.3f, \"armed_sigprof\": %lu, "
 		"\"threads\": {",
-		count, atomic_load(&sigprof_on_worker), cpu,
+		count, atomic_load(&sigprof_on_worker),
+		atomic_load(&sigprof_foreign), atomic_load(&foreign_code), cpu,
 		armed ? "true" : "false", armed_cpu_ms, armed_sigprof);
 	for (int t = 0; t < NTHREADS; t++)
 		n += (size_t)snprintf(

@@ -30,26 +30,45 @@ How many samples the defaults give: a thread serves REQUESTS /burn
 requests of BURN_MS of CPU; 10% of them are sampled, at 99 samples a CPU
 second: 100 x 0.1 x 0.020 s x 99 = 19.8 samples a thread expected, and
 the chance that none of its 100 requests is sampled is 0.9^100 = 3e-5.
+A check of the checks (not a deployment), with the shim before issue 17's
+fix: a library preloaded in front of it that turns the program's
+sigaction(SIGPROF), setitimer(ITIMER_PROF) into no-ops and drops SIGPROF
+from every mask it sets (so the program-side checks fail) let the shim
+sample both threads: 12 and 24 samples (main, worker) at start, 30 and
+21 in the late mode, burn() the top function.
 
-The program's count: ITIMER_PROF counts the whole process' CPU time (user
-and system, every thread, profshim's own work included) and sends one
-SIGPROF every 10 ms of it, to the process: the main thread, the only one
-that lets it in, runs the handler. SIGPROF is not queued: an expiry that
-comes while the last one is still pending is lost. With both threads
-burning at once on this machine (2 cores shared with other builds, load
-2-4) the main thread often waited for a core while the worker burnt on,
-and the count ranged over 66-100 a CPU second without the shim (10 runs)
-and 75-101 with it: no tolerance could tell the shim's doing from the
-load's. So the clients
-send one request at a time, the threads in turn: while the worker burns,
-the main thread sleeps and a signal wakes it within a period; while it
-burns itself, it takes its signal at the tick. Measured so, over 16 runs
-(8 without the shim, 8 with it standing aside: the shim before issue 17),
-99.2-102.0 signals a CPU second, any two runs within 2.8% of each other.
-The tolerance is 5% either way (RATE_TOLERANCE): fewer signals (the
-shim blocking or swallowing the program's SIGPROF) or more (profshim's
-own sampling signal delivered to the program's handler: at the defaults
-99 Hz during the one request in ten sampled, about 10% more) both fail.
+The program's count. ITIMER_PROF sends one SIGPROF to the process for
+every 10 ms of its CPU time (all threads, profshim's own work included);
+the main thread, the only one that lets it in, runs the handler. Two
+things make the count per CPU second (CLOCK_PROCESS_CPUTIME_ID) vary
+without any help from profshim, both seen on this machine (2 cores shared
+with other builds, load 2-6):
+
+- SIGPROF is not queued: an expiry that comes while the last signal is
+  still pending is lost. With both threads burning at once the main
+  thread often waited for a core while the worker burnt on: 66-100 a CPU
+  second without the shim (10 runs), 75-101 with it. Alternating single
+  requests between the threads still lost some while the main thread
+  slept in read() and the worker burnt (93.6-104.9, 16 runs). So the rate
+  is measured while the main thread burns and the worker is idle: the
+  thread that takes the signal is the one running, and takes it at the
+  tick (a thread off its core adds no CPU time meanwhile).
+- The kernel checks the timer against the tick-sampled user + system
+  time, which drifts from the precise CPU time the program reads when
+  other programs take the cores in between ticks: 99.4-107.9 a CPU second
+  while the main thread burnt at load 4-6 (16 runs, 8 without the shim, 8
+  with it standing aside, the shim before issue 17), 99.4-100.9 at load
+  2-4 (16 more), 102.8 on a single long burn.
+
+Hence two checks. Exact: every SIGPROF the program's handler runs has
+si_code SI_KERNEL, its timer's ("foreign": a POSIX timer's SI_TIMER or a
+perf counter's POLL_* would be profshim's sampling signal reaching the
+program's handler), and none runs on the worker. Measured: the rate while
+the main thread burns within 10% of the run without the shim, either way
+(RATE_TOLERANCE: the two ends measured are 8.6% apart): a shim that lost
+a tenth of the program's signals or more (kept them blocked, re-armed or
+took over its timer) fails it. And the rate without the shim within 15%
+of 100 Hz, a check that the program's timer works at all.
 """
 import http.client
 import json
@@ -66,7 +85,8 @@ BURN_MS = 20        # CPU time of one
 EARLY = 20          # --late: /burn-early requests per thread before /arm
 PER_CONNECTION = 20  # clients reconnect, as browsers and proxies do
 NOMINAL_HZ = 100    # the program's ITIMER_PROF
-RATE_TOLERANCE = 0.05
+RATE_TOLERANCE = 0.10
+NOMINAL_TOLERANCE = 0.15
 # What each thread sets, as sigowner reports it (bit n-1 for signal n):
 # main SIGHUP, SIGUSR1, SIGUSR2; worker everything but SIGKILL, SIGSTOP and
 # glibc's two internal signals (32, 33), which sigfillset leaves out.
@@ -110,9 +130,12 @@ def drive(ports, path, n):
 
 
 def run_sigowner(servers, collectors, tmp_path, shim, late):
-    """Serve the requests of a run; returns the program's /stats (asked of
-    the worker, then of the main thread: both have checked their masks
-    after their last /burn) and, under the shim, the profile."""
+    """Serve the requests of a run: (--late: /burn-early on both threads,
+    then /arm), the worker's /burn requests, then the main thread's.
+    Returns the program's /stats before and after the main thread's burns
+    (the second asked of the worker, then of the main thread: both have
+    checked their masks after their last /burn), the profile (under the
+    shim) and the program's stderr."""
     port = free_port()
     wport = free_port()
     while wport == port:
@@ -130,18 +153,25 @@ def run_sigowner(servers, collectors, tmp_path, shim, late):
     if late:
         drive([port, wport], f"/burn-early?ms={BURN_MS}", EARLY)
         assert keepalive(port, [("GET", "/arm", None, None)]) == [200]
-    drive([port, wport], f"/burn?ms={BURN_MS}", REQUESTS)
+    drive([wport], f"/burn?ms={BURN_MS}", REQUESTS)
+    before = get_json(port, "/stats")
+    drive([port], f"/burn?ms={BURN_MS}", REQUESTS)
     get_json(wport, "/stats")
-    stats = get_json(port, "/stats")
+    after = get_json(port, "/stats")
     err = srv.stop()
     prof = col.finish() if col else None
-    return stats, prof, err
+    return before, after, prof, err
 
 
-def rate(stats):
-    """The program's SIGPROFs per CPU second since it armed its timer."""
-    cpu = (stats["process_cpu_ms"] - stats["armed_cpu_ms"]) / 1000
-    return (stats["sigprof"] - stats["armed_sigprof"]) / cpu
+def rate(stats, since=None):
+    """The program's SIGPROFs per CPU second since it armed its timer, or
+    since the /stats `since`."""
+    if since is None:
+        since = {"process_cpu_ms": stats["armed_cpu_ms"],
+                 "sigprof": stats["armed_sigprof"], "foreign": 0}
+    cpu = (stats["process_cpu_ms"] - since["process_cpu_ms"]) / 1000
+    own = stats["sigprof"] - stats["foreign"]
+    return (own - (since["sigprof"] - since["foreign"])) / cpu
 
 
 def check_program_side(stats, late):
@@ -151,7 +181,8 @@ def check_program_side(stats, late):
     assert stats["armed"], what
     served = REQUESTS + 1 + (EARLY if late else 0)  # + /stats
     main, worker = stats["threads"]["main"], stats["threads"]["worker"]
-    assert main["requests"] == served + (1 if late else 0), what  # + /arm
+    # + /arm, + the /stats between the two threads' burns
+    assert main["requests"] == served + (1 if late else 0) + 1, what
     assert worker["requests"] == served, what
     for t in (main, worker):
         assert t["checks"] == t["requests"], what
@@ -160,8 +191,10 @@ def check_program_side(stats, late):
     assert int(main["set"], 16) == MAIN_SET, what
     assert int(worker["set"], 16) == WORKER_SET, what
     assert main["handler_ok"] is True, what
-    # The worker blocks SIGPROF: the program's handler never runs there.
+    # The worker blocks SIGPROF: the program's handler never runs there;
+    # and what it runs for is its own timer's signal, nothing else.
     assert stats["on_worker"] == 0, what
+    assert stats["foreign"] == 0, what
     assert stats["sigprof"] > 0, what
 
 
@@ -186,27 +219,30 @@ def thread_samples(prof, endpoint, thread_fn):
 def test_program_owns_sigprof_and_blocks_all_signals(servers, collectors,
                                                      tmp_path, late):
     """The same program without and with the shim: every program-side
-    check in both; the program's SIGPROF rate the same within 5%; under
+    check in both; the program's SIGPROF rate the same within 10%; under
     the shim, requests counted exactly and both threads' /burn sampled.
     `late`: the program installs its SIGPROF handler and arms its timer
     only after 20 requests a thread (profshim had SIGPROF until then)."""
-    base, _, base_err = run_sigowner(servers, collectors, tmp_path, False,
-                                     late)
+    base_mid, base, _, _ = run_sigowner(servers, collectors, tmp_path,
+                                        False, late)
     check_program_side(base, late)
-    shim, prof, err = run_sigowner(servers, collectors, tmp_path, True, late)
+    shim_mid, shim, prof, err = run_sigowner(servers, collectors, tmp_path,
+                                             True, late)
     check_program_side(shim, late)
     # Both threads read back the very masks they did without the shim.
     for t in ("main", "worker"):
         assert shim["threads"][t]["read"] == base["threads"][t]["read"]
-    base_hz, shim_hz = rate(base), rate(shim)
-    what = (f"{base_hz:.2f} Hz without the shim, {shim_hz:.2f} with; "
-            f"{dump_json(shim)}")
-    assert abs(base_hz / NOMINAL_HZ - 1) <= RATE_TOLERANCE, what
+    # The rate while the main thread burns (over the run: reported).
+    base_hz, shim_hz = rate(base, base_mid), rate(shim, shim_mid)
+    what = (f"while the main thread burns: {base_hz:.2f} Hz without the "
+            f"shim, {shim_hz:.2f} with; over the run: {rate(base):.2f} "
+            f"and {rate(shim):.2f}; {dump_json(shim)}")
+    assert abs(base_hz / NOMINAL_HZ - 1) <= NOMINAL_TOLERANCE, what
     assert abs(shim_hz / base_hz - 1) <= RATE_TOLERANCE, what
 
     # Counted exactly: every request of both threads.
     data = prof["data"]
-    want = {"GET /burn": 2 * REQUESTS, "GET /stats": 2}
+    want = {"GET /burn": 2 * REQUESTS, "GET /stats": 3}
     if late:
         want.update({"GET /burn-early": 2 * EARLY, "GET /arm": 1})
     assert {ep: v["calls"] for ep, v in data.items()} == want, \

@@ -83,3 +83,11 @@ def test_node_javascript_samples_reach_node_frames(servers, collectors,
     assert jit_deep >= 0.8 * jit_total, \
         (jit_deep, jit_total, dump_json(in_jit[:5]))
     assert prof["dropped"]["samples"] == 0
+
+    # node's C++ frames read as C++ (v8::…, node::…), never mangled.
+    fns = {prof["frames"][i]["function"]
+           for s in prof["stacks"] if s["endpoint"] == "GET /report"
+           for i in s["frames"]}
+    assert any(f.startswith("v8::") for f in fns), sorted(fns)[:40]
+    assert any(f.startswith("node::") for f in fns), sorted(fns)[:40]
+    assert not [f for f in fns if f.startswith("_Z")], sorted(fns)

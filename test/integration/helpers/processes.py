@@ -202,6 +202,15 @@ def shm_listing():
     return set(os.listdir("/dev/shm"))
 
 
+def uids(pid):
+    """Real, effective, saved and file-system uids of pid."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(u) for u in line.split()[1:]]
+    raise AssertionError(f"no Uid line for {pid}")
+
+
 def sigcgt(pid):
     """The set of signals a process has handlers for."""
     with open(f"/proc/{pid}/status") as f:

@@ -64,6 +64,7 @@ import pytest
 from helpers import Collector, dump_json, shim_env
 from helpers.apache import access_counts, start_apache
 from helpers.nginx import worker_pids
+from helpers.processes import uids
 
 PATH = "/page.html"
 ENDPOINT = f"GET {PATH}"
@@ -102,15 +103,6 @@ def page():
 
 
 PAGE = page()
-
-
-def uids(pid):
-    """Real, effective, saved and file-system uids of pid."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return [int(u) for u in line.split()[1:]]
-    raise AssertionError(f"no Uid line for {pid}")
 
 
 def fetch_gzipped(port, target, n):

@@ -31,6 +31,7 @@ from helpers import rings as hu
 from helpers.apache import access_counts, start_apache
 from helpers.nginx import nginx_setup, start_nginx, worker_pids
 from helpers.net import free_port, process_tree
+from helpers.processes import uids
 
 PROFSHIM = BUILD / "collector" / "profshim"
 WWW = pwd.getpwnam("www-data").pw_uid
@@ -43,15 +44,6 @@ def need_root():
     if os.geteuid() != 0:
         pytest.fail("servers whose workers switch user need root; run as "
                     "root (CI does)")
-
-
-def uids(pid):
-    """Real, effective, saved and file-system uids of pid."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return [int(u) for u in line.split()[1:]]
-    raise AssertionError(f"no Uid line for {pid}")
 
 
 def ring_owners(pid):

@@ -75,9 +75,10 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 REQUESTS = 300
 
 
-def run(tmp_path, servers, collectors, mode, shim):
+def run(tmp_path, servers, collectors, mode, shim, during=None):
     """Serve REQUESTS /cpu requests; the program's SIGPROF count per CPU
-    second, and the profile (None without the shim)."""
+    second, and the profile (None without the shim). `during(col)` runs
+    before the server stops."""
     script = tmp_path / "server.py"
     script.write_text(SERVER)
     port = free_port()
@@ -94,6 +95,8 @@ def run(tmp_path, servers, collectors, mode, shim):
     t0, c0 = before.split()
     t1, c1 = after.split()
     rate = (int(t1) - int(t0)) / (float(c1) - float(c0))
+    if during:
+        during(col)
     stderr = srv.stop()
     prof = col.finish() if col else None
     return rate, prof, stderr, col
@@ -132,8 +135,15 @@ def test_program_holding_sigprof_keeps_it_and_is_sampled(servers, collectors,
 
 
 def test_no_free_signal_is_said_everywhere(servers, collectors, tmp_path):
+    screens = []
+
+    def top(col):
+        r = col.run("top", "--once")
+        assert r.returncode == 0, r.stderr
+        screens.append(r.stdout)
+
     _, prof, stderr, col = run(tmp_path, servers, collectors, "holds-all",
-                               True)
+                               True, during=top)
     assert calls(prof, "GET /cpu") == REQUESTS
     (proc,) = prof["processes"]
     sample = proc["sample"]
@@ -150,6 +160,10 @@ def test_no_free_signal_is_said_everywhere(servers, collectors, tmp_path):
     said = [l for l in col.stderr.splitlines() if "takes no stack samples" in l]
     assert len(said) == 1, col.stderr
     assert f"pid {proc['pid']}" in said[0] and why in said[0], said
+    # top's screen, while the collector runs.
+    shown = [l for l in screens[0].splitlines() if "takes no stack" in l]
+    assert len(shown) == 1 and f"pid {proc['pid']}" in shown[0], screens[0]
+    assert shown[0].startswith("! "), shown
     # The HTML report, as Chromium shows it.
     page = tmp_path / "report.html"
     r = subprocess.run([str(COLLECTOR), "report", "--input", str(col.out), "--format", "html",

@@ -102,7 +102,8 @@ class RingHeader(ctypes.Structure):
         ("dropped_requests", u64), ("skipped_samples", u64),
         ("untracked_conns", u64), ("overflow_endpoints", u64),
         ("cpu_hz", u32), ("cpu_error", u32), ("tick_hz", u32),
-        ("reserved1", u32), ("reserved", u64 * 6),
+        ("sig_signo", u32), ("sig_state", u32), ("sig_aside", u32),
+        ("sig_taken", u64), ("reserved", u64 * 4),
     ]
 
 

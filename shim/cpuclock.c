@@ -276,6 +276,11 @@ int cpuclock_open(struct cpuclock *c, int tid, int signo, uint64_t *rng)
 	c->keep_below = UINT32_MAX;
 	c->first = 0;
 	c->signo = signo;
+	if (signo <= 0) {
+		/* No signal: F_SETSIG 0 would mean SIGIO, which kills. */
+		c->engine = RING_ENGINE_FAILED;
+		return -EINVAL;
+	}
 	if (signo >= SIGRTMIN && cpuclock_choice == CPUCLOCK_PERF) {
 		c->engine = RING_ENGINE_FAILED;
 		atomic_store_explicit(&cpuclock_st_error, EOPNOTSUPP,

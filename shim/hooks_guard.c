@@ -63,6 +63,7 @@ static bool hooks_no_handler(const void *h)
 HOOK int sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old)
 {
+	bool locked = false;
 	int r;
 
 	LIBC_RESOLVE(sigaction);
@@ -78,8 +79,18 @@ HOOK int sigaction(int sig, const struct sigaction *act,
 			return 0;
 		}
 		sampler_move(sig);
+	} else if (UNLIKELY(proc_on) && act && sampler_is_candidate(sig) &&
+		   (int)getpid() == proc_pid) {
+		sampler_lock_signals();
+		locked = true;
 	}
 	r = real_sigaction(sig, act, old);
+	if (locked) {
+		int saved = errno;
+
+		sampler_unlock_signals();
+		errno = saved;
+	}
 	if (r == 0 && old && sampler_is_own_handler(hooks_handler_of(old)))
 		sampler_view(sig, -1, old);
 	return r;
@@ -89,9 +100,10 @@ HOOK sighandler_t signal(int sig, sighandler_t handler)
 {
 	struct sigaction view;
 	sighandler_t prev;
+	bool locked = false;
 
 	LIBC_RESOLVE(signal);
-	if (hooks_is_profiling_signal(sig)) {
+	if (handler != SIG_ERR && hooks_is_profiling_signal(sig)) {
 		if (hooks_no_handler((const void *)handler)) {
 			sampler_view(sig,
 				     sampler_is_own_handler((const void *)handler)
@@ -101,8 +113,18 @@ HOOK sighandler_t signal(int sig, sighandler_t handler)
 			return view.sa_handler;
 		}
 		sampler_move(sig);
+	} else if (UNLIKELY(proc_on) && handler != SIG_ERR &&
+		   sampler_is_candidate(sig) && (int)getpid() == proc_pid) {
+		sampler_lock_signals();
+		locked = true;
 	}
 	prev = real_signal(sig, handler);
+	if (locked) {
+		int saved = errno;
+
+		sampler_unlock_signals();
+		errno = saved;
+	}
 	if (prev != SIG_ERR && sampler_is_own_handler((const void *)prev)) {
 		sampler_view(sig, -1, &view);
 		prev = view.sa_handler;
@@ -278,6 +300,16 @@ HOOK int setitimer(__itimer_which_t which, const struct itimerval *nv,
  * sampler off the call is made as asked. Costs two rt_sigprocmask calls;
  * allocates nothing, takes no lock, returns the call's errno.
  */
+/* How many signals set holds. */
+static int hooks_set_size(const sigset_t *set)
+{
+	int n = 0;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		n += sigismember(set, sig) == 1;
+	return n;
+}
+
 static bool hooks_wait_masks(const sigset_t *set, sigset_t *wait,
 			     sigset_t *old)
 {
@@ -286,6 +318,14 @@ static bool hooks_wait_masks(const sigset_t *set, sigset_t *wait,
 
 	if (!proc_on || !sig || !set || (int)getpid() != proc_pid)
 		return false;
+	/* A wait for a few signals, the profiling one among them, is the
+	 * program's own use of it (a thread that sigwait()s for its
+	 * ITIMER_PROF's ticks): it takes the signal, and the call is made as
+	 * asked. A thread that waits for (nearly) every signal does not. */
+	if (sigismember(set, sig) == 1 && hooks_set_size(set) < 8) {
+		sampler_move(sig);
+		return false;
+	}
 	*wait = *set;
 	sigdelset(wait, sig);
 	sigemptyset(&prof);

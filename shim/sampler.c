@@ -99,10 +99,14 @@ static atomic_flag sampler_moving = ATOMIC_FLAG_INIT;
 #define SAMPLER_HIDERS_MAX 4096
 static _Atomic uint64_t sampler_hiders[SAMPLER_HIDERS_MAX];
 static atomic_uint sampler_hiders_hint;
-/* The sigqueue value of a move's fix-up signal (sampler_fix_others), and
- * how many of those are yet to be handled. */
-#define SAMPLER_FIX_VALUE 0x70f5a1
+/* The sigqueue value of a move's fix-up signal (sampler_fix_others):
+ * SAMPLER_FIX_MARK in the high 16 bits, the move's sequence number in the
+ * low 16; how many of this move's are yet to be handled; and the
+ * process' pid (a fix-up from another process is not one). */
+#define SAMPLER_FIX_MARK 0x70f5
+static atomic_uint sampler_fix_seq;
 static atomic_int sampler_fix_pending;
+static atomic_int sampler_pid;
 /*
  * libunwind takes mutexes of its own. In a fork child, one may be held for
  * ever by a parent thread that was unwinding when the parent forked (a
@@ -287,15 +291,18 @@ static int sampler_source(const struct sampler_thread *t, const siginfo_t *si)
 }
 
 /*
- * t->hidden = sig, and the registry told (sampler_hiders). From the
- * thread itself; async-signal-safe.
+ * t->hidden = sig, and the registry told (sampler_hiders): a thread not
+ * in it yet takes a slot when `claim` (outside the handler: it sets the
+ * key whose destructor empties the slot, which pthread_setspecific may
+ * allocate for). From the thread itself; async-signal-safe without
+ * `claim`.
  */
-static void sampler_set_hidden(struct sampler_thread *t, int sig)
+static void sampler_set_hidden(struct sampler_thread *t, int sig, bool claim)
 {
 	t->hidden = sig;
 	if (!t->tid)
 		return; /* a thread not seen yet registers at its first set */
-	if (t->hidden_slot < 0 && sig) {
+	if (t->hidden_slot < 0 && sig && claim) {
 		for (unsigned i = 0; i < SAMPLER_HIDERS_MAX; i++) {
 			unsigned k = (atomic_fetch_add(&sampler_hiders_hint, 1) +
 				      i) % SAMPLER_HIDERS_MAX;
@@ -305,6 +312,9 @@ static void sampler_set_hidden(struct sampler_thread *t, int sig)
 				    &sampler_hiders[k], &empty,
 				    (uint32_t)t->tid | (uint64_t)sig << 32)) {
 				t->hidden_slot = (int)k;
+				/* Its exit empties the slot. */
+				(void)pthread_setspecific(sampler_key,
+							  (void *)1);
 				return;
 			}
 		}
@@ -327,11 +337,11 @@ static void sampler_fix_here(struct sampler_thread *t, ucontext_t *uc)
 
 	if (t->hidden && t->hidden != now) {
 		sigaddset(&uc->uc_sigmask, t->hidden);
-		sampler_set_hidden(t, 0);
+		sampler_set_hidden(t, 0, false);
 	}
 	if (now && sigismember(&uc->uc_sigmask, now) == 1) {
 		sigdelset(&uc->uc_sigmask, now);
-		sampler_set_hidden(t, now);
+		sampler_set_hidden(t, now, false);
 	}
 }
 
@@ -348,9 +358,13 @@ static void sampler_handler(int sig, siginfo_t *si, void *ucv)
 	 * sampled with before the sampler moved off it: block it now, as
 	 * the program asked, when the handler returns. */
 	if (__builtin_expect(si->si_code == SI_QUEUE, 0) &&
-	    si->si_value.sival_int == SAMPLER_FIX_VALUE) {
+	    (unsigned)si->si_value.sival_int >> 16 == SAMPLER_FIX_MARK &&
+	    si->si_pid == atomic_load_explicit(&sampler_pid,
+					       memory_order_relaxed)) {
 		sampler_fix_here(t, ucv);
-		atomic_fetch_sub(&sampler_fix_pending, 1);
+		if (((unsigned)si->si_value.sival_int & 0xffff) ==
+		    (atomic_load(&sampler_fix_seq) & 0xffff))
+			atomic_fetch_sub(&sampler_fix_pending, 1);
 		goto out;
 	}
 	if (__builtin_expect(t->hidden != 0, 0) &&
@@ -553,14 +567,14 @@ static void sampler_fix_mask(struct sampler_thread *t, int sig)
 		sigemptyset(&one);
 		sigaddset(&one, t->hidden);
 		(void)libc_sigmask(SIG_BLOCK, &one, NULL);
-		sampler_set_hidden(t, 0);
+		sampler_set_hidden(t, 0, true);
 	}
 	if (sig && libc_sigmask(SIG_BLOCK, NULL, &cur) == 0 &&
 	    sigismember(&cur, sig) == 1) {
 		sigemptyset(&one);
 		sigaddset(&one, sig);
 		if (libc_sigmask(SIG_UNBLOCK, &one, NULL) == 0)
-			sampler_set_hidden(t, sig);
+			sampler_set_hidden(t, sig, true);
 	}
 }
 
@@ -606,7 +620,9 @@ int sampler_init(const struct env_config *cfg)
 		return -EAGAIN;
 	}
 	atomic_store(&sampler_signo, sig);
+	atomic_store(&sampler_pid, (int)getpid());
 	/* A mask inherited across exec may block it. */
+	sampler_tls.tid = libc_gettid();
 	sampler_fix_mask(&sampler_tls, sig);
 	atomic_store(&sampler_on, true);
 	return 0;
@@ -638,6 +654,11 @@ int sampler_sigmask(int how, const sigset_t *set, sigset_t *old)
 	int sig = sampler_signal(), was, now, r;
 	sigset_t pass;
 
+	/* The shim's own calls (libunwind masks every signal around its
+	 * locks, from the handler too, where the mask holds the profiling
+	 * signal) are made as asked and change nothing the thread reads. */
+	if (t->busy)
+		return libc_sigmask(how, set, old);
 	if (t->hidden && t->hidden != sig)
 		sampler_fix_mask(t, sig);
 	if (!sig)
@@ -663,7 +684,11 @@ int sampler_sigmask(int how, const sigset_t *set, sigset_t *old)
 	if (!t->tid)
 		t->tid = libc_gettid();
 	if (t->hidden != (now ? sig : 0))
-		sampler_set_hidden(t, now ? sig : 0);
+		sampler_set_hidden(t, now ? sig : 0, true);
+	/* A move meanwhile (it read this thread's entry before it changed):
+	 * fix the mask here. */
+	if (t->hidden && t->hidden != sampler_signal())
+		sampler_fix_mask(t, sampler_signal());
 	return 0;
 }
 
@@ -673,19 +698,22 @@ void sampler_mask_inherit(int hidden)
 
 	t->tid = libc_gettid();
 	if (hidden)
-		sampler_set_hidden(t, hidden);
+		sampler_set_hidden(t, hidden, true);
+	if (t->hidden != sampler_signal())
+		sampler_fix_mask(t, sampler_signal());
 }
 
 /*
  * The sampler moved off `old`: every other thread that hides it blocked
  * gets one fix-up signal of `old` (still the sampler's handler's until the
  * program takes it) and fixes its own mask (sampler_fix_here); wait for
- * them, at most 200 ms, so that none lets the program's signal in where
+ * them, at most 50 ms, so that none lets the program's signal in where
  * the program blocked it. A thread gone meanwhile is skipped.
  */
 static void sampler_fix_others(int old)
 {
 	int pid = (int)getpid(), self = sampler_tls.tid;
+	unsigned seq = (atomic_fetch_add(&sampler_fix_seq, 1) + 1) & 0xffff;
 	struct timespec nap = {0, 100000};
 
 	atomic_store(&sampler_fix_pending, 0);
@@ -701,12 +729,12 @@ static void sampler_fix_others(int old)
 		si.si_code = SI_QUEUE;
 		si.si_pid = pid;
 		si.si_uid = getuid();
-		si.si_value.sival_int = SAMPLER_FIX_VALUE;
+		si.si_value.sival_int = (int)(SAMPLER_FIX_MARK << 16 | seq);
 		atomic_fetch_add(&sampler_fix_pending, 1);
 		if (libc_tgsigqueueinfo(pid, tid, old, &si) < 0)
 			atomic_fetch_sub(&sampler_fix_pending, 1);
 	}
-	for (int i = 0; i < 2000 && atomic_load(&sampler_fix_pending) > 0; i++)
+	for (int i = 0; i < 500 && atomic_load(&sampler_fix_pending) > 0; i++)
 		(void)nanosleep(&nap, NULL);
 }
 
@@ -714,10 +742,9 @@ void sampler_move(int sig)
 {
 	struct sampler_thread *t = &sampler_tls;
 	struct sigaction view;
-	int next;
+	int next, saved_errno = errno;
 
-	while (atomic_flag_test_and_set(&sampler_moving))
-		sched_yield();
+	sampler_lock_signals();
 	if (sig != sampler_signal())
 		goto out; /* another thread moved first */
 	t->busy++;
@@ -726,11 +753,15 @@ void sampler_move(int sig)
 	next = sampler_pick();
 	if (next && sampler_install(next) < 0)
 		next = 0;
-	atomic_store(&sampler_signo, next);
-	atomic_fetch_add(&sampler_gen, 1);
-	/* Timers cannot change their signal: all are deleted, and each
-	 * thread makes its own again at its next request (t->gen). Counters
-	 * send the new signal from now on. */
+	if (!next)
+		sampler_stand_aside(RING_ASIDE_NO_SIGNAL,
+				    "the program took SIGPROF and every other "
+				    "signal profshim could sample with");
+	/* Timers cannot change their signal: every one made so far is
+	 * deleted, before the new signal is published, so that none made
+	 * for it is (a thread that read the old signal and makes a timer
+	 * after this sweep has an old gen, and makes it again at its next
+	 * request). Counters send the new signal from now on. */
 	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
 		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
 
@@ -738,6 +769,8 @@ void sampler_move(int sig)
 			(void)timer_delete((timer_t)(v - 1));
 	}
 	cpuclock_retarget(next);
+	atomic_store(&sampler_signo, next);
+	atomic_fetch_add(&sampler_gen, 1);
 	if (!t->tid)
 		t->tid = libc_gettid();
 	sampler_fix_mask(t, next);
@@ -748,14 +781,27 @@ void sampler_move(int sig)
 	(void)libc_sigaction(sig, &view, NULL);
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy--;
-	if (!next)
-		sampler_stand_aside(RING_ASIDE_NO_SIGNAL,
-				    "the program took SIGPROF and every other "
-				    "signal profshim could sample with");
-	else
-		sampler_publish(atomic_load(&sampler_ring));
+	sampler_publish(atomic_load(&sampler_ring));
 out:
+	sampler_unlock_signals();
+	errno = saved_errno;
+}
+
+void sampler_lock_signals(void)
+{
+	while (atomic_flag_test_and_set(&sampler_moving))
+		sched_yield();
+}
+
+void sampler_unlock_signals(void)
+{
 	atomic_flag_clear(&sampler_moving);
+}
+
+bool sampler_is_candidate(int sig)
+{
+	return sig == SIGPROF || sig == SIGSTKFLT ||
+	       (sig >= SIGRTMIN + 8 && sig <= SIGRTMAX);
 }
 
 bool sampler_ready(void)
@@ -935,7 +981,7 @@ void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
 		    t->cpu.signo != sampler_signal())
 			cpuclock_close(&t->cpu);
 	}
-	if (!sampler_ready())
+	if (!sampler_ready() || !sampler_signal())
 		keep = SAMPLER_SRC_NONE;
 	if (keep == SAMPLER_SRC_CPU &&
 	    (t->cpu.engine == RING_ENGINE_NONE || t->cpu.lost))
@@ -955,6 +1001,7 @@ void sampler_set_timers(struct sampler_thread *t, uint64_t req_id,
 	if (!atomic_load(&sampler_on)) {
 		t->keep = SAMPLER_SRC_NONE;
 		sampler_unregister(t);
+		cpuclock_close(&t->cpu);
 	}
 	atomic_signal_fence(memory_order_seq_cst);
 	t->busy--;
@@ -999,9 +1046,20 @@ void sampler_fork_child(void)
 	t->keep = SAMPLER_SRC_NONE;
 	cpuclock_fork_child(&t->cpu);
 	t->req_id = 0;
-	t->tid = 0;
 	t->last_n = 0; /* the child's ring starts with a standalone sample */
 	atomic_store(&sampler_ring, NULL);
+	/* The parent's other threads are not the child's: a move the parent
+	 * was making is not this one's, and only this thread hides. */
+	atomic_flag_clear(&sampler_moving);
+	atomic_store(&sampler_fix_pending, 0);
+	atomic_store(&sampler_pid, (int)getpid());
+	for (int i = 0; i < SAMPLER_HIDERS_MAX; i++)
+		atomic_store(&sampler_hiders[i], 0);
+	t->hidden_slot = -1;
+	t->tid = libc_gettid();
+	if (t->hidden)
+		sampler_set_hidden(t, t->hidden, true);
+	t->tid = 0;
 }
 
 void sampler_stand_aside(int why, const char *text)

@@ -268,6 +268,16 @@ int sampler_signal(void);
 void sampler_move(int sig);
 
 /*
+ * The lock a move holds: the hooks take it around the program's own
+ * sigaction on a signal the sampler might move to (sampler_is_candidate),
+ * so that a move never picks a signal the program is taking at the same
+ * instant. Spins; never from the handler.
+ */
+void sampler_lock_signals(void);
+void sampler_unlock_signals(void);
+bool sampler_is_candidate(int sig);
+
+/*
  * What the program reads back as signal `sig`'s disposition while the
  * sampler's handler is installed on it: SIG_DFL or SIG_IGN, as the program
  * last set it (or as it was at start-up). Fills *old if not NULL; then,

@@ -211,7 +211,6 @@ static json_t *request_json(const struct profile_request *q)
 	return o;
 }
 
-/* The page's view of one profile (P above); NULL when out of memory. */
 /* The processes that take no stack samples: [[pid, exe, why], ...]. */
 static json_t *unsampled_json(const struct profile *p)
 {
@@ -228,6 +227,7 @@ static json_t *unsampled_json(const struct profile *p)
 	return a;
 }
 
+/* The page's view of one profile (P above); NULL when out of memory. */
 static json_t *profile_data(const struct profile *p)
 {
 	json_t *o = json_object(), *eps = json_array(), *reqs = json_array();

@@ -509,10 +509,6 @@ static json_t *stats_sample_json(const struct stats *s)
 	return json_pack("{s:s, s:f}", "clock", "cpu", "period_ns", 1e7);
 }
 
-/*
- * How process p takes its samples: the clock, the engine behind it, the
- * asked and the effective rate, and why perf was refused, if it was.
- */
 void stats_signal_name(uint32_t sig, char *buf, size_t len)
 {
 	const char *abbrev = sig ? sigabbrev_np((int)sig) : NULL;
@@ -574,6 +570,11 @@ static void stats_proc_signal_json(const struct process *p, json_t *o)
 				    json_string(stats_aside_text(e->aside)));
 }
 
+/*
+ * How process p takes its samples: the clock, the engine behind it, the
+ * asked and the effective rate, why perf was refused, if it was, and its
+ * signal.
+ */
 static json_t *stats_proc_sample_json(const struct process *p)
 {
 	static const char *const engines[] = {

@@ -139,7 +139,9 @@ HOOK sighandler_t signal(int sig, sighandler_t handler)
 HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	LIBC_RESOLVE(pthread_sigmask);
-	if (!proc_on || (int)getpid() != proc_pid)
+	/* The shim's own calls first, without a system call: libunwind
+	 * masks signals around each of its locks, from the handler. */
+	if (!proc_on || sampler_inside() || (int)getpid() != proc_pid)
 		return real_pthread_sigmask(how, set, old);
 	return sampler_sigmask(how, set, old);
 }
@@ -149,7 +151,7 @@ HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 	int r;
 
 	LIBC_RESOLVE(sigprocmask);
-	if (!proc_on || (int)getpid() != proc_pid)
+	if (!proc_on || sampler_inside() || (int)getpid() != proc_pid)
 		return real_sigprocmask(how, set, old);
 	r = sampler_sigmask(how, set, old);
 	if (r != 0) {

@@ -475,6 +475,21 @@ static void sampler_thread_exit(void *arg)
 
 static void sampler_publish(struct ring_header *h);
 
+/*
+ * Delete every wall-clock timer of the process, from any thread (timer ids
+ * are process-wide): whoever empties a registry slot deletes its timer,
+ * once (sampler_unregister agrees through the same slot).
+ */
+static void sampler_sweep_timers(void)
+{
+	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
+		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
+
+		if (v)
+			(void)timer_delete((timer_t)(v - 1));
+	}
+}
+
 /* True when the program leaves `sig` to whoever wants it: SIG_DFL or
  * SIG_IGN, or the sampler's own handler. */
 static bool sampler_free(int sig)
@@ -762,12 +777,7 @@ void sampler_move(int sig)
 	 * for it is (a thread that read the old signal and makes a timer
 	 * after this sweep has an old gen, and makes it again at its next
 	 * request). Counters send the new signal from now on. */
-	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
-		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
-
-		if (v)
-			(void)timer_delete((timer_t)(v - 1));
-	}
+	sampler_sweep_timers();
 	cpuclock_retarget(next);
 	atomic_store(&sampler_signo, next);
 	atomic_fetch_add(&sampler_gen, 1);
@@ -1071,12 +1081,7 @@ void sampler_stand_aside(int why, const char *text)
 	atomic_store(&sampler_aside, (unsigned)why);
 	sampler_publish(atomic_load(&sampler_ring));
 	cpuclock_stop_all();
-	for (int i = 0; i < SAMPLER_TIMERS_MAX; i++) {
-		uintptr_t v = atomic_exchange(&sampler_timers[i], 0);
-
-		if (v)
-			(void)timer_delete((timer_t)(v - 1));
-	}
+	sampler_sweep_timers();
 	libc_write_stderr("profshim: ");
 	libc_write_stderr(text);
 	libc_write_stderr("; profshim times requests but takes no more stack "

@@ -60,9 +60,49 @@ static bool hooks_no_handler(const void *h)
 	       sampler_is_own_handler(h);
 }
 
+/*
+ * The program's handlers never block the profiling signal while they run:
+ * a sample that lands in one is taken inside it, not held until it
+ * returns and then taken where the handler returns to (just past the
+ * system call it interrupted, where sigrestart.h would take the program's
+ * EINTR for the profiling signal's). The program reads back the mask it
+ * set: one bit per signal says it asked for the profiling signal.
+ */
+static atomic_uint_fast64_t hooks_asked_own;
+
+static const struct sigaction *hooks_strip_own(int sig,
+					       const struct sigaction *act,
+					       struct sigaction *copy)
+{
+	int own = sampler_signal();
+	uint64_t bit = 1ull << (sig - 1);
+
+	if (!act || own <= 0 || hooks_no_handler(hooks_handler_of(act)))
+		return act;
+	if (sigismember(&act->sa_mask, own) != 1) {
+		atomic_fetch_and(&hooks_asked_own, ~bit);
+		return act;
+	}
+	atomic_fetch_or(&hooks_asked_own, bit);
+	*copy = *act;
+	sigdelset(&copy->sa_mask, own);
+	return copy;
+}
+
+/* What the program reads back: the mask it set (`asked`: it had the
+ * profiling signal in it). */
+static void hooks_show_own(struct sigaction *old, bool asked)
+{
+	int own = sampler_signal();
+
+	if (asked && own > 0 && !hooks_no_handler(hooks_handler_of(old)))
+		sigaddset(&old->sa_mask, own);
+}
+
 HOOK int sigaction(int sig, const struct sigaction *act,
 		   struct sigaction *old)
 {
+	struct sigaction copy;
 	bool locked = false;
 	int r;
 
@@ -84,7 +124,18 @@ HOOK int sigaction(int sig, const struct sigaction *act,
 		sampler_lock_signals();
 		locked = true;
 	}
-	r = real_sigaction(sig, act, old);
+	if (UNLIKELY(proc_on) && sig > 0 && sig <= 64) {
+		uint64_t asked = atomic_load(&hooks_asked_own);
+
+		act = hooks_strip_own(sig, act, &copy);
+		r = real_sigaction(sig, act, old);
+		if (r == 0 && old)
+			hooks_show_own(old, asked >> (sig - 1) & 1);
+		if (r != 0)
+			atomic_store(&hooks_asked_own, asked);
+	} else {
+		r = real_sigaction(sig, act, old);
+	}
 	if (locked) {
 		int saved = errno;
 

@@ -14,6 +14,7 @@
  * rename sendfile to sendfile64; the shim defines both names itself. */
 #undef _FILE_OFFSET_BITS
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -22,8 +23,130 @@
 
 #include "conn.h"
 #include "cpuclock.h"
+#include "hooks_wait.h"
 #include "interposed.h"
 #include "libc.h"
+#include "sigrestart.h"
+
+/*
+ * Make the libc call `call` for the program, marked for sigrestart.h, into
+ * r; make it again when the profiling signal alone made it fail (a socket
+ * with a receive timeout: with the time left, hooks_resume). With no
+ * signal it costs a flag test, two thread-local stores and a load; what
+ * resumes the call is out of the way.
+ */
+#define HOOKS_READ(r, fd, call)                                               \
+	do {                                                                  \
+		hooks_note_start();                                           \
+		sigrestart_enter(0);                                          \
+		(r) = (call);                                                 \
+		if (UNLIKELY(sigrestart_leave())) {                           \
+			ssize_t v_ = (r);                                     \
+			while (hooks_resume(&v_, (fd), POLLIN, 0, 0) ==       \
+			       HOOKS_AGAIN) {                                 \
+				sigrestart_enter(0);                          \
+				v_ = (call);                                  \
+				if (!sigrestart_leave())                      \
+					break;                                \
+			}                                                     \
+			(r) = v_;                                             \
+		}                                                             \
+	} while (0)
+
+/*
+ * The same for a call that writes n bytes from buf (`call` writes
+ * hooks_n bytes from hooks_p): a blocking write the profiling signal alone
+ * cut short goes on with the rest, and r is the whole count, as if no
+ * signal had come.
+ */
+#define HOOKS_WRITE(r, fd, buf, n, flags, call)                               \
+	do {                                                                  \
+		const char *hooks_p = (const char *)(buf);                    \
+		size_t hooks_n = (n);                                         \
+		(void)hooks_p;                                                \
+		hooks_note_start();                                           \
+		sigrestart_enter(0);                                          \
+		(r) = (call);                                                 \
+		if (UNLIKELY(sigrestart_leave()))                             \
+			HOOKS_WRITE_AFTER(r, fd, buf, n, flags, call);        \
+	} while (0)
+
+/* HOOKS_WRITE once the call `call` returned r with the profiling signal
+ * held (sigrestart_leave). */
+#define HOOKS_WRITE_AFTER(r, fd, buf, n, flags, call)                         \
+	do {                                                                  \
+		const char *hooks_p = (const char *)(buf);                    \
+		size_t hooks_n = (n);                                         \
+		size_t done_ = 0;                                             \
+		ssize_t v_ = (r);                                             \
+		for (;;) {                                                    \
+			enum hooks_resume a_ = hooks_resume(                  \
+				&v_, (fd), POLLOUT, hooks_n, (flags));        \
+			if (a_ == HOOKS_REST) {                               \
+				done_ += (size_t)v_;                          \
+				hooks_p += v_;                                \
+				hooks_n -= (size_t)v_;                        \
+			} else if (a_ != HOOKS_AGAIN) {                       \
+				break;                                        \
+			}                                                     \
+			sigrestart_enter(0);                                  \
+			v_ = (call);                                          \
+			if (!sigrestart_leave())                              \
+				break;                                        \
+		}                                                             \
+		(r) = v_ > 0 ? v_ + (ssize_t)done_                            \
+		      : done_ ? (ssize_t)done_ : v_;                          \
+	} while (0)
+
+/* Bytes in an iovec array. */
+static size_t hooks_iov_len(const struct iovec *iov, int cnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/*
+ * The rest of a blocking writev or sendmsg that the profiling signal alone
+ * cut short after `done` bytes, segment by segment (the ancillary data and
+ * the address went with the first part). Returns the whole count.
+ */
+static ssize_t hooks_write_iov_rest(int fd, const struct iovec *iov, int cnt,
+				    size_t done, int flags, bool sock)
+{
+	size_t skip = done;
+	ssize_t total = (ssize_t)done;
+	int saved = errno;
+
+	for (int i = 0; i < cnt; i++) {
+		size_t len = iov[i].iov_len, left;
+		const char *p;
+		ssize_t r;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		p = (const char *)iov[i].iov_base + skip;
+		left = len - skip;
+		skip = 0;
+		if (sock)
+			HOOKS_WRITE(r, fd, p, left, flags,
+				    real_send(fd, hooks_p, hooks_n, flags));
+		else
+			HOOKS_WRITE(r, fd, p, left, 0,
+				    real_write(fd, hooks_p, hooks_n));
+		if (r <= 0)
+			break;
+		total += r;
+		if ((size_t)r < left)
+			break;
+	}
+	errno = saved;
+	return total;
+}
 
 static __attribute__((noinline)) int
 hooks_slow_accept(int fd, struct sockaddr *addr, socklen_t *len)
@@ -31,7 +154,7 @@ hooks_slow_accept(int fd, struct sockaddr *addr, socklen_t *len)
 	int r;
 
 	LIBC_RESOLVE(accept);
-	r = real_accept(fd, addr, len);
+	HOOKS_READ(r, fd, real_accept(fd, addr, len));
 	if (UNLIKELY(proc_on) && r >= 0) {
 		int saved = errno;
 
@@ -55,7 +178,7 @@ hooks_slow_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	int r;
 
 	LIBC_RESOLVE(accept4);
-	r = real_accept4(fd, addr, len, flags);
+	HOOKS_READ(r, fd, real_accept4(fd, addr, len, flags));
 	if (UNLIKELY(proc_on) && r >= 0) {
 		int saved = errno;
 
@@ -133,7 +256,7 @@ hooks_slow_recv(int fd, void *buf, size_t n, int flags)
 	ssize_t r;
 
 	LIBC_RESOLVE(recv);
-	r = real_recv(fd, buf, n, flags);
+	HOOKS_READ(r, fd, real_recv(fd, buf, n, flags));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -152,7 +275,7 @@ hooks_slow_recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 	ssize_t r;
 
 	LIBC_RESOLVE(recv_chk);
-	r = real_recv_chk(fd, buf, n, buflen, flags);
+	HOOKS_READ(r, fd, real_recv_chk(fd, buf, n, buflen, flags));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -172,7 +295,7 @@ hooks_slow_recvfrom(int fd, void *buf, size_t n, int flags,
 	ssize_t r;
 
 	LIBC_RESOLVE(recvfrom);
-	r = real_recvfrom(fd, buf, n, flags, addr, len);
+	HOOKS_READ(r, fd, real_recvfrom(fd, buf, n, flags, addr, len));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -193,7 +316,7 @@ hooks_slow_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 	ssize_t r;
 
 	LIBC_RESOLVE(recvfrom_chk);
-	r = real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+	HOOKS_READ(r, fd, real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -213,7 +336,7 @@ hooks_slow_recvmsg(int fd, struct msghdr *msg, int flags)
 	ssize_t r;
 
 	LIBC_RESOLVE(recvmsg);
-	r = real_recvmsg(fd, msg, flags);
+	HOOKS_READ(r, fd, real_recvmsg(fd, msg, flags));
 	if (UNLIKELY(proc_on) && r > 0 && !(flags & RECV_SKIP_FLAGS) &&
 	    !(msg->msg_flags & MSG_TRUNC)) {
 		int saved = errno;
@@ -237,7 +360,7 @@ hooks_slow_read(int fd, void *buf, size_t n)
 	ssize_t r;
 
 	LIBC_RESOLVE(read);
-	r = real_read(fd, buf, n);
+	HOOKS_READ(r, fd, real_read(fd, buf, n));
 	READ_TAIL(fd, buf, n, r);
 	return r;
 }
@@ -255,7 +378,7 @@ hooks_slow_read_chk(int fd, void *buf, size_t n, size_t buflen)
 	ssize_t r;
 
 	LIBC_RESOLVE(read_chk);
-	r = real_read_chk(fd, buf, n, buflen);
+	HOOKS_READ(r, fd, real_read_chk(fd, buf, n, buflen));
 	READ_TAIL(fd, buf, n, r);
 	return r;
 }
@@ -273,7 +396,7 @@ hooks_slow_readv(int fd, const struct iovec *iov, int iovcnt)
 	ssize_t r;
 
 	LIBC_RESOLVE(readv);
-	r = real_readv(fd, iov, iovcnt);
+	HOOKS_READ(r, fd, real_readv(fd, iov, iovcnt));
 	if (UNLIKELY(proc_on) && r > 0) {
 		int saved = errno;
 
@@ -298,7 +421,8 @@ hooks_slow_send(int fd, const void *buf, size_t n, int flags)
 
 	LIBC_RESOLVE(send);
 	wc = hooks_write_begin(fd);
-	r = real_send(fd, buf, n, flags);
+	HOOKS_WRITE(r, fd, buf, n, flags,
+		    real_send(fd, hooks_p, hooks_n, flags));
 	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
@@ -319,7 +443,8 @@ hooks_slow_sendto(int fd, const void *buf, size_t n, int flags,
 
 	LIBC_RESOLVE(sendto);
 	wc = hooks_write_begin(fd);
-	r = real_sendto(fd, buf, n, flags, addr, len);
+	HOOKS_WRITE(r, fd, buf, n, flags,
+		    real_sendto(fd, hooks_p, hooks_n, flags, addr, len));
 	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
@@ -332,6 +457,31 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	return hooks_slow_sendto(fd, buf, n, flags, addr, len);
 }
 
+/* sendmsg, resumed as HOOKS_WRITE does. */
+static ssize_t hooks_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	hooks_note_start();
+	for (;;) {
+		ssize_t r;
+
+		sigrestart_enter(0);
+		r = real_sendmsg(fd, msg, flags);
+		enum hooks_resume a;
+
+		if (!sigrestart_leave())
+			return r;
+		a = hooks_resume(&r, fd, POLLOUT,
+				 hooks_iov_len(msg->msg_iov, (int)msg->msg_iovlen),
+				 flags);
+		if (a == HOOKS_REST)
+			return hooks_write_iov_rest(fd, msg->msg_iov,
+						    (int)msg->msg_iovlen,
+						    (size_t)r, flags, true);
+		if (a != HOOKS_AGAIN)
+			return r;
+	}
+}
+
 static __attribute__((noinline)) ssize_t
 hooks_slow_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
@@ -340,7 +490,7 @@ hooks_slow_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	LIBC_RESOLVE(sendmsg);
 	wc = hooks_write_begin(fd);
-	r = real_sendmsg(fd, msg, flags);
+	r = hooks_sendmsg(fd, msg, flags);
 	if (UNLIKELY(wc)) {
 		int saved = errno;
 
@@ -367,7 +517,7 @@ hooks_slow_write(int fd, const void *buf, size_t n)
 
 	LIBC_RESOLVE(write);
 	wc = hooks_write_begin(fd);
-	r = real_write(fd, buf, n);
+	HOOKS_WRITE(r, fd, buf, n, 0, real_write(fd, hooks_p, hooks_n));
 	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
@@ -379,6 +529,29 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 	return hooks_slow_write(fd, buf, n);
 }
 
+/* writev, resumed as HOOKS_WRITE does. */
+static ssize_t hooks_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	hooks_note_start();
+	for (;;) {
+		ssize_t r;
+
+		sigrestart_enter(0);
+		r = real_writev(fd, iov, iovcnt);
+		enum hooks_resume a;
+
+		if (!sigrestart_leave())
+			return r;
+		a = hooks_resume(&r, fd, POLLOUT, hooks_iov_len(iov, iovcnt),
+				 0);
+		if (a == HOOKS_REST)
+			return hooks_write_iov_rest(fd, iov, iovcnt, (size_t)r,
+						    0, false);
+		if (a != HOOKS_AGAIN)
+			return r;
+	}
+}
+
 static __attribute__((noinline)) ssize_t
 hooks_slow_writev(int fd, const struct iovec *iov, int iovcnt)
 {
@@ -387,7 +560,7 @@ hooks_slow_writev(int fd, const struct iovec *iov, int iovcnt)
 
 	LIBC_RESOLVE(writev);
 	wc = hooks_write_begin(fd);
-	r = real_writev(fd, iov, iovcnt);
+	r = hooks_writev(fd, iov, iovcnt);
 	if (UNLIKELY(wc)) {
 		int saved = errno;
 
@@ -417,7 +590,10 @@ hooks_slow_sendfile(ssize_t (*fn)(int, int, off64_t *, size_t), int out,
 		    int in, off64_t *off, size_t n)
 {
 	struct conn *wc = hooks_write_begin(out);
-	ssize_t r = fn(out, in, off, n);
+	ssize_t r;
+
+	/* The kernel moves *off, or the input's position, past what went. */
+	HOOKS_WRITE(r, out, "", n, 0, fn(out, in, off, hooks_n));
 
 	WRITE_TAIL(wc, out, NULL, n, r);
 	return r;

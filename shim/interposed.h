@@ -23,7 +23,11 @@
  *     continuous mode, arm their timer (hooks_guard.c);
  *   - pipe2, syscall, dl_iterate_phdr, dlclose: libunwind and the loader
  *     called from the signal handler are kept from descriptors the
- *     program would see and from the loader's lock (hooks_guard.c).
+ *     program would see and from the loader's lock (hooks_guard.c);
+ *   - poll … pause: calls that a signal makes return, resumed when only
+ *     the profiling signal came (hooks_wait.c; the socket calls above
+ *     are resumed in hooks_io.c), and setsockopt for the socket timeouts
+ *     a resumed call keeps to.
  * dlopen is deliberately not interposed: glibc resolves a bare library
  * name with the calling object's RPATH, and an interposed dlopen would
  * make the shim that caller.
@@ -91,6 +95,35 @@
 	X(int, setuid, "setuid", (uid_t))                                     \
 	X(int, seteuid, "seteuid", (uid_t))                                   \
 	X(int, setreuid, "setreuid", (uid_t, uid_t))                          \
-	X(int, setresuid, "setresuid", (uid_t, uid_t, uid_t))
+	X(int, setresuid, "setresuid", (uid_t, uid_t, uid_t))                 \
+	X(int, poll, "poll", (struct pollfd *, nfds_t, int))                  \
+	X(int, poll_chk, "__poll_chk", (struct pollfd *, nfds_t, int, size_t)) \
+	X(int, ppoll, "ppoll",                                                \
+	  (struct pollfd *, nfds_t, const struct timespec *, const sigset_t *)) \
+	X(int, epoll_wait, "epoll_wait", (int, struct epoll_event *, int, int)) \
+	X(int, epoll_pwait, "epoll_pwait",                                    \
+	  (int, struct epoll_event *, int, int, const sigset_t *))            \
+	X(int, epoll_pwait2, "epoll_pwait2",                                  \
+	  (int, struct epoll_event *, int, const struct timespec *,           \
+	   const sigset_t *))                                                 \
+	X(int, select, "select",                                              \
+	  (int, fd_set *, fd_set *, fd_set *, struct timeval *))              \
+	X(int, pselect, "pselect",                                            \
+	  (int, fd_set *, fd_set *, fd_set *, const struct timespec *,        \
+	   const sigset_t *))                                                 \
+	X(int, nanosleep, "nanosleep",                                        \
+	  (const struct timespec *, struct timespec *))                       \
+	X(int, clock_nanosleep, "clock_nanosleep",                            \
+	  (clockid_t, int, const struct timespec *, struct timespec *))       \
+	X(int, usleep, "usleep", (useconds_t))                                \
+	X(int, sem_timedwait, "sem_timedwait",                                \
+	  (sem_t *, const struct timespec *))                                 \
+	X(int, sem_clockwait, "sem_clockwait",                                \
+	  (sem_t *, clockid_t, const struct timespec *))                      \
+	X(int, connect, "connect", (int, const struct sockaddr *, socklen_t)) \
+	X(int, setsockopt, "setsockopt",                                      \
+	  (int, int, int, const void *, socklen_t))                           \
+	X(int, sigsuspend, "sigsuspend", (const sigset_t *))                  \
+	X(int, pause, "pause", (void))
 
 #endif

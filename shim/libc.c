@@ -76,6 +76,12 @@ int libc_tgsigqueueinfo(int pid, int tid, int sig, siginfo_t *si)
 				 (long)sig, si);
 }
 
+int libc_nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	LIBC_RESOLVE(nanosleep);
+	return real_nanosleep(req, rem);
+}
+
 int libc_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	LIBC_RESOLVE(pthread_sigmask);

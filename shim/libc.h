@@ -23,9 +23,13 @@
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <link.h>
+#include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -98,6 +102,9 @@ int libc_tgsigqueueinfo(int pid, int tid, int sig, siginfo_t *si);
 /* pthread_sigmask(3) itself, not the hook that keeps the profiling signal
  * deliverable. Returns 0 or an error number, as it does. */
 int libc_sigmask(int how, const sigset_t *set, sigset_t *old);
+
+/* nanosleep(2) itself, not the hook that resumes it. */
+int libc_nanosleep(const struct timespec *req, struct timespec *rem);
 
 /*
  * dl_iterate_phdr() over the live list of loaded objects: it takes the

@@ -750,7 +750,7 @@ static void sampler_fix_others(int old)
 			atomic_fetch_sub(&sampler_fix_pending, 1);
 	}
 	for (int i = 0; i < 500 && atomic_load(&sampler_fix_pending) > 0; i++)
-		(void)nanosleep(&nap, NULL);
+		(void)libc_nanosleep(&nap, NULL);
 }
 
 void sampler_move(int sig)

@@ -3,6 +3,8 @@
  */
 #include "sigrestart.h"
 
+__thread struct sigrestart_thread sigrestart_tls;
+
 #if defined(__x86_64__) && defined(__linux__)
 
 #include <errno.h>
@@ -56,13 +58,27 @@ static bool sigrestart_call_listed(long nr)
 	}
 }
 
-/* A pending, deliverable signal whose handler asks for EINTR. */
-static bool sigrestart_wants_eintr(uint64_t blocked, int own)
+/* What a pending signal of the program's would do to a call. */
+enum sigrestart_pending {
+	SIGRESTART_NONE,        /* none with a handler */
+	SIGRESTART_RESTARTS,    /* handlers, all with SA_RESTART */
+	SIGRESTART_INTERRUPTS,  /* a handler without SA_RESTART */
+};
+
+/*
+ * The program's pending signals that `blocked` lets through, other than
+ * `own`: whether any has a handler, and whether one lacks SA_RESTART.
+ * SIG_DFL and SIG_IGN change no call's result (a default that stops the
+ * process restarts the call after SIGCONT; one that ends it ends the call
+ * anyway).
+ */
+static enum sigrestart_pending sigrestart_pending(uint64_t blocked, int own)
 {
+	enum sigrestart_pending found = SIGRESTART_NONE;
 	uint64_t pending = 0;
 
 	if (sigrestart_syscall4(SYS_rt_sigpending, (long)&pending, 8, 0, 0) < 0)
-		return false;
+		return SIGRESTART_NONE;
 	pending &= ~blocked;
 	if (own > 0)
 		pending &= ~(1ull << (own - 1));
@@ -71,14 +87,79 @@ static bool sigrestart_wants_eintr(uint64_t blocked, int own)
 		struct sigrestart_kaction ka;
 
 		pending &= pending - 1;
-		if (sigrestart_syscall4(SYS_rt_sigaction, sig, 0, (long)&ka, 8) < 0)
+		if (sigrestart_syscall4(SYS_rt_sigaction, sig, 0, (long)&ka, 8) < 0 ||
+		    ka.handler == (uintptr_t)SIG_DFL ||
+		    ka.handler == (uintptr_t)SIG_IGN)
 			continue;
-		if (ka.handler != (uintptr_t)SIG_DFL &&
-		    ka.handler != (uintptr_t)SIG_IGN &&
-		    !(ka.flags & SA_RESTART))
-			return true;
+		if (!(ka.flags & SA_RESTART))
+			return SIGRESTART_INTERRUPTS;
+		found = SIGRESTART_RESTARTS;
 	}
-	return false;
+	return found;
+}
+
+/*
+ * Signals the hold blocks: all but those a fault raises (blocking one
+ * turns the program's fault handler into a kill), SIGKILL and SIGSTOP
+ * (cannot be), and glibc's two internal real-time signals (32: thread
+ * cancellation, which a libc wrapper may wait for right after its call;
+ * 33: setuid across threads, which waits for every thread).
+ */
+#define SIGRESTART_BIT(s) (1ull << ((s) - 1))
+static const uint64_t sigrestart_hold_mask =
+	~(SIGRESTART_BIT(SIGSEGV) | SIGRESTART_BIT(SIGBUS) |
+	  SIGRESTART_BIT(SIGILL) | SIGRESTART_BIT(SIGFPE) |
+	  SIGRESTART_BIT(SIGTRAP) | SIGRESTART_BIT(SIGSYS) |
+	  SIGRESTART_BIT(SIGKILL) | SIGRESTART_BIT(SIGSTOP) |
+	  SIGRESTART_BIT(32) | SIGRESTART_BIT(33));
+
+/* The owner of the signal the sampler's handler runs for: the process, so
+ * that sigrestart_settle() knows which to leave out. */
+static _Atomic int sigrestart_own;
+
+/*
+ * The thread is marked (sigrestart_enter) and was interrupted right at the
+ * end of a system call made inside the hook's libc call: hold the
+ * program's signals until the hook has looked (sigrestart.h). A call the
+ * kernel set up to restart is left to restart.
+ */
+static bool sigrestart_hold(ucontext_t *uc, int own)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	uintptr_t mark = sigrestart_tls.mark;
+	uintptr_t base = mark & ~SIGRESTART_BITS;
+	uintptr_t sp = (uintptr_t)g[REG_RSP];
+	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+
+	if (!mark || sigrestart_tls.held || sp >= base ||
+	    sp < base - SIGRESTART_WINDOW)
+		return false;
+	/* Just past `syscall`: rcx holds the address it saved, which is
+	 * rip itself. The bytes before rip are the libc function's. */
+	if ((uint64_t)g[REG_RCX] != (uint64_t)g[REG_RIP] || ip[-2] != 0x0f ||
+	    ip[-1] != 0x05)
+		return false;
+	if ((mark & SIGRESTART_EINTR_ONLY) && g[REG_RAX] != -EINTR)
+		return false;
+	sigrestart_tls.mask = *(const uint64_t *)(const void *)&uc->uc_sigmask;
+	*(uint64_t *)(void *)&uc->uc_sigmask |= sigrestart_hold_mask;
+	atomic_store_explicit(&sigrestart_own, own, memory_order_relaxed);
+	sigrestart_tls.held = true;
+	return true;
+}
+
+enum sigrestart_verdict sigrestart_settle(void)
+{
+	int saved = errno;
+	uint64_t mask = sigrestart_tls.mask;
+	enum sigrestart_pending p = sigrestart_pending(
+		mask, atomic_load_explicit(&sigrestart_own, memory_order_relaxed));
+
+	sigrestart_tls.held = false;
+	(void)sigrestart_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask,
+				  0, 8);
+	errno = saved;
+	return p == SIGRESTART_NONE ? SIGRESTART_OWN : SIGRESTART_PROGRAM;
 }
 
 void sigrestart_fixup(void *ucontext, int own)
@@ -88,6 +169,9 @@ void sigrestart_fixup(void *ucontext, int own)
 	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
 	uint64_t blocked;
 
+	if (__builtin_expect(sigrestart_tls.mark != 0, 0) &&
+	    sigrestart_hold(uc, own))
+		return;
 	/*
 	 * A call set up to restart: the kernel moved the instruction pointer
 	 * back onto the 2-byte `syscall` and put the call's number back in
@@ -100,13 +184,18 @@ void sigrestart_fixup(void *ucontext, int own)
 		return;
 	/* The mask the interrupted code runs with, restored on return. */
 	blocked = *(const uint64_t *)(const void *)&uc->uc_sigmask;
-	if (!sigrestart_wants_eintr(blocked, own))
+	if (sigrestart_pending(blocked, own) != SIGRESTART_INTERRUPTS)
 		return;
 	g[REG_RAX] = -EINTR;
 	g[REG_RIP] += 2;
 }
 
 #else
+
+enum sigrestart_verdict sigrestart_settle(void)
+{
+	return SIGRESTART_PROGRAM;
+}
 
 void sigrestart_fixup(void *ucontext, int own)
 {

@@ -28,6 +28,106 @@
 #ifndef PROFSHIM_SIGRESTART_H
 #define PROFSHIM_SIGRESTART_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Calls that return when a signal comes, whatever SA_RESTART says (poll,
+ * epoll_wait, select, nanosleep, a socket call with a timeout), and writes
+ * that return a partial count when a signal lands after some bytes went,
+ * are not the kernel's to restart. For those the hooks (hooks_io.c,
+ * hooks_wait.c) do it, and this module tells them when:
+ *
+ *   1. around the libc call it makes for the program, a hook marks the
+ *      thread with its stack pointer (sigrestart_enter, sigrestart_leave);
+ *   2. when the profiling signal's handler finds the thread just past a
+ *      `syscall` instruction inside that call (its stack pointer within
+ *      SIGRESTART_WINDOW below the mark: a program handler that ran
+ *      meanwhile runs on a signal frame further down, or on its own
+ *      stack), it blocks every asynchronous signal in the mask the kernel
+ *      restores when the handler returns, keeps the program's mask, and
+ *      sets `held` (sigrestart_fixup);
+ *   3. the hook sees the flag when the call returns, and calls
+ *      sigrestart_settle(): a signal of the program's that came meanwhile
+ *      is still pending, because it was blocked from the moment the
+ *      profiling signal was delivered. If one is, the program's mask is
+ *      restored (its handler runs now) and the hook returns the call's
+ *      result: EINTR or the partial count are the program's, as without
+ *      profshim. If none is, the mask is restored and the hook goes on
+ *      with the call: the time left, or the bytes left.
+ *
+ * x86-64 Linux only; elsewhere nothing is ever flagged.
+ */
+
+/* The mark's low bit. */
+#define SIGRESTART_EINTR_ONLY 1ul /* flag only an EINTR: the libc function
+				   * may make further system calls after one
+				   * that returned otherwise (sem_timedwait) */
+#define SIGRESTART_BITS 7ul
+
+/* How far below the mark the libc function's `syscall` may run. The
+ * smallest signal frame on x86-64 is larger (about 1 KiB). */
+#define SIGRESTART_WINDOW 512ul
+
+struct sigrestart_thread {
+	volatile uintptr_t mark; /* hook's stack pointer | bits, 0: none */
+	bool held;               /* the handler blocked the signals (read
+				  * after a compiler barrier) */
+	uint64_t mask;           /* the program's mask when held */
+};
+
+/* Private to sigrestart.c and the hooks' inline calls below. */
+extern __thread struct sigrestart_thread sigrestart_tls;
+
+/*
+ * Mark the calling thread as inside a libc call a hook makes for the
+ * program. Async-signal-safe; no system call; one instruction. The
+ * stack pointer is 16-byte aligned where a function calls another, so the
+ * low bits are free. Marks do not nest: a hooked call made by a program
+ * handler that interrupted one ends the outer mark too (the outer call,
+ * restarted, is then left to sigrestart_fixup's older rule).
+ */
+static inline __attribute__((always_inline)) void
+sigrestart_enter(unsigned long bits)
+{
+#if defined(__x86_64__)
+	/* One instruction: the stack pointer stored straight into the
+	 * thread's mark. */
+	__asm__ volatile("mov %%rsp, %0" : "=m"(sigrestart_tls.mark));
+	if (bits)
+		sigrestart_tls.mark |= bits;
+#else
+	sigrestart_tls.mark =
+		((uintptr_t)__builtin_frame_address(0) & ~SIGRESTART_BITS) | bits;
+#endif
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* End the mark. True when the profiling signal came at the end of the call
+ * and sigrestart_settle() must be called (and the call maybe resumed). */
+static inline __attribute__((always_inline)) bool
+sigrestart_leave(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	sigrestart_tls.mark = 0;
+	return __builtin_expect(sigrestart_tls.held, 0);
+}
+
+/* What sigrestart_settle() found. */
+enum sigrestart_verdict {
+	SIGRESTART_OWN,     /* only profshim's signal came: resume the call */
+	SIGRESTART_PROGRAM, /* the program's came too: return what it got */
+};
+
+/*
+ * After sigrestart_leave() returned true: look for a pending signal of the
+ * program's with a handler, then give the thread back the program's mask
+ * (a pending signal's handler runs before this returns). errno preserved.
+ * Two or three system calls; only on this rare path.
+ */
+enum sigrestart_verdict sigrestart_settle(void);
+
 /*
  * Called from the sampler's handler with its ucontext and the profiling
  * signal `own` (never counted as the program's). Async-signal-safe: no

@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "hooks_wait.h"
 #include "interposed.h"
 #include "libc.h"
 #include "modmap.h"
@@ -129,6 +130,8 @@ HOOK int sigaction(int sig, const struct sigaction *act,
 
 		act = hooks_strip_own(sig, act, &copy);
 		r = real_sigaction(sig, act, old);
+		if (r == 0 && act)
+			hooks_note_action(sig, act);
 		if (r == 0 && old)
 			hooks_show_own(old, asked >> (sig - 1) & 1);
 		if (r != 0)
@@ -170,6 +173,15 @@ HOOK sighandler_t signal(int sig, sighandler_t handler)
 		locked = true;
 	}
 	prev = real_signal(sig, handler);
+	if (prev != SIG_ERR && sig > 0 && sig <= 64) {
+		struct sigaction now;
+
+		/* glibc's signal() has BSD semantics: SA_RESTART. */
+		memset(&now, 0, sizeof(now));
+		now.sa_handler = handler;
+		now.sa_flags = SA_RESTART;
+		hooks_note_action(sig, &now);
+	}
 	if (locked) {
 		int saved = errno;
 

@@ -43,6 +43,27 @@
 bool hooks_timeouts;
 __thread uint64_t hooks_start;
 
+/*
+ * After a marked call the profiling signal came at the end of (the
+ * program's signals held): true when it must be made again, with the
+ * program's signals still held, because only the profiling signal came
+ * (`wait`: the mask the call waits with, NULL: the thread's) and the call
+ * failed with EINTR (`failed`: each call reports failure its own way).
+ * Otherwise the program's mask is back and the call's result is the
+ * program's. errno preserved.
+ */
+static bool hooks_held_again(bool failed, const sigset_t *wait)
+{
+	int e = errno;
+	bool again = sigrestart_check(wait) == SIGRESTART_OWN && failed &&
+		     e == EINTR;
+
+	if (!again)
+		sigrestart_release();
+	errno = e;
+	return again;
+}
+
 bool hooks_again(bool failed)
 {
 	int e = errno;
@@ -75,15 +96,6 @@ static uint64_t hooks_left(uint64_t deadline)
 	return deadline > now ? deadline - now : 0;
 }
 
-/* Milliseconds left to `deadline`, rounded up: a call that counts in
- * milliseconds never ends before it. */
-static int hooks_ms_left(uint64_t deadline)
-{
-	uint64_t ms = (hooks_left(deadline) + 999999) / 1000000;
-
-	return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
 static struct timespec hooks_ts(uint64_t ns)
 {
 	struct timespec ts = {(time_t)(ns / NS), (long)(ns % NS)};
@@ -96,6 +108,30 @@ uint64_t hooks_now_ns(void)
 	return libc_now_ns();
 }
 
+/*
+ * The wait every resumed call makes: ppoll with the time left to
+ * `deadline` (0: none), marked, with the program's mask (`wait`, or the
+ * thread's) set atomically by the kernel. The thread holds the program's
+ * signals before and after (sigrestart.h). Returns ppoll's result; *held
+ * says whether the profiling signal came at its end.
+ */
+static int hooks_wait_held(struct pollfd *fds, nfds_t n, uint64_t deadline,
+			   const sigset_t *wait, bool *held)
+{
+	struct timespec left;
+	sigset_t mask;
+	int r;
+
+	LIBC_RESOLVE(ppoll);
+	if (deadline)
+		left = hooks_ts(hooks_left(deadline));
+	sigrestart_enter(0);
+	r = real_ppoll(fds, n, deadline ? &left : NULL,
+		       wait ? wait : sigrestart_program_mask(&mask));
+	*held = sigrestart_leave();
+	return r;
+}
+
 int hooks_sock_wait(int fd, short events)
 {
 	uint64_t start = hooks_start;
@@ -103,7 +139,6 @@ int hooks_sock_wait(int fd, short events)
 	socklen_t len = sizeof(tv);
 	uint64_t timeo, deadline;
 
-	LIBC_RESOLVE(poll);
 	if (getsockopt(fd, SOL_SOCKET,
 		       events == POLLIN ? SO_RCVTIMEO : SO_SNDTIMEO, &tv,
 		       &len) != 0 ||
@@ -111,6 +146,7 @@ int hooks_sock_wait(int fd, short events)
 		/* No timeout: the profiling signal alone would have had the
 		 * call restarted. The EINTR is from a signal of the
 		 * program's whose handler has run already. */
+		sigrestart_release();
 		errno = EINTR;
 		return -1;
 	}
@@ -120,19 +156,115 @@ int hooks_sock_wait(int fd, short events)
 	deadline = start ? start + timeo : hooks_deadline(timeo);
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = events};
-		int ms = hooks_ms_left(deadline);
+		bool held;
 		int r;
 
-		if (ms == 0)
+		if (hooks_left(deadline) == 0) {
+			sigrestart_release();
 			return 0;
-		sigrestart_enter(0);
-		r = real_poll(&p, 1, ms);
-		if (sigrestart_leave() && hooks_again(r < 0))
+		}
+		r = hooks_wait_held(&p, 1, deadline, NULL, &held);
+		if (held && hooks_held_again(r < 0, NULL))
 			continue;
+		if (!held)
+			sigrestart_release();
 		if (r < 0 && errno == EINTR)
 			return -1;
 		if (r != 0)
 			return 1; /* ready, or an error the call will report */
+	}
+}
+
+/*
+ * The signals whose handler has SA_RESTART, learnt from the kernel the
+ * first time a resumed call needs them and kept up to date by the
+ * sigaction and signal hooks since.
+ */
+static _Atomic uint64_t hooks_sa_restart;
+static atomic_bool hooks_sa_known;
+
+void hooks_note_action(int sig, const struct sigaction *act)
+{
+	uint64_t bit = 1ull << (sig - 1);
+	const void *h = act->sa_flags & SA_SIGINFO ? (const void *)act->sa_sigaction
+						   : (const void *)act->sa_handler;
+
+	if (!atomic_load(&hooks_sa_known))
+		return;
+	if (h != (const void *)SIG_DFL && h != (const void *)SIG_IGN &&
+	    (act->sa_flags & SA_RESTART))
+		atomic_fetch_or(&hooks_sa_restart, bit);
+	else
+		atomic_fetch_and(&hooks_sa_restart, ~bit);
+}
+
+static uint64_t hooks_restarting(void)
+{
+	if (!atomic_load(&hooks_sa_known)) {
+		uint64_t m = 0;
+
+		for (int sig = 1; sig <= 64; sig++) {
+			struct sigaction sa;
+
+			if (libc_sigaction(sig, NULL, &sa) == 0 &&
+			    (sa.sa_flags & SA_RESTART) &&
+			    sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)
+				m |= 1ull << (sig - 1);
+		}
+		atomic_store(&hooks_sa_restart, m);
+		atomic_store(&hooks_sa_known, true);
+	}
+	return atomic_load(&hooks_sa_restart);
+}
+
+/*
+ * A read-like or write-like call the kernel had set up to restart for the
+ * profiling signal, held and made to return EINTR (SIGRESTART_RESTART):
+ * before it is made again, wait for the descriptor with the program's mask
+ * set atomically, so that a signal of the program's that comes meanwhile
+ * interrupts the wait as it would have the call. That is exact when no
+ * handler the program's mask lets through has SA_RESTART (then any such
+ * signal means EINTR); otherwise the mask is restored first and the call
+ * made again at once, as the kernel would. Returns 1 to make the call
+ * again (the program's mask is back), -1 with EINTR.
+ */
+static int hooks_restart_wait(int fd, short events)
+{
+	sigset_t mask;
+	uint64_t open = ~*(const uint64_t *)(const void *)
+			 sigrestart_program_mask(&mask);
+	int own = sampler_signal();
+
+	if (own > 0)
+		open &= ~(1ull << (own - 1));
+	if (hooks_restarting() & open) {
+		sigrestart_release();
+		return 1;
+	}
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = events};
+		bool held;
+		int r = hooks_wait_held(&p, 1, 0, NULL, &held);
+		int e = errno;
+
+		if (held) {
+			switch (sigrestart_check(NULL)) {
+			case SIGRESTART_OWN:
+				if (r < 0 && e == EINTR)
+					continue;
+				break;
+			case SIGRESTART_PROGRAM:
+				sigrestart_release();
+				errno = EINTR;
+				return -1;
+			case SIGRESTART_RESTART:
+				break;
+			}
+		}
+		sigrestart_release();
+		if (r < 0 && e == EINTR)
+			return -1; /* the program's signal: its handler ran */
+		return 1;  /* ready (or an error the call will report) */
 	}
 }
 
@@ -153,11 +285,19 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 {
 	int e = errno;
 
-	if (sigrestart_settle() != SIGRESTART_OWN)
+	switch (sigrestart_check(NULL)) {
+	case SIGRESTART_PROGRAM:
+		sigrestart_release();
 		return HOOKS_RETURN;
-	if (*r < 0) {
-		if (e != EINTR)
-			return HOOKS_RETURN;
+	case SIGRESTART_RESTART:
+		if (hooks_restart_wait(fd, events) < 0)
+			return HOOKS_RETURN; /* the program's EINTR */
+		errno = e;
+		return HOOKS_AGAIN;
+	case SIGRESTART_OWN:
+		break;
+	}
+	if (*r < 0 && e == EINTR) {
 		switch (hooks_sock_wait(fd, events)) {
 		case 1:
 			errno = e;
@@ -169,6 +309,7 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 			return HOOKS_RETURN; /* EINTR: the program's */
 		}
 	}
+	sigrestart_release();
 	if (events == POLLOUT && *r > 0 && (size_t)*r < n &&
 	    hooks_fd_blocks(fd, flags)) {
 		errno = e;
@@ -180,23 +321,29 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 
 /* ---- poll, ppoll ---- */
 
+/*
+ * The pattern of every wait below: the call as the program made it,
+ * marked; if the profiling signal came at its end and alone made it fail,
+ * the wait goes on atomically with the program's mask until its deadline
+ * (hooks_wait_held, or the call's own masked form).
+ */
 static __attribute__((noinline)) int
 hooks_slow_poll(int (*fn)(struct pollfd *, nfds_t, int, size_t),
 		struct pollfd *fds, nfds_t n, int ms, size_t fdslen)
 {
 	uint64_t deadline = ms > 0 ? hooks_deadline((uint64_t)ms * 1000000) : 0;
+	bool held;
+	int r;
 
-	for (;;) {
-		sigrestart_enter(0);
-		int r = fn(fds, n, ms, fdslen);
-
-		if (!sigrestart_leave() || !hooks_again(r < 0))
-			return r;
-		/* At the deadline, poll once more without waiting: what is
-		 * ready then is what the program would have got. */
-		if (ms > 0)
-			ms = hooks_ms_left(deadline);
+	sigrestart_enter(0);
+	r = fn(fds, n, ms, fdslen);
+	held = sigrestart_leave();
+	while (held && hooks_held_again(r < 0, NULL)) {
+		r = hooks_wait_held(fds, n, deadline, NULL, &held);
+		if (!held)
+			sigrestart_release();
 	}
+	return r;
 }
 
 static int hooks_call_poll(struct pollfd *fds, nfds_t n, int ms, size_t len)
@@ -232,20 +379,19 @@ hooks_slow_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		 const sigset_t *mask)
 {
 	uint64_t deadline = ts ? hooks_deadline(hooks_ts_ns(ts)) : 0;
-	struct timespec left;
+	bool held;
+	int r;
 
 	LIBC_RESOLVE(ppoll);
-	for (;;) {
-		sigrestart_enter(0);
-		int r = real_ppoll(fds, n, ts, mask);
-
-		if (!sigrestart_leave() || !hooks_again(r < 0))
-			return r;
-		if (ts) {
-			left = hooks_ts(hooks_left(deadline));
-			ts = &left;
-		}
+	sigrestart_enter(0);
+	r = real_ppoll(fds, n, ts, mask);
+	held = sigrestart_leave();
+	while (held && hooks_held_again(r < 0, mask)) {
+		r = hooks_wait_held(fds, n, deadline, mask, &held);
+		if (!held)
+			sigrestart_release();
 	}
+	return r;
 }
 
 HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
@@ -258,24 +404,48 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 
 /* ---- epoll_wait, epoll_pwait, epoll_pwait2 ---- */
 
+/* epoll_pwait for the rest of a wait, with the time left to `deadline` in
+ * whole milliseconds rounded up (-1: none). */
+static int hooks_epoll_held(int ep, struct epoll_event *ev, int max,
+			    uint64_t deadline, bool timed,
+			    const sigset_t *wait, bool *held)
+{
+	sigset_t mask;
+	int ms = -1, r;
+
+	LIBC_RESOLVE(epoll_pwait);
+	if (timed) {
+		uint64_t left = (hooks_left(deadline) + 999999) / 1000000;
+
+		ms = left > INT_MAX ? INT_MAX : (int)left;
+	}
+	sigrestart_enter(0);
+	r = real_epoll_pwait(ep, ev, max, ms,
+			     wait ? wait : sigrestart_program_mask(&mask));
+	*held = sigrestart_leave();
+	return r;
+}
+
 static __attribute__((noinline)) int
 hooks_slow_epoll(int ep, struct epoll_event *ev, int max, int ms,
 		 const sigset_t *mask, bool pwait)
 {
 	uint64_t deadline = ms > 0 ? hooks_deadline((uint64_t)ms * 1000000) : 0;
+	bool held;
+	int r;
 
 	LIBC_RESOLVE(epoll_wait);
 	LIBC_RESOLVE(epoll_pwait);
-	for (;;) {
-		sigrestart_enter(0);
-		int r = pwait ? real_epoll_pwait(ep, ev, max, ms, mask)
-			      : real_epoll_wait(ep, ev, max, ms);
-
-		if (!sigrestart_leave() || !hooks_again(r < 0))
-			return r;
-		if (ms > 0)
-			ms = hooks_ms_left(deadline);
+	sigrestart_enter(0);
+	r = pwait ? real_epoll_pwait(ep, ev, max, ms, mask)
+		  : real_epoll_wait(ep, ev, max, ms);
+	held = sigrestart_leave();
+	while (held && hooks_held_again(r < 0, mask)) {
+		r = hooks_epoll_held(ep, ev, max, deadline, ms >= 0, mask, &held);
+		if (!held)
+			sigrestart_release();
 	}
+	return r;
 }
 
 HOOK int epoll_wait(int ep, struct epoll_event *ev, int max, int ms)
@@ -299,23 +469,32 @@ hooks_slow_epoll_pwait2(int ep, struct epoll_event *ev, int max,
 {
 	uint64_t deadline = ts ? hooks_deadline(hooks_ts_ns(ts)) : 0;
 	struct timespec left;
+	sigset_t pmask;
+	bool held;
+	int r;
 
 	LIBC_RESOLVE(epoll_pwait2);
 	if (!real_epoll_pwait2) {
 		errno = ENOSYS;
 		return -1;
 	}
-	for (;;) {
-		sigrestart_enter(0);
-		int r = real_epoll_pwait2(ep, ev, max, ts, mask);
-
-		if (!sigrestart_leave() || !hooks_again(r < 0))
-			return r;
+	sigrestart_enter(0);
+	r = real_epoll_pwait2(ep, ev, max, ts, mask);
+	held = sigrestart_leave();
+	while (held && hooks_held_again(r < 0, mask)) {
 		if (ts) {
 			left = hooks_ts(hooks_left(deadline));
 			ts = &left;
 		}
+		sigrestart_enter(0);
+		r = real_epoll_pwait2(ep, ev, max, ts,
+				      mask ? mask
+					   : sigrestart_program_mask(&pmask));
+		held = sigrestart_leave();
+		if (!held)
+			sigrestart_release();
 	}
+	return r;
 }
 
 HOOK int epoll_pwait2(int ep, struct epoll_event *ev, int max,
@@ -329,50 +508,56 @@ HOOK int epoll_pwait2(int ep, struct epoll_event *ev, int max,
 /* ---- select, pselect ---- */
 
 /*
- * Linux's select writes the time left into the program's timeval when it
- * returns, and leaves the sets alone when it fails: calling it again with
- * the same arguments waits for what is left.
+ * pselect for the rest of a select or pselect (the sets are as the
+ * program gave them: a call that fails leaves them alone). A select's
+ * timeval reads the time left when it returns, as Linux's does.
  */
 static __attribute__((noinline)) int
 hooks_slow_select(int n, fd_set *rd, fd_set *wr, fd_set *ex,
-		  struct timeval *tv)
+		  struct timeval *tv, const struct timespec *ts,
+		  const sigset_t *mask, bool pselect)
 {
-	LIBC_RESOLVE(select);
-	for (;;) {
-		sigrestart_enter(0);
-		int r = real_select(n, rd, wr, ex, tv);
+	uint64_t deadline = 0;
+	struct timespec left;
+	sigset_t pmask;
+	bool held;
+	int r;
 
-		if (!sigrestart_leave() || !hooks_again(r < 0))
-			return r;
+	LIBC_RESOLVE(select);
+	LIBC_RESOLVE(pselect);
+	if (ts)
+		deadline = hooks_deadline(hooks_ts_ns(ts));
+	sigrestart_enter(0);
+	r = pselect ? real_pselect(n, rd, wr, ex, ts, mask)
+		    : real_select(n, rd, wr, ex, tv);
+	held = sigrestart_leave();
+	if (held && tv) /* Linux wrote the time left into it */
+		deadline = hooks_deadline((uint64_t)tv->tv_sec * NS +
+					  (uint64_t)tv->tv_usec * 1000);
+	while (held && hooks_held_again(r < 0, mask)) {
+		if (deadline)
+			left = hooks_ts(hooks_left(deadline));
+		sigrestart_enter(0);
+		r = real_pselect(n, rd, wr, ex, deadline ? &left : NULL,
+				 mask ? mask : sigrestart_program_mask(&pmask));
+		held = sigrestart_leave();
+		if (!held)
+			sigrestart_release();
+		if (tv) {
+			uint64_t l = hooks_left(deadline);
+
+			tv->tv_sec = (time_t)(l / NS);
+			tv->tv_usec = (suseconds_t)(l % NS / 1000);
+		}
 	}
+	return r;
 }
 
 HOOK int select(int n, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
 	if (LIKELY(!proc_on && real_select))
 		return real_select(n, rd, wr, ex, tv);
-	return hooks_slow_select(n, rd, wr, ex, tv);
-}
-
-static __attribute__((noinline)) int
-hooks_slow_pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
-		   const struct timespec *ts, const sigset_t *mask)
-{
-	uint64_t deadline = ts ? hooks_deadline(hooks_ts_ns(ts)) : 0;
-	struct timespec left;
-
-	LIBC_RESOLVE(pselect);
-	for (;;) {
-		sigrestart_enter(0);
-		int r = real_pselect(n, rd, wr, ex, ts, mask);
-
-		if (!sigrestart_leave() || !hooks_again(r < 0))
-			return r;
-		if (ts) {
-			left = hooks_ts(hooks_left(deadline));
-			ts = &left;
-		}
-	}
+	return hooks_slow_select(n, rd, wr, ex, tv, NULL, NULL, false);
 }
 
 HOOK int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
@@ -380,67 +565,54 @@ HOOK int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 {
 	if (LIKELY(!proc_on && real_pselect))
 		return real_pselect(n, rd, wr, ex, ts, mask);
-	return hooks_slow_pselect(n, rd, wr, ex, ts, mask);
+	return hooks_slow_select(n, rd, wr, ex, NULL, ts, mask, true);
 }
 
 /* ---- nanosleep, clock_nanosleep, usleep ---- */
 
 /*
- * The kernel says what is left of a relative sleep it cut short, so these
- * need no clock of their own. clock_nanosleep returns its error.
+ * The rest of a sleep the profiling signal alone cut short: ppoll on no
+ * descriptor until `deadline` (CLOCK_MONOTONIC), with the program's mask.
+ * The kernel sleeps on the monotonic clock for a relative nanosleep too.
+ * Returns 0 when the sleep is over, or -1 with EINTR (the program's
+ * signal) and *left what remained.
  */
-static __attribute__((noinline)) int
-hooks_slow_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
-			   struct timespec *rem)
+static int hooks_sleep_rest(uint64_t deadline, struct timespec *left)
 {
-	struct timespec left, cur = *req;
-
-	LIBC_RESOLVE(clock_nanosleep);
 	for (;;) {
-		sigrestart_enter(0);
-		int r = real_clock_nanosleep(clk, flags, &cur, &left);
+		bool held;
+		int r = hooks_wait_held(NULL, 0, deadline, NULL, &held);
 
-		if (!sigrestart_leave() || sigrestart_settle() != SIGRESTART_OWN ||
-		    r != EINTR) {
-			if (r == EINTR && rem && !(flags & TIMER_ABSTIME))
-				*rem = left;
-			return r;
+		if (held && hooks_held_again(r < 0, NULL))
+			continue;
+		if (!held)
+			sigrestart_release();
+		if (r < 0 && errno == EINTR) {
+			*left = hooks_ts(hooks_left(deadline));
+			return -1;
 		}
-		if (!(flags & TIMER_ABSTIME))
-			cur = left;
+		return 0;
 	}
-}
-
-HOOK int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
-			 struct timespec *rem)
-{
-	if (LIKELY(!proc_on && real_clock_nanosleep))
-		return real_clock_nanosleep(clk, flags, req, rem);
-	return hooks_slow_clock_nanosleep(clk, flags, req, rem);
 }
 
 static __attribute__((noinline)) int
 hooks_slow_nanosleep(const struct timespec *req, struct timespec *rem)
 {
-	struct timespec left, cur;
+	struct timespec left;
+	int r;
 
 	LIBC_RESOLVE(nanosleep);
-	if (!req) {
-		errno = EFAULT;
-		return -1;
+	sigrestart_enter(0);
+	r = real_nanosleep(req, &left);
+	if (LIKELY(!sigrestart_leave()) || !hooks_held_again(r < 0, NULL)) {
+		if (r < 0 && errno == EINTR && rem)
+			*rem = left;
+		return r;
 	}
-	cur = *req;
-	for (;;) {
-		sigrestart_enter(0);
-		int r = real_nanosleep(&cur, &left);
-
-		if (!sigrestart_leave() || !hooks_again(r < 0)) {
-			if (r < 0 && errno == EINTR && rem)
-				*rem = left;
-			return r;
-		}
-		cur = left;
-	}
+	r = hooks_sleep_rest(hooks_deadline(hooks_ts_ns(&left)), &left);
+	if (r < 0 && rem)
+		*rem = left;
+	return r;
 }
 
 HOOK int nanosleep(const struct timespec *req, struct timespec *rem)
@@ -460,12 +632,68 @@ HOOK int usleep(useconds_t us)
 	return hooks_slow_nanosleep(&ts, NULL);
 }
 
+/*
+ * clock_nanosleep returns its error. A relative sleep goes on as
+ * nanosleep's does; an absolute one on the monotonic, real-time or boot
+ * clock goes on until the same instant, measured again on that clock; one
+ * on another clock (a CPU-time clock) is made again once the mask is
+ * back.
+ */
+static __attribute__((noinline)) int
+hooks_slow_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
+			   struct timespec *rem)
+{
+	struct timespec left;
+	bool abs = flags & TIMER_ABSTIME;
+	int r;
+
+	LIBC_RESOLVE(clock_nanosleep);
+	for (;;) {
+		uint64_t ns;
+
+		sigrestart_enter(0);
+		r = real_clock_nanosleep(clk, flags, req, &left);
+		if (LIKELY(!sigrestart_leave()) ||
+		    sigrestart_check(NULL) != SIGRESTART_OWN || r != EINTR) {
+			sigrestart_release();
+			if (r == EINTR && rem && !abs)
+				*rem = left;
+			return r;
+		}
+		if (!abs) {
+			ns = hooks_ts_ns(&left);
+		} else if (clk == CLOCK_MONOTONIC || clk == CLOCK_REALTIME ||
+			   clk == CLOCK_BOOTTIME) {
+			uint64_t when = hooks_ts_ns(req), now = libc_clock_ns(clk);
+
+			ns = when > now ? when - now : 0;
+		} else {
+			sigrestart_release();
+			continue;
+		}
+		if (hooks_sleep_rest(hooks_deadline(ns), &left) == 0)
+			return 0;
+		if (rem && !abs)
+			*rem = left;
+		return EINTR;
+	}
+}
+
+HOOK int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
+			 struct timespec *rem)
+{
+	if (LIKELY(!proc_on && real_clock_nanosleep))
+		return real_clock_nanosleep(clk, flags, req, rem);
+	return hooks_slow_clock_nanosleep(clk, flags, req, rem);
+}
+
 /* ---- sem_timedwait, sem_clockwait ---- */
 
 /*
  * glibc waits on a futex, and may wait again after a wake-up that found no
  * token: only an EINTR is held (SIGRESTART_EINTR_ONLY), after which it
- * returns at once. The deadline is absolute: the same again.
+ * returns at once. The deadline is absolute: the same again, once the
+ * program's mask is back (no masked form exists).
  */
 static __attribute__((noinline)) int
 hooks_slow_sem(sem_t *sem, clockid_t clk, const struct timespec *abs,
@@ -474,10 +702,11 @@ hooks_slow_sem(sem_t *sem, clockid_t clk, const struct timespec *abs,
 	LIBC_RESOLVE(sem_timedwait);
 	LIBC_RESOLVE(sem_clockwait);
 	for (;;) {
-		sigrestart_enter(SIGRESTART_EINTR_ONLY);
-		int r = clockwait ? real_sem_clockwait(sem, clk, abs)
-				  : real_sem_timedwait(sem, abs);
+		int r;
 
+		sigrestart_enter(SIGRESTART_EINTR_ONLY);
+		r = clockwait ? real_sem_clockwait(sem, clk, abs)
+			      : real_sem_timedwait(sem, abs);
 		if (!sigrestart_leave() || !hooks_again(r < 0))
 			return r;
 	}
@@ -500,25 +729,46 @@ HOOK int sem_clockwait(sem_t *sem, clockid_t clk, const struct timespec *abs)
 /* ---- connect ---- */
 
 /*
- * A blocking connect the profiling signal interrupts is restarted by the
- * kernel, unless the socket has a send timeout (SO_SNDTIMEO): then the
- * connection goes on in the background and the call fails with EINTR.
- * Waiting for the socket to become writable with the time left, and
- * reading its SO_ERROR, gives the program what the connect would have:
- * 0, the error, or EINPROGRESS when the timeout runs out.
+ * A blocking connect the profiling signal interrupts is set up by the
+ * kernel to restart (the hook makes it again), unless the socket has a
+ * send timeout (SO_SNDTIMEO): then the connection goes on in the
+ * background and the call fails with EINTR. Waiting for the socket to
+ * become writable with the time left, and reading its SO_ERROR, gives the
+ * program what the connect would have: 0, the error, or EINPROGRESS when
+ * the timeout runs out.
  */
 static __attribute__((noinline)) int
 hooks_slow_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int r, err;
+	int r, err, e;
 	socklen_t elen = sizeof(err);
 
 	LIBC_RESOLVE(connect);
 	hooks_note_start();
-	sigrestart_enter(0);
-	r = real_connect(fd, addr, len);
-	if (!sigrestart_leave() || !hooks_again(r < 0))
-		return r;
+	for (;;) {
+		sigrestart_enter(0);
+		r = real_connect(fd, addr, len);
+		if (LIKELY(!sigrestart_leave()))
+			return r;
+		e = errno;
+		switch (sigrestart_check(NULL)) {
+		case SIGRESTART_RESTART:
+			sigrestart_release();
+			continue;
+		case SIGRESTART_PROGRAM:
+			sigrestart_release();
+			errno = e;
+			return r;
+		case SIGRESTART_OWN:
+			break;
+		}
+		if (!(r < 0 && e == EINTR)) {
+			sigrestart_release();
+			errno = e;
+			return r;
+		}
+		break;
+	}
 	switch (hooks_sock_wait(fd, POLLOUT)) {
 	case 0:
 		errno = EINPROGRESS;

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #pragma GCC visibility push(hidden)
@@ -73,6 +74,10 @@ enum hooks_resume {
  */
 enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 			       int flags);
+
+/* The program installed `act` for `sig` (the sigaction and signal hooks):
+ * kept for what a resumed call needs to know (which handlers restart). */
+void hooks_note_action(int sig, const struct sigaction *act);
 
 /* True when the call must be made again: only the profiling signal came
  * (sigrestart_settle) and the call failed with EINTR (`failed`: each

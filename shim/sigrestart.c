@@ -11,6 +11,7 @@ __thread struct sigrestart_thread sigrestart_tls;
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -113,74 +114,126 @@ static const uint64_t sigrestart_hold_mask =
 	  SIGRESTART_BIT(SIGKILL) | SIGRESTART_BIT(SIGSTOP) |
 	  SIGRESTART_BIT(32) | SIGRESTART_BIT(33));
 
-/* The owner of the signal the sampler's handler runs for: the process, so
- * that sigrestart_settle() knows which to leave out. */
+/* The profiling signal the handler last ran for: the process', so that
+ * sigrestart_check() knows which to leave out. */
 static _Atomic int sigrestart_own;
+
+/* The kernel's pattern of a call it set up to restart (SA_RESTART): the
+ * instruction pointer moved back onto the 2-byte `syscall`, the call's
+ * number back in rax, rcx still the return address `syscall` saved, just
+ * past it. Code about to make a call has rcx free (it carries no
+ * argument), so this pattern is the kernel's and not the program's. */
+static bool sigrestart_restarting(const greg_t *g)
+{
+	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+
+	return (uint64_t)g[REG_RCX] == (uint64_t)g[REG_RIP] + 2 &&
+	       ip[0] == 0x0f && ip[1] == 0x05 &&
+	       sigrestart_call_listed(g[REG_RAX]);
+}
 
 /*
  * The thread is marked (sigrestart_enter) and was interrupted right at the
- * end of a system call made inside the hook's libc call: hold the
- * program's signals until the hook has looked (sigrestart.h). A call the
- * kernel set up to restart is left to restart.
+ * end of a system call made inside the hook's libc call, or where the
+ * kernel set that call up to restart (then the call returns EINTR instead,
+ * and the hook makes it again: `restarted`). Hold the program's signals
+ * until the hook has looked (sigrestart.h). While the thread holds
+ * already (a retry the hook made with the program's mask), the program's
+ * mask kept is the one it had.
  */
 static bool sigrestart_hold(ucontext_t *uc, int own)
 {
+	struct sigrestart_thread *t = &sigrestart_tls;
 	greg_t *g = uc->uc_mcontext.gregs;
-	uintptr_t mark = sigrestart_tls.mark;
+	uintptr_t mark = t->mark;
 	uintptr_t base = mark & ~SIGRESTART_BITS;
 	uintptr_t sp = (uintptr_t)g[REG_RSP];
 	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
 
-	if (!mark || sigrestart_tls.held || sp >= base ||
-	    sp < base - SIGRESTART_WINDOW)
+	if (!mark || t->held || sp >= base || sp < base - SIGRESTART_WINDOW)
 		return false;
-	/* Just past `syscall`: rcx holds the address it saved, which is
-	 * rip itself. The bytes before rip are the libc function's. */
-	if ((uint64_t)g[REG_RCX] != (uint64_t)g[REG_RIP] || ip[-2] != 0x0f ||
-	    ip[-1] != 0x05)
+	if ((uint64_t)g[REG_RCX] == (uint64_t)g[REG_RIP] && ip[-2] == 0x0f &&
+	    ip[-1] == 0x05) {
+		/* Just past `syscall`: rcx holds the address it saved, which
+		 * is rip itself. The bytes before rip are the libc
+		 * function's. */
+		if ((mark & SIGRESTART_EINTR_ONLY) && g[REG_RAX] != -EINTR)
+			return false;
+	} else if (!(mark & SIGRESTART_EINTR_ONLY) && sigrestart_restarting(g)) {
+		g[REG_RAX] = -EINTR;
+		g[REG_RIP] += 2;
+		t->restarted = true;
+	} else {
 		return false;
-	if ((mark & SIGRESTART_EINTR_ONLY) && g[REG_RAX] != -EINTR)
-		return false;
-	sigrestart_tls.mask = *(const uint64_t *)(const void *)&uc->uc_sigmask;
+	}
+	if (!t->holding) {
+		t->mask = *(const uint64_t *)(const void *)&uc->uc_sigmask;
+		t->holding = true;
+	}
 	*(uint64_t *)(void *)&uc->uc_sigmask |= sigrestart_hold_mask;
 	atomic_store_explicit(&sigrestart_own, own, memory_order_relaxed);
-	sigrestart_tls.held = true;
+	t->held = true;
 	return true;
+}
+
+enum sigrestart_verdict sigrestart_check(const sigset_t *wait)
+{
+	struct sigrestart_thread *t = &sigrestart_tls;
+	int saved = errno;
+	uint64_t blocked = wait ? *(const uint64_t *)(const void *)wait : t->mask;
+	enum sigrestart_pending p = sigrestart_pending(
+		blocked,
+		atomic_load_explicit(&sigrestart_own, memory_order_relaxed));
+	bool restarted = t->restarted;
+
+	t->held = false;
+	t->restarted = false;
+	errno = saved;
+	if (restarted)
+		return p == SIGRESTART_INTERRUPTS ? SIGRESTART_PROGRAM
+						  : SIGRESTART_RESTART;
+	return p == SIGRESTART_NONE ? SIGRESTART_OWN : SIGRESTART_PROGRAM;
+}
+
+void sigrestart_release(void)
+{
+	struct sigrestart_thread *t = &sigrestart_tls;
+	int saved = errno;
+	uint64_t mask = t->mask;
+
+	if (!t->holding)
+		return;
+	t->holding = false;
+	(void)sigrestart_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask,
+				  0, 8);
+	errno = saved;
+}
+
+const sigset_t *sigrestart_program_mask(sigset_t *buf)
+{
+	sigemptyset(buf);
+	memcpy(buf, &sigrestart_tls.mask, sizeof(sigrestart_tls.mask));
+	return buf;
 }
 
 enum sigrestart_verdict sigrestart_settle(void)
 {
-	int saved = errno;
-	uint64_t mask = sigrestart_tls.mask;
-	enum sigrestart_pending p = sigrestart_pending(
-		mask, atomic_load_explicit(&sigrestart_own, memory_order_relaxed));
+	enum sigrestart_verdict v = sigrestart_check(NULL);
 
-	sigrestart_tls.held = false;
-	(void)sigrestart_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask,
-				  0, 8);
-	errno = saved;
-	return p == SIGRESTART_NONE ? SIGRESTART_OWN : SIGRESTART_PROGRAM;
+	sigrestart_release();
+	return v;
 }
 
 void sigrestart_fixup(void *ucontext, int own)
 {
 	ucontext_t *uc = ucontext;
 	greg_t *g = uc->uc_mcontext.gregs;
-	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
 	uint64_t blocked;
 
 	if (__builtin_expect(sigrestart_tls.mark != 0, 0) &&
 	    sigrestart_hold(uc, own))
 		return;
-	/*
-	 * A call set up to restart: the kernel moved the instruction pointer
-	 * back onto the 2-byte `syscall` and put the call's number back in
-	 * rax; rcx still holds the return address `syscall` saved, just past
-	 * it. Code about to make a call has rcx free (it carries no argument),
-	 * so this pattern is the kernel's and not the program's.
-	 */
-	if ((uint64_t)g[REG_RCX] != (uint64_t)g[REG_RIP] + 2 ||
-	    ip[0] != 0x0f || ip[1] != 0x05 || !sigrestart_call_listed(g[REG_RAX]))
+	if (!sigrestart_restarting(g))
 		return;
 	/* The mask the interrupted code runs with, restored on return. */
 	blocked = *(const uint64_t *)(const void *)&uc->uc_sigmask;
@@ -191,6 +244,22 @@ void sigrestart_fixup(void *ucontext, int own)
 }
 
 #else
+
+enum sigrestart_verdict sigrestart_check(const sigset_t *wait)
+{
+	(void)wait;
+	return SIGRESTART_PROGRAM;
+}
+
+void sigrestart_release(void)
+{
+}
+
+const sigset_t *sigrestart_program_mask(sigset_t *buf)
+{
+	sigemptyset(buf);
+	return buf;
+}
 
 enum sigrestart_verdict sigrestart_settle(void)
 {

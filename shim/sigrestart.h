@@ -28,6 +28,7 @@
 #ifndef PROFSHIM_SIGRESTART_H
 #define PROFSHIM_SIGRESTART_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,13 +50,23 @@
  *      restores when the handler returns, keeps the program's mask, and
  *      sets `held` (sigrestart_fixup);
  *   3. the hook sees the flag when the call returns, and calls
- *      sigrestart_settle(): a signal of the program's that came meanwhile
+ *      sigrestart_check(): a signal of the program's that came meanwhile
  *      is still pending, because it was blocked from the moment the
  *      profiling signal was delivered. If one is, the program's mask is
  *      restored (its handler runs now) and the hook returns the call's
  *      result: EINTR or the partial count are the program's, as without
- *      profshim. If none is, the mask is restored and the hook goes on
- *      with the call: the time left, or the bytes left.
+ *      profshim. If none is, the hook goes on with the call (the time
+ *      left, or the bytes left): a wait goes on with the program's mask
+ *      set atomically by the kernel (ppoll, epoll_pwait, pselect), so a
+ *      signal of the program's that comes at any moment interrupts it;
+ *      a read or a write goes on once the mask is restored.
+ *
+ * A restartable call (a read, a write that sent nothing) that the kernel
+ * set up to restart for the profiling signal is held the same way, made to
+ * return EINTR, and made again by the hook: the program's own signal
+ * without SA_RESTART, pending by then, gets its EINTR. Outside the hooks,
+ * sigrestart_fixup() keeps the older rule: if such a signal is pending when
+ * the handler ends, the restart becomes EINTR.
  *
  * x86-64 Linux only; elsewhere nothing is ever flagged.
  */
@@ -72,9 +83,13 @@
 
 struct sigrestart_thread {
 	volatile uintptr_t mark; /* hook's stack pointer | bits, 0: none */
-	bool held;               /* the handler blocked the signals (read
-				  * after a compiler barrier) */
-	uint64_t mask;           /* the program's mask when held */
+	bool held;               /* the marked call ended with the profiling
+				  * signal, which held the program's signals
+				  * (read after a compiler barrier) */
+	bool restarted;          /* ... where the kernel set it up to
+				  * restart: it returned EINTR instead */
+	bool holding;            /* held until sigrestart_release() */
+	uint64_t mask;           /* the program's mask while holding */
 };
 
 /* Private to sigrestart.c and the hooks' inline calls below. */
@@ -114,18 +129,34 @@ sigrestart_leave(void)
 	return __builtin_expect(sigrestart_tls.held, 0);
 }
 
-/* What sigrestart_settle() found. */
+/* What sigrestart_check() found. */
 enum sigrestart_verdict {
 	SIGRESTART_OWN,     /* only profshim's signal came: resume the call */
 	SIGRESTART_PROGRAM, /* the program's came too: return what it got */
+	SIGRESTART_RESTART, /* the kernel would have restarted the call (no
+			     * signal of the program's, or all with
+			     * SA_RESTART): release, then make it again */
 };
 
 /*
- * After sigrestart_leave() returned true: look for a pending signal of the
- * program's with a handler, then give the thread back the program's mask
- * (a pending signal's handler runs before this returns). errno preserved.
- * Two or three system calls; only on this rare path.
+ * After sigrestart_leave() returned true: is a signal of the program's
+ * with a handler pending that `wait` (NULL: the program's mask) lets
+ * through? The program's signals stay held: the hook either releases them
+ * (sigrestart_release) or waits again with the program's mask atomically
+ * (ppoll, epoll_pwait and pselect take one: sigrestart_program_mask), so
+ * that no signal of the program's can come between the look and the wait.
+ * errno preserved; one system call, and one per pending signal.
  */
+enum sigrestart_verdict sigrestart_check(const sigset_t *wait);
+
+/* Give the thread back the program's mask, if it is held: a pending
+ * signal's handler runs before this returns. errno preserved. */
+void sigrestart_release(void);
+
+/* The program's mask while the thread holds, into *buf. */
+const sigset_t *sigrestart_program_mask(sigset_t *buf);
+
+/* sigrestart_check(NULL), then sigrestart_release(). */
 enum sigrestart_verdict sigrestart_settle(void);
 
 /*

@@ -158,10 +158,12 @@ def test_program_signal_still_interrupts_blocking_read(tmp_path):
     shim = eintr_rounds(shim_env(ENABLE_PROFILING="true",
                                  PROFILING_MODE="continuous",
                                  PROFILING_CLOCK="wall", PROFILING_HZ="1000"))
-    # A signal landing in the handler's last instructions, after its check,
-    # can still lose its EINTR: a window of well under a microsecond per
-    # sample (measured: 7 rounds in 5000, against 1 in 10 without the fix).
-    assert shim["lost"] <= 10, shim
+    # The read is a hooked call: a sample that lands in it holds the
+    # program's signals until the hook has looked (sigrestart.h), and the
+    # read goes on by a wait the kernel gives the program's mask to
+    # atomically, so no window is left (measured: 0 in 6,000 rounds; 7 in
+    # 5,000 with the handler's check alone, 1 in 10 with neither).
+    assert shim["lost"] == 0, shim
     assert shim["interrupted"] >= 950, shim
 
 

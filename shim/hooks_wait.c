@@ -1,7 +1,7 @@
 /*
  * hooks_wait.c — the interposers of the calls that wait: poll, ppoll,
  * epoll_wait, epoll_pwait, epoll_pwait2, select, pselect, nanosleep,
- * clock_nanosleep, usleep, sem_timedwait, sem_clockwait, connect,
+ * clock_nanosleep, usleep, sleep, sem_timedwait, sem_clockwait, connect,
  * sigsuspend and pause, and setsockopt for the timeouts it sets.
  *
  * A signal with a handler makes every one of these return: EINTR, whatever
@@ -27,6 +27,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "hooks_wait.h"
@@ -45,21 +46,22 @@ __thread uint64_t hooks_start;
 
 /*
  * After a marked call the profiling signal came at the end of (the
- * program's signals held): true when it must be made again, with the
- * program's signals still held, because only the profiling signal came
- * (`wait`: the mask the call waits with, NULL: the thread's) and the call
- * failed with EINTR (`failed`: each call reports failure its own way).
- * Otherwise the program's mask is back and the call's result is the
- * program's. errno preserved.
+ * program's signals held, *h records them): true when it must be made
+ * again, with the program's signals still held, because only the
+ * profiling signal came (`wait`: the mask the call waits with, NULL: the
+ * program's) and the call failed with EINTR (`failed`: each call reports
+ * failure its own way). Otherwise the program's mask is back and the
+ * call's result is the program's. errno preserved.
  */
-static bool hooks_held_again(bool failed, const sigset_t *wait)
+static bool hooks_held_again(struct sigrestart_hold *h, bool failed,
+			     const sigset_t *wait)
 {
 	int e = errno;
-	bool again = sigrestart_check(wait) == SIGRESTART_OWN && failed &&
+	bool again = sigrestart_check(h, wait) == SIGRESTART_OWN && failed &&
 		     e == EINTR;
 
 	if (!again)
-		sigrestart_release();
+		sigrestart_release(h);
 	errno = e;
 	return again;
 }
@@ -80,12 +82,10 @@ static uint64_t hooks_ts_ns(const struct timespec *ts)
 	return (uint64_t)ts->tv_sec * NS + (uint64_t)ts->tv_nsec;
 }
 
-/* The deadline `ns` from now (CLOCK_MONOTONIC). */
-static uint64_t hooks_deadline(uint64_t ns)
+/* `ns` after `from` (CLOCK_MONOTONIC), never 0. */
+static uint64_t hooks_after(uint64_t from, uint64_t ns)
 {
-	uint64_t now = libc_now_ns();
-
-	return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+	return ns > UINT64_MAX - from ? UINT64_MAX : from + ns;
 }
 
 /* Nanoseconds left to `deadline`, 0 once it passed. */
@@ -109,14 +109,33 @@ uint64_t hooks_now_ns(void)
 }
 
 /*
+ * The mask a masked wait of the program's waits with, without the
+ * profiling signal: a sample due during the wait is taken in it (and
+ * resumed), not held until a handler of the program's has run and then
+ * taken where it returns to, past the call, which looks like a sample that
+ * interrupted the call. NULL stays NULL.
+ */
+static const sigset_t *hooks_wait_mask(const sigset_t *mask, sigset_t *copy)
+{
+	int own = sampler_signal();
+
+	if (!mask || own <= 0 || sigismember(mask, own) != 1)
+		return mask;
+	*copy = *mask;
+	sigdelset(copy, own);
+	return copy;
+}
+
+/*
  * The wait every resumed call makes: ppoll with the time left to
  * `deadline` (0: none), marked, with the program's mask (`wait`, or the
- * thread's) set atomically by the kernel. The thread holds the program's
- * signals before and after (sigrestart.h). Returns ppoll's result; *held
- * says whether the profiling signal came at its end.
+ * one *h holds) set atomically by the kernel. The thread holds the
+ * program's signals before and after (sigrestart.h). Returns ppoll's
+ * result; *held says whether the profiling signal came at its end.
  */
-static int hooks_wait_held(struct pollfd *fds, nfds_t n, uint64_t deadline,
-			   const sigset_t *wait, bool *held)
+static int hooks_wait_held(const struct sigrestart_hold *h, struct pollfd *fds,
+			   nfds_t n, uint64_t deadline, const sigset_t *wait,
+			   bool *held)
 {
 	struct timespec left;
 	sigset_t mask;
@@ -127,12 +146,12 @@ static int hooks_wait_held(struct pollfd *fds, nfds_t n, uint64_t deadline,
 		left = hooks_ts(hooks_left(deadline));
 	sigrestart_enter(0);
 	r = real_ppoll(fds, n, deadline ? &left : NULL,
-		       wait ? wait : sigrestart_program_mask(&mask));
+		       wait ? wait : sigrestart_program_mask(h, &mask));
 	*held = sigrestart_leave();
 	return r;
 }
 
-int hooks_sock_wait(int fd, short events)
+int hooks_sock_wait(struct sigrestart_hold *h, int fd, short events)
 {
 	uint64_t start = hooks_start;
 	struct timeval tv;
@@ -146,28 +165,27 @@ int hooks_sock_wait(int fd, short events)
 		/* No timeout: the profiling signal alone would have had the
 		 * call restarted. The EINTR is from a signal of the
 		 * program's whose handler has run already. */
-		sigrestart_release();
+		sigrestart_release(h);
 		errno = EINTR;
 		return -1;
 	}
 	/* A timeout set before the shim saw it: measure from now on. */
 	hooks_timeouts = true;
 	timeo = (uint64_t)tv.tv_sec * NS + (uint64_t)tv.tv_usec * 1000;
-	deadline = start ? start + timeo : hooks_deadline(timeo);
+	deadline = hooks_after(start ? start : libc_now_ns(), timeo);
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = events};
 		bool held;
 		int r;
 
 		if (hooks_left(deadline) == 0) {
-			sigrestart_release();
+			sigrestart_release(h);
 			return 0;
 		}
-		r = hooks_wait_held(&p, 1, deadline, NULL, &held);
-		if (held && hooks_held_again(r < 0, NULL))
+		r = hooks_wait_held(h, &p, 1, deadline, NULL, &held);
+		if (held && hooks_held_again(h, r < 0, NULL))
 			continue;
-		if (!held)
-			sigrestart_release();
+		sigrestart_release(h);
 		if (r < 0 && errno == EINTR)
 			return -1;
 		if (r != 0)
@@ -228,69 +246,83 @@ static uint64_t hooks_restarting(void)
  * made again at once, as the kernel would. Returns 1 to make the call
  * again (the program's mask is back), -1 with EINTR.
  */
-static int hooks_restart_wait(int fd, short events)
+static int hooks_restart_wait(struct sigrestart_hold *h, int fd, short events)
 {
-	sigset_t mask;
-	uint64_t open = ~*(const uint64_t *)(const void *)
-			 sigrestart_program_mask(&mask);
+	uint64_t open = ~h->mask;
 	int own = sampler_signal();
 
 	if (own > 0)
 		open &= ~(1ull << (own - 1));
 	if (hooks_restarting() & open) {
-		sigrestart_release();
+		sigrestart_release(h);
 		return 1;
 	}
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = events};
 		bool held;
-		int r = hooks_wait_held(&p, 1, 0, NULL, &held);
+		int r = hooks_wait_held(h, &p, 1, 0, NULL, &held);
 		int e = errno;
 
 		if (held) {
-			switch (sigrestart_check(NULL)) {
+			switch (sigrestart_check(h, NULL)) {
 			case SIGRESTART_OWN:
 				if (r < 0 && e == EINTR)
 					continue;
 				break;
 			case SIGRESTART_PROGRAM:
-				sigrestart_release();
+				sigrestart_release(h);
 				errno = EINTR;
 				return -1;
 			case SIGRESTART_RESTART:
+			case SIGRESTART_STALE:
 				break;
 			}
 		}
-		sigrestart_release();
-		if (r < 0 && e == EINTR)
+		sigrestart_release(h);
+		if (r < 0 && e == EINTR) {
+			errno = EINTR;
 			return -1; /* the program's signal: its handler ran */
-		return 1;  /* ready (or an error the call will report) */
+		}
+		return 1; /* ready (or an error the call will report) */
 	}
 }
 
-/* True when a write on `fd` with `flags` blocks: only then can a signal
- * have cut it short. */
+/* True when a write on `fd` with `flags` blocks, and on something a
+ * signal can cut short (a pipe, a socket, a terminal; not a regular file,
+ * whose short write means a full disk or a size limit). */
 static bool hooks_fd_blocks(int fd, int flags)
 {
+	struct stat st;
 	int fl;
 
 	if (flags & MSG_DONTWAIT)
 		return false;
 	fl = fcntl(fd, F_GETFL);
-	return fl >= 0 && !(fl & O_NONBLOCK);
+	return fl >= 0 && !(fl & O_NONBLOCK) && fstat(fd, &st) == 0 &&
+	       !S_ISREG(st.st_mode);
 }
 
 enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 			       int flags)
 {
+	struct sigrestart_hold h = {0, false};
 	int e = errno;
 
-	switch (sigrestart_check(NULL)) {
+	switch (sigrestart_check(&h, NULL)) {
 	case SIGRESTART_PROGRAM:
-		sigrestart_release();
+	case SIGRESTART_STALE:
+		sigrestart_release(&h);
+		errno = e;
 		return HOOKS_RETURN;
 	case SIGRESTART_RESTART:
-		if (hooks_restart_wait(fd, events) < 0)
+		/* A restart made the call fail with EINTR, and nothing else
+		 * does: anything else is not this call's restart. */
+		if (!(*r < 0 && e == EINTR)) {
+			sigrestart_release(&h);
+			errno = e;
+			return HOOKS_RETURN;
+		}
+		if (hooks_restart_wait(&h, fd, events) < 0)
 			return HOOKS_RETURN; /* the program's EINTR */
 		errno = e;
 		return HOOKS_AGAIN;
@@ -298,7 +330,7 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 		break;
 	}
 	if (*r < 0 && e == EINTR) {
-		switch (hooks_sock_wait(fd, events)) {
+		switch (hooks_sock_wait(&h, fd, events)) {
 		case 1:
 			errno = e;
 			return HOOKS_AGAIN;
@@ -309,7 +341,7 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 			return HOOKS_RETURN; /* EINTR: the program's */
 		}
 	}
-	sigrestart_release();
+	sigrestart_release(&h);
 	if (events == POLLOUT && *r > 0 && (size_t)*r < n &&
 	    hooks_fd_blocks(fd, flags)) {
 		errno = e;
@@ -325,23 +357,28 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
  * The pattern of every wait below: the call as the program made it,
  * marked; if the profiling signal came at its end and alone made it fail,
  * the wait goes on atomically with the program's mask until its deadline
- * (hooks_wait_held, or the call's own masked form).
+ * (hooks_wait_held, or the call's own masked form). A deadline is taken
+ * before the call, and the program's timeout read only once the call took
+ * it (a bad pointer is the call's EFAULT, not the hook's fault).
  */
 static __attribute__((noinline)) int
 hooks_slow_poll(int (*fn)(struct pollfd *, nfds_t, int, size_t),
 		struct pollfd *fds, nfds_t n, int ms, size_t fdslen)
 {
-	uint64_t deadline = ms > 0 ? hooks_deadline((uint64_t)ms * 1000000) : 0;
+	uint64_t start = libc_now_ns();
+	struct sigrestart_hold h = {0, false};
 	bool held;
 	int r;
 
 	sigrestart_enter(0);
 	r = fn(fds, n, ms, fdslen);
 	held = sigrestart_leave();
-	while (held && hooks_held_again(r < 0, NULL)) {
-		r = hooks_wait_held(fds, n, deadline, NULL, &held);
+	while (held && hooks_held_again(&h, r < 0, NULL)) {
+		r = hooks_wait_held(&h, fds, n,
+				    ms < 0 ? 0 : hooks_after(start, (uint64_t)ms * 1000000),
+				    NULL, &held);
 		if (!held)
-			sigrestart_release();
+			sigrestart_release(&h);
 	}
 	return r;
 }
@@ -358,38 +395,51 @@ static int hooks_call_poll_chk(struct pollfd *fds, nfds_t n, int ms,
 	return real_poll_chk(fds, n, ms, len);
 }
 
+static __attribute__((noinline)) int
+hooks_slow_poll_resolve(bool chk, struct pollfd *fds, nfds_t n, int ms,
+			size_t fdslen)
+{
+	LIBC_RESOLVE(poll);
+	LIBC_RESOLVE(poll_chk);
+	return hooks_slow_poll(chk ? hooks_call_poll_chk : hooks_call_poll, fds,
+			       n, ms, fdslen);
+}
+
 HOOK int poll(struct pollfd *fds, nfds_t n, int ms)
 {
 	if (LIKELY(!proc_on && real_poll))
 		return real_poll(fds, n, ms);
-	LIBC_RESOLVE(poll);
-	return hooks_slow_poll(hooks_call_poll, fds, n, ms, 0);
+	return hooks_slow_poll_resolve(false, fds, n, ms, 0);
 }
 
 HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int ms, size_t fdslen)
 {
 	if (LIKELY(!proc_on && real_poll_chk))
 		return real_poll_chk(fds, n, ms, fdslen);
-	LIBC_RESOLVE(poll_chk);
-	return hooks_slow_poll(hooks_call_poll_chk, fds, n, ms, fdslen);
+	return hooks_slow_poll_resolve(true, fds, n, ms, fdslen);
 }
 
 static __attribute__((noinline)) int
 hooks_slow_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		 const sigset_t *mask)
 {
-	uint64_t deadline = ts ? hooks_deadline(hooks_ts_ns(ts)) : 0;
+	uint64_t start = libc_now_ns();
+	struct sigrestart_hold h = {0, false};
+	sigset_t copy;
 	bool held;
 	int r;
 
 	LIBC_RESOLVE(ppoll);
+	mask = hooks_wait_mask(mask, &copy);
 	sigrestart_enter(0);
 	r = real_ppoll(fds, n, ts, mask);
 	held = sigrestart_leave();
-	while (held && hooks_held_again(r < 0, mask)) {
-		r = hooks_wait_held(fds, n, deadline, mask, &held);
+	while (held && hooks_held_again(&h, r < 0, mask)) {
+		r = hooks_wait_held(&h, fds, n,
+				    ts ? hooks_after(start, hooks_ts_ns(ts)) : 0,
+				    mask, &held);
 		if (!held)
-			sigrestart_release();
+			sigrestart_release(&h);
 	}
 	return r;
 }
@@ -405,10 +455,10 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 /* ---- epoll_wait, epoll_pwait, epoll_pwait2 ---- */
 
 /* epoll_pwait for the rest of a wait, with the time left to `deadline` in
- * whole milliseconds rounded up (-1: none). */
-static int hooks_epoll_held(int ep, struct epoll_event *ev, int max,
-			    uint64_t deadline, bool timed,
-			    const sigset_t *wait, bool *held)
+ * whole milliseconds rounded up (`timed` false: none). */
+static int hooks_epoll_held(const struct sigrestart_hold *h, int ep,
+			    struct epoll_event *ev, int max, uint64_t deadline,
+			    bool timed, const sigset_t *wait, bool *held)
 {
 	sigset_t mask;
 	int ms = -1, r;
@@ -421,7 +471,7 @@ static int hooks_epoll_held(int ep, struct epoll_event *ev, int max,
 	}
 	sigrestart_enter(0);
 	r = real_epoll_pwait(ep, ev, max, ms,
-			     wait ? wait : sigrestart_program_mask(&mask));
+			     wait ? wait : sigrestart_program_mask(h, &mask));
 	*held = sigrestart_leave();
 	return r;
 }
@@ -430,20 +480,25 @@ static __attribute__((noinline)) int
 hooks_slow_epoll(int ep, struct epoll_event *ev, int max, int ms,
 		 const sigset_t *mask, bool pwait)
 {
-	uint64_t deadline = ms > 0 ? hooks_deadline((uint64_t)ms * 1000000) : 0;
+	uint64_t start = libc_now_ns();
+	struct sigrestart_hold h = {0, false};
+	sigset_t copy;
 	bool held;
 	int r;
 
 	LIBC_RESOLVE(epoll_wait);
 	LIBC_RESOLVE(epoll_pwait);
+	mask = hooks_wait_mask(mask, &copy);
 	sigrestart_enter(0);
 	r = pwait ? real_epoll_pwait(ep, ev, max, ms, mask)
 		  : real_epoll_wait(ep, ev, max, ms);
 	held = sigrestart_leave();
-	while (held && hooks_held_again(r < 0, mask)) {
-		r = hooks_epoll_held(ep, ev, max, deadline, ms >= 0, mask, &held);
+	while (held && hooks_held_again(&h, r < 0, mask)) {
+		r = hooks_epoll_held(&h, ep, ev, max,
+				     hooks_after(start, ms < 0 ? 0 : (uint64_t)ms * 1000000),
+				     ms >= 0, mask, &held);
 		if (!held)
-			sigrestart_release();
+			sigrestart_release(&h);
 	}
 	return r;
 }
@@ -467,9 +522,10 @@ static __attribute__((noinline)) int
 hooks_slow_epoll_pwait2(int ep, struct epoll_event *ev, int max,
 			const struct timespec *ts, const sigset_t *mask)
 {
-	uint64_t deadline = ts ? hooks_deadline(hooks_ts_ns(ts)) : 0;
+	uint64_t start = libc_now_ns(), deadline = 0;
+	struct sigrestart_hold h = {0, false};
 	struct timespec left;
-	sigset_t pmask;
+	sigset_t copy, pmask;
 	bool held;
 	int r;
 
@@ -478,21 +534,24 @@ hooks_slow_epoll_pwait2(int ep, struct epoll_event *ev, int max,
 		errno = ENOSYS;
 		return -1;
 	}
+	mask = hooks_wait_mask(mask, &copy);
 	sigrestart_enter(0);
 	r = real_epoll_pwait2(ep, ev, max, ts, mask);
 	held = sigrestart_leave();
-	while (held && hooks_held_again(r < 0, mask)) {
-		if (ts) {
+	if (held && ts)
+		deadline = hooks_after(start, hooks_ts_ns(ts));
+	while (held && hooks_held_again(&h, r < 0, mask)) {
+		if (deadline) {
 			left = hooks_ts(hooks_left(deadline));
 			ts = &left;
 		}
 		sigrestart_enter(0);
 		r = real_epoll_pwait2(ep, ev, max, ts,
 				      mask ? mask
-					   : sigrestart_program_mask(&pmask));
+					   : sigrestart_program_mask(&h, &pmask));
 		held = sigrestart_leave();
 		if (!held)
-			sigrestart_release();
+			sigrestart_release(&h);
 	}
 	return r;
 }
@@ -517,32 +576,35 @@ hooks_slow_select(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 		  struct timeval *tv, const struct timespec *ts,
 		  const sigset_t *mask, bool pselect)
 {
-	uint64_t deadline = 0;
+	uint64_t start = libc_now_ns(), deadline = 0;
+	struct sigrestart_hold h = {0, false};
 	struct timespec left;
-	sigset_t pmask;
+	sigset_t copy, pmask;
 	bool held;
 	int r;
 
 	LIBC_RESOLVE(select);
 	LIBC_RESOLVE(pselect);
-	if (ts)
-		deadline = hooks_deadline(hooks_ts_ns(ts));
+	mask = hooks_wait_mask(mask, &copy);
 	sigrestart_enter(0);
 	r = pselect ? real_pselect(n, rd, wr, ex, ts, mask)
 		    : real_select(n, rd, wr, ex, tv);
 	held = sigrestart_leave();
+	if (held && ts)
+		deadline = hooks_after(start, hooks_ts_ns(ts));
 	if (held && tv) /* Linux wrote the time left into it */
-		deadline = hooks_deadline((uint64_t)tv->tv_sec * NS +
-					  (uint64_t)tv->tv_usec * 1000);
-	while (held && hooks_held_again(r < 0, mask)) {
+		deadline = hooks_after(libc_now_ns(),
+				       (uint64_t)tv->tv_sec * NS +
+					       (uint64_t)tv->tv_usec * 1000);
+	while (held && hooks_held_again(&h, r < 0, mask)) {
 		if (deadline)
 			left = hooks_ts(hooks_left(deadline));
 		sigrestart_enter(0);
 		r = real_pselect(n, rd, wr, ex, deadline ? &left : NULL,
-				 mask ? mask : sigrestart_program_mask(&pmask));
+				 mask ? mask : sigrestart_program_mask(&h, &pmask));
 		held = sigrestart_leave();
 		if (!held)
-			sigrestart_release();
+			sigrestart_release(&h);
 		if (tv) {
 			uint64_t l = hooks_left(deadline);
 
@@ -568,25 +630,24 @@ HOOK int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 	return hooks_slow_select(n, rd, wr, ex, NULL, ts, mask, true);
 }
 
-/* ---- nanosleep, clock_nanosleep, usleep ---- */
+/* ---- nanosleep, clock_nanosleep, usleep, sleep ---- */
 
 /*
  * The rest of a sleep the profiling signal alone cut short: ppoll on no
  * descriptor until `deadline` (CLOCK_MONOTONIC), with the program's mask.
- * The kernel sleeps on the monotonic clock for a relative nanosleep too.
  * Returns 0 when the sleep is over, or -1 with EINTR (the program's
- * signal) and *left what remained.
+ * signal) and *left what remained. The mask is back either way.
  */
-static int hooks_sleep_rest(uint64_t deadline, struct timespec *left)
+static int hooks_sleep_rest(struct sigrestart_hold *h, uint64_t deadline,
+			    struct timespec *left)
 {
 	for (;;) {
 		bool held;
-		int r = hooks_wait_held(NULL, 0, deadline, NULL, &held);
+		int r = hooks_wait_held(h, NULL, 0, deadline, NULL, &held);
 
-		if (held && hooks_held_again(r < 0, NULL))
+		if (held && hooks_held_again(h, r < 0, NULL))
 			continue;
-		if (!held)
-			sigrestart_release();
+		sigrestart_release(h);
 		if (r < 0 && errno == EINTR) {
 			*left = hooks_ts(hooks_left(deadline));
 			return -1;
@@ -595,21 +656,25 @@ static int hooks_sleep_rest(uint64_t deadline, struct timespec *left)
 	}
 }
 
+/* A relative nanosleep: the kernel sleeps on the monotonic clock for it,
+ * and says what is left when it is cut short. */
 static __attribute__((noinline)) int
 hooks_slow_nanosleep(const struct timespec *req, struct timespec *rem)
 {
+	struct sigrestart_hold h = {0, false};
 	struct timespec left;
 	int r;
 
 	LIBC_RESOLVE(nanosleep);
 	sigrestart_enter(0);
 	r = real_nanosleep(req, &left);
-	if (LIKELY(!sigrestart_leave()) || !hooks_held_again(r < 0, NULL)) {
+	if (LIKELY(!sigrestart_leave()) || !hooks_held_again(&h, r < 0, NULL)) {
 		if (r < 0 && errno == EINTR && rem)
 			*rem = left;
 		return r;
 	}
-	r = hooks_sleep_rest(hooks_deadline(hooks_ts_ns(&left)), &left);
+	r = hooks_sleep_rest(&h, hooks_after(libc_now_ns(), hooks_ts_ns(&left)),
+			     &left);
 	if (r < 0 && rem)
 		*rem = left;
 	return r;
@@ -623,55 +688,87 @@ HOOK int nanosleep(const struct timespec *req, struct timespec *rem)
 }
 
 /* glibc's usleep is a nanosleep of that many microseconds. */
-HOOK int usleep(useconds_t us)
+static __attribute__((noinline)) int hooks_slow_usleep(useconds_t us)
 {
 	struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
 
-	if (LIKELY(!proc_on && real_usleep))
-		return real_usleep(us);
 	return hooks_slow_nanosleep(&ts, NULL);
 }
 
+HOOK int usleep(useconds_t us)
+{
+	if (LIKELY(!proc_on && real_usleep))
+		return real_usleep(us);
+	return hooks_slow_usleep(us);
+}
+
+/* glibc's sleep is a nanosleep of that many seconds (libc's own, which no
+ * hook sees), answering the seconds left, rounded, when cut short. */
+static __attribute__((noinline)) unsigned hooks_slow_sleep(unsigned secs)
+{
+	struct timespec ts = {(time_t)secs, 0}, rem = {0, 0};
+	int saved = errno;
+
+	if (hooks_slow_nanosleep(&ts, &rem) == 0) {
+		errno = saved;
+		return 0;
+	}
+	errno = saved;
+	return (unsigned)rem.tv_sec + (rem.tv_nsec >= 500000000L);
+}
+
+HOOK unsigned sleep(unsigned secs)
+{
+	if (LIKELY(!proc_on && real_sleep))
+		return real_sleep(secs);
+	return hooks_slow_sleep(secs);
+}
+
 /*
- * clock_nanosleep returns its error. A relative sleep goes on as
- * nanosleep's does; an absolute one on the monotonic, real-time or boot
- * clock goes on until the same instant, measured again on that clock; one
- * on another clock (a CPU-time clock) is made again once the mask is
- * back.
+ * clock_nanosleep returns its error. A sleep on the monotonic clock, or a
+ * relative one on the real-time clock (which the kernel sleeps on the
+ * monotonic clock), goes on as nanosleep's does; any other (an absolute
+ * real-time one, which a clock step moves; the boot clock, which runs in
+ * suspend; a CPU-time clock) is made again once the mask is back.
  */
 static __attribute__((noinline)) int
 hooks_slow_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
 			   struct timespec *rem)
 {
-	struct timespec left;
 	bool abs = flags & TIMER_ABSTIME;
+	struct timespec left, cur;
 	int r;
 
 	LIBC_RESOLVE(clock_nanosleep);
 	for (;;) {
+		struct sigrestart_hold h = {0, false};
 		uint64_t ns;
 
 		sigrestart_enter(0);
 		r = real_clock_nanosleep(clk, flags, req, &left);
 		if (LIKELY(!sigrestart_leave()) ||
-		    sigrestart_check(NULL) != SIGRESTART_OWN || r != EINTR) {
-			sigrestart_release();
+		    sigrestart_check(&h, NULL) != SIGRESTART_OWN || r != EINTR) {
+			sigrestart_release(&h);
 			if (r == EINTR && rem && !abs)
 				*rem = left;
 			return r;
 		}
-		if (!abs) {
-			ns = hooks_ts_ns(&left);
-		} else if (clk == CLOCK_MONOTONIC || clk == CLOCK_REALTIME ||
-			   clk == CLOCK_BOOTTIME) {
-			uint64_t when = hooks_ts_ns(req), now = libc_clock_ns(clk);
+		if (clk == CLOCK_MONOTONIC && abs) {
+			uint64_t when = hooks_ts_ns(req), now = libc_now_ns();
 
 			ns = when > now ? when - now : 0;
+		} else if ((clk == CLOCK_MONOTONIC || clk == CLOCK_REALTIME) &&
+			   !abs) {
+			ns = hooks_ts_ns(&left);
 		} else {
-			sigrestart_release();
+			sigrestart_release(&h);
+			if (!abs) {
+				cur = left;
+				req = &cur;
+			}
 			continue;
 		}
-		if (hooks_sleep_rest(hooks_deadline(ns), &left) == 0)
+		if (hooks_sleep_rest(&h, hooks_after(libc_now_ns(), ns), &left) == 0)
 			return 0;
 		if (rem && !abs)
 			*rem = left;
@@ -731,50 +828,63 @@ HOOK int sem_clockwait(sem_t *sem, clockid_t clk, const struct timespec *abs)
 /*
  * A blocking connect the profiling signal interrupts is set up by the
  * kernel to restart (the hook makes it again), unless the socket has a
- * send timeout (SO_SNDTIMEO): then the connection goes on in the
- * background and the call fails with EINTR. Waiting for the socket to
- * become writable with the time left, and reading its SO_ERROR, gives the
- * program what the connect would have: 0, the error, or EINPROGRESS when
- * the timeout runs out.
+ * send timeout (SO_SNDTIMEO): then the call fails with EINTR. A TCP
+ * connection goes on in the background: waiting for the socket to become
+ * writable with the time left, and reading its SO_ERROR, gives the program
+ * what the connect would have: 0, the error, or EINPROGRESS when the
+ * timeout runs out. Another kind of socket (a Unix one, whose connect
+ * waits for room in the listener's queue) is connected again once the
+ * mask is back.
  */
 static __attribute__((noinline)) int
 hooks_slow_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int r, err, e;
-	socklen_t elen = sizeof(err);
+	int r, err, e, dom;
+	socklen_t elen = sizeof(err), dlen = sizeof(dom);
 
 	LIBC_RESOLVE(connect);
 	hooks_note_start();
 	for (;;) {
+		struct sigrestart_hold h = {0, false};
+
 		sigrestart_enter(0);
 		r = real_connect(fd, addr, len);
 		if (LIKELY(!sigrestart_leave()))
 			return r;
 		e = errno;
-		switch (sigrestart_check(NULL)) {
+		switch (sigrestart_check(&h, NULL)) {
 		case SIGRESTART_RESTART:
-			sigrestart_release();
-			continue;
+			sigrestart_release(&h);
+			if (r < 0 && e == EINTR)
+				continue;
+			errno = e;
+			return r;
 		case SIGRESTART_PROGRAM:
-			sigrestart_release();
+		case SIGRESTART_STALE:
+			sigrestart_release(&h);
 			errno = e;
 			return r;
 		case SIGRESTART_OWN:
 			break;
 		}
 		if (!(r < 0 && e == EINTR)) {
-			sigrestart_release();
+			sigrestart_release(&h);
 			errno = e;
 			return r;
 		}
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dlen) != 0 ||
+		    (dom != AF_INET && dom != AF_INET6)) {
+			sigrestart_release(&h);
+			continue;
+		}
+		switch (hooks_sock_wait(&h, fd, POLLOUT)) {
+		case 0:
+			errno = EINPROGRESS;
+			return -1;
+		case -1:
+			return -1;
+		}
 		break;
-	}
-	switch (hooks_sock_wait(fd, POLLOUT)) {
-	case 0:
-		errno = EINPROGRESS;
-		return -1;
-	case -1:
-		return -1;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
 		return -1;
@@ -794,11 +904,12 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 /* ---- setsockopt ---- */
 
-HOOK int setsockopt(int fd, int level, int name, const void *val,
-		    socklen_t len)
+static __attribute__((noinline)) int
+hooks_slow_setsockopt(int fd, int level, int name, const void *val,
+		      socklen_t len)
 {
 	LIBC_RESOLVE(setsockopt);
-	if (UNLIKELY(proc_on) && level == SOL_SOCKET &&
+	if (proc_on && level == SOL_SOCKET &&
 	    (name == SO_RCVTIMEO || name == SO_SNDTIMEO
 #ifdef SO_RCVTIMEO_NEW
 	     || name == SO_RCVTIMEO_NEW || name == SO_SNDTIMEO_NEW
@@ -808,14 +919,25 @@ HOOK int setsockopt(int fd, int level, int name, const void *val,
 	return real_setsockopt(fd, level, name, val, len);
 }
 
+HOOK int setsockopt(int fd, int level, int name, const void *val,
+		    socklen_t len)
+{
+	if (LIKELY(!proc_on && real_setsockopt))
+		return real_setsockopt(fd, level, name, val, len);
+	return hooks_slow_setsockopt(fd, level, name, val, len);
+}
+
 /* ---- sigsuspend, pause ---- */
 
 static __attribute__((noinline)) int hooks_slow_sigsuspend(const sigset_t *mask)
 {
-	sigset_t with = *mask;
+	sigset_t with;
 	int own = sampler_signal();
 
 	LIBC_RESOLVE(sigsuspend);
+	if (!mask)
+		return real_sigsuspend(mask); /* its EFAULT */
+	with = *mask;
 	if (own > 0)
 		sigaddset(&with, own);
 	return real_sigsuspend(&with);
@@ -829,15 +951,20 @@ HOOK int sigsuspend(const sigset_t *mask)
 }
 
 /* pause() is sigsuspend() with the thread's own mask. */
-HOOK int pause(void)
+static __attribute__((noinline)) int hooks_slow_pause(void)
 {
 	sigset_t cur;
 
-	if (LIKELY(!proc_on && real_pause))
-		return real_pause();
 	if (libc_sigmask(SIG_BLOCK, NULL, &cur) != 0) {
 		LIBC_RESOLVE(pause);
 		return real_pause();
 	}
 	return hooks_slow_sigsuspend(&cur);
+}
+
+HOOK int pause(void)
+{
+	if (LIKELY(!proc_on && real_pause))
+		return real_pause();
+	return hooks_slow_pause();
 }

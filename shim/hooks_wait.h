@@ -15,6 +15,8 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include "sigrestart.h"
+
 #pragma GCC visibility push(hidden)
 
 /*
@@ -44,7 +46,8 @@ static inline __attribute__((always_inline)) void hooks_note_start(void)
 
 /*
  * A socket call that failed with EINTR because of the profiling signal
- * alone: the socket has a timeout (SO_RCVTIMEO for `events` POLLIN,
+ * alone, the program's signals held in *h (released when this returns):
+ * the socket has a timeout (SO_RCVTIMEO for `events` POLLIN,
  * SO_SNDTIMEO for POLLOUT; without one the kernel restarts the call).
  * Waits for the socket with the time the timeout leaves since the call
  * started (hooks_start; unknown: the whole timeout). Returns 1 when the
@@ -53,7 +56,7 @@ static inline __attribute__((always_inline)) void hooks_note_start(void)
  * timeout: then the kernel would have restarted it for the profiling
  * signal (SA_RESTART), so the EINTR is the program's.
  */
-int hooks_sock_wait(int fd, short events);
+int hooks_sock_wait(struct sigrestart_hold *h, int fd, short events);
 
 /* What a hook does after a call the profiling signal came at the end of. */
 enum hooks_resume {

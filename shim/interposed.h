@@ -116,6 +116,7 @@
 	X(int, clock_nanosleep, "clock_nanosleep",                            \
 	  (clockid_t, int, const struct timespec *, struct timespec *))       \
 	X(int, usleep, "usleep", (useconds_t))                                \
+	X(unsigned, sleep, "sleep", (unsigned))                               \
 	X(int, sem_timedwait, "sem_timedwait",                                \
 	  (sem_t *, const struct timespec *))                                 \
 	X(int, sem_clockwait, "sem_clockwait",                                \

@@ -2,6 +2,7 @@
  * sigrestart.c — see sigrestart.h.
  */
 #include "sigrestart.h"
+#include "selftext.h"
 
 __thread struct sigrestart_thread sigrestart_tls;
 
@@ -132,14 +133,34 @@ static bool sigrestart_restarting(const greg_t *g)
 	       sigrestart_call_listed(g[REG_RAX]);
 }
 
+/* True when one of the four words below the mark is an address in the
+ * shim's code: the return address of the hook's call into libc (a call
+ * with arguments on the stack pushes them first). A mark a longjmp left
+ * behind has lost it once the stack there is used again. */
+static bool sigrestart_mark_live(uintptr_t base)
+{
+	uintptr_t lo, hi;
+
+	selftext_bounds(&lo, &hi);
+	if (!lo)
+		return true;
+	for (int i = 1; i <= 4; i++) {
+		uintptr_t ret = *(const uintptr_t *)(base - 8 * (uintptr_t)i);
+
+		if (ret >= lo && ret < hi)
+			return true;
+	}
+	return false;
+}
+
 /*
  * The thread is marked (sigrestart_enter) and was interrupted right at the
  * end of a system call made inside the hook's libc call, or where the
  * kernel set that call up to restart (then the call returns EINTR instead,
  * and the hook makes it again: `restarted`). Hold the program's signals
- * until the hook has looked (sigrestart.h). While the thread holds
- * already (a retry the hook made with the program's mask), the program's
- * mask kept is the one it had.
+ * until the hook has looked (sigrestart.h). A mask that holds already is
+ * the hook's own retry (its wait was entered with the signals held): the
+ * program's mask stays what the hook recorded.
  */
 static bool sigrestart_hold(ucontext_t *uc, int own)
 {
@@ -149,6 +170,8 @@ static bool sigrestart_hold(ucontext_t *uc, int own)
 	uintptr_t base = mark & ~SIGRESTART_BITS;
 	uintptr_t sp = (uintptr_t)g[REG_RSP];
 	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+	uint64_t *ucmask = (uint64_t *)(void *)&uc->uc_sigmask;
+	bool restart = false;
 
 	if (!mark || t->held || sp >= base || sp < base - SIGRESTART_WINDOW)
 		return false;
@@ -160,34 +183,61 @@ static bool sigrestart_hold(ucontext_t *uc, int own)
 		if ((mark & SIGRESTART_EINTR_ONLY) && g[REG_RAX] != -EINTR)
 			return false;
 	} else if (!(mark & SIGRESTART_EINTR_ONLY) && sigrestart_restarting(g)) {
-		g[REG_RAX] = -EINTR;
-		g[REG_RIP] += 2;
-		t->restarted = true;
+		restart = true;
 	} else {
 		return false;
 	}
-	if (!t->holding) {
-		t->mask = *(const uint64_t *)(const void *)&uc->uc_sigmask;
-		t->holding = true;
+	if (!sigrestart_mark_live(base))
+		return false;
+	if (restart) {
+		g[REG_RAX] = -EINTR;
+		g[REG_RIP] += 2;
+		t->restarted = true;
 	}
-	*(uint64_t *)(void *)&uc->uc_sigmask |= sigrestart_hold_mask;
+	if ((*ucmask & sigrestart_hold_mask) != sigrestart_hold_mask)
+		t->mask = *ucmask;
+	*ucmask |= sigrestart_hold_mask;
 	atomic_store_explicit(&sigrestart_own, own, memory_order_relaxed);
+	t->held_mark = mark;
 	t->held = true;
 	return true;
 }
 
-enum sigrestart_verdict sigrestart_check(const sigset_t *wait)
+/* Set the thread's mask to `mask`, errno preserved. */
+static void sigrestart_setmask(uint64_t mask)
+{
+	int saved = errno;
+
+	(void)sigrestart_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask,
+				  0, 8);
+	errno = saved;
+}
+
+enum sigrestart_verdict sigrestart_check(struct sigrestart_hold *h,
+					 const sigset_t *wait)
 {
 	struct sigrestart_thread *t = &sigrestart_tls;
 	int saved = errno;
-	uint64_t blocked = wait ? *(const uint64_t *)(const void *)wait : t->mask;
-	enum sigrestart_pending p = sigrestart_pending(
-		blocked,
-		atomic_load_explicit(&sigrestart_own, memory_order_relaxed));
+	enum sigrestart_pending p;
 	bool restarted = t->restarted;
+	uint64_t blocked;
 
 	t->held = false;
 	t->restarted = false;
+	if (t->left_mark != t->held_mark) {
+		/* Not this call's hold: give back what that hold found. */
+		if (!h->on)
+			sigrestart_setmask(t->mask);
+		return SIGRESTART_STALE;
+	}
+	if (!h->on) {
+		h->mask = t->mask;
+		h->on = true;
+	}
+	blocked = wait ? *(const uint64_t *)(const void *)wait : h->mask;
+	p = sigrestart_pending(
+		blocked,
+		atomic_load_explicit(&sigrestart_own, memory_order_relaxed));
 	errno = saved;
 	if (restarted)
 		return p == SIGRESTART_INTERRUPTS ? SIGRESTART_PROGRAM
@@ -195,32 +245,28 @@ enum sigrestart_verdict sigrestart_check(const sigset_t *wait)
 	return p == SIGRESTART_NONE ? SIGRESTART_OWN : SIGRESTART_PROGRAM;
 }
 
-void sigrestart_release(void)
+void sigrestart_release(struct sigrestart_hold *h)
 {
-	struct sigrestart_thread *t = &sigrestart_tls;
-	int saved = errno;
-	uint64_t mask = t->mask;
-
-	if (!t->holding)
+	if (!h->on)
 		return;
-	t->holding = false;
-	(void)sigrestart_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask,
-				  0, 8);
-	errno = saved;
+	h->on = false;
+	sigrestart_setmask(h->mask);
 }
 
-const sigset_t *sigrestart_program_mask(sigset_t *buf)
+const sigset_t *sigrestart_program_mask(const struct sigrestart_hold *h,
+					sigset_t *buf)
 {
 	sigemptyset(buf);
-	memcpy(buf, &sigrestart_tls.mask, sizeof(sigrestart_tls.mask));
+	memcpy(buf, &h->mask, sizeof(h->mask));
 	return buf;
 }
 
 enum sigrestart_verdict sigrestart_settle(void)
 {
-	enum sigrestart_verdict v = sigrestart_check(NULL);
+	struct sigrestart_hold h = {0, false};
+	enum sigrestart_verdict v = sigrestart_check(&h, NULL);
 
-	sigrestart_release();
+	sigrestart_release(&h);
 	return v;
 }
 
@@ -245,18 +291,23 @@ void sigrestart_fixup(void *ucontext, int own)
 
 #else
 
-enum sigrestart_verdict sigrestart_check(const sigset_t *wait)
+enum sigrestart_verdict sigrestart_check(struct sigrestart_hold *h,
+					 const sigset_t *wait)
 {
+	(void)h;
 	(void)wait;
 	return SIGRESTART_PROGRAM;
 }
 
-void sigrestart_release(void)
+void sigrestart_release(struct sigrestart_hold *h)
 {
+	(void)h;
 }
 
-const sigset_t *sigrestart_program_mask(sigset_t *buf)
+const sigset_t *sigrestart_program_mask(const struct sigrestart_hold *h,
+					sigset_t *buf)
 {
+	(void)h;
 	sigemptyset(buf);
 	return buf;
 }

@@ -88,8 +88,11 @@ struct sigrestart_thread {
 				  * (read after a compiler barrier) */
 	bool restarted;          /* ... where the kernel set it up to
 				  * restart: it returned EINTR instead */
-	bool holding;            /* held until sigrestart_release() */
-	uint64_t mask;           /* the program's mask while holding */
+	uintptr_t held_mark;     /* the mark the hold was taken under */
+	uintptr_t left_mark;     /* the mark sigrestart_leave() ended while
+				  * `held` (a hold under another mark is
+				  * stale: its hook is gone) */
+	uint64_t mask;           /* the mask the last hold found */
 };
 
 /* Private to sigrestart.c and the hooks' inline calls below. */
@@ -120,14 +123,27 @@ sigrestart_enter(unsigned long bits)
 }
 
 /* End the mark. True when the profiling signal came at the end of the call
- * and sigrestart_settle() must be called (and the call maybe resumed). */
+ * and sigrestart_check() must be called (and the call maybe resumed). */
 static inline __attribute__((always_inline)) bool
 sigrestart_leave(void)
 {
 	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(sigrestart_tls.held, 0)) {
+		sigrestart_tls.left_mark = sigrestart_tls.mark;
+		sigrestart_tls.mark = 0;
+		return true;
+	}
 	sigrestart_tls.mark = 0;
-	return __builtin_expect(sigrestart_tls.held, 0);
+	return false;
 }
+
+/* A hook's own record of the program's signals it holds, on its stack: a
+ * program handler that runs during the hook's retry may hold and release
+ * for a hooked call of its own. */
+struct sigrestart_hold {
+	uint64_t mask; /* the program's mask */
+	bool on;       /* held: sigrestart_release() gives the mask back */
+};
 
 /* What sigrestart_check() found. */
 enum sigrestart_verdict {
@@ -136,27 +152,34 @@ enum sigrestart_verdict {
 	SIGRESTART_RESTART, /* the kernel would have restarted the call (no
 			     * signal of the program's, or all with
 			     * SA_RESTART): release, then make it again */
+	SIGRESTART_STALE,   /* the hold was not this call's (its hook was
+			     * left by a longjmp): released, return the
+			     * result as it is */
 };
 
 /*
  * After sigrestart_leave() returned true: is a signal of the program's
  * with a handler pending that `wait` (NULL: the program's mask) lets
- * through? The program's signals stay held: the hook either releases them
+ * through? The first check of a call records the program's mask in *h.
+ * The program's signals stay held: the hook either releases them
  * (sigrestart_release) or waits again with the program's mask atomically
  * (ppoll, epoll_pwait and pselect take one: sigrestart_program_mask), so
  * that no signal of the program's can come between the look and the wait.
  * errno preserved; one system call, and one per pending signal.
  */
-enum sigrestart_verdict sigrestart_check(const sigset_t *wait);
+enum sigrestart_verdict sigrestart_check(struct sigrestart_hold *h,
+					 const sigset_t *wait);
 
-/* Give the thread back the program's mask, if it is held: a pending
+/* Give the thread back the program's mask, if *h holds it: a pending
  * signal's handler runs before this returns. errno preserved. */
-void sigrestart_release(void);
+void sigrestart_release(struct sigrestart_hold *h);
 
-/* The program's mask while the thread holds, into *buf. */
-const sigset_t *sigrestart_program_mask(sigset_t *buf);
+/* The program's mask that *h holds, into *buf. */
+const sigset_t *sigrestart_program_mask(const struct sigrestart_hold *h,
+					sigset_t *buf);
 
-/* sigrestart_check(NULL), then sigrestart_release(). */
+/* sigrestart_check(), then sigrestart_release(), for a call that is made
+ * again only once the mask is back. */
 enum sigrestart_verdict sigrestart_settle(void);
 
 /*

@@ -35,15 +35,15 @@
  * signal it costs a flag test, two thread-local stores and a load; what
  * resumes the call is out of the way.
  */
-#define HOOKS_READ(r, fd, call)                                               \
+#define HOOKS_READ(r, fd, fn, call)                                           \
 	do {                                                                  \
 		hooks_note_start();                                           \
 		sigrestart_enter(0);                                          \
 		(r) = (call);                                                 \
 		if (UNLIKELY(sigrestart_leave())) {                           \
 			ssize_t v_ = (r);                                     \
-			while (hooks_resume(&v_, (fd), POLLIN, 0, 0) ==       \
-			       HOOKS_AGAIN) {                                 \
+			while (hooks_resume(&v_, (const void *)(fn), (fd),    \
+					    POLLIN, 0, 0) == HOOKS_AGAIN) {   \
 				sigrestart_enter(0);                          \
 				v_ = (call);                                  \
 				if (!sigrestart_leave())                      \
@@ -59,7 +59,7 @@
  * cut short goes on with the rest, and r is the whole count, as if no
  * signal had come.
  */
-#define HOOKS_WRITE(r, fd, buf, n, flags, call)                               \
+#define HOOKS_WRITE(r, fd, fn, buf, n, flags, call)                           \
 	do {                                                                  \
 		const char *hooks_p = (const char *)(buf);                    \
 		size_t hooks_n = (n);                                         \
@@ -68,12 +68,12 @@
 		sigrestart_enter(0);                                          \
 		(r) = (call);                                                 \
 		if (UNLIKELY(sigrestart_leave()))                             \
-			HOOKS_WRITE_AFTER(r, fd, buf, n, flags, call);        \
+			HOOKS_WRITE_AFTER(r, fd, fn, buf, n, flags, call);    \
 	} while (0)
 
 /* HOOKS_WRITE once the call `call` returned r with the profiling signal
  * held (sigrestart_leave). */
-#define HOOKS_WRITE_AFTER(r, fd, buf, n, flags, call)                         \
+#define HOOKS_WRITE_AFTER(r, fd, fn, buf, n, flags, call)                     \
 	do {                                                                  \
 		const char *hooks_p = (const char *)(buf);                    \
 		size_t hooks_n = (n);                                         \
@@ -81,7 +81,8 @@
 		ssize_t v_ = (r);                                             \
 		for (;;) {                                                    \
 			enum hooks_resume a_ = hooks_resume(                  \
-				&v_, (fd), POLLOUT, hooks_n, (flags));        \
+				&v_, (const void *)(fn), (fd), POLLOUT,       \
+				hooks_n, (flags));                            \
 			if (a_ == HOOKS_REST) {                               \
 				done_ += (size_t)v_;                          \
 				hooks_p += v_;                                \
@@ -133,10 +134,10 @@ static ssize_t hooks_write_iov_rest(int fd, const struct iovec *iov, int cnt,
 		left = len - skip;
 		skip = 0;
 		if (sock)
-			HOOKS_WRITE(r, fd, p, left, flags,
+			HOOKS_WRITE(r, fd, real_send, p, left, flags,
 				    real_send(fd, hooks_p, hooks_n, flags));
 		else
-			HOOKS_WRITE(r, fd, p, left, 0,
+			HOOKS_WRITE(r, fd, real_write, p, left, 0,
 				    real_write(fd, hooks_p, hooks_n));
 		if (r <= 0)
 			break;
@@ -154,7 +155,7 @@ hooks_slow_accept(int fd, struct sockaddr *addr, socklen_t *len)
 	int r;
 
 	LIBC_RESOLVE(accept);
-	HOOKS_READ(r, fd, real_accept(fd, addr, len));
+	HOOKS_READ(r, fd, real_accept, real_accept(fd, addr, len));
 	if (UNLIKELY(proc_on) && r >= 0) {
 		int saved = errno;
 
@@ -178,7 +179,8 @@ hooks_slow_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	int r;
 
 	LIBC_RESOLVE(accept4);
-	HOOKS_READ(r, fd, real_accept4(fd, addr, len, flags));
+	HOOKS_READ(r, fd, real_accept4,
+		   real_accept4(fd, addr, len, flags));
 	if (UNLIKELY(proc_on) && r >= 0) {
 		int saved = errno;
 
@@ -256,7 +258,7 @@ hooks_slow_recv(int fd, void *buf, size_t n, int flags)
 	ssize_t r;
 
 	LIBC_RESOLVE(recv);
-	HOOKS_READ(r, fd, real_recv(fd, buf, n, flags));
+	HOOKS_READ(r, fd, real_recv, real_recv(fd, buf, n, flags));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -275,7 +277,8 @@ hooks_slow_recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 	ssize_t r;
 
 	LIBC_RESOLVE(recv_chk);
-	HOOKS_READ(r, fd, real_recv_chk(fd, buf, n, buflen, flags));
+	HOOKS_READ(r, fd, real_recv_chk,
+		   real_recv_chk(fd, buf, n, buflen, flags));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -295,7 +298,8 @@ hooks_slow_recvfrom(int fd, void *buf, size_t n, int flags,
 	ssize_t r;
 
 	LIBC_RESOLVE(recvfrom);
-	HOOKS_READ(r, fd, real_recvfrom(fd, buf, n, flags, addr, len));
+	HOOKS_READ(r, fd, real_recvfrom,
+		   real_recvfrom(fd, buf, n, flags, addr, len));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -316,7 +320,8 @@ hooks_slow_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 	ssize_t r;
 
 	LIBC_RESOLVE(recvfrom_chk);
-	HOOKS_READ(r, fd, real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
+	HOOKS_READ(r, fd, real_recvfrom_chk,
+		   real_recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
 	if (!(flags & RECV_SKIP_FLAGS))
 		READ_TAIL(fd, buf, n, r);
 	return r;
@@ -336,7 +341,7 @@ hooks_slow_recvmsg(int fd, struct msghdr *msg, int flags)
 	ssize_t r;
 
 	LIBC_RESOLVE(recvmsg);
-	HOOKS_READ(r, fd, real_recvmsg(fd, msg, flags));
+	HOOKS_READ(r, fd, real_recvmsg, real_recvmsg(fd, msg, flags));
 	if (UNLIKELY(proc_on) && r > 0 && !(flags & RECV_SKIP_FLAGS) &&
 	    !(msg->msg_flags & MSG_TRUNC)) {
 		int saved = errno;
@@ -360,7 +365,7 @@ hooks_slow_read(int fd, void *buf, size_t n)
 	ssize_t r;
 
 	LIBC_RESOLVE(read);
-	HOOKS_READ(r, fd, real_read(fd, buf, n));
+	HOOKS_READ(r, fd, real_read, real_read(fd, buf, n));
 	READ_TAIL(fd, buf, n, r);
 	return r;
 }
@@ -378,7 +383,7 @@ hooks_slow_read_chk(int fd, void *buf, size_t n, size_t buflen)
 	ssize_t r;
 
 	LIBC_RESOLVE(read_chk);
-	HOOKS_READ(r, fd, real_read_chk(fd, buf, n, buflen));
+	HOOKS_READ(r, fd, real_read_chk, real_read_chk(fd, buf, n, buflen));
 	READ_TAIL(fd, buf, n, r);
 	return r;
 }
@@ -396,7 +401,7 @@ hooks_slow_readv(int fd, const struct iovec *iov, int iovcnt)
 	ssize_t r;
 
 	LIBC_RESOLVE(readv);
-	HOOKS_READ(r, fd, real_readv(fd, iov, iovcnt));
+	HOOKS_READ(r, fd, real_readv, real_readv(fd, iov, iovcnt));
 	if (UNLIKELY(proc_on) && r > 0) {
 		int saved = errno;
 
@@ -421,7 +426,7 @@ hooks_slow_send(int fd, const void *buf, size_t n, int flags)
 
 	LIBC_RESOLVE(send);
 	wc = hooks_write_begin(fd);
-	HOOKS_WRITE(r, fd, buf, n, flags,
+	HOOKS_WRITE(r, fd, real_send, buf, n, flags,
 		    real_send(fd, hooks_p, hooks_n, flags));
 	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
@@ -443,7 +448,7 @@ hooks_slow_sendto(int fd, const void *buf, size_t n, int flags,
 
 	LIBC_RESOLVE(sendto);
 	wc = hooks_write_begin(fd);
-	HOOKS_WRITE(r, fd, buf, n, flags,
+	HOOKS_WRITE(r, fd, real_sendto, buf, n, flags,
 		    real_sendto(fd, hooks_p, hooks_n, flags, addr, len));
 	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
@@ -470,7 +475,7 @@ static ssize_t hooks_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 		if (!sigrestart_leave())
 			return r;
-		a = hooks_resume(&r, fd, POLLOUT,
+		a = hooks_resume(&r, (const void *)real_sendmsg, fd, POLLOUT,
 				 hooks_iov_len(msg->msg_iov, (int)msg->msg_iovlen),
 				 flags);
 		if (a == HOOKS_REST)
@@ -517,7 +522,8 @@ hooks_slow_write(int fd, const void *buf, size_t n)
 
 	LIBC_RESOLVE(write);
 	wc = hooks_write_begin(fd);
-	HOOKS_WRITE(r, fd, buf, n, 0, real_write(fd, hooks_p, hooks_n));
+	HOOKS_WRITE(r, fd, real_write, buf, n, 0,
+		    real_write(fd, hooks_p, hooks_n));
 	WRITE_TAIL(wc, fd, buf, n, r);
 	return r;
 }
@@ -542,7 +548,8 @@ static ssize_t hooks_writev(int fd, const struct iovec *iov, int iovcnt)
 
 		if (!sigrestart_leave())
 			return r;
-		a = hooks_resume(&r, fd, POLLOUT, hooks_iov_len(iov, iovcnt),
+		a = hooks_resume(&r, (const void *)real_writev, fd, POLLOUT,
+				 hooks_iov_len(iov, iovcnt),
 				 0);
 		if (a == HOOKS_REST)
 			return hooks_write_iov_rest(fd, iov, iovcnt, (size_t)r,
@@ -593,7 +600,7 @@ hooks_slow_sendfile(ssize_t (*fn)(int, int, off64_t *, size_t), int out,
 	ssize_t r;
 
 	/* The kernel moves *off, or the input's position, past what went. */
-	HOOKS_WRITE(r, out, "", n, 0, fn(out, in, off, hooks_n));
+	HOOKS_WRITE(r, out, fn, "", n, 0, fn(out, in, off, hooks_n));
 
 	WRITE_TAIL(wc, out, NULL, n, r);
 	return r;

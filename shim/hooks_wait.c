@@ -129,13 +129,14 @@ static const sigset_t *hooks_wait_mask(const sigset_t *mask, sigset_t *copy)
 /*
  * The wait every resumed call makes: ppoll with the time left to
  * `deadline` (0: none), marked, with the program's mask (`wait`, or the
- * one *h holds) set atomically by the kernel. The thread holds the
+ * one *h holds) set atomically by the kernel; samples show it as the
+ * program's call `fn`. The thread holds the
  * program's signals before and after (sigrestart.h). Returns ppoll's
  * result; *held says whether the profiling signal came at its end.
  */
-static int hooks_wait_held(const struct sigrestart_hold *h, struct pollfd *fds,
-			   nfds_t n, uint64_t deadline, const sigset_t *wait,
-			   bool *held)
+static int hooks_wait_held(const struct sigrestart_hold *h, const void *fn,
+			   struct pollfd *fds, nfds_t n, uint64_t deadline,
+			   const sigset_t *wait, bool *held)
 {
 	struct timespec left;
 	sigset_t mask;
@@ -144,14 +145,17 @@ static int hooks_wait_held(const struct sigrestart_hold *h, struct pollfd *fds,
 	LIBC_RESOLVE(ppoll);
 	if (deadline)
 		left = hooks_ts(hooks_left(deadline));
+	sigrestart_tls.shown = (uintptr_t)fn;
 	sigrestart_enter(0);
 	r = real_ppoll(fds, n, deadline ? &left : NULL,
 		       wait ? wait : sigrestart_program_mask(h, &mask));
 	*held = sigrestart_leave();
+	sigrestart_tls.shown = 0;
 	return r;
 }
 
-int hooks_sock_wait(struct sigrestart_hold *h, int fd, short events)
+int hooks_sock_wait(struct sigrestart_hold *h, const void *fn, int fd,
+		    short events)
 {
 	uint64_t start = hooks_start;
 	struct timeval tv;
@@ -182,7 +186,7 @@ int hooks_sock_wait(struct sigrestart_hold *h, int fd, short events)
 			sigrestart_release(h);
 			return 0;
 		}
-		r = hooks_wait_held(h, &p, 1, deadline, NULL, &held);
+		r = hooks_wait_held(h, fn, &p, 1, deadline, NULL, &held);
 		if (held && hooks_held_again(h, r < 0, NULL))
 			continue;
 		sigrestart_release(h);
@@ -246,7 +250,8 @@ static uint64_t hooks_restarting(void)
  * made again at once, as the kernel would. Returns 1 to make the call
  * again (the program's mask is back), -1 with EINTR.
  */
-static int hooks_restart_wait(struct sigrestart_hold *h, int fd, short events)
+static int hooks_restart_wait(struct sigrestart_hold *h, const void *fn,
+			      int fd, short events)
 {
 	uint64_t open = ~h->mask;
 	int own = sampler_signal();
@@ -260,7 +265,7 @@ static int hooks_restart_wait(struct sigrestart_hold *h, int fd, short events)
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = events};
 		bool held;
-		int r = hooks_wait_held(h, &p, 1, 0, NULL, &held);
+		int r = hooks_wait_held(h, fn, &p, 1, 0, NULL, &held);
 		int e = errno;
 
 		if (held) {
@@ -302,8 +307,8 @@ static bool hooks_fd_blocks(int fd, int flags)
 	       !S_ISREG(st.st_mode);
 }
 
-enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
-			       int flags)
+enum hooks_resume hooks_resume(ssize_t *r, const void *fn, int fd,
+			       short events, size_t n, int flags)
 {
 	struct sigrestart_hold h = {0, false};
 	int e = errno;
@@ -322,7 +327,7 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 			errno = e;
 			return HOOKS_RETURN;
 		}
-		if (hooks_restart_wait(&h, fd, events) < 0)
+		if (hooks_restart_wait(&h, fn, fd, events) < 0)
 			return HOOKS_RETURN; /* the program's EINTR */
 		errno = e;
 		return HOOKS_AGAIN;
@@ -330,7 +335,7 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
 		break;
 	}
 	if (*r < 0 && e == EINTR) {
-		switch (hooks_sock_wait(&h, fd, events)) {
+		switch (hooks_sock_wait(&h, fn, fd, events)) {
 		case 1:
 			errno = e;
 			return HOOKS_AGAIN;
@@ -363,7 +368,8 @@ enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
  */
 static __attribute__((noinline)) int
 hooks_slow_poll(int (*fn)(struct pollfd *, nfds_t, int, size_t),
-		struct pollfd *fds, nfds_t n, int ms, size_t fdslen)
+		const void *shown, struct pollfd *fds, nfds_t n, int ms,
+		size_t fdslen)
 {
 	uint64_t start = libc_now_ns();
 	struct sigrestart_hold h = {0, false};
@@ -374,8 +380,10 @@ hooks_slow_poll(int (*fn)(struct pollfd *, nfds_t, int, size_t),
 	r = fn(fds, n, ms, fdslen);
 	held = sigrestart_leave();
 	while (held && hooks_held_again(&h, r < 0, NULL)) {
-		r = hooks_wait_held(&h, fds, n,
-				    ms < 0 ? 0 : hooks_after(start, (uint64_t)ms * 1000000),
+		r = hooks_wait_held(&h, shown, fds, n,
+				    ms < 0 ? 0
+					   : hooks_after(start,
+							 (uint64_t)ms * 1000000),
 				    NULL, &held);
 		if (!held)
 			sigrestart_release(&h);
@@ -401,8 +409,10 @@ hooks_slow_poll_resolve(bool chk, struct pollfd *fds, nfds_t n, int ms,
 {
 	LIBC_RESOLVE(poll);
 	LIBC_RESOLVE(poll_chk);
-	return hooks_slow_poll(chk ? hooks_call_poll_chk : hooks_call_poll, fds,
-			       n, ms, fdslen);
+	return hooks_slow_poll(chk ? hooks_call_poll_chk : hooks_call_poll,
+			       chk ? (const void *)real_poll_chk
+				   : (const void *)real_poll,
+			       fds, n, ms, fdslen);
 }
 
 HOOK int poll(struct pollfd *fds, nfds_t n, int ms)
@@ -435,7 +445,7 @@ hooks_slow_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 	r = real_ppoll(fds, n, ts, mask);
 	held = sigrestart_leave();
 	while (held && hooks_held_again(&h, r < 0, mask)) {
-		r = hooks_wait_held(&h, fds, n,
+		r = hooks_wait_held(&h, NULL, fds, n,
 				    ts ? hooks_after(start, hooks_ts_ns(ts)) : 0,
 				    mask, &held);
 		if (!held)
@@ -456,9 +466,10 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 
 /* epoll_pwait for the rest of a wait, with the time left to `deadline` in
  * whole milliseconds rounded up (`timed` false: none). */
-static int hooks_epoll_held(const struct sigrestart_hold *h, int ep,
-			    struct epoll_event *ev, int max, uint64_t deadline,
-			    bool timed, const sigset_t *wait, bool *held)
+static int hooks_epoll_held(const struct sigrestart_hold *h, const void *fn,
+			    int ep, struct epoll_event *ev, int max,
+			    uint64_t deadline, bool timed, const sigset_t *wait,
+			    bool *held)
 {
 	sigset_t mask;
 	int ms = -1, r;
@@ -469,10 +480,12 @@ static int hooks_epoll_held(const struct sigrestart_hold *h, int ep,
 
 		ms = left > INT_MAX ? INT_MAX : (int)left;
 	}
+	sigrestart_tls.shown = (uintptr_t)fn;
 	sigrestart_enter(0);
 	r = real_epoll_pwait(ep, ev, max, ms,
 			     wait ? wait : sigrestart_program_mask(h, &mask));
 	*held = sigrestart_leave();
+	sigrestart_tls.shown = 0;
 	return r;
 }
 
@@ -494,7 +507,9 @@ hooks_slow_epoll(int ep, struct epoll_event *ev, int max, int ms,
 		  : real_epoll_wait(ep, ev, max, ms);
 	held = sigrestart_leave();
 	while (held && hooks_held_again(&h, r < 0, mask)) {
-		r = hooks_epoll_held(&h, ep, ev, max,
+		r = hooks_epoll_held(&h,
+				     pwait ? NULL : (const void *)real_epoll_wait,
+				     ep, ev, max,
 				     hooks_after(start, ms < 0 ? 0 : (uint64_t)ms * 1000000),
 				     ms >= 0, mask, &held);
 		if (!held)
@@ -599,10 +614,12 @@ hooks_slow_select(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 	while (held && hooks_held_again(&h, r < 0, mask)) {
 		if (deadline)
 			left = hooks_ts(hooks_left(deadline));
+		sigrestart_tls.shown = pselect ? 0 : (uintptr_t)real_select;
 		sigrestart_enter(0);
 		r = real_pselect(n, rd, wr, ex, deadline ? &left : NULL,
 				 mask ? mask : sigrestart_program_mask(&h, &pmask));
 		held = sigrestart_leave();
+		sigrestart_tls.shown = 0;
 		if (!held)
 			sigrestart_release(&h);
 		if (tv) {
@@ -638,12 +655,12 @@ HOOK int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
  * Returns 0 when the sleep is over, or -1 with EINTR (the program's
  * signal) and *left what remained. The mask is back either way.
  */
-static int hooks_sleep_rest(struct sigrestart_hold *h, uint64_t deadline,
-			    struct timespec *left)
+static int hooks_sleep_rest(struct sigrestart_hold *h, const void *fn,
+			    uint64_t deadline, struct timespec *left)
 {
 	for (;;) {
 		bool held;
-		int r = hooks_wait_held(h, NULL, 0, deadline, NULL, &held);
+		int r = hooks_wait_held(h, fn, NULL, 0, deadline, NULL, &held);
 
 		if (held && hooks_held_again(h, r < 0, NULL))
 			continue;
@@ -673,7 +690,8 @@ hooks_slow_nanosleep(const struct timespec *req, struct timespec *rem)
 			*rem = left;
 		return r;
 	}
-	r = hooks_sleep_rest(&h, hooks_after(libc_now_ns(), hooks_ts_ns(&left)),
+	r = hooks_sleep_rest(&h, (const void *)real_nanosleep,
+			     hooks_after(libc_now_ns(), hooks_ts_ns(&left)),
 			     &left);
 	if (r < 0 && rem)
 		*rem = left;
@@ -768,7 +786,8 @@ hooks_slow_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
 			}
 			continue;
 		}
-		if (hooks_sleep_rest(&h, hooks_after(libc_now_ns(), ns), &left) == 0)
+		if (hooks_sleep_rest(&h, (const void *)real_clock_nanosleep,
+				     hooks_after(libc_now_ns(), ns), &left) == 0)
 			return 0;
 		if (rem && !abs)
 			*rem = left;
@@ -877,7 +896,8 @@ hooks_slow_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			sigrestart_release(&h);
 			continue;
 		}
-		switch (hooks_sock_wait(&h, fd, POLLOUT)) {
+		switch (hooks_sock_wait(&h, (const void *)real_connect, fd,
+					POLLOUT)) {
 		case 0:
 			errno = EINPROGRESS;
 			return -1;

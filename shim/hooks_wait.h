@@ -56,7 +56,8 @@ static inline __attribute__((always_inline)) void hooks_note_start(void)
  * timeout: then the kernel would have restarted it for the profiling
  * signal (SA_RESTART), so the EINTR is the program's.
  */
-int hooks_sock_wait(struct sigrestart_hold *h, int fd, short events);
+int hooks_sock_wait(struct sigrestart_hold *h, const void *fn, int fd,
+		    short events);
 
 /* What a hook does after a call the profiling signal came at the end of. */
 enum hooks_resume {
@@ -66,8 +67,8 @@ enum hooks_resume {
 };
 
 /*
- * After sigrestart_leave() returned true for a socket-like call whose
- * result is *r: settles the thread's mask (sigrestart_settle) and says
+ * After sigrestart_leave() returned true for a socket-like call `fn` whose
+ * result is *r (what the waits it makes for `fn` show as, selftext_show): settles the thread's mask (sigrestart_settle) and says
  * what to do. `events` is POLLIN for a call that reads or accepts,
  * POLLOUT for one that writes (`n` bytes asked, send `flags`). An EINTR
  * only the profiling signal caused comes from a socket timeout: the hook
@@ -75,8 +76,8 @@ enum hooks_resume {
  * EAGAIN when it ran out. A write that blocked and wrote
  * part goes on with the rest. errno is the program's when it returns.
  */
-enum hooks_resume hooks_resume(ssize_t *r, int fd, short events, size_t n,
-			       int flags);
+enum hooks_resume hooks_resume(ssize_t *r, const void *fn, int fd,
+			       short events, size_t n, int flags);
 
 /* The program installed `act` for `sig` (the sigaction and signal hooks):
  * kept for what a resumed call needs to know (which handlers restart). */

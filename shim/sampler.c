@@ -236,8 +236,11 @@ static void sampler_take(struct sampler_thread *t, struct ring_header *h,
 			n = 1;
 		}
 	}
-	/* The shim's own frames (a hook's, between the program's call and
+	/* A wait the shim makes for the program's call shows as that call;
+	 * the shim's own frames (a hook's, between the program's call and
 	 * libc) are not the program's: left out. */
+	if (__builtin_expect(sigrestart_tls.shown != 0, 0))
+		n = selftext_show(pcs, n, sigrestart_tls.shown);
 	n = selftext_strip(pcs, n);
 	/* Root-side frames in common with this thread's previous sample. */
 	if (t->since_key < RING_KEYFRAME_EVERY - 1)

@@ -3,6 +3,8 @@
  */
 #include "selftext.h"
 
+#include <string.h>
+
 #include <link.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -88,4 +90,21 @@ int selftext_strip(uintptr_t *pcs, int n)
 	if (leaf_own)
 		pcs[0] -= 1;
 	return kept;
+}
+
+int selftext_show(uintptr_t *pcs, int n, uintptr_t pc)
+{
+	uintptr_t lo, hi;
+	int i = 0;
+
+	selftext_bounds(&lo, &hi);
+	if (hi == 0)
+		return n;
+	while (i < n && (pcs[i] < lo || pcs[i] >= hi))
+		i++;
+	if (i == 0 || i == n)
+		return n; /* the shim's own work, or no hook on the stack */
+	pcs[0] = pc;
+	memmove(&pcs[1], &pcs[i], (size_t)(n - i) * sizeof(pcs[0]));
+	return n - i + 1;
 }

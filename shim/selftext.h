@@ -38,4 +38,14 @@ void selftext_bounds(uintptr_t *lo, uintptr_t *hi);
  */
 int selftext_strip(uintptr_t *pcs, int n);
 
+/*
+ * While a hook waits on the program's behalf with another libc function
+ * than the one the program called (a ppoll that resumes its poll or its
+ * nanosleep, sigrestart.h), the frames above the shim's first one are
+ * that other function's: replace them with the one frame `pc` (the
+ * function the program called), so that the sample shows the program's
+ * call. Returns the new count. Async-signal-safe, bounded by n.
+ */
+int selftext_show(uintptr_t *pcs, int n, uintptr_t pc);
+
 #endif /* PROFSHIM_SELFTEXT_H */

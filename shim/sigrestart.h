@@ -93,6 +93,9 @@ struct sigrestart_thread {
 				  * `held` (a hold under another mark is
 				  * stale: its hook is gone) */
 	uint64_t mask;           /* the mask the last hold found */
+	uintptr_t shown;         /* the libc function the program called,
+				  * while the hook waits for it with another
+				  * (selftext_show), or 0 */
 };
 
 /* Private to sigrestart.c and the hooks' inline calls below. */

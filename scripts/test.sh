@@ -37,6 +37,7 @@ meson test -C build-asan --print-errorlogs
 PROFSHIM_BUILD="$PWD/build-asan" PROFSHIM_ASAN_BUILD="$PWD/build-asan" \
   /usr/bin/python3 -m pytest test/integration -p no:cacheprovider \
   --deselect test/integration/servers/test_cpython.py \
+  --deselect test/integration/servers/test_cpython_signal.py \
   --deselect test/integration/install/test_demo.py \
   --deselect test/integration/collector/test_faults.py::test_collector_clean_under_valgrind_memcheck \
   --deselect "test/integration/shim/test_cpu_clock.py::test_perf_engine_matches_ground_truth[99]" \

@@ -31,7 +31,7 @@ WALL_1000 = dict(ENABLE_PROFILING="true", PROFILING_MODE="continuous",
                  PROFILING_CLOCK="wall", PROFILING_HZ="1000")
 
 # The checks waitcheck prints, one line each, in order.
-CHECKS = 20
+CHECKS = 29
 
 
 def range_port():
@@ -68,7 +68,10 @@ def test_battery_without_the_shim(plain):
     """The ground truth itself: without the shim every call does what the
     program expects (all bytes moved, each wait its whole time and its
     time-out result, the program's own SIGALRM interrupting poll, write and
-    nanosleep). The tests below compare against this."""
+    nanosleep, its mask as it set it after a handler's own poll and after a
+    siglongjmp out of a read, poll with timeout 0 returning at once, its
+    SIGUSR1 through a wait mask that blocks all else). The tests below
+    compare against this."""
     expected_report(plain)
 
 
@@ -76,8 +79,10 @@ def test_battery_under_continuous_wall_clock_sampling(plain, tmp_path,
                                                       collectors):
     """Sampled 1000 times a second on the wall clock, all the time, the
     program must see the same results as without the shim: no EINTR, no
-    short write, no wait cut short or made longer, and its own SIGALRM
-    still interrupting its calls."""
+    short write, no wait cut short or made longer, its own SIGALRM
+    still interrupting its calls, and nothing a resumed call leaves
+    behind (held signals, a mark a siglongjmp abandoned) changing what the
+    program does next."""
     expected = expected_report(plain)
     proc = subprocess.Popen([str(WAITCHECK), "battery"],
                             env=shim_env(**WALL_1000),
@@ -93,7 +98,7 @@ def test_battery_under_continuous_wall_clock_sampling(plain, tmp_path,
             proc.kill()
             proc.wait()
         remove_rings(proc.pid)
-    # Sampled: the battery blocks for about 9 s when its calls are left
+    # Sampled: the battery blocks for about 10 s when its calls are left
     # alone, sampled 1000 times a second; a battery whose calls all
     # fail at the first sample still ends after about a second.
     [p] = [p for p in prof["processes"] if p["pid"] == proc.pid]
@@ -123,7 +128,7 @@ def test_profile_request_runs_the_battery_unchanged(plain, tmp_path, servers,
     assert srv.proc.wait(timeout=30) == 0
     assert srv.stop() == ""
     prof = col.finish()
-    # Sampled: the request blocks for about 9 s at 997 Hz when its calls
+    # Sampled: the request blocks for about 10 s at 997 Hz when its calls
     # are left alone (about a second when they all fail at once).
     manual = [r for r in prof["requests"] if r.get("manual")]
     assert len(manual) == 1 and manual[0]["endpoint"] == "GET /battery", \

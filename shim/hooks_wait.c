@@ -371,7 +371,9 @@ hooks_slow_poll(int (*fn)(struct pollfd *, nfds_t, int, size_t),
 		const void *shown, struct pollfd *fds, nfds_t n, int ms,
 		size_t fdslen)
 {
-	uint64_t start = libc_now_ns();
+	/* The clock only for a timeout that can be left over: a timeout of
+	 * 0 has a deadline already passed (1), -1 none. */
+	uint64_t start = ms > 0 ? libc_now_ns() : 1;
 	struct sigrestart_hold h = {0, false};
 	bool held;
 	int r;
@@ -433,7 +435,7 @@ static __attribute__((noinline)) int
 hooks_slow_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		 const sigset_t *mask)
 {
-	uint64_t start = libc_now_ns();
+	uint64_t start = ts ? libc_now_ns() : 0;
 	struct sigrestart_hold h = {0, false};
 	sigset_t copy;
 	bool held;
@@ -493,7 +495,7 @@ static __attribute__((noinline)) int
 hooks_slow_epoll(int ep, struct epoll_event *ev, int max, int ms,
 		 const sigset_t *mask, bool pwait)
 {
-	uint64_t start = libc_now_ns();
+	uint64_t start = ms > 0 ? libc_now_ns() : 1;
 	struct sigrestart_hold h = {0, false};
 	sigset_t copy;
 	bool held;
@@ -537,7 +539,7 @@ static __attribute__((noinline)) int
 hooks_slow_epoll_pwait2(int ep, struct epoll_event *ev, int max,
 			const struct timespec *ts, const sigset_t *mask)
 {
-	uint64_t start = libc_now_ns(), deadline = 0;
+	uint64_t start = ts ? libc_now_ns() : 0, deadline = 0;
 	struct sigrestart_hold h = {0, false};
 	struct timespec left;
 	sigset_t copy, pmask;
@@ -591,7 +593,7 @@ hooks_slow_select(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 		  struct timeval *tv, const struct timespec *ts,
 		  const sigset_t *mask, bool pselect)
 {
-	uint64_t start = libc_now_ns(), deadline = 0;
+	uint64_t start = ts ? libc_now_ns() : 0, deadline = 0;
 	struct sigrestart_hold h = {0, false};
 	struct timespec left;
 	sigset_t copy, pmask;

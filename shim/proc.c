@@ -3,6 +3,7 @@
  */
 #include "proc.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <string.h>
 #include <stdio.h>
@@ -50,7 +51,7 @@ struct ring_header *proc_ring_make(void)
 {
 	struct ring_header *h = NULL;
 	int expected = 0;
-	char line[160];
+	char line[256];
 	int r;
 
 	if (atomic_compare_exchange_strong(&proc_ring_state, &expected, 1)) {
@@ -58,9 +59,12 @@ struct ring_header *proc_ring_make(void)
 		if (r < 0) {
 			(void)snprintf(line, sizeof(line),
 				       "profshim: cannot create the ring in "
-				       "/dev/shm (%s); profiling is off in "
+				       "/dev/shm (%s%s); profiling is off in "
 				       "process %d",
-				       strerror(-r), proc_pid);
+				       strerror(-r),
+				       r == -ENOSPC ? ": give /dev/shm more "
+				       "room or set PROFILING_RING_SIZE lower"
+				       : "", proc_pid);
 			libc_warn(line);
 			atomic_store(&proc_ring_state, 3);
 			return NULL;

@@ -153,8 +153,13 @@ int ring_create(const struct env_config *cfg, const char *exe,
 	if (fd < 0)
 		return -errno;
 	(void)snprintf(tmp_path, sizeof(tmp_path), "/dev/shm%s", tmp_name);
-	if (ftruncate(fd, (off_t)total) < 0) {
-		r = -errno;
+	/* Every page is allocated now, not when a producer first touches it: a
+	 * store to an unbacked page of a full /dev/shm raises SIGBUS, which
+	 * would kill the server. A full /dev/shm is ENOSPC here instead, and
+	 * the process runs unprofiled. */
+	r = posix_fallocate(fd, 0, (off_t)total);
+	if (r != 0) {
+		r = -r;
 		goto err_unlink;
 	}
 	if (fstat(fd, &st) < 0) {

@@ -133,6 +133,31 @@ def test_several_bad_values_one_line_each(servers):
         assert sum(var in l for l in lines) == 1
 
 
+def test_full_dev_shm_leaves_the_server_unprofiled_not_dead(servers):
+    """A container's /dev/shm is small (Docker gives 64 MB, about 14
+    rings). With no room for the ring the server must go on serving,
+    unprofiled, and say why once. A ring whose pages were only reserved on
+    first touch killed it with SIGBUS within a second at 1000 Hz."""
+    as_root = [] if os.geteuid() == 0 else ["--map-root-user"]
+    port = free_port()
+    srv = Server(["unshare", "--mount", *as_root, "sh", "-c",
+                  'mount -t tmpfs -o size=100k tmpfs /dev/shm && exec "$@"',
+                  "sh", CPUSERVER, port],
+                 shim_env(ENABLE_PROFILING="true", PROFILING_SAMPLE_RATE="1",
+                          PROFILING_CLOCK="wall", PROFILING_HZ="1000"), port)
+    servers.append(srv)
+    # About 2,000 samples: more than 100 KB of records.
+    for _ in range(4):
+        assert keepalive(srv.port, [("GET", "/alpha?ms=5", None, None)]
+                         * 100) == [200] * 100
+    assert srv.proc.poll() is None
+    lines = srv.stop().splitlines()
+    assert len(lines) == 1, lines
+    assert "No space left on device" in lines[0] and \
+        "PROFILING_RING_SIZE" in lines[0], lines
+    assert srv.proc.returncode in (0, -signal.SIGTERM), srv.proc.returncode
+
+
 EINTRCHECK = CPUSERVER.parent / "eintrcheck"
 
 

@@ -212,19 +212,17 @@ static inline enum msg_event msg_body_close(struct http_msg_state *m)
 }
 
 /*
- * Fast path at the start of a header line, at offset off of the buffer lfs
- * scans (its next LF is at or after off): consumes complete header lines,
- * and the empty line that ends the headers (setting *ev to
- * MSG_HEADERS_END). A line that is not Content-Length or Transfer-Encoding
- * is skipped whole; a Content-Length in its usual form is read. Stops at
- * the first line it leaves to the byte-at-a-time path (Transfer-Encoding,
- * an unusual Content-Length, a lone CR, a line whose LF is not in the
- * buffer) and returns the offset reached, with m still at M_LINE_START.
- * The scan is followed in local variables: *lfs is left as it was, and
- * callers do not use it afterwards.
+ * Fast path at the start of a header line, at offset off of b[0..len):
+ * consumes complete header lines, and the empty line that ends the headers
+ * (setting *ev to MSG_HEADERS_END). A line that is not Content-Length or
+ * Transfer-Encoding is skipped whole; a Content-Length in its usual form is
+ * read. Stops at the first line it leaves to the byte-at-a-time path
+ * (Transfer-Encoding, an unusual Content-Length, a lone CR, a line whose LF
+ * is not in the buffer) and returns the offset reached, with m still at
+ * M_LINE_START. LFs are found 64 bytes at a time (lf_window()).
  */
-size_t hdr_lines_fast(struct http_msg_state *m, const struct lf_scan *lfs,
-		      size_t off, enum msg_event *ev);
+size_t hdr_lines_fast(struct http_msg_state *m, const unsigned char *b,
+		      size_t len, size_t off, enum msg_event *ev);
 
 /*
  * Consumes header or body bytes from b[0..len) until the first framing event

@@ -374,13 +374,11 @@ static const uint8_t hdr_first_class[256] = {
 	['t'] = HF_T, ['T'] = HF_T,
 };
 
-size_t hdr_lines_fast(struct http_msg_state *m, const struct lf_scan *lfs,
-		      size_t off, enum msg_event *ev)
+size_t hdr_lines_fast(struct http_msg_state *m, const unsigned char *b,
+		      size_t len, size_t off, enum msg_event *ev)
 {
-	const unsigned char *b = lfs->b;
-	const size_t len = lfs->len;
-	size_t base = lfs->base, nl, n;
-	uint32_t mask = lfs->mask;
+	size_t base = off, nl, n;
+	uint64_t mask = lf_window(b, len, base);
 
 	while (off < len) {
 		const unsigned char *line = b + off;
@@ -399,12 +397,12 @@ size_t hdr_lines_fast(struct http_msg_state *m, const struct lf_scan *lfs,
 		}
 		/* The LF that ends this line: the next one handed out. */
 		while (!mask) {
-			if (len - base <= 16)
+			if (len - base <= 64)
 				return off; /* not in the buffer */
-			base += 16;
-			mask = lf_block(b, len, base);
+			base += 64;
+			mask = lf_window(b, len, base);
 		}
-		nl = base + (size_t)__builtin_ctz(mask);
+		nl = base + (size_t)__builtin_ctzll(mask);
 		mask &= mask - 1;
 		n = nl - off;
 		if (k == HF_C) {
@@ -425,7 +423,6 @@ size_t msg_feed(struct http_msg_state *m, const unsigned char *b,
 		size_t len, enum msg_event *ev)
 {
 	const unsigned char *nl;
-	struct lf_scan lfs;
 	size_t off = 0, k;
 
 	*ev = MSG_NONE;
@@ -441,8 +438,7 @@ size_t msg_feed(struct http_msg_state *m, const unsigned char *b,
 			off += (size_t)msg_bulk(m, len - off, ev);
 			continue;
 		case M_LINE_START:
-			lf_start(&lfs, b, len, off);
-			k = hdr_lines_fast(m, &lfs, off, ev);
+			k = hdr_lines_fast(m, b, len, off, ev);
 			if (k > off) {
 				off = k;
 				continue;

@@ -260,10 +260,13 @@ static size_t req_feed_msg(struct http_req *p, const unsigned char *b,
  * Finds where the origin-form path starting at b[path] (a '/') ends: the
  * first control byte, space or '?' of b[0..len), sixteen bytes at a time.
  * Stores it in *ret_end and whether no segment of the path may be an id in
- * *ret_plain. Returns false when the path runs to the end of the buffer.
+ * *ret_plain, and ORs into slashes (zeroed by the caller) bit j for each
+ * '/' at b[path + j] of the path's first 64 * TPL_SLASH_WORDS bytes.
+ * Returns false when the path runs to the end of the buffer.
  */
 static bool path_scan(const unsigned char *b, size_t len, size_t path,
-		      size_t *ret_end, bool *ret_plain)
+		      size_t *ret_end, bool *ret_plain,
+		      uint64_t slashes[TPL_SLASH_WORDS])
 {
 	uint32_t end, qmark, slash, stop;
 	size_t base, seg = path, k;
@@ -274,6 +277,9 @@ static bool path_scan(const unsigned char *b, size_t len, size_t path,
 		stop = end | qmark;
 		if (stop)
 			slash &= (stop & -stop) - 1; /* slashes before the end */
+		if (base - path < 64 * TPL_SLASH_WORDS)
+			slashes[(base - path) / 64] |= (uint64_t)slash
+						       << ((base - path) % 64);
 		for (; slash; slash &= slash - 1) {
 			k = base + (size_t)__builtin_ctz(slash);
 			plain = plain && !seg_may_be_id(b + seg, k - seg);
@@ -311,39 +317,14 @@ static bool query_scan(const unsigned char *b, size_t len, size_t q,
 }
 
 /*
- * Copies src[0..n) to dst[0..n) in a few fixed-size moves, reading and
- * writing nothing outside those bytes (the last move of each size overlaps
- * the one before it).
- */
-static inline void copy_short(char *dst, const unsigned char *src, size_t n)
-{
-	size_t k = 0;
-
-	if (n >= 16) {
-		for (; k + 16 <= n; k += 16)
-			memcpy(dst + k, src + k, 16);
-		if (k < n)
-			memcpy(dst + n - 16, src + n - 16, 16);
-	} else if (n >= 8) {
-		memcpy(dst, src, 8);
-		memcpy(dst + n - 8, src + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(dst, src, 4);
-		memcpy(dst + n - 4, src + n - 4, 4);
-	} else {
-		for (; k < n; k++)
-			dst[k] = (char)src[k];
-	}
-}
-
-/*
  * Writes the endpoint of a request line whose method is b[0..mlen) and
  * whose path is b[path..pend): the same as req_idle(), req_method() and
  * req_path_byte() write a byte at a time. A plain path that fits is copied
  * whole; others go through the templater a segment at a time.
  */
 static void req_endpoint_fast(struct http_req *p, const unsigned char *b,
-			      size_t mlen, size_t path, size_t pend, bool plain)
+			      size_t mlen, size_t path, size_t pend, bool plain,
+			      const uint64_t slashes[TPL_SLASH_WORDS])
 {
 	size_t n = pend - path, at = mlen + 1;
 	struct http_tpl_state t;
@@ -359,7 +340,7 @@ static void req_endpoint_fast(struct http_req *p, const unsigned char *b,
 	p->endpoint[mlen] = ' ';
 	tpl_begin(&t, at);
 	p->endpoint_len = (uint8_t)tpl_path_whole(&t, p->endpoint, ENDPOINT_CAP,
-						  b + path, n);
+						  b + path, n, slashes);
 }
 
 /*
@@ -381,7 +362,7 @@ static size_t req_head_fast(struct http_req *p, const unsigned char *b,
 {
 	enum msg_event mev = MSG_NONE;
 	size_t i = 0, pend, tend, nl, off;
-	struct lf_scan lfs;
+	uint64_t slashes[TPL_SLASH_WORDS] = {0};
 	bool plain;
 
 	uint32_t first4;
@@ -396,7 +377,7 @@ static size_t req_head_fast(struct http_req *p, const unsigned char *b,
 			i++;
 	}
 	if (i == 0 || i > METHOD_LEN_MAX || len - i < 2 || b[i] != ' ' ||
-	    b[i + 1] != '/' || !path_scan(b, len, i + 1, &pend, &plain))
+	    b[i + 1] != '/' || !path_scan(b, len, i + 1, &pend, &plain, slashes))
 		return 0;
 	tend = pend;
 	if (b[pend] == '?' && !query_scan(b, len, pend, &tend))
@@ -410,7 +391,7 @@ static size_t req_head_fast(struct http_req *p, const unsigned char *b,
 		nl++;
 	if (b[nl] != '\n')
 		return 0;
-	req_endpoint_fast(p, b, i, i + 1, pend, plain);
+	req_endpoint_fast(p, b, i, i + 1, pend, plain, slashes);
 	p->method_len = (uint8_t)i;
 	p->head = method_is_head(p->endpoint, p->method_len);
 	p->manual = tend > pend &&
@@ -419,8 +400,7 @@ static size_t req_head_fast(struct http_req *p, const unsigned char *b,
 	msg_init(&p->msg);
 	*ev |= HTTP_REQ_START | HTTP_REQ_LINE;
 
-	lf_start(&lfs, b, len, nl + 1);
-	off = hdr_lines_fast(&p->msg, &lfs, nl + 1, &mev);
+	off = hdr_lines_fast(&p->msg, b, len, nl + 1, &mev);
 	if (mev == MSG_HEADERS_END)
 		mev = req_body_start(p);
 	if (p->msg.state == M_BODY_LENGTH && off < len)

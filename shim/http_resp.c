@@ -188,7 +188,7 @@ static size_t resp_head_fast(struct http_resp *p, const unsigned char *b,
 	if (p->flags & RF_INTERIM)
 		return nl + 1; /* its headers go a byte at a time */
 
-	off = hdr_lines_fast(&p->msg, &lfs, nl + 1, &mev);
+	off = hdr_lines_fast(&p->msg, b, len, nl + 1, &mev);
 	*ev |= resp_msg_event(p, mev, head);
 	if (p->state == P_MSG && p->msg.state == M_BODY_LENGTH && off < len) {
 		off += (size_t)msg_bulk(&p->msg, len - off, &mev);

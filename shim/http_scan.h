@@ -118,6 +118,32 @@ static inline uint32_t load4(const void *b)
 #define CASE_BITS 0x2020202020202020ull
 
 /*
+ * Copies src[0..n) to dst[0..n) in a few fixed-size moves, reading and
+ * writing nothing outside those bytes (the last move of each size overlaps
+ * the one before it).
+ */
+static inline void copy_short(char *dst, const unsigned char *src, size_t n)
+{
+	size_t k = 0;
+
+	if (n >= 16) {
+		for (; k + 16 <= n; k += 16)
+			memcpy(dst + k, src + k, 16);
+		if (k < n)
+			memcpy(dst + n - 16, src + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(dst, src, 8);
+		memcpy(dst + n - 8, src + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(dst, src, 4);
+		memcpy(dst + n - 4, src + n - 4, 4);
+	} else {
+		for (; k < n; k++)
+			dst[k] = (char)src[k];
+	}
+}
+
+/*
  * Finds the LFs of b[0..len) sixteen bytes at a time and hands them out in
  * order: one compare per block with SSE2 (every x86-64), a byte loop
  * elsewhere. Nothing outside b[0..len) is read: a last, partial block is
@@ -150,6 +176,64 @@ static inline uint32_t lf_block(const unsigned char *b, size_t len,
 #endif
 	for (size_t i = base; i < len && i < base + 16; i++)
 		m |= (uint32_t)(b[i] == '\n') << (i - base);
+	return m;
+}
+
+/*
+ * Bit i is set when b[base + i] is LF, for base + i < len and i < 64: four
+ * blocks of sixteen at once where the buffer has them, so that a run of
+ * header lines costs one compare per sixteen bytes and a bit per line.
+ * Nothing outside b[0..len) is read.
+ */
+static inline uint64_t lf_window(const unsigned char *b, size_t len,
+				 size_t base)
+{
+	uint64_t m = 0;
+	unsigned k = 0;
+
+#if defined(__SSE2__)
+	const __m128i lf = _mm_set1_epi8('\n');
+
+	if (base + 64 <= len) {
+		const __m128i *p = (const __m128i *)(b + base);
+
+		m = (uint32_t)_mm_movemask_epi8(
+			_mm_cmpeq_epi8(_mm_loadu_si128(p), lf));
+		m |= (uint64_t)(uint32_t)_mm_movemask_epi8(
+			     _mm_cmpeq_epi8(_mm_loadu_si128(p + 1), lf))
+		     << 16;
+		m |= (uint64_t)(uint32_t)_mm_movemask_epi8(
+			     _mm_cmpeq_epi8(_mm_loadu_si128(p + 2), lf))
+		     << 32;
+		m |= (uint64_t)(uint32_t)_mm_movemask_epi8(
+			     _mm_cmpeq_epi8(_mm_loadu_si128(p + 3), lf))
+		     << 48;
+		return m;
+	}
+	if (len >= 16) {
+		/* Whole blocks, then the last bytes as the block that ends
+		 * at b[len], shifted. */
+		for (; k < 64 && base + k + 16 <= len; k += 16)
+			m |= (uint64_t)(uint32_t)_mm_movemask_epi8(
+				     _mm_cmpeq_epi8(_mm_loadu_si128(
+					     (const __m128i *)(b + base + k)),
+						    lf))
+			     << k;
+		if (k < 64 && base + k < len)
+			m |= (uint64_t)((uint32_t)_mm_movemask_epi8(
+						_mm_cmpeq_epi8(
+							_mm_loadu_si128(
+								(const __m128i
+									 *)(b + len -
+									    16)),
+							lf)) >>
+					(base + k + 16 - len))
+			     << k;
+		return m;
+	}
+#endif
+	for (; k < 64 && base + k < len; k++)
+		m |= (uint64_t)(b[base + k] == '\n') << k;
 	return m;
 }
 

@@ -186,18 +186,44 @@ static inline void tpl_seg_classify(struct http_tpl_state *t,
 		tpl_classify(t, s[j]);
 }
 
+/* Words of the slash map tpl_path_whole() is given: a bit for each byte
+ * of a path as long as the templater keeps. */
+#define TPL_SLASH_WORDS ((HTTP_TARGET_MAX + 63) / 64)
+
+/*
+ * The offset of the first '/' of s[i..n) by the slash map (bit j of
+ * slashes[j / 64] set when s[j] is '/', for j < n <= HTTP_TARGET_MAX), or
+ * n when there is none.
+ */
+static inline size_t tpl_next_slash(const uint64_t *slashes, size_t i,
+				    size_t n)
+{
+	size_t w = i / 64;
+	uint64_t m = slashes[w] & (~0ull << (i % 64));
+
+	while (!m) {
+		if (++w == TPL_SLASH_WORDS)
+			return n;
+		m = slashes[w];
+	}
+	i = w * 64 + (size_t)__builtin_ctzll(m);
+	return i < n ? i : n;
+}
+
 /*
  * Templates a whole origin-form path s[0..n) (it starts with '/') into
  * out[0..cap) from the position t->pos, NUL-terminates it and returns its
  * length: the same result as giving every byte to tpl_byte() (up to
  * HTTP_TARGET_MAX, then tpl_cut()) and then calling tpl_finish(), but a
- * segment at a time. A segment can be an id only if it starts with a digit,
- * or is 16 or more bytes long and starts with a hex digit; only those are
- * looked at byte by byte, the others are copied.
+ * segment at a time, its end found in the slash map (tpl_next_slash()). A
+ * segment can be an id only if it starts with a digit, or is 16 or more
+ * bytes long and starts with a hex digit; only those are looked at byte by
+ * byte (all digits, the usual id, in one loop), the others are copied.
  */
 static inline size_t tpl_path_whole(struct http_tpl_state *t, char *out,
 				    size_t cap, const unsigned char *s,
-				    size_t n)
+				    size_t n,
+				    const uint64_t slashes[TPL_SLASH_WORDS])
 {
 	bool cut = n > HTTP_TARGET_MAX;
 	size_t i = 0;
@@ -205,15 +231,14 @@ static inline size_t tpl_path_whole(struct http_tpl_state *t, char *out,
 	if (cut)
 		n = HTTP_TARGET_MAX;
 	while (i < n) {
-		size_t start = i, len, room;
+		size_t start = i, len, room, j;
 
 		if (s[i] == '/') {
 			tpl_put(t, out, cap, '/');
 			i++;
 			continue;
 		}
-		while (i < n && s[i] != '/')
-			i++;
+		i = tpl_next_slash(slashes, i, n);
 		len = i - start;
 		if (cut && i == n) {
 			/* The segment the limit cuts (tpl_cut()). */
@@ -223,6 +248,13 @@ static inline size_t tpl_path_whole(struct http_tpl_state *t, char *out,
 				continue;
 			}
 		} else if (seg_may_be_id(s + start, len)) {
+			for (j = start; j < i && is_digit(s[j]); j++)
+				;
+			if (j == i) {
+				t->seg_pos = t->pos;
+				tpl_put_id(t, out, cap);
+				continue;
+			}
 			tpl_seg_classify(t, s, start, i);
 			if (tpl_seg_is_id(t)) {
 				tpl_seg_end(t, out, cap);
@@ -230,7 +262,7 @@ static inline size_t tpl_path_whole(struct http_tpl_state *t, char *out,
 			}
 		}
 		room = t->pos < cap ? cap - t->pos : 0;
-		memcpy(out + t->pos, s + start, len < room ? len : room);
+		copy_short(out + t->pos, s + start, len < room ? len : room);
 		t->pos = t->pos + len > cap ? cap + 1 : t->pos + len;
 	}
 	n = t->pos < cap ? t->pos : cap;

@@ -9,9 +9,11 @@
  *     line of its own, accepts one connection and serves M requests on it,
  *     then closes it and prints "calls=<n> requests=<M>": n is the number
  *     of hooked calls (accept, recv, send, close) serve_loop() made.
- *   bench_keepalive client PORT M
+ *   bench_keepalive client PORT M [browser]
  *     connects to 127.0.0.1:PORT and sends M requests one after the other,
- *     each after the previous response arrived in full.
+ *     each after the previous response arrived in full: a 38-byte request
+ *     with one header line, or with `browser` one of 12 header lines as a
+ *     browser's fetch() sends it.
  *
  * Only the server is measured: the script runs it under callgrind with
  * --toggle-collect=serve_loop, so that start-up (and the shim's
@@ -30,11 +32,27 @@
 #include <unistd.h>
 
 static const char bench_req[] = "GET /bench/items HTTP/1.1\r\nHost: b\r\n\r\n";
+/* What a browser's fetch() sends: 12 header lines, 503 bytes. */
+static const char bench_browser_req[] =
+	"GET /api/v1/users/12345/orders?page=2 HTTP/1.1\r\n"
+	"Host: shop.example.test\r\n"
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) "
+	"Gecko/20100101 Firefox/120.0\r\n"
+	"Accept: application/json, text/plain, */*\r\n"
+	"Accept-Language: en-US,en;q=0.5\r\n"
+	"Accept-Encoding: gzip, deflate, br\r\n"
+	"Referer: http://shop.example.test/account/orders\r\n"
+	"Connection: keep-alive\r\n"
+	"Cookie: session=4f9a0c2e7b1d8e3f0a6c; theme=dark; lang=en\r\n"
+	"Sec-Fetch-Dest: empty\r\n"
+	"Sec-Fetch-Mode: cors\r\n"
+	"Sec-Fetch-Site: same-origin\r\n"
+	"Cache-Control: no-cache\r\n"
+	"\r\n";
 static const char bench_resp[] =
 	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 	"Content-Length: 3\r\n\r\nok\n";
 
-#define REQ_LEN (sizeof(bench_req) - 1)
 #define RESP_LEN (sizeof(bench_resp) - 1)
 
 static void die(const char *what)
@@ -152,7 +170,8 @@ static int server(long m)
 	return 0;
 }
 
-static int client(const char *port, long m)
+/* Send m requests (req[0..req_len)) to port, reading each answer. */
+static int client(const char *port, long m, const char *req, size_t req_len)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	char buf[RESP_LEN];
@@ -167,8 +186,8 @@ static int client(const char *port, long m)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		die("connect");
 	for (long i = 0; i < m; i++) {
-		for (size_t off = 0; off < REQ_LEN; off += (size_t)r) {
-			r = write(fd, bench_req + off, REQ_LEN - off);
+		for (size_t off = 0; off < req_len; off += (size_t)r) {
+			r = write(fd, req + off, req_len - off);
 			if (r < 0 && errno == EINTR)
 				r = 0;
 			else if (r < 0)
@@ -198,7 +217,13 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "server") == 0)
 		return server(parse_count(argv[2]));
 	if (argc == 4 && strcmp(argv[1], "client") == 0)
-		return client(argv[2], parse_count(argv[3]));
-	fprintf(stderr, "usage: bench_keepalive server M | client PORT M\n");
+		return client(argv[2], parse_count(argv[3]), bench_req,
+			      sizeof(bench_req) - 1);
+	if (argc == 5 && strcmp(argv[1], "client") == 0 &&
+	    strcmp(argv[4], "browser") == 0)
+		return client(argv[2], parse_count(argv[3]), bench_browser_req,
+			      sizeof(bench_browser_req) - 1);
+	fprintf(stderr,
+		"usage: bench_keepalive server M | client PORT M [browser]\n");
 	return 1;
 }

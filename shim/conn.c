@@ -554,8 +554,10 @@ void conn_on_read(struct conn *c, int fd, const char *buf, size_t n)
 	}
 }
 
-/* Response bytes the server wrote (buf == NULL: n bytes of sendfile). */
-void conn_on_write(struct conn *c, const char *buf, size_t n)
+/* Response bytes the server wrote (buf == NULL: n bytes of sendfile), at
+ * *now (0: not read yet; read here when needed and kept for the next
+ * buffer of the same call). */
+void conn_on_write(struct conn *c, const char *buf, size_t n, uint64_t *at)
 {
 	struct pending *e = conn_front(c);
 	uint64_t now;
@@ -570,7 +572,8 @@ void conn_on_write(struct conn *c, const char *buf, size_t n)
 	}
 	if (!e)
 		return; /* nothing was asked: a greeting, or a late error page */
-	now = libc_now_ns();
+	if (!(now = *at))
+		now = *at = libc_now_ns();
 	if (c->state == CONN_TCP || c->resp_broken) {
 		e->responding = 1;
 		e->last_write_ns = now;
@@ -669,6 +672,7 @@ void conn_accepted(int fd)
 static ALWAYS_INLINE void conn_iov_done(int fd, const struct iovec *iov,
 					int iovcnt, ssize_t n, bool write)
 {
+	uint64_t now = 0;
 	struct conn *c;
 
 	if (n <= 0 || !(c = conn_take_using(fd)))
@@ -677,7 +681,7 @@ static ALWAYS_INLINE void conn_iov_done(int fd, const struct iovec *iov,
 		size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
 
 		if (write)
-			conn_on_write(c, iov[i].iov_base, k);
+			conn_on_write(c, iov[i].iov_base, k, &now);
 		else
 			conn_on_read(c, fd, iov[i].iov_base, k);
 		n -= (ssize_t)k;

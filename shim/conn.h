@@ -139,9 +139,11 @@ void conn_fork_child(void);
 /* A connection was accepted on fd. */
 void conn_accepted(int fd);
 
-/* Bytes the server read from, or wrote to, taken connection c. */
+/* Bytes the server read from, or wrote to, taken connection c; a write's
+ * time is *now, read by the first buffer of a call that needs it (0 before
+ * that). */
 void conn_on_read(struct conn *c, int fd, const char *buf, size_t n);
-void conn_on_write(struct conn *c, const char *buf, size_t n);
+void conn_on_write(struct conn *c, const char *buf, size_t n, uint64_t *now);
 
 /* The connection is closing: end what it still holds. */
 void conn_on_close(struct conn *c);
@@ -215,11 +217,12 @@ static ALWAYS_INLINE void conn_read_done(int fd, const void *buf,
 static ALWAYS_INLINE void conn_write_done(int fd, const void *buf,
 					     size_t n)
 {
+	uint64_t now = 0;
 	struct conn *c;
 
 	if (!(c = conn_take_using(fd)))
 		return;
-	conn_on_write(c, buf, n);
+	conn_on_write(c, buf, n, &now);
 	conn_give(c);
 }
 

@@ -90,6 +90,25 @@ static const char *const diff_requests[] = {
 	"PROPPATCHABCDEF /x HTTP/1.1\r\n\r\n",
 	"PROPPATCHABCDEFG /x HTTP/1.1\r\n\r\n",
 	"GET /x HTTP/1.1\r\nX-Long-Header-Name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 2\r\n\r\nokGET /y HTTP/1.1\r\n\r\n",
+	/* Header lines across the 64-byte windows LFs are found in: a
+	 * browser's request, a line longer than a window, the framing
+	 * header and the empty line on either side of a window's edge. */
+	"GET /api/v1/users/12345/orders?page=2 HTTP/1.1\r\nHost: shop.example.test\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\nAccept: application/json, text/plain, */*\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\nCookie: session=4f9a0c2e7b1d8e3f0a6c; theme=dark\r\nCache-Control: no-cache\r\n\r\n",
+	"POST /p HTTP/1.1\r\nX-A: 0123456789012345678901234567890123456789012345\r\nContent-Length: 2\r\n\r\nab",
+	"POST /p HTTP/1.1\r\nX-A: 01234567890123456789012345678901234567890123456\r\nContent-Length: 2\r\n\r\nab",
+	"POST /p HTTP/1.1\r\nX-A: 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\nContent-Length: 2\r\n\r\nab",
+	"GET /p HTTP/1.1\r\nX-A: 01234567890123456789012345678901234567890\r\nX-B: 0123456789012345678901234567890123456789012345678901234\r\n\r\n",
+	"GET /p HTTP/1.1\r\nX-A: 01234567890123456789012345678901234567890\r\nX-B: 01234567890123456789012345678901234567890123456789012345\r\n\r\n",
+	"GET /p HTTP/1.1\r\nX-A: 0123456789012345678901234567890123456789012345678901234567890\r\n\n",
+	"POST /p HTTP/1.1\r\nX-A: 0123456789012345678901234567890123456789012345678901234567890123\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+	/* Paths whose slashes and ids lie in every word of the slash map,
+	 * and past HTTP_TARGET_MAX. */
+	"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/12/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/345/c/6 HTTP/1.1\r\n\r\n",
+	"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/deadbeefdeadbeef/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/550e8400-e29b-41d4-a716-446655440000 HTTP/1.1\r\n\r\n",
+	"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/1234567890 HTTP/1.1\r\n\r\n",
+	"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/1/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/2 HTTP/1.1\r\n\r\n",
+	"GET /1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20/21/22/23/24/25/26/27/28/29/30/31/32/33/34/35/36/37/38/39/40/41/42/43/44/45/46/47/48/49/50 HTTP/1.1\r\n\r\n",
+	"GET //a//1//b// HTTP/1.1\r\n\r\n",
 };
 
 static const char *const diff_responses[] = {
@@ -117,6 +136,9 @@ static const char *const diff_responses[] = {
 	"HTTP/1.1 200\r\rContent-Length: 0\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nServer: a-server-name-of-some-length/1.2.3\r\nDate: Sat, 21 Nov 2026 10:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: keep-alive\r\n\r\n{\"ok\": true, \"n\":1}",
 	"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 08 Dec 2026 00:50:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nX-A: 012345678901234567890123456789012345678901\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nX-A: 0123456789012345678901234567890123456789012\r\nContent-Length: 2\r\n\r\nok",
 };
 
 /*

@@ -12,19 +12,30 @@
 #       would be 50 times as many samples a request): what a sampled
 #       request costs beyond an unsampled one.
 # Only the server's serve_loop() is counted (--toggle-collect), not its
-# start-up or the shim's constructor; the client runs natively.
+# start-up or the shim's constructor; the client runs natively. (a), (c)
+# and (d) are counted again with the request a browser's fetch() sends (12
+# header lines, 503 bytes) in place of the 38-byte one.
+#
+# Then nginx (Debian's /usr/sbin/nginx, one process, `return 200 "ok"`),
+# with no preload, at rate 0 and at rate 1.0 (PROFILING_HZ=1): N requests
+# over one keep-alive connection, counting only nginx's event loop
+# (ngx_process_events_and_timers): the instructions a real server's
+# lightest answer costs and what the shim adds to them. --no-nginx skips it.
 #
 # Goals: (b) adds at most 10 instructions per hooked call, (c) at most 400
-# per request, (d) at most 450. Progress goes to stderr, a Markdown section to stdout.
+# per request, (d) at most 450, for both requests. Progress goes to stderr,
+# a Markdown section to stdout.
 set -euo pipefail
 
 prog=hooks.sh
 build="$(dirname "$0")/../../build"
 requests=20000
+nginx=1
+client_args=()
 
 usage() {
 	cat <<EOF
-usage: scripts/bench/hooks.sh [--build DIR] [--requests M]
+usage: scripts/bench/hooks.sh [--build DIR] [--requests M] [--no-nginx]
 
 Counts the instructions libprofshim's hooks add to a server under
 valgrind --tool=callgrind: M keep-alive requests over one accepted
@@ -33,6 +44,7 @@ with profiling on at sample rate 0. Prints a Markdown section on stdout.
 
   --build DIR     meson build directory (default: $build)
   --requests M    requests over the connection (default: $requests)
+  --no-nginx      leave out the nginx rows
   --help          this text
 EOF
 }
@@ -49,6 +61,7 @@ while [ $# -gt 0 ]; do
 	--build=*) build=${1#*=}; shift ;;
 	--requests) [ $# -ge 2 ] || die "--requests needs a number"; requests=$2; shift 2 ;;
 	--requests=*) requests=${1#*=}; shift ;;
+	--no-nginx) nginx=0; shift ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 done
@@ -115,7 +128,7 @@ run() {
 		cat "$log" >&2
 		die "($name) the server did not start"
 	fi
-	"${base_env[@]}" "$bench" client "$port" "$requests" ||
+	"${base_env[@]}" "$bench" client "$port" "$requests" "${client_args[@]}" ||
 		die "($name) the client failed"
 	if ! wait "$server_pid"; then
 		server_pid=
@@ -166,6 +179,100 @@ profiling_ran c || die "(c) profiling was not on (no ring made, no request parse
 run d LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=1 PROFILING_HZ=1
 ir_d=$ir calls_d=$calls
 
+client_args=(browser)
+run a12
+ir_a12=$ir
+run c12 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=0
+ir_c12=$ir
+shim_ran c12 || die "(c12) the shim's recv did not run: it was not preloaded"
+profiling_ran c12 || die "(c12) profiling was not on (no ring made, no request parsed)"
+run d12 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=1 PROFILING_HZ=1
+ir_d12=$ir
+client_args=()
+
+# nginx_run NAME [VAR=VALUE...]: nginx under callgrind with the given
+# environment, serving nginx_requests requests over one connection; sets ir.
+nginx_requests=3000
+nginx_run() {
+	local name=$1 port
+	shift
+	local dir=$tmp/nginx-$name cg=$tmp/nginx-$name.cg
+	mkdir -p "$dir"
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	cat >"$dir/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$port;
+		location = /ok { return 200 "ok"; }
+	}
+}
+NGINX
+	echo "$prog: (nginx $name) $nginx_requests requests under callgrind..." >&2
+	"${base_env[@]}" "$@" valgrind --tool=callgrind \
+		--toggle-collect=ngx_process_events_and_timers \
+		--callgrind-out-file="$cg" /usr/sbin/nginx -c "$dir/nginx.conf" \
+		-p "$dir" 2>"$dir/valgrind.log" &
+	server_pid=$!
+	started+=("$server_pid")
+	python3 - "$port" "$nginx_requests" <<'CLIENT' || die "(nginx $name) the client failed"
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(600):
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("nginx did not start")
+req = b"GET /ok HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hooks.sh\r\n\r\n"
+for _ in range(n):
+    s.sendall(req)
+    buf = b""
+    while not buf.endswith(b"\r\n\r\nok"):
+        got = s.recv(4096)
+        if not got:
+            sys.exit("nginx closed the connection")
+        buf += got
+s.close()
+CLIENT
+	kill "$server_pid"
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=
+	ir=$(awk '$1 == "summary:" { print $2; exit }' "$cg")
+	[ -n "$ir" ] || ir=$(awk '$1 == "totals:" { print $2; exit }' "$cg")
+	[ -n "$ir" ] || die "(nginx $name) no summary or totals line in $cg"
+	echo "$prog: (nginx $name) Ir=$ir" >&2
+}
+
+nginx_rows=
+if [ "$nginx" = 1 ]; then
+	[ -x /usr/sbin/nginx ] ||
+		die "/usr/sbin/nginx is not installed (Debian package nginx-light); or pass --no-nginx"
+	nginx_run none
+	n_a=$ir
+	nginx_run rate0 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=0
+	n_c=$ir
+	nginx_run rate1 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=1 PROFILING_HZ=1
+	n_d=$ir
+	nginx_rows=$(awk -v m="$nginx_requests" -v a="$n_a" -v c="$n_c" -v d="$n_d" 'BEGIN {
+		printf "\nnginx (`return 200 \"ok\"`, one process, %d keep-alive requests, its event loop counted):\n\n", m
+		print "| configuration | instructions per request | added per request | added |"
+		print "|---|---|---|---|"
+		printf "| no preload | %.1f | — | — |\n", a / m
+		printf "| profiling on, rate 0 | %.1f | %.1f | %.1f%% |\n", c / m, (c - a) / m, 100 * (c - a) / a
+		printf "| profiling on, rate 1.0 (PROFILING_HZ=1) | %.1f | %.1f | %.1f%% |\n", d / m, (d - a) / m, 100 * (d - a) / a
+	}')
+fi
+
 # Shim functions of (c): the top 5 by inclusive instructions, then the top
 # 5 by their own, per request, as "name<TAB>inclusive<TAB>self" lines.
 shim_top() {
@@ -201,6 +308,7 @@ for by in inclusive self; do
 done
 
 awk -v m="$requests" -v a="$ir_a" -v b="$ir_b" -v c="$ir_c" -v d="$ir_d" \
+    -v a12="$ir_a12" -v c12="$ir_c12" -v d12="$ir_d12" \
     -v ca="$calls_a" -v cb="$calls_b" -v cc="$calls_c" -v cd="$calls_d" \
     -v top_inc="$top_inc" -v top_self="$top_self" '
 function table(top, what,    n, i, lines, f) {
@@ -224,9 +332,15 @@ BEGIN {
 	printf "| profiling on, rate 0 | %.1f | %.1f | %.2f | ≤ 400 per request |\n", c / m, onr, (c - a) / cc
 	ond = (d - a) / m
 	printf "| profiling on, rate 1.0 (PROFILING_HZ=1) | %.1f | %.1f | %.2f | ≤ 450 per request |\n", d / m, ond, (d - a) / cd
-	printf "\nProfiling off: %.2f per hooked call, goal %s. Profiling on at rate 0: %.1f per request, goal %s; at rate 1.0: %.1f, goal %s.\n",
+	onr12 = (c12 - a12) / m; ond12 = (d12 - a12) / m
+	printf "| browser request (12 header lines), no preload | %.1f | — | — | |\n", a12 / m
+	printf "| browser request, profiling on, rate 0 | %.1f | %.1f | %.2f | ≤ 400 per request |\n", c12 / m, onr12, (c12 - a12) / cc
+	printf "| browser request, profiling on, rate 1.0 (PROFILING_HZ=1) | %.1f | %.1f | %.2f | ≤ 450 per request |\n", d12 / m, ond12, (d12 - a12) / cd
+	printf "\nProfiling off: %.2f per hooked call, goal %s. Profiling on at rate 0: %.1f per request, goal %s; at rate 1.0: %.1f, goal %s. With the browser request: %.1f at rate 0, goal %s; %.1f at rate 1.0, goal %s.\n",
 	       offc, offc <= 10 ? "met" : "NOT met", onr, onr <= 400 ? "met" : "NOT met",
-	       ond, ond <= 450 ? "met" : "NOT met"
+	       ond, ond <= 450 ? "met" : "NOT met", onr12, onr12 <= 400 ? "met" : "NOT met",
+	       ond12, ond12 <= 450 ? "met" : "NOT met"
 	table(top_inc, "inclusive")
 	table(top_self, "their own (self)")
 }'
+printf '%s\n' "$nginx_rows"

@@ -235,7 +235,10 @@ static void conn_finish(struct conn *c, uint64_t end_ns, uint16_t flags)
 	if (!e)
 		return;
 	conn_complete(c, e, end_ns, flags);
-	c->qhead = (uint8_t)((c->qhead + 1) % CONN_QUEUE);
+	/* An emptied queue starts again at its first slot: a connection
+	 * with one request at a time, the usual case, keeps using the same
+	 * cache lines. */
+	c->qhead = c->qlen == 1 ? 0 : (uint8_t)((c->qhead + 1) % CONN_QUEUE);
 	c->qlen--;
 	e = conn_front(c);
 	if (e && e->line)

@@ -60,7 +60,7 @@ static void conn_fcgi_end(struct conn *c, int s, uint64_t end_ns,
 		f->id[s] = f->id[front];
 		f->r[s] = f->r[front];
 	}
-	c->qhead = (uint8_t)((front + 1) % CONN_QUEUE);
+	c->qhead = c->qlen == 1 ? 0 : (uint8_t)((front + 1) % CONN_QUEUE);
 	c->qlen--;
 }
 

@@ -18,38 +18,9 @@
 
 #include "ring_format.h"
 #include "util/control.h"
+#include "util/procstat.h"
 
 enum { OPT_SHM_DIR = 1000, OPT_SOCKET };
-
-/* Start of process pid as seconds since the epoch, or -1 if it is gone. */
-static double gc_proc_start(int pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ticks;
-	double boot = 0;
-	FILE *f;
-	size_t n;
-
-	(void)snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	for (int field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
-		return -1;
-	f = fopen("/proc/stat", "re");
-	while (f && fgets(buf, sizeof(buf), f))
-		if (sscanf(buf, "btime %lf", &boot) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return boot + (double)ticks / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* The ring's creation time, or -1 when its header cannot be read. */
 static double gc_ring_start(const char *path)
@@ -82,9 +53,8 @@ int gc_run(const char *dir, bool dry_run, bool verbose)
 	while ((de = readdir(d)) != NULL) {
 		char path[512];
 		struct stat st;
+		struct procstat ps;
 		int pid;
-		double pstart, rstart;
-		bool dead;
 
 		if (sscanf(de->d_name, "profshim.%d.", &pid) != 1 || pid <= 0)
 			continue;
@@ -92,12 +62,11 @@ int gc_run(const char *dir, bool dry_run, bool verbose)
 		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
 		    st.st_uid != getuid())
 			continue;
-		pstart = gc_proc_start(pid);
-		rstart = gc_ring_start(path);
-		/* Gone, or the pid was reused by a process started after the
-		 * ring was made (the clock ticks are coarse: allow 2 s). */
-		dead = pstart < 0 || (rstart > 0 && pstart > rstart + 2);
-		if (!dead) {
+		/* Kept while its process runs; gone, or the pid given to a
+		 * process started after the ring was made, it has exited (a
+		 * zombie counts as running: its parent may still read it). */
+		if (procstat_read(pid, &ps) == 0 &&
+		    !procstat_pid_reused(pid, gc_ring_start(path))) {
 			kept++;
 			continue;
 		}

@@ -25,39 +25,22 @@
 #include "model/stats.h"
 #include "symbols/symbols.h"
 #include "util/clock.h"
+#include "util/procstat.h"
 
 /* "attached to pid" lines printed before going quiet. */
 #define RECORD_ATTACH_LINES 16
 
 bool record_proc(int pid, int *ret_ppid, unsigned long long *ret_start)
 {
-	char path[64], buf[1024], *p;
-	FILE *f;
-	size_t n;
-	char state;
-	int ppid;
-	unsigned long long start = 0;
+	struct procstat ps;
 
-	(void)snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (procstat_read(pid, &ps) < 0)
 		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%c %d", &state, &ppid) != 2)
-		return false;
-	/* Field 22 is the start time; p + 2 is field 3. */
-	for (int field = 3; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		start = strtoull(p + 1, NULL, 10);
 	if (ret_ppid)
-		*ret_ppid = ppid;
+		*ret_ppid = ps.ppid;
 	if (ret_start)
-		*ret_start = start;
-	return state != 'Z' && state != 'X';
+		*ret_start = ps.start_ticks;
+	return procstat_alive(&ps);
 }
 
 /* True when pid is root or descends from it (live processes only). */
@@ -387,6 +370,7 @@ static int record_attach(struct recorder *rc, const char *path,
 	struct reader *r;
 	char err[512];
 	int pid, proc, npid = record_name_pid(name), e;
+	bool reused;
 
 	record_owners(rc, path, npid, &ow);
 	e = reader_open_owned(path, &ow, &r, err, sizeof(err));
@@ -404,7 +388,14 @@ static int record_attach(struct recorder *rc, const char *path,
 		return -1;
 	}
 	pid = (int)reader_pid(r);
-	if (rc->o->pid && !rc->o->ring && !record_wanted(rc, r)) {
+	/* A ring older than the running process of its pid was left by an
+	 * earlier process the pid has since been given to: not of a --pid
+	 * tree (nothing says whose child it was), and otherwise read as the
+	 * ring of a process that has exited. */
+	reused = procstat_pid_reused(
+		pid, (double)reader_header(r)->start_realtime_ns / 1e9);
+	if (rc->o->pid && !rc->o->ring &&
+	    (reused || !record_wanted(rc, r))) {
 		reader_close(r);
 		return 0;
 	}
@@ -444,7 +435,10 @@ static int record_attach(struct recorder *rc, const char *path,
 		reader_hold(r);
 	if (rc->resume)
 		record_resume_ring(rc, a);
-	(void)record_proc(pid, NULL, &a->starttime);
+	if (reused)
+		a->starttime = ULLONG_MAX; /* no running process has it */
+	else
+		(void)record_proc(pid, NULL, &a->starttime);
 	record_refresh_modules(rc, a);
 	rc->saw_any = true;
 	/* A pre-fork server may start thousands of processes: name the

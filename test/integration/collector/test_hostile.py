@@ -18,6 +18,7 @@ import re
 import socket
 import stat
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -675,6 +676,44 @@ def test_corrupt_rings_among_good_ones(source, intact, tmp_path):
     # The intact ring of an exited process is removed once read; the
     # corrupt ones stay for someone to look at.
     assert sorted(os.listdir(shm)) == sorted(Path(p).name for p in corrupt)
+
+
+def test_ring_of_a_reused_pid(intact, tmp_path):
+    """A ring left by a process that exited, whose pid the kernel has
+    given to a process started since (pids wrap at pid_max, 32768 on many
+    machines): `record --pid` of that process does not take it for its
+    own, and `record` reads it as the ring of an exited process, removing
+    it once drained, instead of waiting for the new process to end."""
+    good, _ = intact
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        shm = tmp_path / "shm"
+        shm.mkdir(mode=0o700)
+        ring = good.copy()
+        ring.set_header("pid", other.pid)
+        # Made an hour before the process now holding the pid started.
+        ring.set_header("start_realtime_ns",
+                        (int(time.time()) - 3600) * 1_000_000_000)
+        path = shm / f"profshim.{other.pid}.0"
+        hu.write_ring(path, ring.b)
+        out = tmp_path / "pid.json"
+        r = hu.run_collector(["record", "--shm-dir", shm, "--pid", other.pid,
+                              "--duration", "1", "--out", out,
+                              "--socket", tmp_path / "p.sock"])
+        assert r.returncode == 0, r.stderr
+        assert "attached to pid" not in r.stderr, r.stderr
+        assert calls_by_endpoint(hu.load_profile(out)) == {}
+        assert path.exists()
+        out = tmp_path / "all.json"
+        r = hu.run_collector(["record", "--shm-dir", shm, "--duration", "2",
+                              "--out", out, "--socket", tmp_path / "a.sock"])
+        assert r.returncode == 0, r.stderr
+        assert f"attached to pid {other.pid}" in r.stderr, r.stderr
+        assert calls_by_endpoint(hu.load_profile(out)) == INTACT_COUNTS
+        assert os.listdir(shm) == []
+    finally:
+        other.kill()
+        other.wait()
 
 
 # ---- permissions ---------------------------------------------------------------

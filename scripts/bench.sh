@@ -12,6 +12,10 @@
 #   scripts/bench/hooks.sh     hook cost in instructions (callgrind)
 #   scripts/bench/e2e.sh       nginx gzip under wrk: none, profshim,
 #                              gperftools, interleaved
+#   scripts/bench/light.sh     light endpoints (10-30 us a request) under
+#                              wrk: nginx return/static, node, CPython;
+#                              no preload, preload only, rate 0/0.1/1.0,
+#                              wall clock; collector CPU beside
 # and writes the Markdown results to FILE (default bench-results.md) with
 # a line describing the machine. --quick: fewer rounds, shorter runs (for
 # trying the script, not for the README).
@@ -25,7 +29,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out=${2:?--out needs a file}; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -54,9 +58,11 @@ build="$root/build"
 if [ $quick = 1 ]; then
   s_args=(--rounds 1 --signals 50000); h_args=(--requests 5000)
   e_args=(--rounds 1 --duration 2)
+  l_args=(--quick)
 else
   s_args=(--rounds 5 --signals 200000); h_args=(--requests 20000)
   e_args=(--rounds 7 --duration 5)
+  l_args=(--rounds 5 --duration 4)
 fi
 
 tmp=$(mktemp)
@@ -73,6 +79,8 @@ trap 'rm -f "$tmp"' EXIT
   "$root/scripts/bench/hooks.sh" --build "$build" "${h_args[@]}"
   echo
   "$root/scripts/bench/e2e.sh" --build "$build" "${e_args[@]}"
+  echo
+  "$root/scripts/bench/light.sh" --build "$build" "${l_args[@]}"
 } > "$tmp"
 cp "$tmp" "$out"
 echo "bench.sh: results in $out" >&2

@@ -7,7 +7,7 @@
 # process interrupted a thousand times a second) while a collector records
 # them. Both runs must pass with the same numbers of tests run and skipped.
 #
-#   scripts/cpython-tests.sh [--signal-once] [BUILD_DIR]
+#   scripts/cpython-tests.sh [--signal-once] [--jobs J] [BUILD_DIR]
 #   scripts/cpython-tests.sh --repeat-signal N [--pairs P] [BUILD_DIR]
 #
 # Both runs have PYTHONUNBUFFERED=1, as Python's container images set it:
@@ -26,6 +26,9 @@
 # design (SHORT_TIMEOUT: the read must not be interrupted) and runs once in
 # each run of the first form.
 #
+# --jobs J: the first form runs J test modules at a time (regrtest -j),
+# each in a process of its own, plainly and under the shim alike.
+#
 # --signal-once: the first form runs only test_siginterrupt_off of
 # test_signal, for a suite that runs the rest of it with --repeat-signal
 # (test/integration runs both forms; this saves it a minute and a half).
@@ -38,11 +41,14 @@ cd "$(dirname "$0")/.."
 repeat=0
 pairs=1
 signal_once=0
+jobs=1
+jopt=()  # regrtest's -j, for the first form only
 while [ $# -gt 0 ]; do
   case $1 in
     --repeat-signal) repeat=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
     --signal-once) signal_once=1; shift ;;
+    --jobs) jobs=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -77,7 +83,7 @@ run() {  # run LOG [ENV...] -- MODULES...: verbose, in $work. SIGINT goes
   (cd "$work" && "$py" -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execvp(sys.argv[1], sys.argv[1:])' env "${envs[@]}" "$py" -m test "$@" \
-     -i '*VSOCK*' --timeout 600 -v) >"$log" 2>&1
+     -i '*VSOCK*' --timeout 600 "${jopt[@]}" -v) >"$log" 2>&1
 }
 
 drop_rings() {  # rings of processes that ended before a collector saw them
@@ -202,6 +208,7 @@ part_args() {  # the regrtest arguments of a part
   esac
 }
 
+[ "$jobs" -gt 1 ] && jopt=(-j "$jobs")
 echo "cpython-tests: plain run"
 for part in "${parts[@]}"; do
   # shellcheck disable=SC2046 # the modules are words

@@ -27,8 +27,10 @@ int procstat_read(int pid, struct procstat *ret)
 	p = strrchr(buf, ')');
 	if (!p || sscanf(p + 2, "%c %d", &ret->state, &ret->ppid) != 2)
 		return -EIO;
-	/* Field 22 is the start time; p + 2 is field 3. */
-	for (int field = 3; field < 22 && p; field++)
+	/* Field 22 is the start time. p is at the ')' ending field 2; each
+	 * step moves it to the space before the next field, so after the
+	 * step for field 21, p + 1 is field 22. */
+	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return -EIO;

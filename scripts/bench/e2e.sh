@@ -89,6 +89,9 @@ WRK=/usr/bin/wrk
 NGINX=/usr/sbin/nginx
 GPERF=/usr/lib/x86_64-linux-gnu/libprofiler.so
 PY=/usr/bin/python3
+prog=e2e
+# shellcheck source=scripts/bench/common.sh
+. "$(dirname "$0")/common.sh"
 [ -x "$WRK" ] || WRK=$(command -v wrk || true)
 [ -n "$WRK" ] && [ -x "$WRK" ] || die2 "wrk not found; install the Debian package: apt-get install wrk"
 [ -x "$NGINX" ] || NGINX=$(command -v nginx || true)
@@ -120,15 +123,6 @@ endpoint="GET $page"
 tmp=$(mktemp -d)
 ngx_pid=
 col_pid=
-# gone PID SECONDS: wait up to SECONDS for PID (a child of ours) to exit.
-gone() {
-  local _
-  for _ in $(seq $(( $2 * 20 ))); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.05
-  done
-  ! kill -0 "$1" 2>/dev/null
-}
 cleanup() {
   # Only the processes this script started, by pid.
   if [ -n "$ngx_pid" ]; then
@@ -229,82 +223,9 @@ ngx_fail() {
   exit 1
 }
 
-# ready PORT PID: wait until nginx answers the page with 200 and gzip.
-ready() {
-  "$PY" - "$1" "$page" "$2" <<'PY'
-import http.client, sys, time
-port, path, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-end = time.monotonic() + 10
-def alive():
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-while True:
-    if not alive():
-        print("exited")
-        sys.exit(1)
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", path, headers={"Accept-Encoding": "gzip"})
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 200 or r.getheader("Content-Encoding") != "gzip":
-            print(f"status {r.status}, Content-Encoding {r.getheader('Content-Encoding')}")
-            sys.exit(1)
-        sys.exit(0)
-    except (ConnectionError, OSError):
-        if time.monotonic() > end:
-            print("no answer within 10 s")
-            sys.exit(1)
-        time.sleep(0.05)
-PY
-}
 
-# cpu_ticks PID: utime+stime of the whole process, in clock ticks.
-cpu_ticks() {
-  local stat rest
-  stat=$(<"/proc/$1/stat")
-  rest=${stat##*) }            # fields from 3 (state) on; comm may hold spaces
-  read -r -a f <<<"$rest"
-  echo $(( f[11] + f[12] ))    # fields 14 (utime) and 15 (stime)
-}
 
-# stop PID NAME SIGNAL: signal, wait up to 10 s, then SIGKILL.
-stop() {
-  local pid=$1 name=$2 sig=$3
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "e2e: $name (pid $pid) did not exit on SIG$sig within 10 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
-# parse_wrk FILE: prints "REQUESTS RPS"; fails on non-2xx answers.
-parse_wrk() {
-  "$PY" - "$1" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-m = re.search(r"^\s*(\d+) requests in ", t, re.M)
-r = re.search(r"^Requests/sec:\s*([0-9.]+)", t, re.M)
-if not m or not r:
-    sys.exit("cannot parse wrk output:\n" + t)
-bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", t)
-if bad:
-    sys.exit(f"wrk got {bad.group(1)} non-2xx/3xx responses:\n" + t)
-err = re.search(r"Socket errors:.*", t)
-if err:
-    print("wrk " + err.group(0), file=sys.stderr)
-if int(m.group(1)) == 0:
-    sys.exit("wrk completed no requests:\n" + t)
-print(m.group(1), r.group(1))
-PY
-}
 
 results=$tmp/results.tsv
 : >"$results"
@@ -331,7 +252,7 @@ run() {
     >"$dir/stdout" 2>"$dir/stderr" </dev/null &
   ngx_pid=$!
   local why
-  if ! why=$(ready "$port" "$ngx_pid"); then
+  if ! why=$(ready "$port" "$ngx_pid" "$page" gzip); then
     if kill -0 "$ngx_pid" 2>/dev/null; then
       ngx_fail "$dir" "does not serve the page on 127.0.0.1:$port: $why" "$cfg"
     else

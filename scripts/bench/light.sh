@@ -145,6 +145,9 @@ WRK=/usr/bin/wrk
 NGINX=/usr/sbin/nginx
 NODE=/usr/bin/node
 PY=/usr/bin/python3
+prog=light
+# shellcheck source=scripts/bench/common.sh
+. "$(dirname "$0")/common.sh"
 [ -x "$WRK" ] || WRK=$(command -v wrk || true)
 [ -n "$WRK" ] && [ -x "$WRK" ] || die2 "wrk not found; install the Debian package: apt-get install wrk"
 [ -x "$PY" ] || die2 "$PY not found; install the Debian package: apt-get install python3"
@@ -195,15 +198,6 @@ chmod 755 "$tmp"
 srv_pid=
 col_pid=
 ring_pids=()
-# gone PID SECONDS: wait up to SECONDS for PID (a child of ours) to exit.
-gone() {
-  local _
-  for _ in $(seq $(( $2 * 20 ))); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.05
-  done
-  ! kill -0 "$1" 2>/dev/null
-}
 # rm_rings PID...: remove what is left of these (exited) processes' rings;
 # prints how many there were.
 rm_rings() {
@@ -376,82 +370,9 @@ http {
 EOF
 }
 
-# ready PORT PID PATH: wait until the server answers PATH with 200.
-ready() {
-  "$PY" - "$1" "$3" "$2" <<'PY'
-import http.client, sys, time
-port, path, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-end = time.monotonic() + 15
-def alive():
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-while True:
-    if not alive():
-        print("exited")
-        sys.exit(1)
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", path)
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 200 or not body:
-            print(f"status {r.status}, {len(body)} bytes")
-            sys.exit(1)
-        sys.exit(0)
-    except (ConnectionError, OSError):
-        if time.monotonic() > end:
-            print("no answer within 15 s")
-            sys.exit(1)
-        time.sleep(0.05)
-PY
-}
 
-# cpu_ticks PID: utime+stime of the whole process, in clock ticks.
-cpu_ticks() {
-  local stat rest
-  stat=$(<"/proc/$1/stat")
-  rest=${stat##*) }            # fields from 3 (state) on; comm may hold spaces
-  read -r -a f <<<"$rest"
-  echo $(( f[11] + f[12] ))    # fields 14 (utime) and 15 (stime)
-}
 
-# stop PID NAME SIGNAL: signal, wait up to 10 s, then SIGKILL.
-stop() {
-  local pid=$1 name=$2 sig=$3
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "light: $name (pid $pid) did not exit on SIG$sig within 10 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
-# parse_wrk FILE: prints "REQUESTS RPS"; fails on non-2xx answers.
-parse_wrk() {
-  "$PY" - "$1" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-m = re.search(r"^\s*(\d+) requests in ", t, re.M)
-r = re.search(r"^Requests/sec:\s*([0-9.]+)", t, re.M)
-if not m or not r:
-    sys.exit("cannot parse wrk output:\n" + t)
-bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", t)
-if bad:
-    sys.exit(f"wrk got {bad.group(1)} non-2xx/3xx responses:\n" + t)
-err = re.search(r"Socket errors:.*", t)
-if err:
-    print("light: wrk " + err.group(0), file=sys.stderr)
-if int(m.group(1)) == 0:
-    sys.exit("wrk completed no requests:\n" + t)
-print(m.group(1), r.group(1))
-PY
-}
 
 srv_fail() {
   local dir=$1 what=$2 why=$3

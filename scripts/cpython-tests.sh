@@ -52,6 +52,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
+[[ $jobs =~ ^[1-9][0-9]?$ ]] || { echo "cpython-tests: --jobs \"$jobs\" is not a number from 1 to 99" >&2; exit 2; }
 build=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
 py=$(readlink -f /usr/bin/python3)
 tests=(test_signal test_eintr test_select test_poll test_epoll test_time

@@ -157,7 +157,9 @@ int ring_create(const struct env_config *cfg, const char *exe,
 	 * store to an unbacked page of a full /dev/shm raises SIGBUS, which
 	 * would kill the server. A full /dev/shm is ENOSPC here instead, and
 	 * the process runs unprofiled. */
-	r = posix_fallocate(fd, 0, (off_t)total);
+	do
+		r = posix_fallocate(fd, 0, (off_t)total);
+	while (r == EINTR); /* older kernels' tmpfs stops at any signal */
 	if (r != 0) {
 		r = -r;
 		goto err_unlink;

@@ -22,20 +22,21 @@
 
 enum { OPT_SHM_DIR = 1000, OPT_SOCKET };
 
-/* The ring's creation time, or -1 when its header cannot be read. */
-static double gc_ring_start(const char *path)
+/* The ring's creation time on CLOCK_MONOTONIC, or 0 when its header cannot
+ * be read. */
+static uint64_t gc_ring_start(const char *path)
 {
 	struct ring_header h;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	ssize_t n;
 
 	if (fd < 0)
-		return -1;
+		return 0;
 	n = pread(fd, &h, sizeof(h), 0);
 	(void)close(fd);
 	if (n != (ssize_t)sizeof(h) || h.magic != RING_MAGIC)
-		return -1;
-	return (double)h.start_realtime_ns / 1e9;
+		return 0;
+	return h.start_monotonic_ns;
 }
 
 int gc_run(const char *dir, bool dry_run, bool verbose)
@@ -66,7 +67,7 @@ int gc_run(const char *dir, bool dry_run, bool verbose)
 		 * process started after the ring was made, it has exited (a
 		 * zombie counts as running: its parent may still read it). */
 		if (procstat_read(pid, &ps) == 0 &&
-		    !procstat_pid_reused(pid, gc_ring_start(path))) {
+		    !procstat_started_after(&ps, gc_ring_start(path))) {
 			kept++;
 			continue;
 		}

@@ -370,6 +370,7 @@ static int record_attach(struct recorder *rc, const char *path,
 	struct reader *r;
 	char err[512];
 	int pid, proc, npid = record_name_pid(name), e;
+	struct procstat ps;
 	bool reused;
 
 	record_owners(rc, path, npid, &ow);
@@ -392,8 +393,9 @@ static int record_attach(struct recorder *rc, const char *path,
 	 * earlier process the pid has since been given to: not of a --pid
 	 * tree (nothing says whose child it was), and otherwise read as the
 	 * ring of a process that has exited. */
-	reused = procstat_pid_reused(
-		pid, (double)reader_header(r)->start_realtime_ns / 1e9);
+	reused = procstat_read(pid, &ps) == 0 &&
+		 procstat_started_after(&ps,
+					reader_header(r)->start_monotonic_ns);
 	if (rc->o->pid && !rc->o->ring &&
 	    (reused || !record_wanted(rc, r))) {
 		reader_close(r);

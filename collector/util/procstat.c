@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int procstat_read(int pid, struct procstat *ret)
@@ -43,31 +44,27 @@ bool procstat_alive(const struct procstat *ps)
 	return ps->state != 'Z' && ps->state != 'X';
 }
 
-double procstat_start_s(unsigned long long start_ticks)
+/* Seconds on clock c. */
+static double procstat_clock_s(clockid_t c)
 {
-	char line[256];
-	double boot = -1;
-	long tick = sysconf(_SC_CLK_TCK);
-	FILE *f = fopen("/proc/stat", "re");
+	struct timespec ts;
 
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "btime %lf", &boot) == 1)
-			break;
-	if (f)
-		fclose(f);
-	if (boot < 0 || tick <= 0)
-		return -1;
-	return boot + (double)start_ticks / (double)tick;
+	if (clock_gettime(c, &ts) < 0)
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-bool procstat_pid_reused(int pid, double ring_start_s)
+bool procstat_started_after(const struct procstat *ps,
+			    uint64_t ring_start_monotonic_ns)
 {
-	struct procstat ps;
-	double start;
+	long tick = sysconf(_SC_CLK_TCK);
+	double ring_boot, suspended;
 
-	if (ring_start_s <= 0 || procstat_read(pid, &ps) < 0 ||
-	    !procstat_alive(&ps))
+	if (ring_start_monotonic_ns == 0 || tick <= 0)
 		return false;
-	start = procstat_start_s(ps.start_ticks);
-	return start > 0 && start > ring_start_s + 2;
+	suspended = procstat_clock_s(CLOCK_BOOTTIME) -
+		    procstat_clock_s(CLOCK_MONOTONIC);
+	ring_boot = (double)ring_start_monotonic_ns / 1e9 +
+		    (suspended > 0 ? suspended : 0);
+	return (double)ps->start_ticks / (double)tick > ring_boot + 2;
 }

@@ -8,6 +8,7 @@
 #define PROFSHIM_PROCSTAT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct procstat {
 	char state;                    /* R, S, D, Z, X, ... */
@@ -25,20 +26,17 @@ int procstat_read(int pid, struct procstat *ret);
 bool procstat_alive(const struct procstat *ps);
 
 /*
- * When a process that started start_ticks after boot started, in seconds
- * since the epoch (/proc/stat's btime plus the ticks), or -1 when the boot
- * time cannot be read. The clock ticks are coarse (10 ms) and btime is
- * rounded to the second: compare with a second or two of slack.
+ * True when the process ps describes (running or a zombie) started more
+ * than two seconds after a ring made at ring_start_monotonic_ns (the
+ * ring header's CLOCK_MONOTONIC time of creation): that ring cannot be its
+ * own, so the ring's process has exited and its pid was given to this one.
+ * Both times are taken on the boot clock, which the system clock's steps
+ * do not move: the process's start from its stat line, the ring's as an
+ * upper bound (its monotonic time plus all the time suspended so far), so
+ * a suspend never makes a live process's ring look older than it is.
+ * False when ring_start_monotonic_ns is 0 (unknown).
  */
-double procstat_start_s(unsigned long long start_ticks);
-
-/*
- * True when a ring made at ring_start_s (seconds since the epoch) cannot
- * belong to the running process pid: that process started more than two
- * seconds after the ring was made, so the ring's process has exited and
- * the pid was given to another. False when pid is not running or when
- * either time is unknown (<= 0).
- */
-bool procstat_pid_reused(int pid, double ring_start_s);
+bool procstat_started_after(const struct procstat *ps,
+			    uint64_t ring_start_monotonic_ns);
 
 #endif /* PROFSHIM_PROCSTAT_H */

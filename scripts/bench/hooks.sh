@@ -183,11 +183,11 @@ client_args=(browser)
 run a12
 ir_a12=$ir
 run c12 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=0
-ir_c12=$ir
+ir_c12=$ir calls_c12=$calls
 shim_ran c12 || die "(c12) the shim's recv did not run: it was not preloaded"
 profiling_ran c12 || die "(c12) profiling was not on (no ring made, no request parsed)"
 run d12 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=1 PROFILING_HZ=1
-ir_d12=$ir
+ir_d12=$ir calls_d12=$calls
 client_args=()
 
 # nginx_run NAME [VAR=VALUE...]: nginx under callgrind with the given
@@ -251,6 +251,12 @@ CLIENT
 	[ -n "$ir" ] || ir=$(awk '$1 == "totals:" { print $2; exit }' "$cg")
 	[ -n "$ir" ] || die "(nginx $name) no summary or totals line in $cg"
 	echo "$prog: (nginx $name) Ir=$ir" >&2
+	callgrind_annotate --inclusive=yes --threshold=100 "$cg" >"$cg.annotate"
+}
+
+# nginx_parsed NAME: the shim fed its HTTP delimiter in that nginx run.
+nginx_parsed() {
+	grep -q ':http_req_feed \[.*libprofshim\.so\]' "$tmp/nginx-$1.cg.annotate"
 }
 
 nginx_rows=
@@ -259,10 +265,13 @@ if [ "$nginx" = 1 ]; then
 		die "/usr/sbin/nginx is not installed (Debian package nginx-light); or pass --no-nginx"
 	nginx_run none
 	n_a=$ir
+	if nginx_parsed none; then die "(nginx none) the shim ran without being preloaded"; fi
 	nginx_run rate0 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=0
 	n_c=$ir
+	nginx_parsed rate0 || die "(nginx rate0) profiling was not on (no request parsed)"
 	nginx_run rate1 LD_PRELOAD="$shim" ENABLE_PROFILING=true PROFILING_SAMPLE_RATE=1 PROFILING_HZ=1
 	n_d=$ir
+	nginx_parsed rate1 || die "(nginx rate1) profiling was not on (no request parsed)"
 	nginx_rows=$(awk -v m="$nginx_requests" -v a="$n_a" -v c="$n_c" -v d="$n_d" 'BEGIN {
 		printf "\nnginx (`return 200 \"ok\"`, one process, %d keep-alive requests, its event loop counted):\n\n", m
 		print "| configuration | instructions per request | added per request | added |"
@@ -309,6 +318,7 @@ done
 
 awk -v m="$requests" -v a="$ir_a" -v b="$ir_b" -v c="$ir_c" -v d="$ir_d" \
     -v a12="$ir_a12" -v c12="$ir_c12" -v d12="$ir_d12" \
+    -v cc12="$calls_c12" -v cd12="$calls_d12" \
     -v ca="$calls_a" -v cb="$calls_b" -v cc="$calls_c" -v cd="$calls_d" \
     -v top_inc="$top_inc" -v top_self="$top_self" '
 function table(top, what,    n, i, lines, f) {
@@ -334,8 +344,8 @@ BEGIN {
 	printf "| profiling on, rate 1.0 (PROFILING_HZ=1) | %.1f | %.1f | %.2f | ≤ 450 per request |\n", d / m, ond, (d - a) / cd
 	onr12 = (c12 - a12) / m; ond12 = (d12 - a12) / m
 	printf "| browser request (12 header lines), no preload | %.1f | — | — | |\n", a12 / m
-	printf "| browser request, profiling on, rate 0 | %.1f | %.1f | %.2f | ≤ 400 per request |\n", c12 / m, onr12, (c12 - a12) / cc
-	printf "| browser request, profiling on, rate 1.0 (PROFILING_HZ=1) | %.1f | %.1f | %.2f | ≤ 450 per request |\n", d12 / m, ond12, (d12 - a12) / cd
+	printf "| browser request, profiling on, rate 0 | %.1f | %.1f | %.2f | ≤ 400 per request |\n", c12 / m, onr12, (c12 - a12) / cc12
+	printf "| browser request, profiling on, rate 1.0 (PROFILING_HZ=1) | %.1f | %.1f | %.2f | ≤ 450 per request |\n", d12 / m, ond12, (d12 - a12) / cd12
 	printf "\nProfiling off: %.2f per hooked call, goal %s. Profiling on at rate 0: %.1f per request, goal %s; at rate 1.0: %.1f, goal %s. With the browser request: %.1f at rate 0, goal %s; %.1f at rate 1.0, goal %s.\n",
 	       offc, offc <= 10 ? "met" : "NOT met", onr, onr <= 400 ? "met" : "NOT met",
 	       ond, ond <= 450 ? "met" : "NOT met", onr12, onr12 <= 400 ? "met" : "NOT met",

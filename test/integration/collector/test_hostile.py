@@ -691,9 +691,13 @@ def test_ring_of_a_reused_pid(intact, tmp_path):
         shm.mkdir(mode=0o700)
         ring = good.copy()
         ring.set_header("pid", other.pid)
-        # Made an hour before the process now holding the pid started.
+        # Made an hour before the process now holding the pid started
+        # (or at boot, on a machine up for less than an hour): the times
+        # are compared on the boot clock, from the monotonic one.
         ring.set_header("start_realtime_ns",
                         (int(time.time()) - 3600) * 1_000_000_000)
+        ring.set_header("start_monotonic_ns", max(
+            1, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - 3600 * 10**9))
         path = shm / f"profshim.{other.pid}.0"
         hu.write_ring(path, ring.b)
         out = tmp_path / "pid.json"

@@ -15,7 +15,11 @@
 #include "ring.h"
 #include "sampler.h"
 
-#define RING_WAIT_YIELDS 2000
+/* How long a thread waits for another to finish making the ring (once in
+ * a process's life): making it allocates every page of it and reads the
+ * loaded objects' build ids, a few ms on a busy machine, and a request
+ * whose thread gave up waiting would go uncounted. */
+#define RING_WAIT_NS (200ull * 1000000ull)
 #define MODMAP_RESCAN_NS 1000000000ull
 /* The soonest look after the last, when walks meet addresses in no
  * object. In a JIT runtime (node) they do at every sample: then the look
@@ -46,6 +50,22 @@ static atomic_flag proc_owner_busy = ATOMIC_FLAG_INIT;
 _Atomic uint64_t proc_rescan_next;  /* when to look for new objects */
 _Atomic uint64_t proc_rescan_soon;  /* ... at the soonest, after a miss */
 static atomic_int proc_rescan_busy; /* one thread scans at a time */
+
+/* While another thread makes the ring, wait for it, at most RING_WAIT_NS. */
+static void proc_ring_wait(void)
+{
+	uint64_t end = 0;
+
+	while (atomic_load(&proc_ring_state) == 1) {
+		uint64_t now = libc_now_ns();
+
+		if (!end)
+			end = now + RING_WAIT_NS;
+		else if (now >= end)
+			return;
+		(void)sched_yield();
+	}
+}
 
 struct ring_header *proc_ring_make(void)
 {
@@ -96,9 +116,7 @@ struct ring_header *proc_ring_make(void)
 		atomic_store(&proc_ring_state, 2);
 		return h;
 	}
-	for (int i = 0; i < RING_WAIT_YIELDS &&
-			atomic_load(&proc_ring_state) == 1; i++)
-		(void)sched_yield();
+	proc_ring_wait();
 	return atomic_load_explicit(&proc_ring, memory_order_acquire);
 }
 
@@ -117,9 +135,7 @@ void proc_ring_follow(uid_t uid, struct proc_owner *ret_undo)
 	ret_undo->changed = false;
 	if (!proc_on || uid == (uid_t)-1 || (int)getpid() != proc_pid)
 		return; /* a vfork child's calls are not its parent's */
-	for (int i = 0; i < RING_WAIT_YIELDS &&
-			atomic_load(&proc_ring_state) == 1; i++)
-		(void)sched_yield();
+	proc_ring_wait();
 	if (atomic_load(&proc_ring_state) != 2 ||
 	    atomic_flag_test_and_set(&proc_owner_busy))
 		return;
